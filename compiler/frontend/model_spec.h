@@ -1,0 +1,85 @@
+// The checked meaning of a model file: what sema produces and the graph
+// builder consumes. Every default is PyTorch's; every item keeps its location.
+#pragma once
+
+#include "compiler/support/source_loc.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace descent {
+
+enum class LayerKind { Linear, ReLU, Sigmoid, Tanh, LeakyReLU, Softmax, LogSoftmax, Dropout };
+enum class LossKind { NLLLoss, CrossEntropyLoss, MSELoss, BCELoss, BCEWithLogitsLoss };
+enum class Reduction { Mean, Sum };
+enum class OptimizerKind { SGD, Adam };
+/// `target y: class[N]` (integer labels) or `target y: f32[N]` (real values).
+enum class TargetKind { Class, Real };
+
+const char* layerName(LayerKind k);
+const char* lossName(LossKind k);
+const char* reductionName(Reduction r);
+const char* optimizerName(OptimizerKind k);
+
+/// One entry of the Sequential, with its arguments resolved against PyTorch's defaults.
+struct Layer {
+  LayerKind kind;
+  SourceLoc loc;
+  int index = 0;               ///< position in the Sequential (PyTorch's state_dict prefix)
+  int64_t in_features = 0;     ///< Linear
+  int64_t out_features = 0;    ///< Linear
+  bool bias = true;            ///< Linear
+  double negative_slope = 0.01; ///< LeakyReLU
+  int64_t dim = 1;             ///< Softmax, LogSoftmax (only 1 is accepted)
+  double p = 0.5;              ///< Dropout
+};
+
+struct LossSpec {
+  LossKind kind = LossKind::NLLLoss;
+  Reduction reduction = Reduction::Mean;
+  SourceLoc loc;
+};
+
+struct OptimizerSpec {
+  OptimizerKind kind = OptimizerKind::SGD;
+  SourceLoc loc;
+  double lr = 0.001; ///< SGD has no default lr in PyTorch: the file must give it
+  // SGD
+  double momentum = 0, dampening = 0, weight_decay = 0;
+  bool nesterov = false;
+  // Adam
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+};
+
+/// `transform = Normalize(mean, std)`: applied after scaling pixels to [0,1].
+struct TransformSpec {
+  double mean = 0.0, std = 1.0;
+  SourceLoc loc;
+};
+
+struct ModelSpec {
+  std::string name;        ///< file stem, e.g. "mnist_mlp"
+  std::string path;        ///< as given on the command line
+  std::string input_name = "x";
+  int64_t input_size = 0;  ///< features per sample
+  SourceLoc input_loc;
+  std::string target_name = "y";
+  TargetKind target_kind = TargetKind::Class;
+  int64_t target_size = 0; ///< classes for Class, values per sample for Real
+  SourceLoc target_loc;
+  std::vector<Layer> layers;
+  LossSpec loss;
+  OptimizerSpec optimizer;
+  std::optional<TransformSpec> transform;
+  int64_t batch = 64;
+  int64_t epochs = 1;
+
+  /// Output features of the last layer (= input_size when there is no Linear).
+  int64_t outputSize() const;
+  /// Number of trainable scalars (weights and biases).
+  int64_t parameterCount() const;
+};
+
+} // namespace descent

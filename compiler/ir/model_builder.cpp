@@ -1,0 +1,108 @@
+// ModelSpec -> forward graph IR (see model_builder.h).
+#include "compiler/ir/model_builder.h"
+
+#include <fmt/format.h>
+
+namespace descent {
+
+std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptions& opts) {
+  auto g = std::make_unique<Graph>(spec.name.empty() ? "model" : spec.name);
+  g->setFile(spec.path);
+  const int64_t B = opts.batch;
+  bool has_dropout = false;
+  for (const Layer& l : spec.layers) has_dropout |= l.kind == LayerKind::Dropout;
+
+  Value* x = g->addInput(spec.input_name,
+                         TensorType{opts.input_u8 ? DType::U8 : DType::F32, {B, spec.input_size}});
+  Value* y = spec.target_kind == TargetKind::Class
+                 ? g->addInput(spec.target_name, i32({B}))
+                 : g->addInput(spec.target_name, f32({B, spec.target_size}));
+  Value* step = g->addInput("step", i32({}));
+  Value* seed = (has_dropout && opts.training) ? g->addInput("seed", i32({})) : nullptr;
+  (void)step;
+
+  // Params first, in state_dict order, so the printed header lists them all.
+  std::vector<std::pair<Value*, Value*>> wb(spec.layers.size(), {nullptr, nullptr});
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    const Layer& l = spec.layers[i];
+    if (l.kind != LayerKind::Linear) continue;
+    wb[i].first = g->addParam(fmt::format("w{}", l.index), f32({l.in_features, l.out_features}),
+                              fmt::format("{}.weight", l.index));
+    if (l.bias)
+      wb[i].second = g->addParam(fmt::format("b{}", l.index), f32({l.out_features}),
+                                 fmt::format("{}.bias", l.index));
+  }
+
+  Value* h = x;
+  if (opts.input_u8 || spec.transform) {
+    Attrs a;
+    a.set("divisor", opts.input_u8 ? 255.0 : 1.0);
+    a.set("mean", spec.transform ? spec.transform->mean : 0.0);
+    a.set("std", spec.transform ? spec.transform->std : 1.0);
+    h = g->add(OpKind::Normalize, {h}, a, spec.transform ? spec.transform->loc : spec.input_loc);
+  }
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    const Layer& l = spec.layers[i];
+    Attrs a;
+    switch (l.kind) {
+    case LayerKind::Linear:
+      h = g->add(OpKind::MatMul, {h, wb[i].first}, {}, l.loc);
+      if (wb[i].second) h = g->add(OpKind::AddBias, {h, wb[i].second}, {}, l.loc);
+      break;
+    case LayerKind::ReLU: h = g->add(OpKind::Relu, {h}, {}, l.loc); break;
+    case LayerKind::Sigmoid: h = g->add(OpKind::Sigmoid, {h}, {}, l.loc); break;
+    case LayerKind::Tanh: h = g->add(OpKind::Tanh, {h}, {}, l.loc); break;
+    case LayerKind::LeakyReLU:
+      a.set("negative_slope", l.negative_slope);
+      h = g->add(OpKind::LeakyRelu, {h}, a, l.loc);
+      break;
+    case LayerKind::Softmax:
+      a.set("dim", int64_t(1));
+      h = g->add(OpKind::Softmax, {h}, a, l.loc);
+      break;
+    case LayerKind::LogSoftmax:
+      a.set("dim", int64_t(1));
+      h = g->add(OpKind::LogSoftmax, {h}, a, l.loc);
+      break;
+    case LayerKind::Dropout:
+      if (!opts.training || l.p == 0) break; // model.eval(): identity
+      a.set("p", l.p);
+      a.set("salt", int64_t(l.index));
+      a.set("rows", h->type.shape[0]);
+      a.set("cols", h->type.shape[1]);
+      h = g->add(OpKind::Mul, {h, g->add(OpKind::DropoutMask, {seed, step}, a, l.loc)}, {}, l.loc);
+      break;
+    }
+  }
+  Value* output = h;
+
+  Attrs red;
+  red.set("reduction", std::string(reductionName(spec.loss.reduction)));
+  SourceLoc lloc = spec.loss.loc;
+  Value* loss = nullptr;
+  switch (spec.loss.kind) {
+  case LossKind::NLLLoss: loss = g->add(OpKind::NllLoss, {h, y}, red, lloc, nullptr, "loss"); break;
+  case LossKind::CrossEntropyLoss: {
+    // CrossEntropyLoss is log_softmax followed by nll_loss, exactly as PyTorch defines it.
+    Attrs d;
+    d.set("dim", int64_t(1));
+    Value* lp = g->add(OpKind::LogSoftmax, {h}, d, lloc);
+    loss = g->add(OpKind::NllLoss, {lp, y}, red, lloc, nullptr, "loss");
+    break;
+  }
+  case LossKind::MSELoss: loss = g->add(OpKind::MseLoss, {h, y}, red, lloc, nullptr, "loss"); break;
+  case LossKind::BCELoss: loss = g->add(OpKind::BceLoss, {h, y}, red, lloc, nullptr, "loss"); break;
+  case LossKind::BCEWithLogitsLoss:
+    loss = g->add(OpKind::BceWithLogits, {h, y}, red, lloc, nullptr, "loss");
+    break;
+  }
+  g->setOutput("loss", loss);
+  if (opts.eval_outputs) {
+    g->setOutput("output", output);
+    if (spec.target_kind == TargetKind::Class)
+      g->setOutput("correct", g->add(OpKind::CountCorrect, {output, y}, {}, lloc, nullptr, "correct"));
+  }
+  return g;
+}
+
+} // namespace descent

@@ -1,0 +1,229 @@
+// The op table (generated from ops.def) and each op's shape rule.
+#include "compiler/ir/graph.h"
+
+#include <fmt/format.h>
+
+namespace descent {
+
+namespace {
+
+using Rule = std::string (*)(const Op&, TensorType&);
+
+std::string expectF32(const Value* v, const char* what) {
+  if (v->type.dtype != DType::F32)
+    return fmt::format("{} %{} must be f32, got {}", what, v->name, v->type.str());
+  return {};
+}
+
+std::string needRank(const Value* v, int rank, const char* what) {
+  if (v->type.rank() != rank)
+    return fmt::format("{} %{} must have rank {}, got {}", what, v->name, rank, v->type.str());
+  return {};
+}
+
+#define TRY(expr)                                                                                  \
+  do {                                                                                             \
+    std::string e_ = (expr);                                                                       \
+    if (!e_.empty()) return e_;                                                                    \
+  } while (0)
+
+std::string inferNormalize(const Op& op, TensorType& out) {
+  const Value* x = op.operands[0];
+  if (x->type.dtype == DType::I32) return "normalize input must be u8 or f32";
+  if (op.attrs.getDouble("std", 1.0) == 0) return "normalize std must not be 0";
+  out = f32(x->type.shape);
+  return {};
+}
+
+std::string inferMatMul(const Op& op, TensorType& out) {
+  const Value* a = op.operands[0];
+  const Value* b = op.operands[1];
+  TRY(expectF32(a, "matmul lhs"));
+  TRY(expectF32(b, "matmul rhs"));
+  TRY(needRank(a, 2, "matmul lhs"));
+  TRY(needRank(b, 2, "matmul rhs"));
+  bool ta = op.attrs.getBool("transpose_a"), tb = op.attrs.getBool("transpose_b");
+  int64_t m = ta ? a->type.shape[1] : a->type.shape[0];
+  int64_t k = ta ? a->type.shape[0] : a->type.shape[1];
+  int64_t k2 = tb ? b->type.shape[1] : b->type.shape[0];
+  int64_t n = tb ? b->type.shape[0] : b->type.shape[1];
+  if (k != k2)
+    return fmt::format("matmul inner dimensions differ: {} vs {} ({} x {})", k, k2, a->type.str(),
+                       b->type.str());
+  out = f32({m, n});
+  return {};
+}
+
+std::string inferAddBias(const Op& op, TensorType& out) {
+  const Value* x = op.operands[0];
+  const Value* b = op.operands[1];
+  TRY(expectF32(x, "add_bias input"));
+  TRY(expectF32(b, "add_bias bias"));
+  TRY(needRank(x, 2, "add_bias input"));
+  TRY(needRank(b, 1, "add_bias bias"));
+  if (x->type.shape[1] != b->type.shape[0])
+    return fmt::format("add_bias: bias {} does not match columns of {}", b->type.str(),
+                       x->type.str());
+  out = x->type;
+  return {};
+}
+
+std::string inferSameF32(const Op& op, TensorType& out) {
+  TRY(expectF32(op.operands[0], "operand"));
+  out = op.operands[0]->type;
+  return {};
+}
+
+std::string inferRowOp(const Op& op, TensorType& out) {
+  TRY(expectF32(op.operands[0], "operand"));
+  TRY(needRank(op.operands[0], 2, "operand"));
+  if (op.attrs.getInt("dim", 1) != 1) return "only dim=1 (over the features of a sample) is supported";
+  out = op.operands[0]->type;
+  return {};
+}
+
+std::string inferDropoutMask(const Op& op, TensorType& out) {
+  for (const Value* v : op.operands)
+    if (v->type != i32({})) return fmt::format("dropout_mask operands must be i32[], got %{}", v->name);
+  double p = op.attrs.getDouble("p", 0.5);
+  if (!(p >= 0 && p < 1)) return "dropout_mask p must be in [0, 1)";
+  int64_t rows = op.attrs.getInt("rows"), cols = op.attrs.getInt("cols");
+  if (rows < 1 || cols < 1) return "dropout_mask needs rows and cols attributes";
+  out = f32({rows, cols});
+  return {};
+}
+
+std::string inferBinarySame(const Op& op, TensorType& out) {
+  TRY(expectF32(op.operands[0], "lhs"));
+  if (op.operands[0]->type != op.operands[1]->type)
+    return fmt::format("operand types differ: {} vs {}", op.operands[0]->type.str(),
+                       op.operands[1]->type.str());
+  out = op.operands[0]->type;
+  return {};
+}
+
+std::string checkReduction(const Op& op) {
+  std::string r = op.attrs.getString("reduction", "mean");
+  if (r != "mean" && r != "sum") return fmt::format("reduction must be mean or sum, got '{}'", r);
+  return {};
+}
+
+std::string checkClassPair(const Op& op) {
+  const Value* s = op.operands[0];
+  const Value* y = op.operands[1];
+  TRY(expectF32(s, "scores"));
+  TRY(needRank(s, 2, "scores"));
+  if (y->type != i32({s->type.shape[0]}))
+    return fmt::format("labels must be i32[{}], got {}", s->type.shape[0], y->type.str());
+  return {};
+}
+
+std::string checkRealPair(const Op& op) {
+  TRY(expectF32(op.operands[0], "prediction"));
+  TRY(needRank(op.operands[0], 2, "prediction"));
+  if (op.operands[0]->type != op.operands[1]->type)
+    return fmt::format("target {} does not match prediction {}", op.operands[1]->type.str(),
+                       op.operands[0]->type.str());
+  return {};
+}
+
+bool isClassLossGrad(OpKind k) { return k == OpKind::NllLossGrad || k == OpKind::LogSoftmaxNllGrad; }
+
+std::string inferClassLoss(const Op& op, TensorType& out) {
+  TRY(checkClassPair(op));
+  TRY(checkReduction(op));
+  out = f32({});
+  return {};
+}
+
+std::string inferRealLoss(const Op& op, TensorType& out) {
+  TRY(checkRealPair(op));
+  TRY(checkReduction(op));
+  out = f32({});
+  return {};
+}
+
+std::string inferCountCorrect(const Op& op, TensorType& out) {
+  TRY(checkClassPair(op));
+  out = f32({});
+  return {};
+}
+
+std::string inferLossGrad(const Op& op, TensorType& out) {
+  TRY(isClassLossGrad(op.kind) ? checkClassPair(op) : checkRealPair(op));
+  TRY(checkReduction(op));
+  out = op.operands[0]->type;
+  return {};
+}
+
+std::string inferGradLike(const Op& op, TensorType& out) { return inferBinarySame(op, out); }
+
+std::string inferSumRows(const Op& op, TensorType& out) {
+  TRY(expectF32(op.operands[0], "operand"));
+  TRY(needRank(op.operands[0], 2, "operand"));
+  out = f32({op.operands[0]->type.shape[1]});
+  return {};
+}
+
+std::string checkUpdateCommon(const Op& op) {
+  const Value* w = op.operands[0];
+  if (w->kind != ValueKind::Param) return fmt::format("%{} is not a parameter", w->name);
+  if (op.operands[1]->type != w->type)
+    return fmt::format("gradient {} does not match parameter {}", op.operands[1]->type.str(),
+                       w->type.str());
+  if (op.operands[2]->type != i32({})) return "step operand must be i32[]";
+  for (size_t i = 3; i < op.operands.size(); ++i) {
+    if (op.operands[i]->kind != ValueKind::State)
+      return fmt::format("%{} is not optimizer state", op.operands[i]->name);
+    if (op.operands[i]->type != w->type) return "optimizer state must match the parameter";
+  }
+  if (!(op.attrs.getDouble("lr", 0) > 0)) return "lr must be > 0";
+  return {};
+}
+
+std::string inferSgdUpdate(const Op& op, TensorType&) {
+  TRY(checkUpdateCommon(op));
+  bool has_buf = op.operands.size() == 4;
+  if (has_buf != (op.attrs.getDouble("momentum", 0) != 0))
+    return "sgd_update takes a momentum buffer exactly when momentum != 0";
+  return {};
+}
+
+std::string inferAdamUpdate(const Op& op, TensorType&) { return checkUpdateCommon(op); }
+
+struct Entry {
+  OpInfo info;
+  Rule rule;
+};
+
+const Entry kOps[] = {
+#define OP(Enum, Name, Min, Max, Cat, RuleFn)                                                      \
+  {{OpKind::Enum, Name, Min, Max, OpCategory::Cat}, RuleFn},
+#include "compiler/ir/ops.def"
+#undef OP
+};
+
+} // namespace
+
+const OpInfo& opInfo(OpKind kind) { return kOps[size_t(kind)].info; }
+const char* opName(OpKind kind) { return opInfo(kind).name; }
+
+const OpInfo* findOp(const std::string& name) {
+  for (const Entry& e : kOps)
+    if (name == e.info.name) return &e.info;
+  return nullptr;
+}
+
+std::string inferType(const Op& op, TensorType& out) {
+  const Entry& e = kOps[size_t(op.kind)];
+  int n = int(op.operands.size());
+  if (n < e.info.min_operands || n > e.info.max_operands) {
+    if (e.info.min_operands == e.info.max_operands)
+      return fmt::format("{} takes {} operands, got {}", e.info.name, e.info.min_operands, n);
+    return fmt::format("{} takes {} to {} operands, got {}", e.info.name, e.info.min_operands,
+                       e.info.max_operands, n);
+  }
+  return e.rule(op, out);
+}
+
+} // namespace descent

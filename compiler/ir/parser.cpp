@@ -1,0 +1,297 @@
+// Recursive-descent parser of the graph IR text form (see parser.h, docs/ir.md).
+#include "compiler/ir/parser.h"
+
+#include "compiler/ir/verifier.h"
+
+#include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <fmt/format.h>
+
+namespace descent {
+
+namespace {
+
+struct ParseError {
+  int line, col;
+  std::string message;
+};
+
+class IrParser {
+public:
+  explicit IrParser(std::string_view text) : text_(text) {}
+
+  std::unique_ptr<Graph> parse() {
+    expectWord("graph");
+    expectChar('@');
+    auto g = std::make_unique<Graph>(ident());
+    g_ = g.get();
+    expectChar('(');
+    if (!peekChar(')')) {
+      do {
+        auto [name, type] = arg();
+        if (g_->findValue(name)) fail(fmt::format("%{} defined twice", name));
+        g_->addInput(name, type);
+      } while (acceptChar(','));
+    }
+    expectChar(')');
+    for (;;) {
+      if (acceptWord("params")) argList(true);
+      else if (acceptWord("state")) argList(false);
+      else break;
+    }
+    expectChar('{');
+    while (!acceptChar('}')) {
+      if (acceptWord("return")) {
+        do {
+          std::string n = ident();
+          expectChar('=');
+          g_->setOutput(n, use());
+        } while (acceptChar(','));
+        continue;
+      }
+      opLine();
+    }
+    skipSpace();
+    if (pos_ < text_.size()) fail("unexpected text after the graph");
+    return g;
+  }
+
+  [[noreturn]] void fail(std::string message) {
+    int line = 1, col = 1;
+    for (size_t i = 0; i < pos_ && i < text_.size(); ++i) {
+      if (text_[i] == '\n') ++line, col = 1;
+      else ++col;
+    }
+    throw ParseError{line, col, std::move(message)};
+  }
+
+private:
+  void argList(bool params) {
+    expectChar('(');
+    do {
+      auto [name, type] = arg();
+      std::string external = stringLit();
+      if (g_->findValue(name)) fail(fmt::format("%{} defined twice", name));
+      if (params) g_->addParam(name, type, external);
+      else g_->addState(name, type, external);
+    } while (acceptChar(','));
+    expectChar(')');
+  }
+
+  std::pair<std::string, TensorType> arg() {
+    expectChar('%');
+    std::string name = ident();
+    expectChar(':');
+    return {name, type()};
+  }
+
+  TensorType type() {
+    std::string dt = ident();
+    auto d = parseDType(dt);
+    if (!d) fail(fmt::format("unknown dtype '{}'", dt));
+    TensorType t{*d, {}};
+    expectChar('[');
+    if (!peekChar(']')) {
+      do {
+        int64_t v = integer();
+        if (v < 1) fail("dimensions must be positive");
+        t.shape.push_back(v);
+      } while (acceptChar(','));
+    }
+    expectChar(']');
+    return t;
+  }
+
+  Value* use() {
+    expectChar('%');
+    std::string name = ident();
+    Value* v = g_->findValue(name);
+    if (!v) fail(fmt::format("use of undefined value %{}", name));
+    return v;
+  }
+
+  void opLine() {
+    std::string result;
+    if (acceptChar('%')) {
+      result = ident();
+      if (g_->findValue(result)) fail(fmt::format("%{} defined twice", result));
+      expectChar('=');
+    }
+    size_t op_pos = pos_;
+    std::string name = ident();
+    const OpInfo* info = findOp(name);
+    if (!info) fail(fmt::format("unknown op '{}'", name));
+    std::vector<Value*> operands;
+    skipSpace();
+    if (peekChar('%')) {
+      do operands.push_back(use());
+      while (acceptChar(','));
+    }
+    Attrs attrs;
+    if (acceptChar('{')) {
+      if (!peekChar('}')) {
+        do {
+          std::string key = ident();
+          expectChar('=');
+          attrs.set(key, attrValue());
+        } while (acceptChar(','));
+      }
+      expectChar('}');
+    }
+    std::optional<TensorType> rtype;
+    bool has_result = info->category != OpCategory::Update;
+    if (has_result) {
+      if (result.empty()) fail(fmt::format("{} needs a result name", name));
+      expectChar(':');
+      rtype = type();
+    } else if (!result.empty()) {
+      fail(fmt::format("{} has no result", name));
+    }
+    SourceLoc loc;
+    if (acceptWord("loc")) {
+      expectChar('(');
+      std::string file = stringLit();
+      if (g_->file().empty()) g_->setFile(file);
+      expectChar(':');
+      loc.line = int(integer());
+      expectChar(':');
+      loc.col = int(integer());
+      expectChar(')');
+    }
+    Value* from = nullptr;
+    if (acceptWord("from")) from = use();
+    Op* op = g_->addUnchecked(info->kind, std::move(operands), std::move(attrs), loc, rtype, result);
+    op->from = from;
+    TensorType inferred;
+    std::string err = inferType(*op, inferred);
+    size_t save = pos_;
+    pos_ = op_pos;
+    if (!err.empty()) fail(err);
+    if (has_result && inferred != *rtype)
+      fail(fmt::format("{} gives {}, but the text says {}", name, inferred.str(), rtype->str()));
+    pos_ = save;
+  }
+
+  Attr attrValue() {
+    skipSpace();
+    if (peekChar('"')) return stringLit();
+    if (acceptWord("true")) return true;
+    if (acceptWord("false")) return false;
+    size_t start = pos_;
+    if (pos_ < text_.size() && (text_[pos_] == '-' || text_[pos_] == '+')) ++pos_;
+    while (pos_ < text_.size() &&
+           (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '.' ||
+            ((text_[pos_] == '-' || text_[pos_] == '+') &&
+             (text_[pos_ - 1] == 'e' || text_[pos_ - 1] == 'E'))))
+      ++pos_;
+    std::string tok(text_.substr(start, pos_ - start));
+    if (tok.empty()) fail("expected an attribute value");
+    bool is_real = tok.find_first_of(".eEn") != std::string::npos;
+    if (!is_real) {
+      int64_t v = 0;
+      auto r = std::from_chars(tok.data(), tok.data() + tok.size(), v);
+      if (r.ec != std::errc() || r.ptr != tok.data() + tok.size()) fail("bad integer '" + tok + "'");
+      return v;
+    }
+    char* end = nullptr;
+    double d = std::strtod(tok.c_str(), &end);
+    if (end != tok.c_str() + tok.size()) fail("bad number '" + tok + "'");
+    return d;
+  }
+
+  int64_t integer() {
+    skipSpace();
+    size_t start = pos_;
+    while (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_]))) ++pos_;
+    int64_t v = 0;
+    auto r = std::from_chars(text_.data() + start, text_.data() + pos_, v);
+    if (start == pos_ || r.ec != std::errc()) fail("expected an integer");
+    return v;
+  }
+
+  std::string stringLit() {
+    expectChar('"');
+    std::string s;
+    while (pos_ < text_.size() && text_[pos_] != '"') {
+      if (text_[pos_] == '\\' && pos_ + 1 < text_.size()) ++pos_;
+      s += text_[pos_++];
+    }
+    if (pos_ >= text_.size()) fail("unterminated string");
+    ++pos_;
+    return s;
+  }
+
+  std::string ident() {
+    skipSpace();
+    size_t start = pos_;
+    while (pos_ < text_.size() &&
+           (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_' ||
+            text_[pos_] == '.'))
+      ++pos_;
+    if (start == pos_) fail("expected a name");
+    return std::string(text_.substr(start, pos_ - start));
+  }
+
+  void skipSpace() {
+    while (pos_ < text_.size()) {
+      char c = text_[pos_];
+      if (c == '/' && pos_ + 1 < text_.size() && text_[pos_ + 1] == '/') {
+        while (pos_ < text_.size() && text_[pos_] != '\n') ++pos_;
+      } else if (std::isspace(static_cast<unsigned char>(c))) {
+        ++pos_;
+      } else {
+        break;
+      }
+    }
+  }
+
+  bool peekChar(char c) {
+    skipSpace();
+    return pos_ < text_.size() && text_[pos_] == c;
+  }
+  bool acceptChar(char c) {
+    if (!peekChar(c)) return false;
+    ++pos_;
+    return true;
+  }
+  void expectChar(char c) {
+    if (!acceptChar(c)) fail(fmt::format("expected '{}'", c));
+  }
+  bool acceptWord(std::string_view w) {
+    skipSpace();
+    if (text_.substr(pos_, w.size()) != w) return false;
+    size_t end = pos_ + w.size();
+    if (end < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[end])) || text_[end] == '_'))
+      return false;
+    pos_ = end;
+    return true;
+  }
+  void expectWord(std::string_view w) {
+    if (!acceptWord(w)) fail(fmt::format("expected '{}'", w));
+  }
+
+  std::string_view text_;
+  size_t pos_ = 0;
+  Graph* g_ = nullptr;
+};
+
+} // namespace
+
+std::unique_ptr<Graph> parseGraph(std::string_view text, std::string& error) {
+  IrParser p(text);
+  try {
+    auto g = p.parse();
+    std::string v = verifyGraph(*g);
+    if (!v.empty()) {
+      error = v;
+      return nullptr;
+    }
+    return g;
+  } catch (const ParseError& e) {
+    error = fmt::format("{}:{}: {}", e.line, e.col, e.message);
+    return nullptr;
+  }
+}
+
+} // namespace descent

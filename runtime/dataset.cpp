@@ -1,0 +1,123 @@
+// Building Datasets: IDX pairs (images stay uint8, moved not copied out of the
+// decompression buffer) and CSV tables (split into features and targets).
+#include "runtime/dataset.h"
+
+#include "runtime/csv.h"
+#include "runtime/errors.h"
+#include "runtime/idx.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+
+namespace descent {
+namespace {
+
+Dataset loadIdxPair(const std::string& images_path, const std::string& labels_path) {
+  // Labels first: they are small, so a broken labels file is reported before
+  // the large images file is decompressed.
+  IdxArray labels = readIdx(labels_path, 1);
+  IdxArray images = readIdx(images_path, 3);
+  if (images.dims[0] != labels.dims[0])
+    throw DataError(fmt::format("{} has {} images but {} has {} labels", images_path,
+                                images.dims[0], labels_path, labels.dims[0]));
+  Dataset d;
+  d.source = images_path + " + " + labels_path;
+  d.count = images.dims[0];
+  d.image_rows = images.dims[1];
+  d.image_cols = images.dims[2];
+  d.features = d.image_rows * d.image_cols;
+  d.is_u8 = true;
+  d.u8 = std::move(images.data);
+  d.class_labels = true;
+  d.labels.assign(labels.data.begin(), labels.data.end());
+  int32_t max_label = 0;
+  for (int32_t l : d.labels) max_label = std::max(max_label, l);
+  d.target_size = int64_t(max_label) + 1;
+  return d;
+}
+
+} // namespace
+
+DataSplit loadIdxDir(const std::string& dir) {
+  IdxFiles files = findIdxFiles(dir);
+  DataSplit split;
+  split.train = loadIdxPair(files.train_images, files.train_labels);
+  if (!files.test_images.empty()) {
+    split.test = loadIdxPair(files.test_images, files.test_labels);
+    if (split.test->image_rows != split.train.image_rows ||
+        split.test->image_cols != split.train.image_cols)
+      throw DataError(fmt::format("{} has {}x{} images but {} has {}x{}", files.test_images,
+                                  split.test->image_rows, split.test->image_cols,
+                                  files.train_images, split.train.image_rows,
+                                  split.train.image_cols));
+    // Both sets must agree on the number of classes the labels imply.
+    int64_t classes = std::max(split.train.target_size, split.test->target_size);
+    split.train.target_size = classes;
+    split.test->target_size = classes;
+  }
+  return split;
+}
+
+Dataset loadCsv(const std::string& path, int64_t features, int64_t targets_or_classes,
+                bool class_labels) {
+  const int64_t target_cols = class_labels ? 1 : targets_or_classes;
+  const std::string describe =
+      class_labels ? fmt::format("{} feature{} + 1 label", features, features == 1 ? "" : "s")
+                   : fmt::format("{} feature{} + {} target{}", features, features == 1 ? "" : "s",
+                                 target_cols, target_cols == 1 ? "" : "s");
+  CsvTable t = parseCsv(path, features + target_cols, describe);
+  const int64_t cols = features + target_cols;
+
+  Dataset d;
+  d.source = path;
+  d.count = t.rows;
+  d.features = features;
+  d.is_u8 = false;
+  d.class_labels = class_labels;
+  d.target_size = targets_or_classes;
+  d.f32.resize(static_cast<size_t>(t.rows * features));
+  if (class_labels)
+    d.labels.resize(static_cast<size_t>(t.rows));
+  else
+    d.targets.resize(static_cast<size_t>(t.rows * target_cols));
+
+  for (int64_t r = 0; r < t.rows; ++r) {
+    const float* row = t.values.data() + r * cols;
+    std::copy(row, row + features, d.f32.begin() + r * features);
+    if (!class_labels) {
+      std::copy(row + features, row + cols, d.targets.begin() + r * target_cols);
+      continue;
+    }
+    const float v = row[features];
+    const std::string& name = t.header[static_cast<size_t>(features)];
+    if (v != std::floor(v))
+      throw DataError(fmt::format("{}:{}: column {} ('{}'): class label {} is not an integer", path,
+                                  t.line_of_row[r], features + 1, name, v));
+    if (v < 0 || v >= static_cast<float>(targets_or_classes))
+      throw DataError(fmt::format("{}:{}: column {} ('{}'): label {} is out of range [0, {})", path,
+                                  t.line_of_row[r], features + 1, name, v, targets_or_classes));
+    d.labels[r] = static_cast<int32_t>(v);
+  }
+  return d;
+}
+
+void checkLabels(const Dataset& data, int64_t classes) {
+  if (!data.class_labels) return;
+  for (size_t i = 0; i < data.labels.size(); ++i)
+    if (data.labels[i] < 0 || data.labels[i] >= classes)
+      throw DataError(fmt::format("{}: label {} of sample {} is out of range for {} classes",
+                                  data.source, data.labels[i], i, classes));
+}
+
+std::string defaultDataDir() { return "/usr/share/datasets/fashion-mnist"; }
+
+const std::vector<std::string>& fashionMnistClassNames() {
+  // Immutable after first use (thread-safe static init): not mutable global state.
+  static const std::vector<std::string> names = {"T-shirt/top", "Trouser", "Pullover", "Dress",
+                                                 "Coat",        "Sandal",  "Shirt",    "Sneaker",
+                                                 "Bag",         "Ankle boot"};
+  return names;
+}
+
+} // namespace descent

@@ -1,0 +1,50 @@
+// Out-of-line parts of ModelSpec (see model_spec.h): names and size queries.
+#include "compiler/frontend/model_spec.h"
+
+namespace descent {
+
+const char* layerName(LayerKind k) {
+  switch (k) {
+  case LayerKind::Linear: return "Linear";
+  case LayerKind::ReLU: return "ReLU";
+  case LayerKind::Sigmoid: return "Sigmoid";
+  case LayerKind::Tanh: return "Tanh";
+  case LayerKind::LeakyReLU: return "LeakyReLU";
+  case LayerKind::Softmax: return "Softmax";
+  case LayerKind::LogSoftmax: return "LogSoftmax";
+  case LayerKind::Dropout: return "Dropout";
+  }
+  return "?";
+}
+
+const char* lossName(LossKind k) {
+  switch (k) {
+  case LossKind::NLLLoss: return "NLLLoss";
+  case LossKind::CrossEntropyLoss: return "CrossEntropyLoss";
+  case LossKind::MSELoss: return "MSELoss";
+  case LossKind::BCELoss: return "BCELoss";
+  case LossKind::BCEWithLogitsLoss: return "BCEWithLogitsLoss";
+  }
+  return "?";
+}
+
+const char* reductionName(Reduction r) { return r == Reduction::Mean ? "mean" : "sum"; }
+
+const char* optimizerName(OptimizerKind k) { return k == OptimizerKind::SGD ? "SGD" : "Adam"; }
+
+int64_t ModelSpec::outputSize() const {
+  // Only Linear changes the width; every other layer is elementwise or row-wise.
+  int64_t n = input_size;
+  for (const Layer& l : layers)
+    if (l.kind == LayerKind::Linear) n = l.out_features;
+  return n;
+}
+
+int64_t ModelSpec::parameterCount() const {
+  int64_t total = 0;
+  for (const Layer& l : layers)
+    if (l.kind == LayerKind::Linear) total += l.in_features * l.out_features + (l.bias ? l.out_features : 0);
+  return total;
+}
+
+} // namespace descent

@@ -1,0 +1,832 @@
+// Semantic analysis of model files (see sema.h). Names, parameter names,
+// defaults and rules follow PyTorch (torch.nn, torch.optim) so that a model
+// file means what the same names mean in a PyTorch notebook.
+#include "compiler/frontend/sema.h"
+
+#include <algorithm>
+#include <array>
+#include <cassert>
+#include <cctype>
+#include <cmath>
+#include <fmt/format.h>
+#include <map>
+
+namespace descent {
+
+namespace {
+
+constexpr int64_t kMaxFeatures = int64_t(1) << 24;
+// Upper bounds keep every size product (activations, FLOPs) far from int64 overflow.
+constexpr int64_t kMaxBatch = int64_t(1) << 20;
+constexpr int64_t kMaxEpochs = 1000000;
+
+std::string lower(const std::string& s) {
+  std::string out = s;
+  for (char& c : out) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Optimal-string-alignment distance (Levenshtein plus adjacent swaps), so that
+// "bais" is one edit away from "bias".
+size_t editDistance(const std::string& a, const std::string& b) {
+  const size_t n = a.size(), m = b.size();
+  std::vector<std::vector<size_t>> d(n + 1, std::vector<size_t>(m + 1));
+  for (size_t i = 0; i <= n; ++i) d[i][0] = i;
+  for (size_t j = 0; j <= m; ++j) d[0][j] = j;
+  for (size_t i = 1; i <= n; ++i)
+    for (size_t j = 1; j <= m; ++j) {
+      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[n][m];
+}
+
+// User text quoted in a message: non-printable bytes escaped so that a
+// message never carries control characters to the terminal.
+std::string quoted(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s.substr(0, 64)) {
+    if (c < 0x20 || c >= 0x7f) out += fmt::format("\\x{:02X}", c);
+    else out += char(c);
+  }
+  if (s.size() > 64) out += "...";
+  return out;
+}
+
+const std::vector<std::string> kLayerNames = {"Linear",  "ReLU",       "Sigmoid", "Tanh",
+                                              "LeakyReLU", "Softmax", "LogSoftmax", "Dropout"};
+const std::vector<std::string> kLossNames = {"NLLLoss", "CrossEntropyLoss", "MSELoss", "BCELoss",
+                                             "BCEWithLogitsLoss"};
+const std::vector<std::string> kOptimizerNames = {"SGD", "Adam"};
+const std::vector<std::string> kTransformNames = {"Normalize"};
+const std::vector<std::string> kStatementKeys = {"model", "loss", "optimizer", "transform", "batch",
+                                                 "epochs"};
+
+// The type an argument must have.
+enum class PType {
+  Int,
+  Float,     // an int is accepted too, as in Python
+  Bool,
+  String,
+  FloatPair, // betas=(0.9, 0.999)
+  Channel,   // Normalize's mean/std: a number or a 1-tuple like (0.5,)
+};
+
+struct Param {
+  const char* name;
+  PType type;
+  bool required = false;
+  bool positional = true; // false: keyword-only
+};
+
+const char* typeDescription(PType t) {
+  switch (t) {
+  case PType::Int: return "an integer";
+  case PType::Float: return "a number";
+  case PType::Bool: return "True or False";
+  case PType::String: return "a string";
+  case PType::FloatPair: return "a pair of numbers like (0.9, 0.999)";
+  case PType::Channel: return "a number or a 1-tuple like (0.5,)";
+  }
+  return "";
+}
+
+std::string valueDescription(const ast::Expr& e) {
+  switch (e.kind) {
+  case ast::ExprKind::Int: return fmt::format("an integer ({})", e.text);
+  case ast::ExprKind::Float: return fmt::format("a float ({})", e.text);
+  case ast::ExprKind::Bool: return fmt::format("a bool ({})", e.text);
+  case ast::ExprKind::String: return fmt::format("a string ('{}')", quoted(e.text));
+  case ast::ExprKind::Name: return fmt::format("a name ({})", e.text);
+  case ast::ExprKind::Call: return fmt::format("a call ({}(...))", e.text);
+  case ast::ExprKind::Tuple: return fmt::format("a tuple of {} elements", e.elements.size());
+  case ast::ExprKind::Error: return "an invalid value";
+  }
+  return "";
+}
+
+// The arguments of one call after binding: one slot per parameter.
+class BoundArgs {
+public:
+  BoundArgs(const ast::Expr& call, const std::vector<Param>& params, Diagnostics& diags)
+      : call_(call), params_(params), diags_(diags), slots_(params.size(), nullptr) {}
+
+  /// Binds positional and keyword arguments like Python; false if it reported errors.
+  bool bind() {
+    size_t maxPositional = 0;
+    while (maxPositional < params_.size() && params_[maxPositional].positional) ++maxPositional;
+    size_t positional = 0;
+    bool sawKeyword = false;
+    for (const ast::Arg& arg : call_.args) {
+      if (arg.name.empty()) {
+        if (sawKeyword) {
+          error(arg.value.loc, "positional argument follows keyword argument");
+          continue;
+        }
+        if (positional >= maxPositional) {
+          if (positional == maxPositional) {
+            size_t given = 0;
+            for (const ast::Arg& a : call_.args) given += a.name.empty();
+            if (maxPositional == 0)
+              error(arg.value.loc,
+                    fmt::format("{}() takes no positional arguments but {} {} given", call_.text,
+                                given, given == 1 ? "was" : "were"),
+                    params_.empty() ? std::string()
+                                    : fmt::format("pass it by name, like {}={}", params_[0].name,
+                                                  arg.value.kind == ast::ExprKind::Error
+                                                      ? "..."
+                                                      : exprText(arg.value)));
+            else
+              error(arg.value.loc,
+                    fmt::format("{}() takes at most {} positional argument{} but {} were given",
+                                call_.text, maxPositional, maxPositional == 1 ? "" : "s", given));
+          }
+          ++positional;
+          continue;
+        }
+        slots_[positional] = &arg.value;
+        ++positional;
+        continue;
+      }
+      sawKeyword = true;
+      auto it = std::find_if(params_.begin(), params_.end(),
+                             [&](const Param& p) { return arg.name == p.name; });
+      if (it == params_.end()) {
+        std::vector<std::string> names;
+        for (const Param& p : params_) names.push_back(p.name);
+        error(arg.name_loc,
+              fmt::format("{}() got an unexpected keyword argument '{}'", call_.text, arg.name),
+              params_.empty() ? fmt::format("{}() takes no arguments", call_.text)
+                              : didYouMean(arg.name, names));
+        continue;
+      }
+      size_t i = size_t(it - params_.begin());
+      if (slots_[i]) {
+        error(arg.name_loc,
+              fmt::format("{}() got multiple values for argument '{}'", call_.text, arg.name));
+        continue;
+      }
+      slots_[i] = &arg.value;
+    }
+    for (size_t i = 0; i < params_.size(); ++i)
+      if (params_[i].required && !slots_[i])
+        error(call_.loc, fmt::format("{}() missing required argument '{}'", call_.text,
+                                     params_[i].name));
+    return ok_;
+  }
+
+  /// The argument bound to `name`, or nullptr (the default applies).
+  const ast::Expr* get(const char* name) const {
+    for (size_t i = 0; i < params_.size(); ++i)
+      if (std::string_view(params_[i].name) == name) return slots_[i];
+    assert(false && "unknown parameter name");
+    return nullptr;
+  }
+
+  // Typed accessors: return false (after reporting) when the value has the
+  // wrong type; leave `out` untouched when the argument was not given.
+  bool getInt(const char* name, int64_t& out) {
+    const ast::Expr* e = get(name);
+    if (!e || e->kind == ast::ExprKind::Error) return e == nullptr;
+    if (e->kind != ast::ExprKind::Int) return typeError(name, *e, PType::Int);
+    out = e->int_value;
+    return true;
+  }
+  bool getFloat(const char* name, double& out) {
+    const ast::Expr* e = get(name);
+    if (!e || e->kind == ast::ExprKind::Error) return e == nullptr;
+    if (e->kind != ast::ExprKind::Int && e->kind != ast::ExprKind::Float)
+      return typeError(name, *e, PType::Float);
+    out = e->float_value;
+    return true;
+  }
+  bool getBool(const char* name, bool& out) {
+    const ast::Expr* e = get(name);
+    if (!e || e->kind == ast::ExprKind::Error) return e == nullptr;
+    if (e->kind != ast::ExprKind::Bool) return typeError(name, *e, PType::Bool);
+    out = e->bool_value;
+    return true;
+  }
+  bool getString(const char* name, std::string& out) {
+    const ast::Expr* e = get(name);
+    if (!e || e->kind == ast::ExprKind::Error) return e == nullptr;
+    if (e->kind != ast::ExprKind::String) return typeError(name, *e, PType::String);
+    out = e->text;
+    return true;
+  }
+  bool getChannel(const char* name, double& out) {
+    const ast::Expr* e = get(name);
+    if (!e || e->kind == ast::ExprKind::Error) return e == nullptr;
+    const ast::Expr* v = e;
+    if (e->kind == ast::ExprKind::Tuple) {
+      if (e->elements.size() != 1) {
+        error(e->loc,
+              fmt::format("{}(): '{}' has {} values but the input has one channel", call_.text,
+                          name, e->elements.size()),
+              "give one number, like 0.5 or (0.5,)");
+        return false;
+      }
+      v = &e->elements[0];
+      if (v->kind == ast::ExprKind::Error) return false;
+    }
+    if (v->kind != ast::ExprKind::Int && v->kind != ast::ExprKind::Float)
+      return typeError(name, *v, PType::Channel);
+    out = v->float_value;
+    return true;
+  }
+  /// For a FloatPair: both elements, with their expressions (for locations).
+  bool getPair(const char* name, double& a, double& b) {
+    const ast::Expr* e = get(name);
+    if (!e || e->kind == ast::ExprKind::Error) return e == nullptr;
+    if (e->kind != ast::ExprKind::Tuple || e->elements.size() != 2)
+      return typeError(name, *e, PType::FloatPair);
+    for (const ast::Expr& el : e->elements) {
+      if (el.kind == ast::ExprKind::Error) return false;
+      if (el.kind != ast::ExprKind::Int && el.kind != ast::ExprKind::Float)
+        return typeError(name, el, PType::FloatPair);
+    }
+    a = e->elements[0].float_value;
+    b = e->elements[1].float_value;
+    return true;
+  }
+
+  /// Reports `name` out of range: "{call}(): {name} must be {cond}, got {text}".
+  void rangeError(const char* name, const char* cond, const ast::Expr* at = nullptr,
+                  std::string hint = {}) {
+    const ast::Expr* e = at ? at : get(name);
+    assert(e && "a range error needs a given argument");
+    error(e->loc, fmt::format("{}(): {} must be {}, got {}", call_.text, name, cond, exprText(*e)),
+          std::move(hint));
+  }
+
+  bool ok() const { return ok_; }
+  void error(SourceLoc loc, std::string msg, std::string hint = {}) {
+    ok_ = false;
+    diags_.error(loc, std::move(msg), std::move(hint));
+  }
+
+  static std::string exprText(const ast::Expr& e) {
+    if (e.kind == ast::ExprKind::String) return fmt::format("'{}'", quoted(e.text));
+    if (e.kind == ast::ExprKind::Tuple) {
+      std::string s = "(";
+      for (size_t i = 0; i < e.elements.size(); ++i)
+        s += (i ? ", " : "") + exprText(e.elements[i]);
+      return s + (e.elements.size() == 1 ? ",)" : ")");
+    }
+    if (e.kind == ast::ExprKind::Call) return e.text + "(...)";
+    return quoted(e.text);
+  }
+
+private:
+  bool typeError(const char* name, const ast::Expr& e, PType want) {
+    error(e.loc, fmt::format("{}(): argument '{}' must be {}, got {}", call_.text, name,
+                             typeDescription(want), valueDescription(e)));
+    return false;
+  }
+
+  const ast::Expr& call_;
+  const std::vector<Param>& params_;
+  Diagnostics& diags_;
+  std::vector<const ast::Expr*> slots_;
+  bool ok_ = true;
+};
+
+// What a name is, when it is used in the wrong place (a loss in the model...).
+std::string categoryOf(const std::string& name) {
+  auto in = [&](const std::vector<std::string>& v) {
+    return std::find(v.begin(), v.end(), name) != v.end();
+  };
+  if (in(kLayerNames)) return "a layer";
+  if (in(kLossNames)) return "a loss";
+  if (in(kOptimizerNames)) return "an optimizer";
+  if (in(kTransformNames)) return "a transform";
+  if (name == "Sequential") return "a model";
+  return {};
+}
+
+const char* statementFor(const std::string& category) {
+  if (category == "a layer") return "model = Sequential(...)";
+  if (category == "a loss") return "loss = ...";
+  if (category == "an optimizer") return "optimizer = ...";
+  if (category == "a transform") return "transform = ...";
+  return "model = ...";
+}
+
+class Sema {
+public:
+  Sema(const ast::File& file, Diagnostics& diags) : file_(file), diags_(diags) {}
+
+  std::optional<ModelSpec> run() {
+    collect();
+    if (input_) checkInput(*input_);
+    if (target_) checkTarget(*target_);
+    if (input_ && target_ && !input_->broken && !target_->broken &&
+        input_->name == target_->name)
+      error(target_->name_loc,
+            fmt::format("the target cannot be named '{}' like the input", target_->name));
+    if (const ast::Stmt* s = find("model")) checkModel(*s);
+    if (const ast::Stmt* s = find("loss")) checkLoss(*s);
+    if (const ast::Stmt* s = find("optimizer")) checkOptimizer(*s);
+    if (const ast::Stmt* s = find("transform")) checkTransform(*s);
+    if (const ast::Stmt* s = find("batch")) checkCount(*s, spec_.batch, kMaxBatch);
+    if (const ast::Stmt* s = find("epochs")) checkCount(*s, spec_.epochs, kMaxEpochs);
+    checkTargetAgainstLoss();
+    reportMissing();
+    if (diags_.hasErrors()) return std::nullopt;
+    return std::move(spec_);
+  }
+
+private:
+  void error(SourceLoc loc, std::string msg, std::string hint = {}) {
+    diags_.error(loc, std::move(msg), std::move(hint));
+  }
+
+  const ast::Stmt* find(const std::string& key) const {
+    auto it = byKey_.find(key);
+    return it == byKey_.end() ? nullptr : it->second;
+  }
+
+  // Sorts statements by key; reports duplicates and unknown keys.
+  void collect() {
+    // Names people bring from PyTorch scripts.
+    static const std::map<std::string, std::string> aliases = {
+        {"criterion", "loss"}, {"batch_size", "batch"}, {"net", "model"},
+        {"n_epochs", "epochs"}, {"num_epochs", "epochs"}, {"optim", "optimizer"}};
+    for (const ast::Stmt& s : file_.stmts) {
+      if (s.kind != ast::StmtKind::Assign) {
+        const ast::Stmt*& slot = s.kind == ast::StmtKind::Input ? input_ : target_;
+        const char* what = s.kind == ast::StmtKind::Input ? "input" : "target";
+        if (slot) {
+          error(s.loc, fmt::format("duplicate '{}' declaration", what),
+                fmt::format("the first '{}' is at line {}", what, slot->loc.line));
+          continue;
+        }
+        slot = &s;
+        continue;
+      }
+      if (std::find(kStatementKeys.begin(), kStatementKeys.end(), s.name) == kStatementKeys.end()) {
+        if (s.broken) continue; // its syntax error says enough
+        std::string hint;
+        if (auto a = aliases.find(s.name); a != aliases.end())
+          hint = fmt::format("did you mean '{}'?", a->second);
+        else if (s.name == "lr" || s.name == "learning_rate")
+          hint = "the learning rate is an optimizer argument: optimizer = SGD(lr=0.003)";
+        else if (s.name == "input" || s.name == "target")
+          hint = fmt::format("declare it like '{} {}: f32[10]'", s.name,
+                             s.name == "input" ? "x" : "y");
+        else
+          hint = didYouMean(s.name, kStatementKeys);
+        if (hint.empty())
+          hint = "statements are input, target, model, loss, optimizer, transform, batch, epochs";
+        error(s.name_loc, fmt::format("unknown statement '{}'", quoted(s.name)), hint);
+        continue;
+      }
+      auto [it, inserted] = byKey_.emplace(s.name, &s);
+      if (!inserted)
+        error(s.loc, fmt::format("duplicate '{}' statement", s.name),
+              fmt::format("the first '{}' is at line {}", s.name, it->second->loc.line));
+    }
+  }
+
+  void reportMissing() {
+    SourceLoc at = file_.end_loc;
+    if (!input_)
+      error(at, "missing 'input' declaration", "declare the features per sample, like 'input x: f32[784]'");
+    if (!target_)
+      error(at, "missing 'target' declaration",
+            "declare the labels, like 'target y: class[10]' (or 'target y: f32[1]' for regression)");
+    if (!find("model"))
+      error(at, "missing 'model' statement", "like 'model = Sequential(Linear(784, 10), LogSoftmax(dim=1))'");
+    if (!find("loss")) error(at, "missing 'loss' statement", "like 'loss = NLLLoss()'");
+    if (!find("optimizer"))
+      error(at, "missing 'optimizer' statement", "like 'optimizer = SGD(lr=0.003)'");
+  }
+
+  // The element type and size of an input or target declaration.
+  bool checkSize(const ast::TypeRef& t, const char* what) {
+    if (t.size < 1 || t.size > kMaxFeatures) {
+      error(t.size_loc, fmt::format("the size of the {} must be between 1 and {}, got {}", what,
+                                    kMaxFeatures, t.size));
+      return false;
+    }
+    return true;
+  }
+
+  void checkInput(const ast::Stmt& s) {
+    if (s.broken) return;
+    spec_.input_name = s.name;
+    spec_.input_loc = s.loc;
+    if (s.type.elem != "f32") {
+      error(s.type.loc, fmt::format("the input must have type f32[N], not '{}'", quoted(s.type.elem)),
+            s.type.elem == "class" ? "class[N] is for targets holding integer labels"
+                                   : didYouMean(s.type.elem, {"f32"}));
+      return;
+    }
+    if (!checkSize(s.type, "input")) return;
+    spec_.input_size = s.type.size;
+    inputKnown_ = true;
+  }
+
+  void checkTarget(const ast::Stmt& s) {
+    if (s.broken) return;
+    spec_.target_name = s.name;
+    spec_.target_loc = s.loc;
+    if (s.type.elem == "class") spec_.target_kind = TargetKind::Class;
+    else if (s.type.elem == "f32") spec_.target_kind = TargetKind::Real;
+    else {
+      std::string hint = didYouMean(s.type.elem, {"class", "f32"});
+      error(s.type.loc, fmt::format("unknown target type '{}'", quoted(s.type.elem)),
+            hint.empty() ? "use class[N] for integer labels or f32[N] for real values" : hint);
+      return;
+    }
+    if (!checkSize(s.type, "target")) return;
+    spec_.target_size = s.type.size;
+    targetKnown_ = true;
+  }
+
+  // Reports a name that is not of the expected category; returns false.
+  void unknownName(const ast::Expr& e, const char* category, const std::vector<std::string>& names) {
+    std::string cat = categoryOf(e.text);
+    if (!cat.empty()) {
+      error(e.loc, fmt::format("'{}' is {}, not {}", e.text, cat, category),
+            fmt::format("write it as '{}'", statementFor(cat)));
+      return;
+    }
+    std::string hint = didYouMean(e.text, names);
+    if (hint.empty()) {
+      hint = fmt::format("known: {}", fmt::join(names, ", "));
+      if (e.text == "Flatten")
+        hint = "inputs are already flat: declare 'input x: f32[784]' for 28x28 images";
+    }
+    std::string kind = std::string(category).substr(std::string(category).find(' ') + 1);
+    error(e.loc, fmt::format("unknown {} '{}'", kind, quoted(e.text)), hint);
+  }
+
+  // Checks that `e` is a call (reports otherwise). `example` shows a call.
+  bool expectCall(const ast::Expr& e, const char* what, const char* example) {
+    if (e.kind == ast::ExprKind::Error) return false;
+    if (e.kind == ast::ExprKind::Call) return true;
+    if (e.kind == ast::ExprKind::Name)
+      error(e.loc, fmt::format("'{}' must be called: write '{}()'", e.text, e.text),
+            "like in PyTorch, a layer, loss or optimizer is created by calling it");
+    else
+      error(e.loc, fmt::format("expected {}, got {}", what, valueDescription(e)),
+            fmt::format("like '{}'", example));
+    return false;
+  }
+
+  void checkModel(const ast::Stmt& s) {
+    const ast::Expr& v = s.value;
+    if (!expectCall(v, "a Sequential(...)", "model = Sequential(Linear(784, 10))")) return;
+    if (v.text != "Sequential") {
+      std::string cat = categoryOf(v.text);
+      if (cat == "a layer")
+        error(v.loc, "the model must be a Sequential(...)",
+              fmt::format("wrap the layer: model = Sequential({}(...))", v.text));
+      else if (!cat.empty())
+        error(v.loc, fmt::format("'{}' is {}, not a model", v.text, cat),
+              fmt::format("write it as '{}'", statementFor(cat)));
+      else
+        error(v.loc, fmt::format("unknown model '{}'", quoted(v.text)),
+              lower(v.text) == "sequential" ? "did you mean 'Sequential'?"
+                                            : "the model must be a Sequential(...)");
+      return;
+    }
+    if (v.args.empty()) {
+      error(v.loc, "Sequential() is empty",
+            "add layers, like Sequential(Linear(784, 10), LogSoftmax(dim=1))");
+      return;
+    }
+    int64_t features = inputKnown_ ? spec_.input_size : -1; // -1: unknown after an error
+    bool sawLinear = false;
+    bool allOk = true;
+    for (size_t i = 0; i < v.args.size(); ++i) {
+      const ast::Arg& arg = v.args[i];
+      if (!arg.name.empty()) {
+        error(arg.name_loc, "Sequential() takes layers as positional arguments",
+              fmt::format("remove '{}='", arg.name));
+        allOk = false;
+        continue;
+      }
+      std::optional<Layer> layer = checkLayer(arg.value, int(i), features, sawLinear);
+      if (!layer) {
+        allOk = false;
+        continue;
+      }
+      if (layer->kind == LayerKind::Linear) sawLinear = true;
+      spec_.layers.push_back(*layer);
+    }
+    if (!sawLinear && allOk)
+      error(v.loc, "the model has no Linear layer: there is nothing to train",
+            "add one, like Sequential(Linear(784, 10), LogSoftmax(dim=1))");
+    outputSize_ = features;
+    modelOk_ = allOk;
+  }
+
+  // Checks one layer; updates `features` (the width flowing along the chain,
+  // -1 once unknown). `sawLinear`: a Linear came before (for the message).
+  std::optional<Layer> checkLayer(const ast::Expr& e, int index, int64_t& features, bool sawLinear) {
+    if (!expectCall(e, "a layer", "Linear(784, 128)")) {
+      features = -1;
+      return std::nullopt;
+    }
+    auto it = std::find(kLayerNames.begin(), kLayerNames.end(), e.text);
+    if (it == kLayerNames.end()) {
+      unknownName(e, "a layer", kLayerNames);
+      features = -1;
+      return std::nullopt;
+    }
+    Layer layer;
+    layer.kind = LayerKind(it - kLayerNames.begin());
+    layer.loc = e.loc;
+    layer.index = index;
+    static const std::vector<Param> linear = {{"in_features", PType::Int, true},
+                                              {"out_features", PType::Int, true},
+                                              {"bias", PType::Bool}};
+    static const std::vector<Param> inplaceOnly = {{"inplace", PType::Bool}};
+    static const std::vector<Param> none = {};
+    static const std::vector<Param> leaky = {{"negative_slope", PType::Float},
+                                             {"inplace", PType::Bool}};
+    static const std::vector<Param> softmax = {{"dim", PType::Int}};
+    static const std::vector<Param> dropout = {{"p", PType::Float}, {"inplace", PType::Bool}};
+    const std::vector<Param>* params = &none;
+    switch (layer.kind) {
+    case LayerKind::Linear: params = &linear; break;
+    case LayerKind::ReLU: params = &inplaceOnly; break;
+    case LayerKind::Sigmoid:
+    case LayerKind::Tanh: params = &none; break;
+    case LayerKind::LeakyReLU: params = &leaky; break;
+    case LayerKind::Softmax:
+    case LayerKind::LogSoftmax: params = &softmax; break;
+    case LayerKind::Dropout: params = &dropout; break;
+    }
+    BoundArgs args(e, *params, diags_);
+    if (!args.bind()) {
+      if (layer.kind == LayerKind::Linear) features = -1;
+      return std::nullopt;
+    }
+    bool inplace = false;
+    switch (layer.kind) {
+    case LayerKind::Linear: {
+      bool okIn = args.getInt("in_features", layer.in_features);
+      bool okOut = args.getInt("out_features", layer.out_features);
+      args.getBool("bias", layer.bias);
+      if (okIn && (layer.in_features < 1 || layer.in_features > kMaxFeatures)) {
+        args.rangeError("in_features", "between 1 and 16777216");
+        okIn = false;
+      }
+      if (okOut && (layer.out_features < 1 || layer.out_features > kMaxFeatures)) {
+        args.rangeError("out_features", "between 1 and 16777216");
+        okOut = false;
+      }
+      if (okIn && okOut && features >= 0 && layer.in_features != features) {
+        std::string self = fmt::format("Linear({}, {})", layer.in_features, layer.out_features);
+        const ast::Expr* at = args.get("in_features");
+        if (!sawLinear)
+          args.error(at->loc,
+                     fmt::format("{} expects {} inputs but the input '{}' has {} features", self,
+                                 layer.in_features, spec_.input_name, features),
+                     fmt::format("the input is declared f32[{}] at line {}", features,
+                                 spec_.input_loc.line));
+        else
+          args.error(at->loc,
+                     fmt::format("{} expects {} inputs but the previous layer gives {}", self,
+                                 layer.in_features, features),
+                     fmt::format("the previous Linear has out_features={}", features));
+      }
+      features = okOut ? layer.out_features : -1;
+      break;
+    }
+    case LayerKind::ReLU: args.getBool("inplace", inplace); break;
+    case LayerKind::Sigmoid:
+    case LayerKind::Tanh: break;
+    case LayerKind::LeakyReLU:
+      args.getFloat("negative_slope", layer.negative_slope);
+      args.getBool("inplace", inplace);
+      break;
+    case LayerKind::Softmax:
+    case LayerKind::LogSoftmax:
+      // PyTorch only warns when dim is omitted and then picks dim=1 for 2-D input.
+      if (args.getInt("dim", layer.dim) && args.get("dim")) {
+        if (layer.dim == 0 || layer.dim == -2)
+          args.error(args.get("dim")->loc,
+                     fmt::format("{}(dim={}) would normalize over the batch", e.text, layer.dim),
+                     "dim 0 is the batch: the probabilities would mix samples; use dim=1 (the "
+                     "features)");
+        else if (layer.dim != 1 && layer.dim != -1)
+          args.error(args.get("dim")->loc,
+                     fmt::format("{}(): dim out of range (expected to be in range of [-2, 1], "
+                                 "but got {})",
+                                 e.text, layer.dim),
+                     "the tensor is [batch, features]: use dim=1 (or dim=-1)");
+        layer.dim = 1; // -1 and 1 are the same axis of a [batch, features] tensor
+      }
+      break;
+    case LayerKind::Dropout:
+      if (args.getFloat("p", layer.p) && args.get("p") && !(layer.p >= 0 && layer.p < 1))
+        args.rangeError("p", "in [0, 1)");
+      args.getBool("inplace", inplace);
+      break;
+    }
+    if (!args.ok()) return std::nullopt;
+    return layer;
+  }
+
+  void checkLoss(const ast::Stmt& s) {
+    const ast::Expr& v = s.value;
+    if (!expectCall(v, "a loss", "loss = NLLLoss()")) return;
+    auto it = std::find(kLossNames.begin(), kLossNames.end(), v.text);
+    if (it == kLossNames.end()) {
+      unknownName(v, "a loss", kLossNames);
+      return;
+    }
+    spec_.loss.kind = LossKind(it - kLossNames.begin());
+    spec_.loss.loc = v.loc;
+    // PyTorch's first positional parameter is `weight`; passing a reduction
+    // positionally would mean something else there, so it is keyword-only here.
+    static const std::vector<Param> params = {{"reduction", PType::String, false, false}};
+    BoundArgs args(v, params, diags_);
+    if (!args.bind()) return;
+    std::string reduction = "mean";
+    if (!args.getString("reduction", reduction)) return;
+    if (reduction == "mean") spec_.loss.reduction = Reduction::Mean;
+    else if (reduction == "sum") spec_.loss.reduction = Reduction::Sum;
+    else if (reduction == "none")
+      args.error(args.get("reduction")->loc,
+                 fmt::format("{}(): reduction 'none' is not supported", v.text),
+                 "training needs one number per batch: use 'mean' or 'sum'");
+    else
+      args.rangeError("reduction", "'mean' or 'sum'");
+    if (args.ok()) lossOk_ = true;
+  }
+
+  void checkOptimizer(const ast::Stmt& s) {
+    const ast::Expr& v = s.value;
+    if (!expectCall(v, "an optimizer", "optimizer = SGD(lr=0.003)")) return;
+    auto it = std::find(kOptimizerNames.begin(), kOptimizerNames.end(), v.text);
+    if (it == kOptimizerNames.end()) {
+      unknownName(v, "an optimizer", kOptimizerNames);
+      return;
+    }
+    OptimizerSpec& o = spec_.optimizer;
+    o.kind = OptimizerKind(it - kOptimizerNames.begin());
+    o.loc = v.loc;
+    static const std::vector<Param> sgd = {{"lr", PType::Float, true},
+                                           {"momentum", PType::Float},
+                                           {"dampening", PType::Float},
+                                           {"weight_decay", PType::Float},
+                                           {"nesterov", PType::Bool}};
+    static const std::vector<Param> adam = {{"lr", PType::Float},
+                                            {"betas", PType::FloatPair},
+                                            {"eps", PType::Float},
+                                            {"weight_decay", PType::Float}};
+    BoundArgs args(v, o.kind == OptimizerKind::SGD ? sgd : adam, diags_);
+    if (!args.bind()) return;
+    o.lr = o.kind == OptimizerKind::SGD ? 0.0 : 0.001;
+    if (args.getFloat("lr", o.lr) && args.get("lr") && !(o.lr > 0))
+      args.rangeError("lr", "> 0");
+    if (args.getFloat("weight_decay", o.weight_decay) && args.get("weight_decay") &&
+        !(o.weight_decay >= 0))
+      args.rangeError("weight_decay", ">= 0");
+    if (o.kind == OptimizerKind::SGD) {
+      bool okM = args.getFloat("momentum", o.momentum);
+      if (okM && args.get("momentum") && !(o.momentum >= 0)) {
+        args.rangeError("momentum", ">= 0");
+        okM = false;
+      }
+      bool okD = args.getFloat("dampening", o.dampening);
+      if (okD && args.get("dampening") && !(o.dampening >= 0)) {
+        args.rangeError("dampening", ">= 0");
+        okD = false;
+      }
+      if (args.getBool("nesterov", o.nesterov) && o.nesterov && okM && okD &&
+          (o.momentum <= 0 || o.dampening != 0))
+        args.error(args.get("nesterov")->loc,
+                   "Nesterov momentum requires a momentum and zero dampening",
+                   fmt::format("SGD has momentum={} and dampening={} here", o.momentum,
+                               o.dampening));
+    } else {
+      if (args.getPair("betas", o.beta1, o.beta2) && args.get("betas")) {
+        const ast::Expr* betas = args.get("betas");
+        const char* names[2] = {"betas[0]", "betas[1]"};
+        double values[2] = {o.beta1, o.beta2};
+        for (int i = 0; i < 2; ++i)
+          if (!(values[i] >= 0 && values[i] < 1))
+            args.rangeError(names[i], "in [0, 1)", &betas->elements[size_t(i)]);
+      }
+      if (args.getFloat("eps", o.eps) && args.get("eps") && !(o.eps > 0))
+        args.rangeError("eps", "> 0");
+    }
+  }
+
+  void checkTransform(const ast::Stmt& s) {
+    const ast::Expr& v = s.value;
+    if (!expectCall(v, "a transform", "transform = Normalize(0.5, 0.5)")) return;
+    if (v.text != "Normalize") {
+      unknownName(v, "a transform", kTransformNames);
+      return;
+    }
+    static const std::vector<Param> params = {{"mean", PType::Channel, true},
+                                              {"std", PType::Channel, true},
+                                              {"inplace", PType::Bool}};
+    BoundArgs args(v, params, diags_);
+    if (!args.bind()) return;
+    TransformSpec t;
+    t.loc = v.loc;
+    bool inplace = false;
+    args.getChannel("mean", t.mean);
+    if (args.getChannel("std", t.std) && t.std == 0)
+      args.error(args.get("std")->loc, "Normalize(): std must not be 0",
+                 "Normalize computes (x - mean) / std");
+    args.getBool("inplace", inplace);
+    if (args.ok()) spec_.transform = t;
+  }
+
+  void checkCount(const ast::Stmt& s, int64_t& out, int64_t max) {
+    const ast::Expr& v = s.value;
+    if (v.kind == ast::ExprKind::Error) return;
+    if (v.kind != ast::ExprKind::Int) {
+      error(v.loc, fmt::format("'{}' must be an integer, got {}", s.name, valueDescription(v)));
+      return;
+    }
+    if (v.int_value < 1 || v.int_value > max) {
+      error(v.loc, fmt::format("'{}' must be between 1 and {}, got {}", s.name, max, v.text));
+      return;
+    }
+    out = v.int_value;
+  }
+
+  void checkTargetAgainstLoss() {
+    if (!lossOk_ || !targetKnown_) return;
+    const ast::Stmt& t = *target_;
+    const char* loss = lossName(spec_.loss.kind);
+    bool wantsClasses =
+        spec_.loss.kind == LossKind::NLLLoss || spec_.loss.kind == LossKind::CrossEntropyLoss;
+    int64_t n = outputSize_ >= 0 ? outputSize_ : spec_.target_size;
+    if (wantsClasses && spec_.target_kind != TargetKind::Class) {
+      error(spec_.loss.loc,
+            fmt::format("{} needs class labels but target '{}' is f32[{}]", loss, t.name,
+                        spec_.target_size),
+            fmt::format("declare the target as 'target {}: class[{}]' (integer labels)", t.name, n));
+      return;
+    }
+    if (!wantsClasses && spec_.target_kind != TargetKind::Real) {
+      error(spec_.loss.loc,
+            fmt::format("{} needs real-valued targets but target '{}' is class[{}]", loss, t.name,
+                        spec_.target_size),
+            fmt::format("declare the target as 'target {}: f32[{}]', or use NLLLoss or "
+                        "CrossEntropyLoss for class labels",
+                        t.name, n));
+      return;
+    }
+    if (outputSize_ < 0 || !modelOk_ || outputSize_ == spec_.target_size) return;
+    if (wantsClasses)
+      error(t.type.size_loc,
+            fmt::format("target '{}' has {} classes but the model gives {} outputs", t.name,
+                        spec_.target_size, outputSize_),
+            fmt::format("{} needs one output per class: make the last Linear's out_features {}",
+                        loss, spec_.target_size));
+    else
+      error(t.type.size_loc,
+            fmt::format("target '{}' has {} values but the model gives {} outputs", t.name,
+                        spec_.target_size, outputSize_),
+            fmt::format("{} compares outputs and targets element by element", loss));
+  }
+
+  const ast::File& file_;
+  Diagnostics& diags_;
+  ModelSpec spec_;
+  const ast::Stmt* input_ = nullptr;
+  const ast::Stmt* target_ = nullptr;
+  std::map<std::string, const ast::Stmt*> byKey_;
+  bool inputKnown_ = false, targetKnown_ = false, lossOk_ = false, modelOk_ = false;
+  int64_t outputSize_ = -1; // the model's output width, -1 if unknown
+};
+
+} // namespace
+
+std::string didYouMean(const std::string& name, const std::vector<std::string>& candidates) {
+  std::string lname = lower(name);
+  size_t best = SIZE_MAX;
+  std::string bestName;
+  for (const std::string& c : candidates) {
+    size_t d = editDistance(lname, lower(c));
+    if (d < best) {
+      best = d;
+      bestName = c;
+    }
+  }
+  // Short names tolerate one edit, longer ones two; never suggest a rewrite
+  // of the whole name.
+  size_t limit = lname.size() >= 4 ? 2 : 1;
+  if (bestName.empty() || best > limit || best >= lname.size()) return {};
+  return fmt::format("did you mean '{}'?", bestName);
+}
+
+std::optional<ModelSpec> analyze(const ast::File& file, Diagnostics& diags) {
+  return Sema(file, diags).run();
+}
+
+} // namespace descent

@@ -1,0 +1,156 @@
+// The `descent check` summary (see summary.h).
+//
+// FLOP conventions, per sample:
+//   forward   Linear: 2*in*out (one multiply and one add per weight) + out for
+//             the bias; every other layer: 1 per element it produces; the loss:
+//             1 per output element.
+//   backward  Linear: 2*in*out for dW, 2*in*out for dX except for the first
+//             Linear (its dX would go to the input, which needs no gradient),
+//             out for db; layers after the first Linear: 1 per element; layers
+//             before it need no backward at all; the loss: 1 per output element.
+//   update    per step, spread over the batch: SGD 2 per parameter (p -= lr*g),
+//             +2 with weight decay, +2 with momentum (+2 more with dampening or
+//             Nesterov); Adam 12 per parameter (moments, bias correction, sqrt,
+//             division), +2 with weight decay.
+// The matmul-only count is what design.md §8 quotes (454 kFLOP for the seed model).
+#include "compiler/frontend/summary.h"
+
+#include <fmt/format.h>
+
+namespace descent {
+
+namespace {
+
+// 109386 -> "109,386"
+std::string grouped(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return n < 0 ? "-" + out : out;
+}
+
+int64_t layerParams(const Layer& l) {
+  if (l.kind != LayerKind::Linear) return 0;
+  return l.in_features * l.out_features + (l.bias ? l.out_features : 0);
+}
+
+std::string optimizerRepr(const OptimizerSpec& o) {
+  if (o.kind == OptimizerKind::SGD)
+    return fmt::format("SGD(lr={}, momentum={}, dampening={}, weight_decay={}, nesterov={})", o.lr,
+                       o.momentum, o.dampening, o.weight_decay, o.nesterov ? "True" : "False");
+  return fmt::format("Adam(lr={}, betas=({}, {}), eps={}, weight_decay={})", o.lr, o.beta1, o.beta2,
+                     o.eps, o.weight_decay);
+}
+
+} // namespace
+
+std::string layerRepr(const Layer& l) {
+  switch (l.kind) {
+  case LayerKind::Linear:
+    return l.bias ? fmt::format("Linear({}, {})", l.in_features, l.out_features)
+                  : fmt::format("Linear({}, {}, bias=False)", l.in_features, l.out_features);
+  case LayerKind::LeakyReLU: return fmt::format("LeakyReLU(negative_slope={})", l.negative_slope);
+  case LayerKind::Softmax:
+  case LayerKind::LogSoftmax: return fmt::format("{}(dim={})", layerName(l.kind), l.dim);
+  case LayerKind::Dropout: return fmt::format("Dropout(p={})", l.p);
+  default: return fmt::format("{}()", layerName(l.kind));
+  }
+}
+
+FlopCounts countFlops(const ModelSpec& spec) {
+  FlopCounts f;
+  int64_t width = spec.input_size;
+  int64_t backward = 0;
+  bool seenLinear = false;
+  for (const Layer& l : spec.layers) {
+    if (l.kind == LayerKind::Linear) {
+      int64_t mm = 2 * l.in_features * l.out_features;
+      int64_t bias = l.bias ? l.out_features : 0;
+      f.forward += mm + bias;
+      f.matmul_train += mm + mm + (seenLinear ? mm : 0);
+      backward += mm + (seenLinear ? mm : 0) + bias;
+      seenLinear = true;
+      width = l.out_features;
+    } else {
+      f.forward += width;
+      if (seenLinear) backward += width;
+    }
+  }
+  int64_t out = spec.outputSize();
+  f.forward += out;
+  backward += out;
+  int64_t params = spec.parameterCount();
+  const OptimizerSpec& o = spec.optimizer;
+  int64_t perParam;
+  if (o.kind == OptimizerKind::SGD) {
+    perParam = 2 + (o.weight_decay != 0 ? 2 : 0) + (o.momentum != 0 ? 2 : 0) +
+               (o.momentum != 0 && (o.dampening != 0 || o.nesterov) ? 2 : 0);
+  } else {
+    perParam = 12 + (o.weight_decay != 0 ? 2 : 0);
+  }
+  int64_t batch = spec.batch > 0 ? spec.batch : 1;
+  f.train_step = f.forward + backward + (perParam * params + batch - 1) / batch;
+  return f;
+}
+
+std::string humanBytes(int64_t bytes) {
+  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = double(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  if (u == 0) return fmt::format("{} B", bytes);
+  return fmt::format("{:.1f} {}", v, units[u]);
+}
+
+std::string renderSummary(const ModelSpec& spec) {
+  const int64_t B = spec.batch;
+  std::string rule(72, '=');
+  std::string thin(72, '-');
+  std::string out;
+  out += fmt::format("Model: {} ({})\n", spec.name, spec.path);
+  out += rule + "\n";
+  out += fmt::format("{:<5} {:<34} {:<18} {:>12}\n", "#", "Layer (type)", "Output Shape", "Param #");
+  out += rule + "\n";
+  out += fmt::format("{:<5} {:<34} {:<18} {:>12}\n", "-",
+                     fmt::format("Input {}: f32[{}]", spec.input_name, spec.input_size),
+                     fmt::format("[{}, {}]", B, spec.input_size), 0);
+  int64_t width = spec.input_size;
+  int64_t activations = B * spec.input_size; // elements kept for the backward pass
+  for (const Layer& l : spec.layers) {
+    if (l.kind == LayerKind::Linear) width = l.out_features;
+    activations += B * width;
+    out += fmt::format("{:<5} {:<34} {:<18} {:>12}\n", l.index, layerRepr(l),
+                       fmt::format("[{}, {}]", B, width), grouped(layerParams(l)));
+  }
+  out += rule + "\n";
+  int64_t params = spec.parameterCount();
+  FlopCounts f = countFlops(spec);
+  out += fmt::format("Total params:              {}\n", grouped(params));
+  out += fmt::format("Trainable params:          {}\n", grouped(params));
+  out += fmt::format("Forward FLOPs/sample:      {}\n", grouped(f.forward));
+  out += fmt::format("Train-step FLOPs/sample:   {} ({} in matmuls)\n", grouped(f.train_step),
+                     grouped(f.matmul_train));
+  out += fmt::format("Params size:               {} ({} B, fp32)\n", humanBytes(params * 4),
+                     grouped(params * 4));
+  out += fmt::format("Activations (batch {}):    {} ({} B, fp32)\n", B, humanBytes(activations * 4),
+                     grouped(activations * 4));
+  out += thin + "\n";
+  out += fmt::format("Target:    {}: {}[{}]\n", spec.target_name,
+                     spec.target_kind == TargetKind::Class ? "class" : "f32", spec.target_size);
+  out += fmt::format("Loss:      {}(reduction='{}')\n", lossName(spec.loss.kind),
+                     reductionName(spec.loss.reduction));
+  out += fmt::format("Optimizer: {}\n", optimizerRepr(spec.optimizer));
+  if (spec.transform)
+    out += fmt::format("Transform: Normalize({}, {})\n", spec.transform->mean, spec.transform->std);
+  out += fmt::format("Batch:     {}\n", B);
+  out += fmt::format("Epochs:    {}\n", spec.epochs);
+  return out;
+}
+
+} // namespace descent

@@ -5,6 +5,9 @@
 #include "compiler/frontend/parser.h"
 #include "compiler/frontend/sema.h"
 
+#include <algorithm>
+#include <climits>
+
 namespace descent {
 
 namespace {
@@ -31,11 +34,20 @@ std::optional<ast::File> parseSource(const std::string& /*path*/, const std::str
 
 std::optional<ModelSpec> analyzeSource(const std::string& path, const std::string& source,
                                        Diagnostics& diags) {
-  std::vector<Token> tokens = lex(source, diags);
-  ast::File file = parse(tokens, diags);
+  Diagnostics local(diags.path(), diags.source());
+  std::vector<Token> tokens = lex(source, local);
+  ast::File file = parse(tokens, local);
   // Sema runs even after syntax errors: broken statements are skipped quietly,
   // so the user sees the errors of the rest of the file in the same run.
-  std::optional<ModelSpec> spec = analyze(file, diags);
+  std::optional<ModelSpec> spec = analyze(file, local);
+  // Stages and cross-checks find problems in their own order; the user reads
+  // the file top to bottom, so report in source order (stable for ties).
+  std::vector<Diagnostic> errors = local.errors();
+  std::stable_sort(errors.begin(), errors.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    auto key = [](SourceLoc l) { return l.known() ? std::pair(l.line, l.col) : std::pair(INT_MAX, 0); };
+    return key(a.loc) < key(b.loc);
+  });
+  for (Diagnostic& e : errors) diags.error(e.loc, std::move(e.message), std::move(e.hint));
   if (!spec) return std::nullopt;
   spec->name = fileStem(path);
   spec->path = path;

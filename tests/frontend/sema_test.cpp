@@ -1,0 +1,129 @@
+// Sema unit tests: PyTorch defaults, accepted spellings, did-you-mean hints,
+// and that error notes carry the information the user needs.
+#include "compiler/frontend/frontend.h"
+#include "compiler/frontend/sema.h"
+
+#include <catch2/catch.hpp>
+
+using namespace descent;
+
+namespace {
+
+const std::string kHead = "input x: f32[784]\ntarget y: class[10]\n";
+
+std::optional<ModelSpec> check(const std::string& src, Diagnostics& d) {
+  return analyzeSource("dir/my_model.nn", src, d);
+}
+
+ModelSpec checkOk(const std::string& src) {
+  Diagnostics d("dir/my_model.nn", src);
+  auto spec = check(src, d);
+  INFO(d.render());
+  REQUIRE(spec);
+  REQUIRE_FALSE(d.hasErrors());
+  return *spec;
+}
+
+std::string file(const std::string& model, const std::string& loss = "NLLLoss()",
+                 const std::string& opt = "SGD(lr=0.1)", const std::string& extra = "") {
+  return kHead + "model = " + model + "\nloss = " + loss + "\noptimizer = " + opt + "\n" + extra;
+}
+
+} // namespace
+
+TEST_CASE("sema: PyTorch defaults") {
+  ModelSpec s = checkOk(file("Sequential(Linear(784, 10), LeakyReLU(), Dropout(), Softmax())"));
+  CHECK(s.name == "my_model");
+  CHECK(s.path == "dir/my_model.nn");
+  REQUIRE(s.layers.size() == 4);
+  CHECK(s.layers[0].bias);
+  CHECK(s.layers[1].negative_slope == Approx(0.01));
+  CHECK(s.layers[2].p == Approx(0.5));
+  CHECK(s.layers[3].dim == 1);
+  CHECK(s.layers[3].index == 3);
+  CHECK(s.loss.reduction == Reduction::Mean);
+  CHECK(s.optimizer.kind == OptimizerKind::SGD);
+  CHECK(s.optimizer.momentum == 0);
+  CHECK_FALSE(s.optimizer.nesterov);
+  CHECK(s.batch == 64);
+  CHECK(s.epochs == 1);
+  CHECK_FALSE(s.transform);
+
+  ModelSpec a = checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()", "Adam()"));
+  CHECK(a.optimizer.kind == OptimizerKind::Adam);
+  CHECK(a.optimizer.lr == Approx(0.001));
+  CHECK(a.optimizer.beta1 == Approx(0.9));
+  CHECK(a.optimizer.beta2 == Approx(0.999));
+  CHECK(a.optimizer.eps == Approx(1e-8));
+  CHECK(a.optimizer.weight_decay == 0);
+}
+
+TEST_CASE("sema: arguments by position and by keyword, Python spellings") {
+  ModelSpec s = checkOk(file("Sequential(Linear(784, out_features=10, bias=False), LogSoftmax(dim=-1))",
+                             "NLLLoss(reduction='sum')",
+                             "SGD(1, 0.9, 0, 1e-4, True)", // ints accepted for floats
+                             "transform = Normalize((0.1307,), std=(0.3081,))\nbatch = 128\nepochs = 3\n"));
+  CHECK(s.layers[0].out_features == 10);
+  CHECK_FALSE(s.layers[0].bias);
+  CHECK(s.layers[1].dim == 1); // -1 is the feature axis of [batch, features]
+  CHECK(s.loss.reduction == Reduction::Sum);
+  CHECK(s.optimizer.lr == 1.0);
+  CHECK(s.optimizer.momentum == Approx(0.9));
+  CHECK(s.optimizer.weight_decay == Approx(1e-4));
+  CHECK(s.optimizer.nesterov);
+  REQUIRE(s.transform);
+  CHECK(s.transform->mean == Approx(0.1307));
+  CHECK(s.transform->std == Approx(0.3081));
+  CHECK(s.batch == 128);
+  CHECK(s.epochs == 3);
+  ModelSpec t = checkOk(file("Sequential(Linear(784, 10))", "NLLLoss()",
+                             "Adam(lr=3e-4, betas=[0.8, 0.9], eps=1e-6)"));
+  CHECK(t.optimizer.beta1 == Approx(0.8));
+  CHECK(t.optimizer.eps == Approx(1e-6));
+}
+
+TEST_CASE("sema: CrossEntropyLoss after a final LogSoftmax is accepted, like PyTorch") {
+  ModelSpec s = checkOk(file("Sequential(Linear(784, 10), LogSoftmax(dim=1))", "CrossEntropyLoss()"));
+  CHECK(s.loss.kind == LossKind::CrossEntropyLoss);
+}
+
+TEST_CASE("sema: did-you-mean") {
+  CHECK(didYouMean("Relu", {"Linear", "ReLU", "Tanh"}) == "did you mean 'ReLU'?");
+  CHECK(didYouMean("bais", {"in_features", "out_features", "bias"}) == "did you mean 'bias'?");
+  CHECK(didYouMean("Linaer", {"Linear", "ReLU"}) == "did you mean 'Linear'?");
+  CHECK(didYouMean("Conv2d", {"Linear", "ReLU"}).empty());
+  CHECK(didYouMean("x", {"p"}).empty()); // a one-letter rewrite is not a suggestion
+}
+
+TEST_CASE("sema: hints point at the cause") {
+  std::string src = file("Sequential(Linear(784, 10), Relu())", "NLLLoss()", "SGD(lr=0.1)",
+                         "loss = NLLLoss()\n");
+  Diagnostics d2("t.nn", src);
+  CHECK_FALSE(check(src, d2));
+  REQUIRE(d2.errors().size() == 2);
+  CHECK(d2.errors()[0].hint == "did you mean 'ReLU'?");
+  CHECK(d2.errors()[1].message == "duplicate 'loss' statement");
+  CHECK(d2.errors()[1].loc.line == 6);
+  CHECK(d2.errors()[1].hint == "the first 'loss' is at line 4");
+  std::string r = d2.render();
+  CHECK(r.find("note: did you mean 'ReLU'?\n") != std::string::npos);
+}
+
+TEST_CASE("sema: syntax errors do not hide semantic errors elsewhere") {
+  std::string src = kHead + "model = Sequential(Linear(784, 10)\nloss = NLLLoss()\noptimizer = SGD(lr=0)\n";
+  Diagnostics d("t.nn", src);
+  CHECK_FALSE(check(src, d));
+  REQUIRE(d.errors().size() == 2);
+  CHECK(d.errors()[0].message == "'(' was never closed");
+  CHECK(d.errors()[1].message == "SGD(): lr must be > 0, got 0");
+  // The broken model statement is not reported missing.
+}
+
+TEST_CASE("sema: the shape chain is checked for every Linear") {
+  std::string src = file("Sequential(Linear(784, 100), ReLU(), Linear(128, 64), Linear(60, 10))");
+  Diagnostics d("t.nn", src);
+  CHECK_FALSE(check(src, d));
+  REQUIRE(d.errors().size() == 2);
+  CHECK(d.errors()[0].message == "Linear(128, 64) expects 128 inputs but the previous layer gives 100");
+  CHECK(d.errors()[1].message == "Linear(60, 10) expects 60 inputs but the previous layer gives 64");
+}

@@ -57,9 +57,11 @@ public:
     return g;
   }
 
-  [[noreturn]] void fail(std::string message) {
+  [[noreturn]] void fail(std::string message) { failAt(pos_, std::move(message)); }
+
+  [[noreturn]] void failAt(size_t pos, std::string message) {
     int line = 1, col = 1;
-    for (size_t i = 0; i < pos_ && i < text_.size(); ++i) {
+    for (size_t i = 0; i < pos && i < text_.size(); ++i) {
       if (text_[i] == '\n') ++line, col = 1;
       else ++col;
     }
@@ -87,9 +89,10 @@ private:
   }
 
   TensorType type() {
+    size_t at = mark();
     std::string dt = ident();
     auto d = parseDType(dt);
-    if (!d) fail(fmt::format("unknown dtype '{}'", dt));
+    if (!d) failAt(at, fmt::format("unknown dtype '{}'", dt));
     TensorType t{*d, {}};
     expectChar('[');
     if (!peekChar(']')) {
@@ -104,10 +107,11 @@ private:
   }
 
   Value* use() {
+    size_t at = mark();
     expectChar('%');
     std::string name = ident();
     Value* v = g_->findValue(name);
-    if (!v) fail(fmt::format("use of undefined value %{}", name));
+    if (!v) failAt(at, fmt::format("use of undefined value %{}", name));
     return v;
   }
 
@@ -118,10 +122,10 @@ private:
       if (g_->findValue(result)) fail(fmt::format("%{} defined twice", result));
       expectChar('=');
     }
-    size_t op_pos = pos_;
+    size_t op_pos = mark();
     std::string name = ident();
     const OpInfo* info = findOp(name);
-    if (!info) fail(fmt::format("unknown op '{}'", name));
+    if (!info) failAt(op_pos, fmt::format("unknown op '{}'", name));
     std::vector<Value*> operands;
     skipSpace();
     if (peekChar('%')) {
@@ -165,12 +169,9 @@ private:
     op->from = from;
     TensorType inferred;
     std::string err = inferType(*op, inferred);
-    size_t save = pos_;
-    pos_ = op_pos;
-    if (!err.empty()) fail(err);
+    if (!err.empty()) failAt(op_pos, err);
     if (has_result && inferred != *rtype)
-      fail(fmt::format("{} gives {}, but the text says {}", name, inferred.str(), rtype->str()));
-    pos_ = save;
+      failAt(op_pos, fmt::format("{} gives {}, but the text says {}", name, inferred.str(), rtype->str()));
   }
 
   Attr attrValue() {
@@ -231,6 +232,12 @@ private:
       ++pos_;
     if (start == pos_) fail("expected a name");
     return std::string(text_.substr(start, pos_ - start));
+  }
+
+  // Position of the next token (after spaces and comments), for messages.
+  size_t mark() {
+    skipSpace();
+    return pos_;
   }
 
   void skipSpace() {

@@ -1,0 +1,198 @@
+// Graph IR tests: printer/parser round trip on every model, parser and
+// verifier errors, shape rules of every layer, the golden forward graph.
+#include "compiler/ir/dot.h"
+#include "compiler/ir/model_builder.h"
+#include "compiler/ir/parser.h"
+#include "compiler/ir/printer.h"
+#include "compiler/ir/verifier.h"
+#include "ir_test_util.h"
+
+#include <catch2/catch.hpp>
+
+using namespace descent;
+using descent::testing::loadRepoModel;
+
+namespace {
+
+const char* kModels[] = {"models/mnist_mlp.nn", "models/mnist_ce.nn", "models/regression_mse.nn",
+                         "models/binary_bce.nn"};
+
+ModelSpec specWith(std::vector<Layer> layers, int64_t inputs, LossKind loss, TargetKind target,
+                   int64_t target_size) {
+  ModelSpec s;
+  s.name = "t";
+  s.path = "t.nn";
+  s.input_size = inputs;
+  s.layers = std::move(layers);
+  for (size_t i = 0; i < s.layers.size(); ++i) s.layers[i].index = int(i);
+  s.loss.kind = loss;
+  s.target_kind = target;
+  s.target_size = target_size;
+  s.batch = 5;
+  return s;
+}
+
+Layer linear(int64_t in, int64_t out, bool bias = true) {
+  Layer l{LayerKind::Linear, {3, 1}};
+  l.in_features = in;
+  l.out_features = out;
+  l.bias = bias;
+  return l;
+}
+Layer layer(LayerKind k) { return Layer{k, {4, 1}}; }
+
+std::string roundTrip(const Graph& g) {
+  std::string text = printGraph(g);
+  std::string err;
+  auto g2 = parseGraph(text, err);
+  INFO(err);
+  REQUIRE(g2);
+  return printGraph(*g2);
+}
+
+} // namespace
+
+TEST_CASE("print(parse(print(g))) == print(g) for every model and variant", "[ir]") {
+  for (const char* path : kModels) {
+    ModelSpec spec = loadRepoModel(path);
+    for (bool training : {true, false})
+      for (bool u8 : {true, false}) {
+        BuildOptions o;
+        o.batch = 7;
+        o.training = training;
+        o.input_u8 = u8;
+        o.eval_outputs = !training;
+        auto g = buildForwardGraph(spec, o);
+        INFO(path << " training=" << training << " u8=" << u8);
+        CHECK(verifyGraph(*g) == "");
+        CHECK(roundTrip(*g) == printGraph(*g));
+      }
+  }
+}
+
+TEST_CASE("forward graph of the notebook model matches the golden FileCheck", "[ir]") {
+  ModelSpec spec = loadRepoModel("models/mnist_mlp.nn");
+  BuildOptions o;
+  o.batch = spec.batch;
+  o.input_u8 = true;
+  auto g = buildForwardGraph(spec, o);
+  std::string out;
+  int rc = descent::testing::fileCheck(std::string(DESCENT_SOURCE_DIR) + "/tests/ir/mnist_graph.check",
+                                       printGraph(*g), out);
+  INFO(out);
+  CHECK(rc == 0);
+}
+
+TEST_CASE("every layer gets the right shape and params", "[ir]") {
+  SECTION("Linear with and without bias") {
+    auto spec = specWith({linear(13, 7), linear(7, 1, false)}, 13, LossKind::MSELoss, TargetKind::Real, 1);
+    auto g = buildForwardGraph(spec, {});
+    REQUIRE(g->params().size() == 3);
+    CHECK(g->params()[0]->type == f32({13, 7}));
+    CHECK(g->params()[0]->external_name == "0.weight");
+    CHECK(g->params()[1]->type == f32({7}));
+    CHECK(g->params()[2]->external_name == "1.weight");
+    CHECK(g->params()[2]->type == f32({7, 1}));
+    CHECK(g->input("y")->type == f32({64, 1}));
+  }
+  SECTION("activations keep the shape; softmax rows; dropout adds a mask only in training") {
+    for (LayerKind k : {LayerKind::ReLU, LayerKind::Sigmoid, LayerKind::Tanh, LayerKind::LeakyReLU,
+                        LayerKind::Softmax, LayerKind::LogSoftmax, LayerKind::Dropout}) {
+      auto spec = specWith({linear(4, 3), layer(k)}, 4, LossKind::NLLLoss, TargetKind::Class, 3);
+      BuildOptions o;
+      o.batch = 5;
+      auto g = buildForwardGraph(spec, o);
+      CHECK(verifyGraph(*g) == "");
+      const Op& last_layer = *g->ops()[g->ops().size() - 2];
+      CHECK(last_layer.result->type == f32({5, 3}));
+      bool has_mask = false;
+      for (const auto& op : g->ops()) has_mask |= op->kind == OpKind::DropoutMask;
+      CHECK(has_mask == (k == LayerKind::Dropout));
+      CHECK((g->input("seed") != nullptr) == (k == LayerKind::Dropout));
+      o.training = false;
+      auto ge = buildForwardGraph(spec, o);
+      for (const auto& op : ge->ops()) CHECK(op->kind != OpKind::DropoutMask);
+    }
+  }
+  SECTION("CrossEntropyLoss is log_softmax + nll_loss; eval graphs count correct rows") {
+    auto spec = specWith({linear(4, 3)}, 4, LossKind::CrossEntropyLoss, TargetKind::Class, 3);
+    BuildOptions o;
+    o.eval_outputs = true;
+    auto g = buildForwardGraph(spec, o);
+    std::string text = printGraph(*g);
+    CHECK(text.find("log_softmax") != std::string::npos);
+    CHECK(text.find("nll_loss") != std::string::npos);
+    REQUIRE(g->output("correct"));
+    CHECK(g->output("output")->type == f32({64, 3}));
+  }
+}
+
+TEST_CASE("the IR parser reports line:col and the problem", "[ir]") {
+  std::string err;
+  CHECK_FALSE(parseGraph("graph @g(%x: f32[2,3]) {\n  %0 = frobnicate %x : f32[2,3]\n}\n", err));
+  CHECK(err == "2:8: unknown op 'frobnicate'");
+  CHECK_FALSE(parseGraph("graph @g(%x: f32[2,3]) {\n  %0 = relu %y : f32[2,3]\n}\n", err));
+  CHECK(err == "2:13: use of undefined value %y");
+  CHECK_FALSE(parseGraph("graph @g(%x: f32[2,3]) {\n  %0 = relu %x : f32[3,2]\n}\n", err));
+  CHECK(err == "2:8: relu gives f32[2,3], but the text says f32[3,2]");
+  CHECK_FALSE(parseGraph("graph @g(%x: f32[2,3], %w: f32[4,5]) {\n  %0 = matmul %x, %w : f32[2,5]\n}\n", err));
+  CHECK(err == "2:8: matmul inner dimensions differ: 3 vs 4 (f32[2,3] x f32[4,5])");
+  CHECK_FALSE(parseGraph("graph @g(%x: q8[2]) {\n}\n", err));
+  CHECK(err == "1:14: unknown dtype 'q8'");
+}
+
+TEST_CASE("the verifier rejects reads after an update and state misuse", "[ir]") {
+  const char* text = R"(graph @g(%x: f32[2,3], %step: i32[])
+    params(%w: f32[3,3] "0.weight") {
+  %0 = matmul %x, %w : f32[2,3]
+  %1 = matmul %x, %0 {transpose_a=true} : f32[3,3]
+  sgd_update %w, %1, %step {lr=0.1}
+  %2 = matmul %x, %w : f32[2,3]
+  return loss=%2
+})";
+  std::string err;
+  CHECK_FALSE(parseGraph(text, err));
+  CHECK(err.find("%w is read after its update") != std::string::npos);
+
+  const char* text2 = R"(graph @g(%x: f32[2,3], %step: i32[])
+    params(%w: f32[3,3] "0.weight")
+    state(%m: f32[3,3] "0.weight.momentum_buffer") {
+  %0 = add %w, %m : f32[3,3]
+  return loss=%0
+})";
+  CHECK_FALSE(parseGraph(text2, err));
+  CHECK(err.find("optimizer state %m read outside an update") != std::string::npos);
+}
+
+TEST_CASE("attributes print and parse back with their types", "[ir]") {
+  CHECK(printAttr(Attr{1.0}) == "1.0");
+  CHECK(printAttr(Attr{0.003}) == "0.003");
+  CHECK(printAttr(Attr{1e-8}) == "1e-08");
+  CHECK(printAttr(Attr{int64_t(3)}) == "3");
+  CHECK(printAttr(Attr{true}) == "true");
+  CHECK(printAttr(Attr{std::string("me\"an")}) == "\"me\\\"an\"");
+  const char* text = R"(graph @g(%x: f32[2,3]) {
+  %0 = leaky_relu %x {negative_slope=1.0} : f32[2,3]
+  return out=%0
+})";
+  std::string err;
+  auto g = parseGraph(text, err);
+  REQUIRE(g);
+  const Attr* a = g->ops()[0]->attrs.find("negative_slope");
+  REQUIRE(a);
+  CHECK(std::holds_alternative<double>(*a));
+}
+
+TEST_CASE("Graphviz output has a node per op and an edge per use", "[ir]") {
+  ModelSpec spec = loadRepoModel("models/mnist_mlp.nn");
+  auto g = buildForwardGraph(spec, {});
+  std::string dot = graphToDot(*g);
+  CHECK(dot.rfind("digraph", 0) == 0);
+  size_t boxes = 0, edges = 0;
+  for (size_t p = 0; (p = dot.find("shape=box,", p)) != std::string::npos; ++p) ++boxes;
+  for (size_t p = 0; (p = dot.find(" -> ", p)) != std::string::npos; ++p) ++edges;
+  CHECK(boxes == g->ops().size());
+  size_t uses = g->outputs().size();
+  for (const auto& op : g->ops()) uses += op->operands.size();
+  CHECK(edges == uses);
+}

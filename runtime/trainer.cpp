@@ -1,0 +1,230 @@
+// The training loop (see trainer.h).
+#include "runtime/trainer.h"
+
+#include "runtime/atomic_file.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <random>
+
+namespace descent {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Fisher-Yates with our own bounded draw, so the order depends only on the
+// seed and the epoch, not on the standard library's distributions.
+void shuffleIndices(std::vector<int64_t>& idx, uint64_t seed, int64_t epoch) {
+  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + uint64_t(epoch) + 1);
+  for (int64_t i = int64_t(idx.size()) - 1; i > 0; --i) {
+    uint64_t j = rng() % uint64_t(i + 1);
+    std::swap(idx[size_t(i)], idx[size_t(j)]);
+  }
+}
+
+// A copy of every param and state, to fall back to when the loss diverges.
+struct Snapshot {
+  std::vector<std::vector<float>> params, states;
+  void take(Engine& e) {
+    params.clear();
+    states.clear();
+    for (const TensorInfo& p : e.params()) params.emplace_back(e.param(p.name), e.param(p.name) + p.numel());
+    for (const TensorInfo& s : e.states()) states.emplace_back(e.state(s.name), e.state(s.name) + s.numel());
+  }
+  void restore(Engine& e) const {
+    for (size_t i = 0; i < params.size(); ++i)
+      std::copy(params[i].begin(), params[i].end(), e.param(e.params()[i].name));
+    for (size_t i = 0; i < states.size(); ++i)
+      std::copy(states[i].begin(), states[i].end(), e.state(e.states()[i].name));
+  }
+};
+
+void drawProgress(int64_t epoch, int64_t epochs, int64_t done, int64_t total, double loss, double secs) {
+  const int width = 30;
+  int filled = total ? int(width * done / total) : width;
+  std::string bar;
+  for (int i = 0; i < width; ++i) bar += i < filled ? "█" : "░";
+  std::fprintf(stderr, "\r  epoch %lld/%lld %s %3d%% loss %.4f %.1fs ", (long long)epoch,
+               (long long)epochs, bar.c_str(), total ? int(100 * done / total) : 100, loss, secs);
+  std::fflush(stderr);
+}
+
+void clearProgress() {
+  std::fprintf(stderr, "\r%80s\r", "");
+  std::fflush(stderr);
+}
+
+// Per-sample loss of a batch from the graph's reduced loss.
+double perSampleSum(const ModelSpec& spec, double loss, int64_t n) {
+  // mean: NLL/CE divide by n; MSE/BCE by n*outputs. sum: already summed.
+  if (spec.loss.reduction == Reduction::Sum) return loss;
+  return loss * double(n);
+}
+
+} // namespace
+
+void gatherBatch(const Dataset& d, const std::vector<int64_t>& indices, int64_t begin, int64_t end,
+                 BatchBuffers& out) {
+  const int64_t n = end - begin, f = d.features;
+  if (d.is_u8) {
+    out.x_u8.resize(size_t(n * f));
+    for (int64_t r = 0; r < n; ++r)
+      std::memcpy(&out.x_u8[size_t(r * f)], &d.u8[size_t(indices[size_t(begin + r)] * f)], size_t(f));
+  } else {
+    out.x_f32.resize(size_t(n * f));
+    for (int64_t r = 0; r < n; ++r)
+      std::memcpy(&out.x_f32[size_t(r * f)], &d.f32[size_t(indices[size_t(begin + r)] * f)],
+                  size_t(f) * sizeof(float));
+  }
+  if (d.class_labels) {
+    out.y_labels.resize(size_t(n));
+    for (int64_t r = 0; r < n; ++r) out.y_labels[size_t(r)] = d.labels[size_t(indices[size_t(begin + r)])];
+  } else {
+    const int64_t t = d.target_size;
+    out.y_real.resize(size_t(n * t));
+    for (int64_t r = 0; r < n; ++r)
+      std::memcpy(&out.y_real[size_t(r * t)], &d.targets[size_t(indices[size_t(begin + r)] * t)],
+                  size_t(t) * sizeof(float));
+  }
+}
+
+EvalStats evaluate(Engine& engine, const ModelSpec& spec, const Dataset& data, int64_t batch) {
+  EvalStats s;
+  s.count = data.count;
+  bool classes = spec.target_kind == TargetKind::Class;
+  s.classes = classes ? spec.target_size : 0;
+  if (classes) s.confusion.assign(size_t(s.classes * s.classes), 0);
+  std::vector<int64_t> idx(size_t(data.count));
+  for (int64_t i = 0; i < data.count; ++i) idx[size_t(i)] = i;
+  BatchBuffers buf;
+  double loss_sum = 0, correct = 0;
+  const int64_t outputs = spec.outputSize();
+  for (int64_t b = 0; b < data.count; b += batch) {
+    int64_t e = std::min(data.count, b + batch), n = e - b;
+    gatherBatch(data, idx, b, e, buf);
+    EvalResult r = engine.eval(buf.x(), buf.y(), n);
+    loss_sum += perSampleSum(spec, r.loss, n);
+    correct += r.correct;
+    if (classes && r.output) {
+      for (int64_t i = 0; i < n; ++i) {
+        const float* row = r.output + i * outputs;
+        int64_t best = std::max_element(row, row + outputs) - row;
+        s.confusion[size_t(buf.y_labels[size_t(i)] * s.classes + best)]++;
+      }
+    }
+  }
+  s.loss = data.count ? loss_sum / double(data.count) : 0;
+  s.accuracy = data.count ? correct / double(data.count) : 0;
+  return s;
+}
+
+TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, const Dataset* test,
+                  const TrainOptions& opts, TrainProgress start) {
+  TrainResult result;
+  result.progress = start;
+  auto print = [&](const std::string& line) {
+    if (opts.print) opts.print(line);
+  };
+  std::vector<int64_t> idx(size_t(data.count));
+  BatchBuffers buf;
+  Snapshot good;
+  std::string metrics;
+  const int64_t steps_per_epoch = (data.count + opts.batch - 1) / opts.batch;
+
+  for (int64_t e = 0; e < opts.epochs; ++e) {
+    const int64_t epoch = start.epoch + e + 1; // 1-based, continues across --init resumes
+    for (int64_t i = 0; i < data.count; ++i) idx[size_t(i)] = i;
+    if (opts.shuffle) shuffleIndices(idx, opts.seed, epoch);
+    good.take(engine);
+    TrainProgress at_epoch_start = result.progress;
+
+    auto t0 = Clock::now();
+    auto last_draw = t0;
+    double loss_sum = 0;
+    int64_t steps = 0;
+    for (int64_t b = 0; b < data.count; b += opts.batch) {
+      int64_t end = std::min(data.count, b + opts.batch);
+      gatherBatch(data, idx, b, end, buf);
+      int64_t step = result.progress.step + 1;
+      float loss = engine.trainStep(buf.x(), buf.y(), end - b, int32_t(step), int32_t(opts.seed));
+      if (!std::isfinite(loss)) {
+        if (opts.progress_bar) clearProgress();
+        std::string kept;
+        if (!opts.save_path.empty()) {
+          good.restore(engine);
+          saveCheckpoint(opts.save_path, engine, spec, at_epoch_start);
+          kept = fmt::format("; kept the weights from the start of epoch {} in {}", epoch, opts.save_path);
+        }
+        throw DivergedError(fmt::format(
+            "training diverged: the loss is {} at epoch {}, step {} of {}{} (hint: lower the learning "
+            "rate, e.g. --lr {:g})",
+            std::isnan(loss) ? "nan" : "infinite", epoch, steps + 1, steps_per_epoch, kept,
+            spec.optimizer.lr / 10));
+      }
+      result.progress.step = step;
+      loss_sum += loss;
+      ++steps;
+      if (opts.progress_bar && std::chrono::duration<double>(Clock::now() - last_draw).count() > 0.1) {
+        last_draw = Clock::now();
+        drawProgress(epoch, start.epoch + opts.epochs, end, data.count, loss_sum / double(steps), secondsSince(t0));
+      }
+      if (opts.interrupt && opts.interrupt->load()) {
+        result.interrupted = true;
+        break;
+      }
+    }
+    double secs = secondsSince(t0);
+    if (opts.progress_bar) clearProgress();
+    if (result.interrupted) {
+      print(fmt::format("interrupted in epoch {} after {} steps", epoch, steps));
+      break;
+    }
+    result.progress.epoch = epoch;
+
+    EpochStats st;
+    st.epoch = epoch;
+    st.train_loss = steps ? loss_sum / double(steps) : 0;
+    st.seconds = secs;
+    st.samples_per_second = secs > 0 ? double(data.count) / secs : 0;
+    std::string line = fmt::format("epoch {:>3}  train loss {:.6f}", epoch, st.train_loss);
+    if (test) {
+      EvalStats ev = evaluate(engine, spec, *test, opts.batch);
+      st.test_loss = ev.loss;
+      line += fmt::format("  test loss {:.6f}", ev.loss);
+      if (spec.target_kind == TargetKind::Class) {
+        st.test_accuracy = ev.accuracy;
+        line += fmt::format("  test accuracy {:6.2f}%", 100 * ev.accuracy);
+      }
+    }
+    line += fmt::format("  {:>9.0f} samples/s  {:.2f}s", st.samples_per_second, secs);
+    print(line);
+    result.epochs.push_back(st);
+
+    if (!opts.metrics_path.empty()) {
+      nlohmann::json j;
+      j["epoch"] = st.epoch;
+      j["train_loss"] = st.train_loss;
+      if (st.test_loss) j["test_loss"] = *st.test_loss;
+      if (st.test_accuracy) j["test_accuracy"] = *st.test_accuracy;
+      j["seconds"] = st.seconds;
+      j["samples_per_second"] = st.samples_per_second;
+      metrics += j.dump() + "\n";
+      writeFileAtomic(opts.metrics_path, metrics);
+    }
+    if (!opts.save_path.empty()) saveCheckpoint(opts.save_path, engine, spec, result.progress);
+  }
+  if (result.interrupted && !opts.save_path.empty())
+    saveCheckpoint(opts.save_path, engine, spec, result.progress);
+  return result;
+}
+
+} // namespace descent

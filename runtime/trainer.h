@@ -1,0 +1,85 @@
+// The training loop: seeded shuffling, batches gathered from the dataset
+// (uint8 images stay bytes), one engine step per batch (the last, partial batch
+// included, like DataLoader(drop_last=False)), per-epoch evaluation, metrics,
+// checkpoints, divergence and Ctrl-C handling.
+#pragma once
+
+#include "runtime/checkpoint.h"
+#include "runtime/dataset.h"
+#include "runtime/engine.h"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace descent {
+
+/// Training stopped because the loss became NaN or infinite. what() says
+/// where and what to do; the last good checkpoint was kept if one was asked for.
+struct DivergedError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct TrainOptions {
+  int64_t epochs = 1;
+  int64_t batch = 64;
+  uint64_t seed = 0;
+  bool shuffle = true;
+  std::string save_path;     ///< "" = no checkpoint
+  std::string metrics_path;  ///< "" = no JSONL metrics
+  bool progress_bar = false; ///< redraw a bar on stderr within each epoch
+  /// Set (by a SIGINT handler) to stop after the current step.
+  const std::atomic<bool>* interrupt = nullptr;
+  /// Receives each finished line of output (epoch lines, notes).
+  std::function<void(const std::string&)> print;
+};
+
+struct EpochStats {
+  int64_t epoch = 0;
+  double train_loss = 0;                ///< mean of the batch losses
+  std::optional<double> test_loss;      ///< mean over all test samples
+  std::optional<double> test_accuracy;  ///< class targets only, in [0, 1]
+  double seconds = 0;                   ///< training time of the epoch, evaluation excluded
+  double samples_per_second = 0;
+};
+
+struct TrainResult {
+  std::vector<EpochStats> epochs;
+  TrainProgress progress;
+  bool interrupted = false;
+};
+
+/// Trains `engine` (already initialised or loaded) from `start`.
+TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, const Dataset* test,
+                  const TrainOptions& opts, TrainProgress start);
+
+struct EvalStats {
+  int64_t count = 0;
+  double loss = 0;           ///< mean per sample
+  double accuracy = 0;       ///< class targets
+  int64_t classes = 0;
+  std::vector<int64_t> confusion; ///< classes x classes, [true][predicted]
+};
+
+/// Runs the model in eval mode over the whole dataset.
+EvalStats evaluate(Engine& engine, const ModelSpec& spec, const Dataset& data, int64_t batch);
+
+/// Copies rows `indices[begin..end)` of the dataset into contiguous batch buffers.
+struct BatchBuffers {
+  std::vector<uint8_t> x_u8;
+  std::vector<float> x_f32;
+  std::vector<int32_t> y_labels;
+  std::vector<float> y_real;
+  const void* x() const { return x_u8.empty() ? (const void*)x_f32.data() : (const void*)x_u8.data(); }
+  const void* y() const {
+    return y_labels.empty() ? (const void*)y_real.data() : (const void*)y_labels.data();
+  }
+};
+void gatherBatch(const Dataset& d, const std::vector<int64_t>& indices, int64_t begin, int64_t end,
+                 BatchBuffers& out);
+
+} // namespace descent

@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""Checks that a descent-written safetensors checkpoint loads into PyTorch and
+computes what it should.
+
+It parses the model file (the descent language, via nnspec.py), builds the
+nn.Sequential, loads the checkpoint with load_state_dict(strict=True) (names,
+shapes and layouts must all match PyTorch's), runs the model in eval mode on the
+CSV batch and compares against an expected JSON file.
+
+Usage:
+  interop_check.py --checkpoint CKPT --fixture NAME [--key KEY]
+  interop_check.py --checkpoint CKPT --model M.nn --data D.csv --expected E.json [--key KEY]
+
+KEY selects what to compare with:
+  output (default)           expected["output"]: the model's output on the batch
+  after_one_step | final     expected[KEY]: a name -> flat list map of parameters;
+                             compares every tensor, and also the outputs of the
+                             checkpoint and of those parameters on the batch.
+Tolerances: --rtol (default 1e-4) and --atol (default 1e-5), see README.md.
+Exit status 0 when everything matches, 1 on a mismatch, 2 on a usage error.
+
+Example, after `descent train F/model.nn --data F/data.csv --init F/init.safetensors
+--no-shuffle --epochs 1 --save /tmp/ck.safetensors`:
+  interop_check.py --checkpoint /tmp/ck.safetensors --fixture nll_mean_sgd --key after_one_step
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import nnspec  # noqa: E402
+
+
+def compare(what, got, want, rtol, atol):
+    got = got.detach().double().reshape(-1)
+    want = torch.as_tensor(want, dtype=torch.float64).reshape(-1)
+    if got.numel() != want.numel():
+        print(f"FAIL {what}: {got.numel()} values, expected {want.numel()}")
+        return False
+    err = (got - want).abs()
+    bad = err > atol + rtol * want.abs()
+    worst = float(err.max()) if err.numel() else 0.0
+    status = "FAIL" if bool(bad.any()) else "ok  "
+    print(f"{status} {what}: max abs error {worst:.3g} over {got.numel()} values")
+    return not bool(bad.any())
+
+
+def run(model, x):
+    model.eval()
+    with torch.no_grad():
+        return model(x)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--fixture", help="name of a directory under tests/reference/fixtures")
+    ap.add_argument("--model")
+    ap.add_argument("--data")
+    ap.add_argument("--expected")
+    ap.add_argument("--key", default="output")
+    ap.add_argument("--rtol", type=float, default=1e-4)
+    ap.add_argument("--atol", type=float, default=1e-5)
+    a = ap.parse_args()
+    if a.fixture:
+        d = os.path.join(HERE, "fixtures", a.fixture)
+        a.model = a.model or os.path.join(d, "model.nn")
+        a.data = a.data or os.path.join(d, "data.csv")
+        a.expected = a.expected or os.path.join(d, "expected.json")
+    if not (a.model and a.data and a.expected):
+        ap.error("give --fixture, or all of --model, --data and --expected")
+
+    torch.set_num_threads(1)
+    with open(a.model) as f:
+        model_text = f.read()
+    spec = nnspec.parse_model(model_text)
+    model = spec["model"]
+    tensors, meta = nnspec.read_safetensors(a.checkpoint)
+    state = {k: v.to(torch.float32) for k, v in tensors.items()}
+    model.load_state_dict(state, strict=True)  # raises on any name or shape mismatch
+    x, _ = nnspec.read_csv(a.data, spec["input"][2])
+    with open(a.expected) as f:
+        expected = json.load(f)
+    if a.key not in expected:
+        print(f"{a.expected}: no key '{a.key}' (has: {', '.join(expected)})")
+        return 2
+
+    ok = True
+    out = run(model, x)
+    if a.key == "output":
+        ok = compare("output", out, expected["output"], a.rtol, a.atol)
+    else:
+        params = expected[a.key]
+        for name, want in params.items():
+            ok &= compare(name, state[name], want, a.rtol, a.atol)
+        ref = nnspec.parse_model(model_text)["model"]  # an independent copy of the network
+        ref.load_state_dict({k: torch.tensor(v, dtype=torch.float32).reshape(state[k].shape)
+                             for k, v in params.items()})
+        ok &= compare("output", out, run(ref, x), a.rtol, a.atol)
+    print("PASS" if ok else "MISMATCH")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+// The committed PyTorch reference fixtures (tests/reference/fixtures) parse with
+// the runtime loaders, are consistent with each other, and their recorded
+// output and loss are reproduced by a tiny fp64 forward pass written here.
+#include "runtime/atomic_file.h"
+#include "runtime/dataset.h"
+#include "runtime/safetensors.h"
+#include "runtime_test_util.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+using namespace descent;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<fs::path> fixtureDirs() {
+  std::vector<fs::path> dirs;
+  fs::path root = fs::path(DESCENT_SOURCE_DIR) / "tests/reference/fixtures";
+  if (fs::is_directory(root))
+    for (const auto& e : fs::directory_iterator(root))
+      if (e.is_directory()) dirs.push_back(e.path());
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
+}
+
+/// One layer of the Sequential as written in model.nn (enough for the fixtures).
+struct RefLayer {
+  std::string kind;
+  int64_t in = 0, out = 0;
+  bool bias = true;
+  double slope = 0.01;
+};
+
+std::vector<RefLayer> parseLayers(const std::string& text) {
+  auto open = text.find("Sequential(");
+  REQUIRE(open != std::string::npos);
+  auto close = text.find("\n)", open);
+  std::string body = text.substr(open + 11, close - open - 11);
+  static const std::regex layer(R"((\w+)\(([^)]*)\))");
+  std::vector<RefLayer> layers;
+  for (std::sregex_iterator it(body.begin(), body.end(), layer), end; it != end; ++it) {
+    RefLayer l;
+    l.kind = (*it)[1];
+    std::string args = (*it)[2];
+    if (l.kind == "Linear") {
+      std::smatch m;
+      REQUIRE(std::regex_search(args, m, std::regex(R"((\d+),\s*(\d+))")));
+      l.in = std::stoll(m[1]);
+      l.out = std::stoll(m[2]);
+      l.bias = args.find("bias=False") == std::string::npos;
+    } else if (l.kind == "LeakyReLU") {
+      std::smatch m;
+      REQUIRE(std::regex_search(args, m, std::regex(R"(negative_slope=([0-9.e-]+))")));
+      l.slope = std::stod(m[1]);
+    }
+    layers.push_back(l);
+  }
+  return layers;
+}
+
+using Matrix = std::vector<std::vector<double>>;
+
+/// fp64 forward pass with PyTorch's layouts (weight [out, in]); Dropout is the
+/// identity (eval mode, or p = 0).
+Matrix forward(const std::vector<RefLayer>& layers, const SafeTensors& st, const std::string& path,
+               Matrix x) {
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const RefLayer& l = layers[i];
+    const std::string p = std::to_string(i);
+    if (l.kind == "Linear") {
+      auto w = requireFloats(st, p + ".weight", {l.out, l.in}, path);
+      std::vector<float> b(l.out, 0.0f);
+      if (l.bias) b = requireFloats(st, p + ".bias", {l.out}, path);
+      for (auto& row : x) {
+        REQUIRE(row.size() == size_t(l.in));
+        std::vector<double> y(l.out);
+        for (int64_t o = 0; o < l.out; ++o) {
+          double s = b[o];
+          for (int64_t k = 0; k < l.in; ++k) s += double(w[o * l.in + k]) * row[k];
+          y[o] = s;
+        }
+        row = y;
+      }
+      continue;
+    }
+    for (auto& row : x) {
+      if (l.kind == "ReLU") {
+        for (double& v : row) v = std::max(v, 0.0);
+      } else if (l.kind == "Sigmoid") {
+        for (double& v : row) v = 1 / (1 + std::exp(-v));
+      } else if (l.kind == "Tanh") {
+        for (double& v : row) v = std::tanh(v);
+      } else if (l.kind == "LeakyReLU") {
+        for (double& v : row) v = v >= 0 ? v : l.slope * v;
+      } else if (l.kind == "Softmax" || l.kind == "LogSoftmax") {
+        double m = *std::max_element(row.begin(), row.end()), s = 0;
+        for (double v : row) s += std::exp(v - m);
+        for (double& v : row) v = l.kind == "Softmax" ? std::exp(v - m) / s : v - m - std::log(s);
+      } else {
+        REQUIRE(l.kind == "Dropout");
+      }
+    }
+  }
+  return x;
+}
+
+double lossOf(const std::string& name, const std::string& reduction, const Matrix& out,
+              const Dataset& d) {
+  double total = 0;
+  int64_t n = 0;
+  for (size_t r = 0; r < out.size(); ++r) {
+    const auto& o = out[r];
+    if (name == "NLLLoss" || name == "CrossEntropyLoss") {
+      double v = o[d.labels[r]];
+      if (name == "CrossEntropyLoss") {
+        double m = *std::max_element(o.begin(), o.end()), s = 0;
+        for (double z : o) s += std::exp(z - m);
+        v = v - m - std::log(s);
+      }
+      total -= v;
+      ++n;
+      continue;
+    }
+    for (size_t j = 0; j < o.size(); ++j, ++n) {
+      double t = d.targets[r * o.size() + j], z = o[j];
+      if (name == "MSELoss") total += (z - t) * (z - t);
+      else if (name == "BCELoss")
+        total -= t * std::max(std::log(z), -100.0) + (1 - t) * std::max(std::log1p(-z), -100.0);
+      else if (name == "BCEWithLogitsLoss")
+        total += std::max(z, 0.0) - z * t + std::log1p(std::exp(-std::abs(z)));
+      else
+        FAIL("unknown loss " << name);
+    }
+  }
+  return reduction == "mean" ? total / double(n) : total;
+}
+
+double maxAbs(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v) m = std::max(m, std::abs(x));
+  return m;
+}
+
+} // namespace
+
+TEST_CASE("reference fixtures are complete and parse", "[fixtures]") {
+  const auto dirs = fixtureDirs();
+  REQUIRE(dirs.size() >= 12);
+  for (const auto& dir : dirs) {
+    INFO("fixture " << dir.string());
+    for (const char* f : {"model.nn", "init.safetensors", "data.csv", "expected.json"})
+      REQUIRE(fs::is_regular_file(dir / f));
+    const json e = json::parse(readFile(dir / "expected.json"));
+    const int64_t features = e.at("features"), tsize = e.at("target_size"), batch = e.at("batch");
+    const bool cls = e.at("target_kind") == "class";
+
+    // model.nn declares what expected.json describes.
+    const std::string model = readFile(dir / "model.nn");
+    CHECK(model.find("input  x: f32[" + std::to_string(features) + "]") != std::string::npos);
+    CHECK(model.find(std::string("target y: ") + (cls ? "class[" : "f32[") + std::to_string(tsize) +
+                     "]") != std::string::npos);
+    CHECK(model.find("batch     = " + std::to_string(batch)) != std::string::npos);
+    CHECK(model.find("epochs    = 20") != std::string::npos);
+    CHECK(model.find(std::string(e.at("loss_name")) + "(reduction=\"" +
+                     std::string(e.at("reduction")) + "\")") != std::string::npos);
+
+    // init.safetensors: F32 tensors with the PyTorch shapes expected.json lists.
+    const SafeTensors st = readSafetensors(dir / "init.safetensors");
+    REQUIRE(st.tensors.size() == e.at("param_shapes").size());
+    for (const auto& [name, shape] : e.at("param_shapes").items()) {
+      REQUIRE(st.tensors.count(name));
+      CHECK(st.tensors.at(name).dtype == "F32");
+      CHECK(st.tensors.at(name).shape == shape.get<std::vector<int64_t>>());
+    }
+
+    // data.csv: exactly one batch with the right columns.
+    const Dataset d = loadCsv(dir / "data.csv", features, tsize, cls);
+    CHECK(d.count == batch);
+
+    if (e.at("train_mode")) {
+      REQUIRE(e.at("trajectory").size() == 20);
+      CHECK(e.at("trajectory")[0] == e.at("loss"));
+      for (const char* key : {"grads", "after_one_step", "final"})
+        for (const auto& [name, shape] : e.at("param_shapes").items())
+          CHECK(e.at(key).at(name).size() == size_t(numel(shape.get<std::vector<int64_t>>())));
+    } else {
+      CHECK_FALSE(e.contains("trajectory"));
+      CHECK_FALSE(e.contains("grads"));
+    }
+  }
+}
+
+TEST_CASE("reference fixtures' output and loss match an fp64 forward pass", "[fixtures]") {
+  for (const auto& dir : fixtureDirs()) {
+    INFO("fixture " << dir.string());
+    const json e = json::parse(readFile(dir / "expected.json"));
+    const int64_t features = e.at("features"), tsize = e.at("target_size");
+    const Dataset d = loadCsv(dir / "data.csv", features, tsize, e.at("target_kind") == "class");
+    const SafeTensors st = readSafetensors(dir / "init.safetensors");
+    const auto layers = parseLayers(readFile(dir / "model.nn"));
+
+    Matrix x(d.count, std::vector<double>(features));
+    for (int64_t r = 0; r < d.count; ++r)
+      for (int64_t c = 0; c < features; ++c) x[r][c] = d.f32[r * features + c];
+    const Matrix out = forward(layers, st, dir / "init.safetensors", x);
+
+    std::vector<double> got;
+    for (const auto& row : out) got.insert(got.end(), row.begin(), row.end());
+    const auto want = e.at("output").get<std::vector<double>>();
+    REQUIRE(got.size() == want.size());
+    // PyTorch ran in float32: allow the tolerance README.md recommends.
+    const double scale = std::max(maxAbs(want), 1e-30);
+    for (size_t i = 0; i < got.size(); ++i) REQUIRE(std::abs(got[i] - want[i]) <= 1e-5 * scale);
+    const double loss = lossOf(e.at("loss_name"), e.at("reduction"), out, d);
+    CHECK(loss == Approx(e.at("loss").get<double>()).epsilon(1e-5));
+  }
+}

@@ -25,7 +25,7 @@ test-sanitize: setup $(SANBUILD)/build.ninja
 	cd $(SANBUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j2
 
 demo: setup build
-	$(BUILD)/descent train models/mnist_mlp.nn
+	$(BUILD)/descent train models/mnist_mlp.nn --save $(BUILD)/mnist_mlp.safetensors
 	$(BUILD)/descent predict models/mnist_mlp.nn --weights $(BUILD)/mnist_mlp.safetensors --index 0
 
 bench: setup build

@@ -1,0 +1,376 @@
+// Reference interpreter (see interpreter.h). One small function per op kind;
+// every loop is the textbook definition, with PyTorch's order of operations
+// (e.g. ToTensor's x/255 before Normalize, max-subtracted softmax, the
+// torch.optim update sequences) so fp32 results stay within rounding of it.
+#include "compiler/interp/interpreter.h"
+
+#include "compiler/interp/dropout_rng.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <fmt/format.h>
+#include <stdexcept>
+
+namespace descent {
+
+namespace {
+
+template <typename T> using Buf = std::vector<T>;
+
+int64_t rows(const Value* v) { return v->type.shape[0]; }
+int64_t cols(const Value* v) { return v->type.rank() >= 2 ? v->type.shape[1] : 1; }
+
+/// The reduction divisor of a loss: batch rows for class losses (NLL), all
+/// elements for real-valued ones (MSE, BCE), 1 for reduction=sum.
+template <typename T> T reductionDivisor(const Op& op, int64_t count) {
+  return op.attrs.getString("reduction", "mean") == "mean" ? T(count) : T(1);
+}
+
+template <typename T> class Interp {
+public:
+  Interp(const Graph& g, const InterpInputs<T>& in, InterpState<T>& st) : g_(g), in_(in), st_(st) {}
+
+  std::map<std::string, Buf<T>> run(std::unordered_map<const Value*, Buf<T>>* trace) {
+    bind();
+    for (const auto& op : g_.ops()) {
+      if (op->result) {
+        Buf<T> out(size_t(op->result->type.numel()), T(0));
+        exec(*op, out);
+        auto& slot = results_[op->result];
+        slot = std::move(out);
+        env_[op->result] = &slot;
+      } else {
+        Buf<T> unused;
+        exec(*op, unused);
+      }
+    }
+    std::map<std::string, Buf<T>> outs;
+    for (const auto& [name, v] : g_.outputs()) outs[name] = get(v);
+    if (trace)
+      for (auto& [v, b] : results_) (*trace)[v] = b;
+    return outs;
+  }
+
+private:
+  void bind() {
+    if (st_.params.size() != g_.params().size())
+      throw std::invalid_argument(fmt::format("interpreter: {} params given, graph has {}",
+                                              st_.params.size(), g_.params().size()));
+    if (st_.states.size() != g_.states().size())
+      throw std::invalid_argument(fmt::format("interpreter: {} states given, graph has {}",
+                                              st_.states.size(), g_.states().size()));
+    for (const Value* v : g_.inputs()) {
+      auto it = in_.values.find(v->name);
+      if (it == in_.values.end())
+        throw std::invalid_argument(fmt::format("interpreter: missing input %{}", v->name));
+      check(v, it->second);
+      env_[v] = const_cast<Buf<T>*>(&it->second); // inputs are only read
+    }
+    for (size_t i = 0; i < g_.params().size(); ++i) {
+      check(g_.params()[i], st_.params[i]);
+      env_[g_.params()[i]] = &st_.params[i];
+    }
+    for (size_t i = 0; i < g_.states().size(); ++i) {
+      check(g_.states()[i], st_.states[i]);
+      env_[g_.states()[i]] = &st_.states[i];
+    }
+  }
+
+  static void check(const Value* v, const Buf<T>& b) {
+    if (int64_t(b.size()) != v->type.numel())
+      throw std::invalid_argument(fmt::format("interpreter: %{} needs {} elements ({}), got {}",
+                                              v->name, v->type.numel(), v->type.str(), b.size()));
+  }
+
+  const Buf<T>& get(const Value* v) const { return *env_.at(v); }
+  Buf<T>& mut(const Value* v) { return *env_.at(v); }
+
+  void exec(const Op& op, Buf<T>& out) {
+    const auto& o = op.operands;
+    switch (op.kind) {
+    case OpKind::Normalize: return normalize(op, get(o[0]), out);
+    case OpKind::MatMul: return matmul(op, out);
+    case OpKind::AddBias: {
+      const Buf<T>&x = get(o[0]), &b = get(o[1]);
+      int64_t n = cols(o[0]);
+      for (size_t i = 0; i < x.size(); ++i) out[i] = x[i] + b[i % n];
+      return;
+    }
+    case OpKind::Relu: return map1(o[0], out, [](T x) { return x > T(0) ? x : T(0); });
+    case OpKind::Sigmoid: return map1(o[0], out, [](T x) { return T(1) / (T(1) + std::exp(-x)); });
+    case OpKind::Tanh: return map1(o[0], out, [](T x) { return std::tanh(x); });
+    case OpKind::LeakyRelu: {
+      T s = T(op.attrs.getDouble("negative_slope", 0.01));
+      return map1(o[0], out, [s](T x) { return x > T(0) ? x : x * s; });
+    }
+    case OpKind::Softmax: return softmax(o[0], out, false);
+    case OpKind::LogSoftmax: return softmax(o[0], out, true);
+    case OpKind::DropoutMask: return dropoutMask(op, out);
+    case OpKind::Mul: return map2(o[0], o[1], out, [](T a, T b) { return a * b; });
+    case OpKind::Add: return map2(o[0], o[1], out, [](T a, T b) { return a + b; });
+    case OpKind::NllLoss: return nllLoss(op, out);
+    case OpKind::MseLoss: return realLoss(op, out, [](T p, T y) { T d = p - y; return d * d; });
+    case OpKind::BceLoss:
+      // PyTorch: (y - 1) * max(log1p(-p), -100) - y * max(log(p), -100).
+      return realLoss(op, out, [](T p, T y) {
+        return (y - T(1)) * std::max(T(std::log1p(-p)), T(-100)) - y * std::max(T(std::log(p)), T(-100));
+      });
+    case OpKind::BceWithLogits:
+      // PyTorch's stable form: (1-y)*z + m + log(exp(-m) + exp(-z-m)), m = max(-z, 0).
+      return realLoss(op, out, [](T z, T y) {
+        T m = std::max(-z, T(0));
+        return (T(1) - y) * z + m + std::log(std::exp(-m) + std::exp(-z - m));
+      });
+    case OpKind::CountCorrect: return countCorrect(op, out);
+    case OpKind::ReluGrad: return map2(o[0], o[1], out, [](T dy, T y) { return y > T(0) ? dy : T(0); });
+    case OpKind::SigmoidGrad:
+      return map2(o[0], o[1], out, [](T dy, T y) { return dy * (T(1) - y) * y; });
+    case OpKind::TanhGrad: return map2(o[0], o[1], out, [](T dy, T y) { return dy * (T(1) - y * y); });
+    case OpKind::LeakyReluGrad: {
+      T s = T(op.attrs.getDouble("negative_slope", 0.01));
+      return map2(o[0], o[1], out, [s](T dy, T x) { return x > T(0) ? dy : dy * s; });
+    }
+    case OpKind::SoftmaxGrad: return softmaxGrad(o[0], o[1], out, false);
+    case OpKind::LogSoftmaxGrad: return softmaxGrad(o[0], o[1], out, true);
+    case OpKind::SumRows: {
+      const Buf<T>& x = get(o[0]);
+      int64_t m = rows(o[0]), n = cols(o[0]);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) out[j] += x[i * n + j];
+      return;
+    }
+    case OpKind::NllLossGrad: return classGrad(op, out, false);
+    case OpKind::LogSoftmaxNllGrad: return classGrad(op, out, true);
+    case OpKind::MseLossGrad: {
+      // PyTorch: norm * (p - y) with norm = 2/numel (mean) or 2 (sum).
+      T norm = T(2) / reductionDivisor<T>(op, o[0]->type.numel());
+      return map2(o[0], o[1], out, [norm](T p, T y) { return norm * (p - y); });
+    }
+    case OpKind::BceLossGrad: {
+      // PyTorch: (p - y) / max((1 - p) * p, 1e-12), then / numel for mean.
+      T div = reductionDivisor<T>(op, o[0]->type.numel());
+      return map2(o[0], o[1], out, [div](T p, T y) {
+        return (p - y) / std::max((T(1) - p) * p, T(1e-12)) / div;
+      });
+    }
+    case OpKind::BceWithLogitsGrad: {
+      T div = reductionDivisor<T>(op, o[0]->type.numel());
+      return map2(o[0], o[1], out, [div](T z, T y) { return (T(1) / (T(1) + std::exp(-z)) - y) / div; });
+    }
+    case OpKind::SigmoidBceGrad: {
+      T div = reductionDivisor<T>(op, o[0]->type.numel());
+      return map2(o[0], o[1], out, [div](T s, T y) { return (s - y) / div; });
+    }
+    case OpKind::SgdUpdate: return sgd(op);
+    case OpKind::AdamUpdate: return adam(op);
+    }
+    assert(false && "unknown op kind");
+  }
+
+  template <typename F> void map1(const Value* a, Buf<T>& out, F f) {
+    const Buf<T>& x = get(a);
+    for (size_t i = 0; i < x.size(); ++i) out[i] = f(x[i]);
+  }
+  template <typename F> void map2(const Value* a, const Value* b, Buf<T>& out, F f) {
+    const Buf<T>&x = get(a), &y = get(b);
+    for (size_t i = 0; i < x.size(); ++i) out[i] = f(x[i], y[i]);
+  }
+
+  void normalize(const Op& op, const Buf<T>& x, Buf<T>& out) {
+    // ToTensor: x / 255 (fp32); Normalize: (x - mean) / std, in that order.
+    T div = T(op.attrs.getDouble("divisor", 1.0));
+    T mean = T(op.attrs.getDouble("mean", 0.0));
+    T sd = T(op.attrs.getDouble("std", 1.0));
+    for (size_t i = 0; i < x.size(); ++i) out[i] = (x[i] / div - mean) / sd;
+  }
+
+  void matmul(const Op& op, Buf<T>& out) {
+    const Value *a = op.operands[0], *b = op.operands[1];
+    bool ta = op.attrs.getBool("transpose_a"), tb = op.attrs.getBool("transpose_b");
+    const Buf<T>&A = get(a), &B = get(b);
+    int64_t ar = rows(a), ac = cols(a), br = rows(b), bc = cols(b);
+    int64_t m = ta ? ac : ar, k = ta ? ar : ac, n = tb ? br : bc;
+    // Shape legend: op(A)[m,k] · op(B)[k,n] = C[m,n].
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        T acc = T(0);
+        for (int64_t p = 0; p < k; ++p) {
+          T av = ta ? A[p * ac + i] : A[i * ac + p];
+          T bv = tb ? B[j * bc + p] : B[p * bc + j];
+          acc += av * bv;
+        }
+        out[i * n + j] = acc;
+      }
+  }
+
+  void softmax(const Value* a, Buf<T>& out, bool log) {
+    const Buf<T>& x = get(a);
+    int64_t m = rows(a), n = cols(a);
+    for (int64_t i = 0; i < m; ++i) {
+      const T* r = &x[i * n];
+      T mx = *std::max_element(r, r + n);
+      T sum = T(0);
+      for (int64_t j = 0; j < n; ++j) sum += std::exp(r[j] - mx);
+      for (int64_t j = 0; j < n; ++j)
+        out[i * n + j] = log ? (r[j] - mx) - std::log(sum) : std::exp(r[j] - mx) / sum;
+    }
+  }
+
+  void softmaxGrad(const Value* dyv, const Value* yv, Buf<T>& out, bool log) {
+    const Buf<T>&dy = get(dyv), &y = get(yv);
+    int64_t m = rows(dyv), n = cols(dyv);
+    for (int64_t i = 0; i < m; ++i) {
+      T s = T(0);
+      for (int64_t j = 0; j < n; ++j) s += log ? dy[i * n + j] : dy[i * n + j] * y[i * n + j];
+      for (int64_t j = 0; j < n; ++j) {
+        size_t k = size_t(i * n + j);
+        // log_softmax: dy - exp(y)*sum(dy); softmax: y*(dy - sum(dy*y)).
+        out[k] = log ? dy[k] - std::exp(y[k]) * s : y[k] * (dy[k] - s);
+      }
+    }
+  }
+
+  void dropoutMask(const Op& op, Buf<T>& out) {
+    auto seed = int32_t(get(op.operands[0])[0]);
+    auto step = int32_t(get(op.operands[1])[0]);
+    double p = op.attrs.getDouble("p", 0.5);
+    int64_t salt = op.attrs.getInt("salt");
+    T scale = T(1) / T(1 - p);
+    for (size_t i = 0; i < out.size(); ++i) out[i] = dropoutKeep(seed, step, salt, i, p) ? scale : T(0);
+  }
+
+  int64_t label(const Buf<T>& y, int64_t i, int64_t classes) {
+    auto c = int64_t(y[size_t(i)]);
+    if (c < 0 || c >= classes)
+      throw std::invalid_argument(fmt::format("interpreter: label {} out of range [0, {})", c, classes));
+    return c;
+  }
+
+  void nllLoss(const Op& op, Buf<T>& out) {
+    const Buf<T>&lp = get(op.operands[0]), &y = get(op.operands[1]);
+    int64_t m = rows(op.operands[0]), n = cols(op.operands[0]);
+    T sum = T(0);
+    for (int64_t i = 0; i < m; ++i) sum += -lp[size_t(i * n + label(y, i, n))];
+    out[0] = sum / reductionDivisor<T>(op, m);
+  }
+
+  template <typename F> void realLoss(const Op& op, Buf<T>& out, F f) {
+    const Buf<T>&p = get(op.operands[0]), &y = get(op.operands[1]);
+    T sum = T(0);
+    for (size_t i = 0; i < p.size(); ++i) sum += f(p[i], y[i]);
+    out[0] = sum / reductionDivisor<T>(op, int64_t(p.size()));
+  }
+
+  void countCorrect(const Op& op, Buf<T>& out) {
+    const Buf<T>&s = get(op.operands[0]), &y = get(op.operands[1]);
+    int64_t m = rows(op.operands[0]), n = cols(op.operands[0]);
+    T count = T(0);
+    for (int64_t i = 0; i < m; ++i) {
+      const T* r = &s[size_t(i * n)];
+      int64_t arg = std::max_element(r, r + n) - r; // the first maximum, like torch.argmax
+      if (arg == label(y, i, n)) count += T(1);
+    }
+    out[0] = count;
+  }
+
+  /// nll_loss_grad: -onehot/B; log_softmax_nll_grad: (exp(logp) - onehot)/B.
+  void classGrad(const Op& op, Buf<T>& out, bool with_softmax) {
+    const Buf<T>&lp = get(op.operands[0]), &y = get(op.operands[1]);
+    int64_t m = rows(op.operands[0]), n = cols(op.operands[0]);
+    T div = reductionDivisor<T>(op, m);
+    for (int64_t i = 0; i < m; ++i) {
+      int64_t c = label(y, i, n);
+      for (int64_t j = 0; j < n; ++j) {
+        size_t k = size_t(i * n + j);
+        T onehot = j == c ? T(1) : T(0);
+        out[k] = ((with_softmax ? std::exp(lp[k]) : T(0)) - onehot) / div;
+      }
+    }
+  }
+
+  /// torch.optim.SGD (1.13, _single_tensor_sgd), step by step.
+  void sgd(const Op& op) {
+    Buf<T>& w = mut(op.operands[0]);
+    const Buf<T>& grad = get(op.operands[1]);
+    auto step = int64_t(get(op.operands[2])[0]);
+    Buf<T>* buf = op.operands.size() > 3 ? &mut(op.operands[3]) : nullptr;
+    double lr = op.attrs.getDouble("lr"), momentum = op.attrs.getDouble("momentum");
+    double dampening = op.attrs.getDouble("dampening"), wd = op.attrs.getDouble("weight_decay");
+    bool nesterov = op.attrs.getBool("nesterov");
+    for (size_t i = 0; i < w.size(); ++i) {
+      T g = grad[i];
+      if (wd != 0) g = g + T(wd) * w[i];               // d_p.add(param, alpha=wd)
+      if (buf) {
+        T& b = (*buf)[i];
+        if (step <= 1) b = g;                          // first step: buf = clone(d_p)
+        else b = b * T(momentum) + T(1 - dampening) * g; // buf.mul_(m).add_(d_p, alpha=1-damp)
+        g = nesterov ? g + T(momentum) * b : b;
+      }
+      w[i] = w[i] + T(-lr) * g;                        // param.add_(d_p, alpha=-lr)
+    }
+  }
+
+  /// torch.optim.Adam (1.13, _single_tensor_adam, amsgrad=False), step by step.
+  void adam(const Op& op) {
+    Buf<T>& w = mut(op.operands[0]);
+    const Buf<T>& grad = get(op.operands[1]);
+    auto step = double(int64_t(get(op.operands[2])[0]));
+    Buf<T>&m = mut(op.operands[3]), &v = mut(op.operands[4]);
+    double lr = op.attrs.getDouble("lr"), b1 = op.attrs.getDouble("beta1", 0.9);
+    double b2 = op.attrs.getDouble("beta2", 0.999), eps = op.attrs.getDouble("eps", 1e-8);
+    double wd = op.attrs.getDouble("weight_decay");
+    // Python floats: bias corrections and the step size are doubles.
+    double bc1 = 1 - std::pow(b1, step), bc2 = 1 - std::pow(b2, step);
+    double step_size = lr / bc1, bc2_sqrt = std::sqrt(bc2);
+    for (size_t i = 0; i < w.size(); ++i) {
+      T g = grad[i];
+      if (wd != 0) g = g + T(wd) * w[i];
+      m[i] = m[i] * T(b1);
+      m[i] = m[i] + T(1 - b1) * g;                      // exp_avg.mul_(b1).add_(g, alpha=1-b1)
+      v[i] = v[i] * T(b2);
+      v[i] = v[i] + T(1 - b2) * g * g;                  // exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2)
+      T denom = std::sqrt(v[i]) / T(bc2_sqrt) + T(eps); // (v.sqrt() / bc2_sqrt).add_(eps)
+      w[i] = w[i] + T(-step_size) * m[i] / denom;       // param.addcdiv_(m, denom, value=-step_size)
+    }
+  }
+
+  const Graph& g_;
+  const InterpInputs<T>& in_;
+  InterpState<T>& st_;
+  std::unordered_map<const Value*, Buf<T>*> env_;
+  std::unordered_map<const Value*, Buf<T>> results_;
+};
+
+} // namespace
+
+template <typename T> void initInterpState(const Graph& g, InterpState<T>& state) {
+  if (state.params.size() != g.params().size())
+    throw std::invalid_argument(fmt::format("interpreter: {} params given, graph has {}",
+                                            state.params.size(), g.params().size()));
+  for (size_t i = 0; i < g.params().size(); ++i)
+    if (int64_t(state.params[i].size()) != g.params()[i]->type.numel())
+      throw std::invalid_argument(fmt::format("interpreter: param %{} needs {} elements, got {}",
+                                              g.params()[i]->name, g.params()[i]->type.numel(),
+                                              state.params[i].size()));
+  state.states.clear();
+  for (const Value* s : g.states()) state.states.emplace_back(size_t(s->type.numel()), T(0));
+}
+
+template <typename T>
+std::map<std::string, std::vector<T>> interpret(const Graph& g, const InterpInputs<T>& inputs,
+                                                InterpState<T>& state,
+                                                std::unordered_map<const Value*, std::vector<T>>* trace) {
+  return Interp<T>(g, inputs, state).run(trace);
+}
+
+template void initInterpState<float>(const Graph&, InterpState<float>&);
+template void initInterpState<double>(const Graph&, InterpState<double>&);
+template std::map<std::string, std::vector<float>>
+interpret<float>(const Graph&, const InterpInputs<float>&, InterpState<float>&,
+                 std::unordered_map<const Value*, std::vector<float>>*);
+template std::map<std::string, std::vector<double>>
+interpret<double>(const Graph&, const InterpInputs<double>&, InterpState<double>&,
+                  std::unordered_map<const Value*, std::vector<double>>*);
+
+} // namespace descent

@@ -1,0 +1,121 @@
+// The gradient rule of every differentiable op (see grad_rules.h). Each rule is
+// the textbook derivative expressed with the IR's grad ops; the numerics of
+// those ops (PyTorch's backward formulas) live in the interpreter and codegen.
+#include "compiler/autodiff/grad_rules.h"
+
+#include <stdexcept>
+
+namespace descent {
+
+namespace {
+
+using Grads = std::vector<Value*>;
+
+Attrs copyAttr(const Op& op, const char* name, Attr fallback) {
+  Attrs a;
+  const Attr* v = op.attrs.find(name);
+  a.set(name, v ? *v : fallback);
+  return a;
+}
+
+Attrs mm(bool ta, bool tb) {
+  Attrs a;
+  if (ta) a.set("transpose_a", true);
+  if (tb) a.set("transpose_b", true);
+  return a;
+}
+
+/// Y = op(A)·op(B). Without transposes: dA = dY·Bᵀ, dB = Aᵀ·dY; the transposed
+/// forms follow from (XY)ᵀ = YᵀXᵀ so that no explicit transpose op is needed.
+Grads gradMatMul(GradContext& c) {
+  Value *A = c.op.operands[0], *B = c.op.operands[1], *dY = c.dy;
+  bool ta = c.op.attrs.getBool("transpose_a"), tb = c.op.attrs.getBool("transpose_b");
+  Grads g(2, nullptr);
+  if (c.needs[0]) {
+    if (!ta) g[0] = tb ? c.out.emit(OpKind::MatMul, {dY, B}, mm(false, false))  // dY·B
+                       : c.out.emit(OpKind::MatMul, {dY, B}, mm(false, true)); // dY·Bᵀ
+    else g[0] = tb ? c.out.emit(OpKind::MatMul, {B, dY}, mm(true, true))        // Bᵀ·dYᵀ
+                   : c.out.emit(OpKind::MatMul, {B, dY}, mm(false, true));      // B·dYᵀ
+  }
+  if (c.needs[1]) {
+    if (!tb) g[1] = ta ? c.out.emit(OpKind::MatMul, {A, dY}, mm(false, false))  // A·dY
+                       : c.out.emit(OpKind::MatMul, {A, dY}, mm(true, false));  // Aᵀ·dY
+    else g[1] = ta ? c.out.emit(OpKind::MatMul, {dY, A}, mm(true, true))        // dYᵀ·Aᵀ
+                   : c.out.emit(OpKind::MatMul, {dY, A}, mm(true, false));      // dYᵀ·A
+  }
+  return g;
+}
+
+Grads gradAddBias(GradContext& c) {
+  return {c.needs[0] ? c.dy : nullptr, c.needs[1] ? c.out.emit(OpKind::SumRows, {c.dy}) : nullptr};
+}
+
+// Activations whose derivative is cheapest from the saved output (PyTorch saves
+// the output for relu, sigmoid, tanh, softmax and log_softmax).
+Grads gradRelu(GradContext& c) { return {c.out.emit(OpKind::ReluGrad, {c.dy, c.op.result})}; }
+Grads gradSigmoid(GradContext& c) { return {c.out.emit(OpKind::SigmoidGrad, {c.dy, c.op.result})}; }
+Grads gradTanh(GradContext& c) { return {c.out.emit(OpKind::TanhGrad, {c.dy, c.op.result})}; }
+Grads gradSoftmax(GradContext& c) {
+  return {c.out.emit(OpKind::SoftmaxGrad, {c.dy, c.op.result}, copyAttr(c.op, "dim", int64_t(1)))};
+}
+Grads gradLogSoftmax(GradContext& c) {
+  return {c.out.emit(OpKind::LogSoftmaxGrad, {c.dy, c.op.result}, copyAttr(c.op, "dim", int64_t(1)))};
+}
+// LeakyReLU: PyTorch saves the input (the output's sign is the same, but the
+// input is what leaky_relu_backward reads).
+Grads gradLeakyRelu(GradContext& c) {
+  return {c.out.emit(OpKind::LeakyReluGrad, {c.dy, c.op.operands[0]},
+                     copyAttr(c.op, "negative_slope", 0.01))};
+}
+
+// Elementwise product (Dropout: x * mask): d a = dy * b, d b = dy * a.
+Grads gradMul(GradContext& c) {
+  Value *a = c.op.operands[0], *b = c.op.operands[1];
+  return {c.needs[0] ? c.out.emit(OpKind::Mul, {c.dy, b}) : nullptr,
+          c.needs[1] ? c.out.emit(OpKind::Mul, {c.dy, a}) : nullptr};
+}
+
+Grads gradAdd(GradContext& c) { return {c.needs[0] ? c.dy : nullptr, c.needs[1] ? c.dy : nullptr}; }
+
+/// Losses: the root of the backward pass (seed 1); the gradient op takes the
+/// prediction and the target and carries the reduction. Targets are data.
+template <OpKind GradKind> Grads gradLoss(GradContext& c) {
+  if (c.dy) throw std::logic_error("autodiff: a loss is only differentiated as the root");
+  if (c.needs[1]) throw std::logic_error("autodiff: no gradient with respect to a loss target");
+  return {c.out.emit(GradKind, {c.op.operands[0], c.op.operands[1]},
+                     copyAttr(c.op, "reduction", std::string("mean"))),
+          nullptr};
+}
+
+struct RuleEntry {
+  OpKind kind;
+  GradRule rule;
+};
+
+// The table: one row per differentiable op.
+constexpr RuleEntry kRules[] = {
+    {OpKind::MatMul, gradMatMul},
+    {OpKind::AddBias, gradAddBias},
+    {OpKind::Relu, gradRelu},
+    {OpKind::Sigmoid, gradSigmoid},
+    {OpKind::Tanh, gradTanh},
+    {OpKind::LeakyRelu, gradLeakyRelu},
+    {OpKind::Softmax, gradSoftmax},
+    {OpKind::LogSoftmax, gradLogSoftmax},
+    {OpKind::Mul, gradMul},
+    {OpKind::Add, gradAdd},
+    {OpKind::NllLoss, gradLoss<OpKind::NllLossGrad>},
+    {OpKind::MseLoss, gradLoss<OpKind::MseLossGrad>},
+    {OpKind::BceLoss, gradLoss<OpKind::BceLossGrad>},
+    {OpKind::BceWithLogits, gradLoss<OpKind::BceWithLogitsGrad>},
+};
+
+} // namespace
+
+GradRule gradRule(OpKind kind) {
+  for (const RuleEntry& e : kRules)
+    if (e.kind == kind) return e.rule;
+  return nullptr;
+}
+
+} // namespace descent

@@ -1,0 +1,95 @@
+// Optimizer pass (see optimizer.h): builds the update ops, then moves each one
+// to the earliest legal position so that later fusion finds it next to the
+// op producing its gradient (the dW GEMM).
+#include "compiler/autodiff/optimizer.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace descent {
+
+namespace {
+
+Attrs sgdAttrs(const OptimizerSpec& o) {
+  Attrs a;
+  a.set("lr", o.lr);
+  if (o.momentum != 0) a.set("momentum", o.momentum);
+  if (o.dampening != 0) a.set("dampening", o.dampening);
+  if (o.weight_decay != 0) a.set("weight_decay", o.weight_decay);
+  if (o.nesterov) a.set("nesterov", true);
+  return a;
+}
+
+Attrs adamAttrs(const OptimizerSpec& o) {
+  Attrs a;
+  a.set("lr", o.lr);
+  a.set("beta1", o.beta1);
+  a.set("beta2", o.beta2);
+  a.set("eps", o.eps);
+  a.set("weight_decay", o.weight_decay);
+  return a;
+}
+
+/// Reorders g's ops so each update op comes right after the last op it must
+/// follow: the definition of its gradient and every other read of its param.
+void placeUpdates(Graph& g) {
+  auto& ops = g.mutableOps();
+  std::unordered_map<const Value*, size_t> last_read, def;
+  std::vector<std::unique_ptr<Op>> rest, updates;
+  for (auto& op : ops) {
+    bool update = opInfo(op->kind).category == OpCategory::Update;
+    (update ? updates : rest).push_back(std::move(op));
+  }
+  for (size_t i = 0; i < rest.size(); ++i) {
+    for (const Value* v : rest[i]->operands) last_read[v] = i + 1;
+    if (rest[i]->result) def[rest[i]->result] = i + 1;
+  }
+  // after[k]: the updates that go right after rest[k-1] (k = 0: at the start).
+  std::vector<std::vector<std::unique_ptr<Op>>> after(rest.size() + 1);
+  for (auto& u : updates) {
+    size_t pos = 0;
+    for (const Value* v : u->operands) {
+      if (auto it = def.find(v); it != def.end()) pos = std::max(pos, it->second);
+      if (auto it = last_read.find(v); it != last_read.end()) pos = std::max(pos, it->second);
+    }
+    after[pos].push_back(std::move(u));
+  }
+  ops.clear();
+  for (size_t k = 0; k <= rest.size(); ++k) {
+    if (k > 0) ops.push_back(std::move(rest[k - 1]));
+    for (auto& u : after[k]) ops.push_back(std::move(u));
+  }
+}
+
+} // namespace
+
+void addOptimizerUpdates(Graph& g, const OptimizerSpec& opt,
+                         const std::vector<std::pair<Value*, Value*>>& grads) {
+  Value* step = g.input("step");
+  if (!step) throw std::logic_error("optimizer: the graph has no %step input");
+  for (const auto& [w, dw] : grads) {
+    if (!dw) continue;
+    std::string ext = w->external_name;
+    // The update's loc is the layer's (its first reader), like the doc's example.
+    SourceLoc loc = opt.loc;
+    for (const auto& op : g.ops())
+      if (std::find(op->operands.begin(), op->operands.end(), w) != op->operands.end()) {
+        loc = op->loc;
+        break;
+      }
+    if (opt.kind == OptimizerKind::SGD) {
+      std::vector<Value*> operands{w, dw, step};
+      if (opt.momentum != 0)
+        operands.push_back(g.addState(w->name + "_buf", w->type, ext + ".momentum_buffer"));
+      g.add(OpKind::SgdUpdate, operands, sgdAttrs(opt), loc, w);
+    } else {
+      Value* m = g.addState(w->name + "_exp_avg", w->type, ext + ".exp_avg");
+      Value* v = g.addState(w->name + "_exp_avg_sq", w->type, ext + ".exp_avg_sq");
+      g.add(OpKind::AdamUpdate, {w, dw, step, m, v}, adamAttrs(opt), loc, w);
+    }
+  }
+  placeUpdates(g);
+}
+
+} // namespace descent

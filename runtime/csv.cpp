@@ -1,12 +1,15 @@
-// CSV parsing: one pass over the file contents, splitting on newlines and
+// CSV parsing: one streaming pass over the file, splitting on newlines and
 // commas; numbers go through std::from_chars so "0.1" gives the same float as
 // PyTorch's float32 parse and nothing depends on the C locale.
 #include "runtime/csv.h"
 
-#include "runtime/atomic_file.h"
 #include "runtime/errors.h"
 
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <cmath>
 #include <fmt/format.h>
 #include <string_view>
@@ -54,49 +57,95 @@ Parsed parseFloat(std::string_view s, float& v) {
   return std::isfinite(v) ? Parsed::Ok : Parsed::NotFinite;
 }
 
+/// Reads a file line by line with POSIX getline (no whole-file buffer).
+class LineReader {
+public:
+  explicit LineReader(const std::string& path) : path_(path), f_(std::fopen(path.c_str(), "rb")) {
+    if (!f_) throw DataError(path + ": " + std::strerror(errno));
+  }
+  ~LineReader() {
+    std::free(buf_);
+    std::fclose(f_);
+  }
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
+  /// The next line without its '\n'; false at the end of the file.
+  bool next(std::string_view& line) {
+    errno = 0;
+    ssize_t n = ::getline(&buf_, &cap_, f_);
+    if (n < 0) {
+      // A directory opens fine but fails on read (EISDIR): report it like readFile.
+      if (std::ferror(f_)) throw DataError(path_ + ": " + std::strerror(errno ? errno : EIO));
+      return false;
+    }
+    line = std::string_view(buf_, static_cast<size_t>(n));
+    if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+    return true;
+  }
+
+private:
+  std::string path_;
+  std::FILE* f_;
+  char* buf_ = nullptr;
+  size_t cap_ = 0;
+};
+
 } // namespace
 
-CsvTable parseCsv(const std::string& path, int64_t expected_columns,
-                  const std::string& describe_columns) {
-  const std::string text = readFile(path);
-  CsvTable t;
-  t.path = path;
-  const std::string_view all(text);
+int64_t forEachCsvRow(const std::string& path, int64_t expected_columns,
+                      const std::string& describe_columns, const CsvRowFn& row) {
+  LineReader in(path);
+  std::vector<std::string> header;
   std::vector<std::string_view> fields;
-  int64_t line_no = 0;
-  bool have_header = false;
-  size_t pos = 0;
-  while (pos < all.size()) {
-    size_t nl = all.find('\n', pos);
-    std::string_view line = all.substr(pos, nl == std::string_view::npos ? all.size() - pos : nl - pos);
-    pos = nl == std::string_view::npos ? all.size() : nl + 1;
+  std::vector<float> values(static_cast<size_t>(expected_columns));
+  int64_t line_no = 0, rows = 0;
+  std::string_view line;
+  while (in.next(line)) {
     ++line_no;
     if (trim(line).empty()) continue;
     splitFields(line, fields);
     if (static_cast<int64_t>(fields.size()) != expected_columns)
       throw DataError(fmt::format("{}:{}: expected {} columns ({}), got {}", path, line_no,
                                   expected_columns, describe_columns, fields.size()));
-    if (!have_header) {
-      // The header is only names; a header of numbers usually means it is missing.
-      for (auto f : fields) t.header.emplace_back(unquote(f));
-      have_header = true;
+    if (header.empty()) {
+      for (auto f : fields) header.emplace_back(unquote(f));
       continue;
     }
     for (size_t c = 0; c < fields.size(); ++c) {
-      float v;
-      Parsed r = parseFloat(fields[c], v);
+      Parsed r = parseFloat(fields[c], values[c]);
       if (r != Parsed::Ok)
         throw DataError(fmt::format("{}:{}: column {} ('{}'): '{}' is not a {}number", path, line_no,
-                                    c + 1, t.header[c], fields[c],
+                                    c + 1, header[c], fields[c],
                                     r == Parsed::NotFinite ? "finite " : ""));
-      t.values.push_back(v);
     }
-    t.line_of_row.push_back(line_no);
-    ++t.rows;
+    row(values, line_no, header);
+    ++rows;
   }
-  if (!have_header)
-    throw DataError(path + ": empty file (expected a header row and data rows)");
-  if (t.rows == 0) throw DataError(path + ": no data rows after the header");
+  if (header.empty()) throw DataError(path + ": empty file (expected a header row and data rows)");
+  if (rows == 0) throw DataError(path + ": no data rows after the header");
+  return rows;
+}
+
+int64_t countLines(const std::string& path) {
+  LineReader in(path);
+  int64_t n = 0;
+  std::string_view line;
+  while (in.next(line)) ++n;
+  return n;
+}
+
+CsvTable parseCsv(const std::string& path, int64_t expected_columns,
+                  const std::string& describe_columns) {
+  CsvTable t;
+  t.path = path;
+  t.rows = forEachCsvRow(path, expected_columns, describe_columns,
+                         [&](std::span<const float> v, int64_t line,
+                             const std::vector<std::string>& header) {
+                           if (t.header.empty()) t.header = header;
+                           t.values.insert(t.values.end(), v.begin(), v.end());
+                           t.line_of_row.push_back(line);
+                         });
   return t;
 }
 

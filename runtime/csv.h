@@ -1,29 +1,46 @@
-// CSV parsing for numeric data sets: a header row then rows of numbers. Kept
-// separate from Dataset so the parser can be tested and reused on its own.
+// CSV parsing for numeric data sets: a header row then rows of numbers. Rows
+// are streamed to a callback so a loader can write them straight into its
+// final arrays (a large CSV is never held as text and as numbers at once).
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
 namespace descent {
 
-/// A parsed numeric CSV table. Values are float32, parsed with std::from_chars
-/// (correctly rounded, locale independent).
+/// Called for each data row: its values (exactly the expected column count),
+/// its 1-based line number (the header is line 1) and the header names.
+using CsvRowFn = std::function<void(std::span<const float> values, int64_t line,
+                                    const std::vector<std::string>& header)>;
+
+/// Streams `path`: checks the header and every data row have
+/// `expected_columns` columns, parses each value with std::from_chars
+/// (correctly rounded, locale independent) and calls `row`. Empty lines are
+/// skipped (but still counted). `describe_columns` (e.g. "4 features + 1 label")
+/// goes into column-count messages. Returns the number of data rows. Throws
+/// DataError: "path: empty file ...", "path: no data rows after the header",
+/// "path:ROW: expected N columns (...), got M",
+/// "path:ROW: column C ('name'): 'abc' is not a number".
+int64_t forEachCsvRow(const std::string& path, int64_t expected_columns,
+                      const std::string& describe_columns, const CsvRowFn& row);
+
+/// Number of lines in the file (an upper bound on its data rows + 1), for
+/// reserving memory before forEachCsvRow. Throws DataError if unreadable.
+int64_t countLines(const std::string& path);
+
+/// A whole parsed numeric CSV table (for small files and tests).
 struct CsvTable {
   std::string path;
   std::vector<std::string> header;   ///< column names (surrounding quotes removed)
   int64_t rows = 0;                  ///< data rows (header excluded)
   std::vector<float> values;         ///< rows*header.size(), row-major
-  std::vector<int64_t> line_of_row;  ///< 1-based file line of each data row (header is line 1)
+  std::vector<int64_t> line_of_row;  ///< 1-based file line of each data row
 };
 
-/// Parses `path`. Every data row must have `expected_columns` columns; the
-/// header too. Empty lines are skipped (but still counted for row numbers).
-/// `describe_columns` (e.g. "4 features + 1 label") is appended to column-count
-/// messages. Throws DataError: "path: empty file ...", "path: no data rows
-/// after the header", "path:ROW: expected N columns (...), got M",
-/// "path:ROW: column C ('name'): 'abc' is not a number".
+/// forEachCsvRow collected into a CsvTable.
 CsvTable parseCsv(const std::string& path, int64_t expected_columns,
                   const std::string& describe_columns);
 

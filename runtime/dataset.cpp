@@ -66,39 +66,41 @@ Dataset loadCsv(const std::string& path, int64_t features, int64_t targets_or_cl
       class_labels ? fmt::format("{} feature{} + 1 label", features, features == 1 ? "" : "s")
                    : fmt::format("{} feature{} + {} target{}", features, features == 1 ? "" : "s",
                                  target_cols, target_cols == 1 ? "" : "s");
-  CsvTable t = parseCsv(path, features + target_cols, describe);
   const int64_t cols = features + target_cols;
 
   Dataset d;
   d.source = path;
-  d.count = t.rows;
   d.features = features;
   d.is_u8 = false;
   d.class_labels = class_labels;
   d.target_size = targets_or_classes;
-  d.f32.resize(static_cast<size_t>(t.rows * features));
+  // Reserve from the line count so the arrays never regrow: a large CSV then
+  // costs exactly its float32 arrays, with no doubling slack or final copy.
+  const auto max_rows = static_cast<size_t>(std::max<int64_t>(countLines(path) - 1, 0));
+  d.f32.reserve(max_rows * static_cast<size_t>(features));
   if (class_labels)
-    d.labels.resize(static_cast<size_t>(t.rows));
+    d.labels.reserve(max_rows);
   else
-    d.targets.resize(static_cast<size_t>(t.rows * target_cols));
+    d.targets.reserve(max_rows * static_cast<size_t>(target_cols));
 
-  for (int64_t r = 0; r < t.rows; ++r) {
-    const float* row = t.values.data() + r * cols;
-    std::copy(row, row + features, d.f32.begin() + r * features);
-    if (!class_labels) {
-      std::copy(row + features, row + cols, d.targets.begin() + r * target_cols);
-      continue;
-    }
-    const float v = row[features];
-    const std::string& name = t.header[static_cast<size_t>(features)];
-    if (v != std::floor(v))
-      throw DataError(fmt::format("{}:{}: column {} ('{}'): class label {} is not an integer", path,
-                                  t.line_of_row[r], features + 1, name, v));
-    if (v < 0 || v >= static_cast<float>(targets_or_classes))
-      throw DataError(fmt::format("{}:{}: column {} ('{}'): label {} is out of range [0, {})", path,
-                                  t.line_of_row[r], features + 1, name, v, targets_or_classes));
-    d.labels[r] = static_cast<int32_t>(v);
-  }
+  d.count = forEachCsvRow(
+      path, cols, describe,
+      [&](std::span<const float> row, int64_t line, const std::vector<std::string>& header) {
+        d.f32.insert(d.f32.end(), row.begin(), row.begin() + features);
+        if (!class_labels) {
+          d.targets.insert(d.targets.end(), row.begin() + features, row.end());
+          return;
+        }
+        const float v = row[features];
+        const std::string& name = header[static_cast<size_t>(features)];
+        if (v != std::floor(v))
+          throw DataError(fmt::format("{}:{}: column {} ('{}'): class label {} is not an integer",
+                                      path, line, features + 1, name, v));
+        if (v < 0 || v >= static_cast<float>(targets_or_classes))
+          throw DataError(fmt::format("{}:{}: column {} ('{}'): label {} is out of range [0, {})",
+                                      path, line, features + 1, name, v, targets_or_classes));
+        d.labels.push_back(static_cast<int32_t>(v));
+      });
   return d;
 }
 

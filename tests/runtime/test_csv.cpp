@@ -85,6 +85,18 @@ TEST_CASE("CSV floats round-trip exactly through '.9g'", "[csv]") {
   for (size_t i = 0; i < want.size(); ++i) REQUIRE(ds.f32[i] == want[i]);
 }
 
+TEST_CASE("CSV without a final newline and with CRLF line ends", "[csv]") {
+  TempDir d;
+  writeBytes(d / "a.csv", "a,b\r\n1,2\r\n3,4");
+  Dataset ds = loadCsv(d / "a.csv", 1, 1, false);
+  CHECK(ds.count == 2);
+  CHECK(ds.f32 == std::vector<float>{1, 3});
+  CHECK(ds.targets == std::vector<float>{2, 4});
+  CsvTable t = parseCsv(d / "a.csv", 2, "1 feature + 1 target");
+  CHECK(t.header == std::vector<std::string>{"a", "b"});
+  CHECK(t.line_of_row == std::vector<int64_t>{2, 3});
+}
+
 TEST_CASE("CSV wrong column count", "[csv][errors]") {
   TempDir d;
   writeBytes(d / "c.csv", "a,b,label\n1,2,0\n1,2\n");
@@ -137,4 +149,5 @@ TEST_CASE("CSV empty, header-only and missing files", "[csv][errors]") {
         d / "h.csv" + ": no data rows after the header");
   CHECK(messageOf([&] { loadCsv(d / "none.csv", 1, 2, true); }) ==
         d / "none.csv" + ": No such file or directory");
+  CHECK(messageOf([&] { loadCsv(d.path(), 1, 2, true); }) == d.path() + ": Is a directory");
 }

@@ -1,0 +1,120 @@
+// The reference engine: trains and evaluates with the graph interpreter in
+// fp32. It shares the trainer, checkpoints and data path with the JIT engine,
+// which makes it the end-to-end oracle for the compiled one.
+#include "compiler/interp/interpreter.h"
+#include "compiler/passes/train_graph.h"
+#include "runtime/engine.h"
+
+#include <map>
+#include <stdexcept>
+
+namespace descent {
+
+namespace {
+
+class InterpEngine final : public Engine {
+public:
+  InterpEngine(const ModelSpec& spec, const EngineOptions& opts) : spec_(spec), opts_(opts) {
+    const Graph& g = trainGraph(opts.batch);
+    for (const Value* p : g.params()) params_.push_back(info(p));
+    for (const Value* s : g.states()) states_.push_back(info(s));
+    for (const TensorInfo& p : params_) state_.params.emplace_back(size_t(p.numel()), 0.0f);
+    initInterpState(g, state_);
+  }
+
+  const std::vector<TensorInfo>& params() const override { return params_; }
+  const std::vector<TensorInfo>& states() const override { return states_; }
+  float* param(const std::string& name) override { return state_.params[index(params_, name)].data(); }
+  float* state(const std::string& name) override { return state_.states[index(states_, name)].data(); }
+
+  float trainStep(const void* x, const void* y, int64_t n, int32_t step, int32_t seed) override {
+    const Graph& g = trainGraph(n);
+    InterpInputs<float> in = inputs(g, x, y, n);
+    in.values["step"] = {float(step)};
+    if (g.input("seed")) in.values["seed"] = {float(seed)};
+    return interpret(g, in, state_)["loss"].at(0);
+  }
+
+  EvalResult eval(const void* x, const void* y, int64_t n) override {
+    const Graph& g = evalGraph(n);
+    InterpInputs<float> in = inputs(g, x, y, n);
+    in.values["step"] = {1.0f};
+    InterpState<float> es;
+    es.params.swap(state_.params);
+    auto out = interpret(g, in, es);
+    es.params.swap(state_.params);
+    output_ = out["output"];
+    EvalResult r;
+    r.loss = out["loss"].at(0);
+    r.correct = out.count("correct") ? out["correct"].at(0) : 0;
+    r.output = output_.data();
+    return r;
+  }
+
+private:
+  static TensorInfo info(const Value* v) {
+    TensorInfo t;
+    t.name = v->external_name;
+    t.shape = v->type.shape;
+    // Weights (and their optimizer state) are stored [in, out]; PyTorch keeps [out, in].
+    t.transposed = v->type.rank() == 2;
+    return t;
+  }
+
+  static size_t index(const std::vector<TensorInfo>& ts, const std::string& name) {
+    for (size_t i = 0; i < ts.size(); ++i)
+      if (ts[i].name == name) return i;
+    throw std::invalid_argument("no tensor named " + name);
+  }
+
+  const Graph& trainGraph(int64_t n) {
+    auto& g = train_[n];
+    if (!g) {
+      BuildOptions o;
+      o.batch = n;
+      o.input_u8 = opts_.input_u8;
+      g = buildTrainGraph(spec_, o);
+    }
+    return *g;
+  }
+
+  const Graph& evalGraph(int64_t n) {
+    auto& g = eval_[n];
+    if (!g) g = buildEvalGraph(spec_, n, opts_.input_u8);
+    return *g;
+  }
+
+  InterpInputs<float> inputs(const Graph& g, const void* x, const void* y, int64_t n) const {
+    InterpInputs<float> in;
+    const int64_t f = spec_.input_size;
+    auto& xv = in.values[spec_.input_name];
+    xv.resize(size_t(n * f));
+    for (int64_t i = 0; i < n * f; ++i)
+      xv[size_t(i)] = opts_.input_u8 ? float(static_cast<const uint8_t*>(x)[i]) : static_cast<const float*>(x)[i];
+    auto& yv = in.values[spec_.target_name];
+    if (spec_.target_kind == TargetKind::Class) {
+      yv.resize(size_t(n));
+      for (int64_t i = 0; i < n; ++i) yv[size_t(i)] = float(static_cast<const int32_t*>(y)[i]);
+    } else {
+      const float* yy = static_cast<const float*>(y);
+      yv.assign(yy, yy + n * spec_.target_size);
+    }
+    (void)g;
+    return in;
+  }
+
+  ModelSpec spec_;
+  EngineOptions opts_;
+  std::vector<TensorInfo> params_, states_;
+  InterpState<float> state_;
+  std::map<int64_t, std::unique_ptr<Graph>> train_, eval_;
+  std::vector<float> output_;
+};
+
+} // namespace
+
+std::unique_ptr<Engine> makeInterpEngine(const ModelSpec& spec, const EngineOptions& opts) {
+  return std::make_unique<InterpEngine>(spec, opts);
+}
+
+} // namespace descent

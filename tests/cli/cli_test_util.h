@@ -1,0 +1,96 @@
+// Helpers for the end-to-end tests of the `descent` binary: run a command and
+// capture its exit code, stdout and stderr; scratch directories; small data sets.
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+namespace descent::testing {
+
+struct RunResult {
+  int code = -1;
+  std::string out, err;
+};
+
+inline std::string readText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/// A fresh directory under the system temp dir, removed with the object.
+struct ScratchDir {
+  std::filesystem::path path;
+  ScratchDir() {
+    static int counter = 0; // tests in one process run sequentially
+    path = std::filesystem::temp_directory_path() /
+           ("descent-cli-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::create_directories(path);
+  }
+  ~ScratchDir() { std::filesystem::remove_all(path); }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+/// Runs `descent ARGS` (from the build dir) with the repository as working directory.
+inline RunResult descent(const std::string& args) {
+  ScratchDir tmp;
+  std::string cmd = "cd " DESCENT_SOURCE_DIR " && " DESCENT_BINARY_DIR "/descent " + args + " > " +
+                    (tmp / "out") + " 2> " + (tmp / "err");
+  int status = std::system(cmd.c_str());
+  RunResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = readText(tmp / "out");
+  r.err = readText(tmp / "err");
+  return r;
+}
+
+/// One JSON object per line.
+inline std::vector<nlohmann::json> readJsonl(const std::string& path) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
+/// A CSV regression set: y = sin(x0) + 0.5*x1*x2 - 0.3*sum(rest), features in [-1, 1].
+inline void writeRegressionCsv(const std::string& path, int rows, int features, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::ofstream f(path);
+  for (int j = 0; j < features; ++j) f << "x" << j << ",";
+  f << "y\n";
+  for (int i = 0; i < rows; ++i) {
+    std::vector<float> x(size_t(features));
+    for (float& v : x) v = u(rng);
+    float y = std::sin(x[0]) + 0.5f * x[1] * x[2];
+    for (int j = 3; j < features; ++j) y -= 0.3f * x[size_t(j)];
+    for (float v : x) f << v << ",";
+    f << y << "\n";
+  }
+}
+
+/// Two Gaussian blobs with 0/1 targets.
+inline void writeBinaryCsv(const std::string& path, int rows, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> n(0, 0.7f);
+  std::ofstream f(path);
+  f << "a,b,label\n";
+  for (int i = 0; i < rows; ++i) {
+    int c = i % 2;
+    float cx = c ? 1.0f : -1.0f;
+    f << cx + n(rng) << "," << -cx + n(rng) << "," << c << "\n";
+  }
+}
+
+} // namespace descent::testing

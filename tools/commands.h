@@ -1,0 +1,37 @@
+// The subcommands of the `descent` CLI, one function each, sharing the parsed
+// arguments. descent.cpp parses; these do the work and return the exit code.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace descent {
+
+/// Command-line misuse discovered after parsing (exit code 2).
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Everything any subcommand may take; 0 / "" means "not given".
+struct CommonArgs {
+  std::string model, data, test_data, stage, init, save, metrics, weights, cpu;
+  std::string engine = "jit";
+  bool dot = false, no_shuffle = false, tty = false;
+  int64_t epochs = 0, batch = 0, index = 0, steps = 0;
+  int threads = 0;
+  double lr = 0;
+  uint64_t seed = 0;
+  const std::atomic<bool>* interrupt = nullptr;
+};
+
+int runCheck(const CommonArgs& a);
+int runIr(const CommonArgs& a);
+int runTrain(const CommonArgs& a);
+int runEval(const CommonArgs& a);
+int runPredict(const CommonArgs& a);
+int runGradcheck(const CommonArgs& a);
+int runBench(const CommonArgs& a);
+
+} // namespace descent

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <tuple>
 
 namespace descent {
 
@@ -42,12 +43,17 @@ std::optional<ModelSpec> analyzeSource(const std::string& path, const std::strin
   std::optional<ModelSpec> spec = analyze(file, local);
   // Stages and cross-checks find problems in their own order; the user reads
   // the file top to bottom, so report in source order (stable for ties).
+  // std::sort on (line, col, arrival) rather than std::stable_sort, whose
+  // libstdc++ 12 implementation warns under clang (get_temporary_buffer).
   std::vector<Diagnostic> errors = local.errors();
-  std::stable_sort(errors.begin(), errors.end(), [](const Diagnostic& a, const Diagnostic& b) {
-    auto key = [](SourceLoc l) { return l.known() ? std::pair(l.line, l.col) : std::pair(INT_MAX, 0); };
-    return key(a.loc) < key(b.loc);
-  });
-  for (Diagnostic& e : errors) diags.error(e.loc, std::move(e.message), std::move(e.hint));
+  std::vector<std::tuple<int, int, size_t>> order;
+  for (size_t i = 0; i < errors.size(); ++i) {
+    SourceLoc l = errors[i].loc;
+    order.emplace_back(l.known() ? l.line : INT_MAX, l.known() ? l.col : 0, i);
+  }
+  std::sort(order.begin(), order.end());
+  for (const auto& [line, col, i] : order)
+    diags.error(errors[i].loc, std::move(errors[i].message), std::move(errors[i].hint));
   if (!spec) return std::nullopt;
   spec->name = fileStem(path);
   spec->path = path;

@@ -170,7 +170,8 @@ public:
       }
       slots_[i] = &arg.value;
     }
-    for (size_t i = 0; i < params_.size(); ++i)
+    // After a binding error the missing argument is usually the misplaced one.
+    for (size_t i = 0; i < params_.size() && ok_; ++i)
       if (params_[i].required && !slots_[i])
         error(call_.loc, fmt::format("{}() missing required argument '{}'", call_.text,
                                      params_[i].name));
@@ -781,17 +782,31 @@ private:
                         t.name, n));
       return;
     }
+    // PyTorch's BCELoss raises at run time on values outside [0, 1]; here the
+    // last layer tells statically whether the outputs are probabilities.
+    if (spec_.loss.kind == LossKind::BCELoss && modelOk_ && !spec_.layers.empty()) {
+      const Layer& last = spec_.layers.back();
+      if (last.kind != LayerKind::Sigmoid && last.kind != LayerKind::Softmax) {
+        error(spec_.loss.loc,
+              fmt::format("BCELoss expects probabilities in [0, 1] but the model ends with {}",
+                          layerName(last.kind)),
+              "end the model with Sigmoid(), or use BCEWithLogitsLoss on raw outputs");
+        return;
+      }
+    }
     if (outputSize_ < 0 || !modelOk_ || outputSize_ == spec_.target_size) return;
     if (wantsClasses)
       error(t.type.size_loc,
-            fmt::format("target '{}' has {} classes but the model gives {} outputs", t.name,
-                        spec_.target_size, outputSize_),
+            fmt::format("target '{}' has {} class{} but the model gives {} output{}", t.name,
+                        spec_.target_size, spec_.target_size == 1 ? "" : "es", outputSize_,
+                        outputSize_ == 1 ? "" : "s"),
             fmt::format("{} needs one output per class: make the last Linear's out_features {}",
                         loss, spec_.target_size));
     else
       error(t.type.size_loc,
-            fmt::format("target '{}' has {} values but the model gives {} outputs", t.name,
-                        spec_.target_size, outputSize_),
+            fmt::format("target '{}' has {} value{} but the model gives {} output{}", t.name,
+                        spec_.target_size, spec_.target_size == 1 ? "" : "s", outputSize_,
+                        outputSize_ == 1 ? "" : "s"),
             fmt::format("{} compares outputs and targets element by element", loss));
   }
 
@@ -821,8 +836,13 @@ std::string didYouMean(const std::string& name, const std::vector<std::string>& 
   // Short names tolerate one edit, longer ones two; never suggest a rewrite
   // of the whole name.
   size_t limit = lname.size() >= 4 ? 2 : 1;
-  if (bestName.empty() || best > limit || best >= lname.size()) return {};
-  return fmt::format("did you mean '{}'?", bestName);
+  if (!bestName.empty() && best <= limit && best < lname.size())
+    return fmt::format("did you mean '{}'?", bestName);
+  // A prefix of a longer name ("CrossEntropy" for "CrossEntropyLoss").
+  if (lname.size() >= 3)
+    for (const std::string& c : candidates)
+      if (lower(c).rfind(lname, 0) == 0) return fmt::format("did you mean '{}'?", c);
+  return {};
 }
 
 std::optional<ModelSpec> analyze(const ast::File& file, Diagnostics& diags) {

@@ -19,6 +19,10 @@ constexpr int64_t kMaxFeatures = int64_t(1) << 24;
 // Upper bounds keep every size product (activations, FLOPs) far from int64 overflow.
 constexpr int64_t kMaxBatch = int64_t(1) << 20;
 constexpr int64_t kMaxEpochs = 1000000;
+// With these two, parameter, FLOP and activation counts (batch * width *
+// layers * 4 bytes) stay below 2^62 whatever the file says.
+constexpr size_t kMaxLayers = 10000;
+constexpr int64_t kMaxParameters = int64_t(1) << 36;
 
 std::string lower(const std::string& s) {
   std::string out = s;
@@ -500,7 +504,13 @@ private:
             "add layers, like Sequential(Linear(784, 10), LogSoftmax(dim=1))");
       return;
     }
+    if (v.args.size() > kMaxLayers) {
+      error(v.loc, fmt::format("Sequential() has {} layers, more than the limit of {}",
+                               v.args.size(), kMaxLayers));
+      return;
+    }
     int64_t features = inputKnown_ ? spec_.input_size : -1; // -1: unknown after an error
+    int64_t parameters = 0;
     bool sawLinear = false;
     bool allOk = true;
     for (size_t i = 0; i < v.args.size(); ++i) {
@@ -516,7 +526,18 @@ private:
         allOk = false;
         continue;
       }
-      if (layer->kind == LayerKind::Linear) sawLinear = true;
+      if (layer->kind == LayerKind::Linear) {
+        sawLinear = true;
+        // Each term is below 2^49 and the sum stops at the limit: no overflow.
+        parameters += layer->in_features * layer->out_features + layer->out_features;
+        if (parameters > kMaxParameters) {
+          error(layer->loc,
+                fmt::format("the model has more than {} parameters with this layer",
+                            kMaxParameters),
+                "descent trains models that fit in memory");
+          return;
+        }
+      }
       spec_.layers.push_back(*layer);
     }
     if (!sawLinear && allOk)

@@ -1,0 +1,48 @@
+// Internal interface between the program (arena, threads; no LLVM) and the
+// LLVM side of the backend (IR emission, optimization, JIT). Not installed:
+// included only by compiler/codegen/*.cpp. Declares no LLVM types.
+#pragma once
+
+#include "compiler/passes/kernel_graph.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace descent {
+
+/// Every kernel has this signature. `arena` is the 64-byte-aligned block holding
+/// params, state, outputs and scratch at the offsets baked into the code; x and
+/// y are the batch; n <= batch is the runtime row count; the partition is
+/// (task, ntasks).
+using KernelFn = void (*)(void* arena, const void* x, const void* y, int64_t n, int32_t step,
+                          int32_t seed, int32_t task, int32_t ntasks);
+
+/// One graph as the emitter sees it: its schedule with every buffer placed
+/// (absolute arena offsets) and the extra constants the program keeps in the arena.
+struct BackendGraph {
+  const KernelGraph* kg = nullptr;
+  std::string prefix;                       ///< symbol prefix ("g0_") so graphs do not clash
+  std::map<const Op*, int64_t> lut_offset;  ///< folded u8 normalize -> 256-float table
+  std::map<const Op*, int64_t> scalar_offset; ///< adam_update -> {step_size, bias_correction2_sqrt}
+};
+
+/// A compiled set of kernels (one LLJIT session).
+class JitSession {
+public:
+  /// Emits, optimizes (O3 + SLP) and JIT-compiles every kernel of `graphs`.
+  /// `cpu` "" means the host. Returns nullptr and sets `error` on failure.
+  static std::unique_ptr<JitSession> create(const std::vector<BackendGraph>& graphs,
+                                            const std::string& cpu, std::string& error);
+  virtual ~JitSession() = default;
+  /// fns[g][k]: kernel k of graph g.
+  virtual const std::vector<std::vector<KernelFn>>& kernels() const = 0;
+  virtual std::string llvmIR() const = 0;
+  virtual std::string assembly() const = 0;
+  virtual int vectorWidth() const = 0;  ///< floats per vector register used (16 or 8)
+  virtual std::string cpuName() const = 0;
+};
+
+} // namespace descent

@@ -1,0 +1,249 @@
+// Program: arena layout (params, state, outputs, tables, scratch), the JIT
+// session, and running a step's kernels on the thread pool with a spin
+// barrier between kernels. No LLVM headers here (see jit.cpp / emit.cpp).
+#include "compiler/codegen/program.h"
+
+#include "compiler/codegen/backend.h"
+#include "compiler/passes/fuse.h"
+#include "compiler/passes/plan_buffers.h"
+#include "runtime/thread_pool.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fmt/format.h>
+#include <map>
+
+namespace descent {
+
+namespace {
+
+int64_t align64(int64_t v) { return (v + 63) / 64 * 64; }
+
+struct AlignedFree {
+  void operator()(void* p) const { std::free(p); }
+};
+
+} // namespace
+
+struct Program::Impl {
+  struct Entry {
+    std::unique_ptr<Graph> owned; ///< a clone: the caller's graphs may go away
+    const Graph* graph = nullptr;
+    std::unique_ptr<KernelGraph> kg;
+    BackendGraph bg;
+    std::vector<std::pair<const Op*, int64_t>> adam; ///< adam ops and their scalar slots
+  };
+  std::vector<Entry> entries;
+  std::map<std::string, int64_t> param_offset, param_size; ///< params and state by external name
+  std::vector<std::string> param_names;
+  int64_t persistent_bytes = 0, arena_bytes = 0;
+  std::unique_ptr<char, AlignedFree> arena;
+  std::unique_ptr<JitSession> jit;
+  std::unique_ptr<ThreadPool> pool;
+  SpinBarrier barrier{1};
+  double compile_ms = 0;
+
+  void writeStepScalars(Entry& e, int32_t step) {
+    // Adam's bias corrections are computed in double on the host, as
+    // torch.optim.Adam does in Python, then rounded to float once.
+    for (auto [op, off] : e.adam) {
+      double b1 = op->attrs.getDouble("beta1", 0.9), b2 = op->attrs.getDouble("beta2", 0.999);
+      double lr = op->attrs.getDouble("lr", 0.001);
+      float* s = reinterpret_cast<float*>(arena.get() + off);
+      s[0] = float(lr / (1.0 - std::pow(b1, step)));
+      s[1] = float(std::sqrt(1.0 - std::pow(b2, step)));
+    }
+  }
+
+  void runKernels(size_t index, const void* x, const void* y, int64_t n, int32_t step, int32_t seed,
+                  std::vector<double>* times) {
+    Entry& e = entries[index];
+    writeStepScalars(e, step);
+    const auto& fns = jit->kernels()[index];
+    void* base = arena.get();
+    barrier.reset(pool->size());
+    pool->run([&](int task, int ntasks) {
+      for (size_t k = 0; k < fns.size(); ++k) {
+        auto t0 = std::chrono::steady_clock::now();
+        fns[k](base, x, y, n, step, seed, task, ntasks);
+        barrier.wait();
+        if (times && task == 0)
+          (*times)[k] += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+      }
+    });
+  }
+
+  const Buffer* outputBuffer(size_t index, const std::string& name) const {
+    if (index >= entries.size()) return nullptr;
+    const Entry& e = entries[index];
+    const Value* v = e.graph->output(name);
+    if (!v) return nullptr;
+    auto it = e.kg->buffer_of.find(v);
+    return it == e.kg->buffer_of.end() ? nullptr : &e.kg->buffers[it->second];
+  }
+};
+
+Program::Program(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Program::~Program() = default;
+
+std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graphs, const JitOptions& options,
+                                          std::string& error) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto impl = std::make_unique<Impl>();
+  int64_t top = 0;
+  auto place = [&](int64_t bytes) {
+    int64_t at = top;
+    top += align64(bytes);
+    return at;
+  };
+  // Params and state first: shared by external name across graphs.
+  for (const Graph* g : graphs)
+    for (const auto* list : {&g->params(), &g->states()})
+      for (const Value* v : *list) {
+        auto it = impl->param_size.find(v->external_name);
+        if (it != impl->param_size.end()) {
+          if (it->second != v->type.numel()) {
+            error = fmt::format("'{}' has different sizes in two graphs", v->external_name);
+            return nullptr;
+          }
+          continue;
+        }
+        impl->param_size[v->external_name] = v->type.numel();
+        impl->param_offset[v->external_name] = place(v->type.numel() * 4);
+        if (v->kind == ValueKind::Param) impl->param_names.push_back(v->external_name);
+      }
+  int64_t scratch = 0;
+  for (size_t gi = 0; gi < graphs.size(); ++gi) {
+    Impl::Entry e;
+    e.owned = cloneGraph(*graphs[gi]);
+    e.graph = e.owned.get();
+    e.kg = std::make_unique<KernelGraph>(fuseGraph(*e.graph, error));
+    if (!error.empty()) {
+      error = fmt::format("graph @{}: {}", graphs[gi]->name(), error);
+      return nullptr;
+    }
+    if (!e.kg->x) {
+      error = fmt::format("graph @{} has no %x input", graphs[gi]->name());
+      return nullptr;
+    }
+    planBuffers(*e.kg);
+    scratch = std::max(scratch, e.kg->scratch_bytes);
+    e.bg.kg = e.kg.get();
+    e.bg.prefix = fmt::format("g{}_", gi);
+    for (const Kernel& k : e.kg->kernels) {
+      if (k.kind == KernelKind::Gemm && k.gemm.a_normalize &&
+          k.gemm.a_normalize->operands[0]->type.dtype == DType::U8 && !e.bg.lut_offset.count(k.gemm.a_normalize))
+        e.bg.lut_offset[k.gemm.a_normalize] = place(256 * 4);
+      for (const Op* op : k.ops)
+        if (op->kind == OpKind::AdamUpdate && !e.bg.scalar_offset.count(op)) {
+          int64_t off = place(8);
+          e.bg.scalar_offset[op] = off;
+          e.adam.push_back({op, off});
+        }
+    }
+    impl->entries.push_back(std::move(e));
+  }
+  // Graph outputs (persistent per graph), then the shared scratch region.
+  for (auto& e : impl->entries)
+    for (Buffer& b : e.kg->buffers) {
+      if (b.input) continue;
+      if (b.value && (b.value->kind == ValueKind::Param || b.value->kind == ValueKind::State))
+        b.offset = impl->param_offset.at(b.value->external_name);
+      else if (b.persistent)
+        b.offset = place(b.bytes);
+    }
+  impl->persistent_bytes = top;
+  int64_t scratch_base = place(scratch);
+  for (auto& e : impl->entries)
+    for (Buffer& b : e.kg->buffers)
+      if (!b.input && !b.persistent && b.first_use >= 0) b.offset += scratch_base;
+  impl->arena_bytes = align64(std::max<int64_t>(top, 64));
+  impl->arena.reset(static_cast<char*>(std::aligned_alloc(64, size_t(impl->arena_bytes))));
+  std::memset(impl->arena.get(), 0, size_t(impl->arena_bytes));
+  // The normalize tables: (float(v)/divisor - mean)/std in fp32, the same
+  // operations PyTorch's ToTensor + Normalize perform, so values are bit-exact.
+  for (auto& e : impl->entries)
+    for (auto [op, off] : e.bg.lut_offset) {
+      float* lut = reinterpret_cast<float*>(impl->arena.get() + off);
+      float div = float(op->attrs.getDouble("divisor", 1.0)), mean = float(op->attrs.getDouble("mean", 0.0));
+      float sd = float(op->attrs.getDouble("std", 1.0));
+      for (int v = 0; v < 256; ++v) lut[v] = (float(v) / div - mean) / sd;
+    }
+  std::vector<BackendGraph> bgs;
+  for (auto& e : impl->entries) bgs.push_back(e.bg);
+  impl->jit = JitSession::create(bgs, options.cpu, error);
+  if (!impl->jit) return nullptr;
+  impl->pool = std::make_unique<ThreadPool>(options.threads);
+  impl->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return std::unique_ptr<Program>(new Program(std::move(impl)));
+}
+
+float* Program::param(const std::string& name) {
+  auto it = impl_->param_offset.find(name);
+  return it == impl_->param_offset.end() ? nullptr : reinterpret_cast<float*>(impl_->arena.get() + it->second);
+}
+
+int64_t Program::paramSize(const std::string& name) const {
+  auto it = impl_->param_size.find(name);
+  return it == impl_->param_size.end() ? 0 : it->second;
+}
+
+float* Program::state(const std::string& name) { return param(name); }
+
+std::vector<std::string> Program::paramNames() const { return impl_->param_names; }
+
+void Program::run(size_t index, const void* x, const void* y, int64_t n, int32_t step, int32_t seed) {
+  impl_->runKernels(index, x, y, n, step, seed, nullptr);
+}
+
+float Program::outputScalar(size_t index, const std::string& name) const {
+  const Buffer* b = impl_->outputBuffer(index, name);
+  if (!b || b->offset < 0) return NAN;
+  return *reinterpret_cast<const float*>(impl_->arena.get() + b->offset);
+}
+
+const float* Program::outputData(size_t index, const std::string& name) const {
+  const Buffer* b = impl_->outputBuffer(index, name);
+  if (!b || b->offset < 0) return nullptr;
+  return reinterpret_cast<const float*>(impl_->arena.get() + b->offset);
+}
+
+int64_t Program::batch(size_t index) const { return impl_->entries.at(index).kg->batch; }
+
+std::string Program::kernelsText() const {
+  std::string s = fmt::format("// target {}, {}-float vectors, {} thread(s), arena {} bytes\n",
+                              impl_->jit->cpuName(), impl_->jit->vectorWidth(), impl_->pool->size(),
+                              impl_->arena_bytes);
+  for (const auto& e : impl_->entries) s += printKernelGraph(*e.kg);
+  return s;
+}
+
+std::string Program::llvmIR() const { return impl_->jit->llvmIR(); }
+std::string Program::assembly() const { return impl_->jit->assembly(); }
+double Program::compileMillis() const { return impl_->compile_ms; }
+int Program::vectorWidth() const { return impl_->jit->vectorWidth(); }
+int Program::threads() const { return impl_->pool->size(); }
+
+std::vector<KernelTiming> Program::profile(size_t index, const void* x, const void* y, int64_t n, int iterations) {
+  std::vector<char> saved(impl_->arena.get(), impl_->arena.get() + impl_->persistent_bytes);
+  const KernelGraph& kg = *impl_->entries.at(index).kg;
+  std::vector<double> times(kg.kernels.size(), 0.0);
+  for (int i = 0; i < iterations; ++i) impl_->runKernels(index, x, y, n, 1, 0, &times);
+  std::memcpy(impl_->arena.get(), saved.data(), saved.size());
+  std::vector<KernelTiming> out;
+  for (size_t k = 0; k < kg.kernels.size(); ++k) {
+    const Kernel& ker = kg.kernels[k];
+    KernelTiming t;
+    t.name = ker.name;
+    t.micros = iterations > 0 ? times[k] / iterations : 0;
+    if (ker.kind == KernelKind::Gemm)
+      t.flops = 2.0 * double(ker.gemm.m_batched ? n : ker.gemm.M) * double(ker.gemm.N) *
+                double(ker.gemm.k_batched ? n : ker.gemm.K);
+    out.push_back(t);
+  }
+  return out;
+}
+
+} // namespace descent

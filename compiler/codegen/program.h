@@ -1,0 +1,87 @@
+// The public face of the LLVM backend for the runtime: compiles one or more
+// graphs (train step, eval step) of one model into JIT kernels sharing params
+// and optimizer state, and runs them on a thread pool. No LLVM types here.
+#pragma once
+
+#include "compiler/ir/graph.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace descent {
+
+/// Target and threading of a Program.
+struct JitOptions {
+  std::string cpu; ///< LLVM CPU name ("x86-64-v3", "sapphirerapids"); "" = the host
+  int threads = 0; ///< threads per step including the caller; 0 = all cores
+};
+
+/// Time spent in one kernel, averaged over profile() iterations.
+struct KernelTiming {
+  std::string name;    ///< kernel name, e.g. k7_linear2_dW_sgd_line10
+  double micros = 0;   ///< mean wall time per run, including its barrier
+  double flops = 0;    ///< floating-point operations per run (GEMMs: 2*M*N*K; others 0)
+};
+
+/// One JIT session holding the entry points compiled from several graphs.
+class Program {
+public:
+  /// Compiles `graphs` (e.g. the train graph and the eval graph of the same
+  /// model). Params and state are shared by external name ("0.weight"),
+  /// stored once, 64-byte aligned, in IR layout ([in,out]). Returns nullptr
+  /// and sets `error` when a graph cannot be compiled.
+  static std::unique_ptr<Program> compile(const std::vector<const Graph*>& graphs,
+                                          const JitOptions& options, std::string& error);
+  ~Program();
+  Program(const Program&) = delete;
+  Program& operator=(const Program&) = delete;
+
+  /// The param with this state_dict name (IR layout), or nullptr. Uninitialised
+  /// (zero) until the caller fills it.
+  float* param(const std::string& external_name);
+  /// Number of floats of a param or state tensor (0 when unknown).
+  int64_t paramSize(const std::string& external_name) const;
+  /// Optimizer state ("0.weight.momentum_buffer"), zero-initialised; nullptr when absent.
+  float* state(const std::string& external_name);
+  /// External names of all params, in first-graph order.
+  std::vector<std::string> paramNames() const;
+
+  /// Runs entry `index` (order of `graphs`) on n rows, 1 <= n <= its batch.
+  /// x is uint8 or float as the graph's %x dtype; y is int32 labels or float
+  /// targets [n, N]; step is 1-based; seed feeds Dropout. Read outputs after.
+  void run(size_t index, const void* x, const void* y, int64_t n, int32_t step, int32_t seed = 0);
+  /// A scalar output of the last run of entry `index` ("loss", "correct"); NaN when absent.
+  float outputScalar(size_t index, const std::string& name) const;
+  /// A tensor output of the last run ("output": [n, classes]); nullptr when absent.
+  const float* outputData(size_t index, const std::string& name) const;
+  /// The static batch entry `index` was built for (the maximum n).
+  int64_t batch(size_t index) const;
+
+  /// `descent ir --stage kernels`: every kernel, its fused ops, buffers and refused fusions.
+  std::string kernelsText() const;
+  /// `--stage llvm`: the optimized LLVM IR of all kernels.
+  std::string llvmIR() const;
+  /// `--stage asm`: the machine code, emitted with the JIT's target options.
+  std::string assembly() const;
+  /// Wall time of compile() (fusion, planning, emission, O3, codegen), in ms.
+  double compileMillis() const;
+  /// Floats per vector register the kernels use (16 = AVX-512, 8 = AVX2).
+  int vectorWidth() const;
+  /// Threads per step.
+  int threads() const;
+
+  /// Per-kernel timing of entry `index` over `iterations` runs (for `descent
+  /// bench`). Params and state are restored afterwards, so profiling does not train.
+  std::vector<KernelTiming> profile(size_t index, const void* x, const void* y, int64_t n,
+                                    int iterations);
+
+  struct Impl;
+
+private:
+  explicit Program(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace descent

@@ -1,0 +1,574 @@
+// Fusion and scheduling of a graph into kernels (see fuse.h). One greedy walk
+// over the ops in program order: an anchor op (matmul, row op, reduction, ...)
+// opens a kernel and the elementwise ops that consume its result are pulled
+// into its epilogue while their other operands are already computed.
+#include "compiler/passes/fuse.h"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <unordered_map>
+
+namespace descent {
+
+const char* kernelKindName(KernelKind k) {
+  switch (k) {
+  case KernelKind::Gemm: return "gemm";
+  case KernelKind::Map: return "map";
+  case KernelKind::ColumnSum: return "column_sum";
+  case KernelKind::Transpose: return "transpose";
+  case KernelKind::RowSoftmaxLoss: return "row_softmax_loss";
+  case KernelKind::RowOp: return "row";
+  case KernelKind::Loss: return "loss";
+  }
+  return "?";
+}
+
+namespace {
+
+bool isElementwise(OpKind k) {
+  switch (k) {
+  case OpKind::Normalize:
+  case OpKind::AddBias:
+  case OpKind::Relu:
+  case OpKind::Sigmoid:
+  case OpKind::Tanh:
+  case OpKind::LeakyRelu:
+  case OpKind::Mul:
+  case OpKind::Add:
+  case OpKind::ReluGrad:
+  case OpKind::SigmoidGrad:
+  case OpKind::TanhGrad:
+  case OpKind::LeakyReluGrad:
+  case OpKind::NllLossGrad:
+  case OpKind::MseLossGrad:
+  case OpKind::BceLossGrad:
+  case OpKind::BceWithLogitsGrad:
+  case OpKind::LogSoftmaxNllGrad:
+  case OpKind::SigmoidBceGrad: return true;
+  default: return false;
+  }
+}
+
+bool isUpdate(OpKind k) { return k == OpKind::SgdUpdate || k == OpKind::AdamUpdate; }
+
+/// Rows and columns of a tensor seen as a matrix ([C] is one row).
+std::pair<int64_t, int64_t> matrixShape(const TensorType& t) {
+  if (t.rank() == 2) return {t.shape[0], t.shape[1]};
+  if (t.rank() == 1) return {1, t.shape[0]};
+  return {1, 1};
+}
+
+class Fuser {
+public:
+  Fuser(const Graph& g, KernelGraph& kg, std::string& error) : g_(g), kg_(kg), error_(error) {}
+
+  void run() {
+    kg_.graph = &g_;
+    kg_.x = g_.input("x");
+    kg_.y = g_.input("y");
+    kg_.batch = kg_.x ? kg_.x->type.shape[0] : 0;
+    for (size_t i = 0; i < g_.ops().size(); ++i) {
+      const Op* op = g_.ops()[i].get();
+      pos_[op] = int(i);
+      for (size_t k = 0; k < op->operands.size(); ++k) users_[op->operands[k]].push_back(op);
+    }
+    for (const auto& [name, v] : g_.outputs()) outputs_.insert(v);
+    computeBatched();
+    for (const auto& op : g_.ops()) {
+      if (!error_.empty()) return;
+      if (!done_.count(op.get())) schedule(op.get());
+    }
+    if (!error_.empty()) return;
+    finish();
+  }
+
+private:
+  // --- analysis ---------------------------------------------------------------------------
+
+  void computeBatched() {
+    if (kg_.x) kg_.batched.insert(kg_.x);
+    if (kg_.y) kg_.batched.insert(kg_.y);
+    for (const auto& op : g_.ops()) {
+      if (!op->result) continue;
+      bool any = false;
+      for (const Value* v : op->operands) any |= kg_.batched.count(v) > 0;
+      bool b = false;
+      switch (op->kind) {
+      case OpKind::MatMul:
+        b = !op->attrs.getBool("transpose_a") && kg_.batched.count(op->operands[0]);
+        if (op->attrs.getBool("transpose_b") && kg_.batched.count(op->operands[1]))
+          error_ = fmt::format("matmul %{}: a batch-sized N dimension is not supported by the JIT",
+                               op->result->name);
+        break;
+      case OpKind::SumRows: b = false; break;
+      case OpKind::DropoutMask: b = op->attrs.getInt("rows") == kg_.batch; break;
+      default: b = any && op->result->type.rank() >= 1 && op->result->type.shape[0] == kg_.batch;
+      }
+      if (b) kg_.batched.insert(op->result);
+    }
+  }
+
+  /// True when `v` can be read by a kernel placed now: defined on entry, by a
+  /// kernel already scheduled, or recomputed inline (dropout masks).
+  bool available(const Value* v) const {
+    if (!v->def) return true;
+    if (v->def->kind == OpKind::DropoutMask) return true;
+    return done_.count(v->def) && !deferred_.count(v->def);
+  }
+
+  /// A readable operand of an epilogue/map op: same matrix shape as the
+  /// kernel, a [cols] row vector, labels, or a scalar.
+  bool loadableAs(const Value* v, int64_t rows, int64_t cols, bool rows_batched) const {
+    auto [r, c] = matrixShape(v->type);
+    if (v->type.rank() == 2) return r == rows && c == cols && (kg_.batched.count(v) > 0) == rows_batched;
+    if (v->type.rank() == 1) {
+      if (v->type.dtype == DType::I32) return rows_batched && r == 1 && c == kg_.batch;
+      return c == cols && (rows == 1 || v->type.rank() == 1);
+    }
+    return v->type.rank() == 0;
+  }
+
+  std::string layerOf(const Value* param) const {
+    std::string ext = param->external_name;
+    auto dot = ext.find('.');
+    return dot == std::string::npos ? param->name : "linear" + ext.substr(0, dot);
+  }
+
+  // --- kernels ----------------------------------------------------------------------------
+
+  Kernel& open(KernelKind kind, std::string role, const Op* anchor) {
+    Kernel k;
+    k.kind = kind;
+    int line = anchor && anchor->loc.known() ? anchor->loc.line : 0;
+    k.name = fmt::format("k{}_{}{}", kg_.kernels.size(), role, line ? fmt::format("_line{}", line) : "");
+    kg_.kernels.push_back(std::move(k));
+    return kg_.kernels.back();
+  }
+
+  void take(Kernel& k, const Op* op) {
+    k.ops.push_back(op);
+    done_.insert(op);
+    kernel_of_[op] = int(kg_.kernels.size()) - 1;
+  }
+
+  /// A read of param `w` by an op not yet scheduled (other than `except`).
+  const Op* pendingReader(const Value* w, const Op* except) const {
+    for (const Op* u : users_.count(w) ? users_.at(w) : std::vector<const Op*>{})
+      if (u != except && !done_.count(u)) return u;
+    return nullptr;
+  }
+
+  /// Pulls elementwise consumers of `tip` into kernel `k` (epilogue or map).
+  void growChain(Kernel& k, const Value* tip) {
+    std::set<const Value*> inside;
+    for (const Op* op : k.ops)
+      if (op->result) inside.insert(op->result);
+    while (tip) {
+      const Value* next = nullptr;
+      auto it = users_.find(tip);
+      if (it == users_.end()) break;
+      for (const Op* u : it->second) {
+        if (done_.count(u)) continue;
+        if (isUpdate(u->kind)) {
+          if (u->operands[1] != tip) continue;
+          if (u->operands[0]->type != tip->type) continue;
+          if (const Op* r = pendingReader(u->operands[0], u)) {
+            refuse(fmt::format("{} %{} into {}", opName(u->kind), u->operands[0]->name, k.name),
+                   fmt::format("write-after-read: {} still reads %{}", describe(r), u->operands[0]->name));
+            continue;
+          }
+          take(k, u);
+          k.sink = u;
+          return;
+        }
+        if (!isElementwise(u->kind) || !u->result) continue;
+        if (u->kind == OpKind::Normalize) continue;
+        auto [r, c] = matrixShape(u->result->type);
+        if (r != k.rows || c != k.cols || (kg_.batched.count(u->result) > 0) != k.rows_batched) {
+          refuse(fmt::format("{} %{} into {}", opName(u->kind), u->result->name, k.name),
+                 fmt::format("shape {} differs from the kernel's [{},{}]", u->result->type.str(), k.rows, k.cols));
+          continue;
+        }
+        std::string why;
+        for (const Value* o : u->operands) {
+          if (inside.count(o)) continue;
+          if (!available(o)) why = fmt::format("operand %{} is not computed yet", o->name);
+          else if (!loadableAs(o, k.rows, k.cols, k.rows_batched))
+            why = fmt::format("operand %{} ({}) cannot be read per element", o->name, o->type.str());
+          if (!why.empty()) break;
+        }
+        if (!why.empty()) {
+          refuse(fmt::format("{} %{} into {}", opName(u->kind), u->result->name, k.name), why);
+          continue;
+        }
+        take(k, u);
+        inside.insert(u->result);
+        next = u->result;
+        break;
+      }
+      tip = next;
+    }
+  }
+
+  std::string describe(const Op* op) const {
+    return op->result ? fmt::format("{} %{}", opName(op->kind), op->result->name)
+                      : fmt::format("{} %{}", opName(op->kind), op->operands[0]->name);
+  }
+
+  void refuse(std::string what, std::string why) {
+    for (const auto& r : kg_.refused)
+      if (r.what == what && r.why == why) return;
+    kg_.refused.push_back({std::move(what), std::move(why)});
+  }
+
+  void gemmKernel(const Op* mm, const Op* sink) {
+    bool ta = mm->attrs.getBool("transpose_a"), tb = mm->attrs.getBool("transpose_b");
+    const Value* a = mm->operands[0];
+    const Value* b = mm->operands[1];
+    GemmInfo gi;
+    gi.matmul = mm;
+    gi.ta = ta;
+    gi.M = mm->result->type.shape[0];
+    gi.N = mm->result->type.shape[1];
+    gi.K = ta ? a->type.shape[0] : a->type.shape[1];
+    gi.m_batched = kg_.batched.count(mm->result) > 0;
+    gi.k_batched = ta && kg_.batched.count(a);
+    gi.lda = a->type.shape[1];
+    if (a->def && a->def->kind == OpKind::Normalize && folded_.count(a->def)) {
+      gi.a_normalize = a->def;
+      gi.lda = a->def->operands[0]->type.shape[1];
+    }
+    std::string layer, role;
+    const Value* w = sink ? sink->operands[0] : (b->kind == ValueKind::Param ? b : nullptr);
+    if (!w && a->kind == ValueKind::Param) w = a;
+    layer = w ? layerOf(w) + "_" : "";
+    if (sink) role = fmt::format("dW_{}", sink->kind == OpKind::SgdUpdate ? "sgd" : "adam");
+    else if (ta) role = "dW";
+    else if (tb) role = "dX";
+    else role = "fwd";
+    if (tb) {
+      // dX = dY·Wᵀ: the micro-kernel wants B contiguous along N, so W [N,K]
+      // is copied to Wᵀ [K,N] first (K*N floats, < 1/(2n) of the GEMM's work).
+      Kernel& t = open(KernelKind::Transpose, layer + "wT", mm);
+      t.transpose_src = bufferFor(b);
+      t.t_rows = b->type.shape[0];
+      t.t_cols = b->type.shape[1];
+      t.transpose_dst = newBuffer(fmt::format("{}_T", b->name), t.t_rows * t.t_cols * 4);
+      t.notes.push_back(fmt::format("B of %{} (transpose_b): Wᵀ copied so the dX micro-kernel reads it "
+                                    "contiguously; runs before %{}'s update (write-after-read)",
+                                    mm->result->name, b->name));
+      gi.b_buffer = kg_.kernels.back().transpose_dst;
+      gi.ldb = t.t_rows;
+    } else {
+      gi.ldb = b->type.shape[1];
+    }
+    Kernel& k = open(KernelKind::Gemm, layer + role, mm);
+    take(k, mm);
+    if (gi.a_normalize) k.folded.push_back(gi.a_normalize);
+    k.gemm = gi;
+    k.rows = gi.M;
+    k.cols = gi.N;
+    k.rows_batched = gi.m_batched;
+    if (sink) {
+      take(k, sink);
+      k.sink = sink;
+      k.notes.push_back(fmt::format("{} of %{} applied in the epilogue: no gradient buffer",
+                                    opName(sink->kind), sink->operands[0]->name));
+    } else {
+      growChain(k, mm->result);
+    }
+  }
+
+  void schedule(const Op* op) {
+    const Value* res = op->result;
+    auto uses = [&](const Value* v) -> const std::vector<const Op*>& {
+      static const std::vector<const Op*> none;
+      auto it = users_.find(v);
+      return it == users_.end() ? none : it->second;
+    };
+    auto onlyUpdate = [&](const Value* v) -> const Op* {
+      const auto& us = uses(v);
+      if (us.size() != 1 || outputs_.count(v) || !isUpdate(us[0]->kind) || us[0]->operands[1] != v)
+        return nullptr;
+      return us[0];
+    };
+    switch (op->kind) {
+    case OpKind::DropoutMask:
+      // A pure function of (seed, step, element): recomputed wherever it is
+      // read instead of being stored (the forward mul and the backward mul).
+      done_.insert(op);
+      remat_.insert(op);
+      return;
+    case OpKind::Normalize: {
+      bool fold = !outputs_.count(res) && !uses(res).empty();
+      for (const Op* u : uses(res))
+        if (u->kind != OpKind::MatMul || u->operands[0] != res) fold = false;
+      if (fold) {
+        done_.insert(op);
+        folded_.insert(op);
+        return;
+      }
+      refuse(fmt::format("normalize %{} into the A loads", res->name),
+             "its result is read by an op other than a matmul's A operand");
+      break; // a map kernel
+    }
+    case OpKind::MatMul:
+      if (const Op* u = onlyUpdate(res)) {
+        deferred_.insert(op);
+        done_.insert(op);
+        deferred_for_[u] = op;
+        return;
+      }
+      gemmKernel(op, nullptr);
+      return;
+    case OpKind::SumRows: {
+      if (const Op* u = onlyUpdate(res)) {
+        deferred_.insert(op);
+        done_.insert(op);
+        deferred_for_[u] = op;
+        return;
+      }
+      Kernel& k = open(KernelKind::ColumnSum, "sum_rows", op);
+      take(k, op);
+      k.rows = op->operands[0]->type.shape[0];
+      k.cols = res->type.shape[0];
+      k.rows_batched = kg_.batched.count(op->operands[0]) > 0;
+      return;
+    }
+    case OpKind::SgdUpdate:
+    case OpKind::AdamUpdate: {
+      const char* opt = op->kind == OpKind::SgdUpdate ? "sgd" : "adam";
+      auto it = deferred_for_.find(op);
+      if (it != deferred_for_.end()) {
+        deferred_.erase(it->second);
+        if (it->second->kind == OpKind::MatMul) {
+          gemmKernel(it->second, op);
+        } else {
+          Kernel& k = open(KernelKind::ColumnSum, layerOf(op->operands[0]) + "_db_" + opt, op);
+          const Op* sr = it->second;
+          take(k, sr);
+          take(k, op);
+          k.sink = op;
+          k.rows = sr->operands[0]->type.shape[0];
+          k.cols = sr->result->type.shape[0];
+          k.rows_batched = kg_.batched.count(sr->operands[0]) > 0;
+          k.notes.push_back(fmt::format("{} of %{} applied per column after the row sum", opName(op->kind),
+                                        op->operands[0]->name));
+        }
+        return;
+      }
+      Kernel& k = open(KernelKind::Map, layerOf(op->operands[0]) + "_" + opt, op);
+      take(k, op);
+      k.sink = op;
+      std::tie(k.rows, k.cols) = matrixShape(op->operands[0]->type);
+      return;
+    }
+    case OpKind::LogSoftmax: {
+      Kernel& k = open(KernelKind::RowSoftmaxLoss, "log_softmax", op);
+      take(k, op);
+      k.rows = res->type.shape[0];
+      k.cols = res->type.shape[1];
+      k.rows_batched = kg_.batched.count(res) > 0;
+      k.parallel = false;
+      std::string fused;
+      for (const Op* u : uses(res)) {
+        bool ok = (u->kind == OpKind::NllLoss || u->kind == OpKind::LogSoftmaxNllGrad ||
+                   u->kind == OpKind::CountCorrect) &&
+                  u->operands[0] == res && available(u->operands[1]) && !done_.count(u);
+        if (ok) {
+          take(k, u);
+          fused += std::string("_") + (u->kind == OpKind::NllLoss ? "nll" : u->kind == OpKind::CountCorrect ? "correct" : "grad");
+        } else if (!done_.count(u)) {
+          refuse(fmt::format("{} into {}", describe(u), k.name),
+                 "only nll_loss, log_softmax_nll_grad and count_correct of the same rows fuse into the row kernel");
+        }
+      }
+      if (!fused.empty()) {
+        int line = op->loc.known() ? op->loc.line : 0;
+        k.name = fmt::format("k{}_log_softmax{}{}", kg_.kernels.size() - 1, fused,
+                             line ? fmt::format("_line{}", line) : "");
+      }
+      return;
+    }
+    case OpKind::Softmax:
+    case OpKind::SoftmaxGrad:
+    case OpKind::LogSoftmaxGrad: {
+      Kernel& k = open(KernelKind::RowOp, opName(op->kind), op);
+      take(k, op);
+      k.rows = res->type.shape[0];
+      k.cols = res->type.shape[1];
+      k.rows_batched = kg_.batched.count(res) > 0;
+      return;
+    }
+    case OpKind::NllLoss:
+    case OpKind::MseLoss:
+    case OpKind::BceLoss:
+    case OpKind::BceWithLogits:
+    case OpKind::CountCorrect: {
+      Kernel& k = open(KernelKind::Loss, opName(op->kind), op);
+      take(k, op);
+      std::tie(k.rows, k.cols) = matrixShape(op->operands[0]->type);
+      k.rows_batched = kg_.batched.count(op->operands[0]) > 0;
+      k.parallel = false;
+      return;
+    }
+    default: break;
+    }
+    if (!isElementwise(op->kind) || !res) {
+      error_ = fmt::format("the JIT cannot schedule op {}", opName(op->kind));
+      return;
+    }
+    for (const Value* o : op->operands)
+      if (!available(o)) {
+        error_ = fmt::format("op {} %{} reads %{} before it is computed", opName(op->kind), res->name, o->name);
+        return;
+      }
+    Kernel& k = open(KernelKind::Map, opName(op->kind), op);
+    take(k, op);
+    std::tie(k.rows, k.cols) = matrixShape(res->type);
+    k.rows_batched = kg_.batched.count(res) > 0;
+    growChain(k, res);
+  }
+
+  // --- buffers ------------------------------------------------------------------------------
+
+  int newBuffer(std::string name, int64_t bytes) {
+    Buffer b;
+    b.name = std::move(name);
+    b.bytes = bytes;
+    kg_.buffers.push_back(b);
+    return int(kg_.buffers.size()) - 1;
+  }
+
+  int bufferFor(const Value* v) {
+    auto it = kg_.buffer_of.find(v);
+    if (it != kg_.buffer_of.end()) return it->second;
+    int i = newBuffer(v->name, v->type.numel() * dtypeSize(v->type.dtype));
+    Buffer& b = kg_.buffers[i];
+    b.value = v;
+    b.persistent = v->kind == ValueKind::Param || v->kind == ValueKind::State || outputs_.count(v);
+    b.input = v->kind == ValueKind::Input;
+    kg_.buffer_of[v] = i;
+    return i;
+  }
+
+  /// Decides what each kernel stores and reads, once every op has a kernel.
+  void finish() {
+    for (size_t ki = 0; ki < kg_.kernels.size(); ++ki) {
+      Kernel& k = kg_.kernels[ki];
+      std::set<const Value*> inside;
+      for (const Op* op : k.ops)
+        if (op->result) inside.insert(op->result);
+      auto read = [&](const Value* v) {
+        if (v->type.rank() == 0 && v->kind == ValueKind::Input) return; // step, seed: scalars
+        if (v->def && remat_.count(v->def)) return;
+        if (v->def && folded_.count(v->def)) v = v->def->operands[0];
+        k.reads.push_back(bufferFor(v));
+      };
+      for (const Op* op : k.ops) {
+        for (const Value* o : op->operands)
+          if (!inside.count(o)) read(o);
+        if (isUpdate(op->kind)) {
+          k.writes.push_back(bufferFor(op->operands[0]));
+          for (size_t i = 3; i < op->operands.size(); ++i) k.writes.push_back(bufferFor(op->operands[i]));
+        }
+        if (!op->result) continue;
+        bool outside = outputs_.count(op->result) > 0;
+        for (const Op* u : users_.count(op->result) ? users_.at(op->result) : std::vector<const Op*>{})
+          if (std::find(k.ops.begin(), k.ops.end(), u) == k.ops.end()) outside = true;
+        if (outside) {
+          k.stores.insert(op->result);
+          k.writes.push_back(bufferFor(op->result));
+        }
+      }
+      if (k.kind == KernelKind::Transpose) {
+        k.reads.push_back(k.transpose_src);
+        k.writes.push_back(k.transpose_dst);
+      }
+      if (k.kind == KernelKind::Gemm && k.gemm.b_buffer >= 0) k.reads.push_back(k.gemm.b_buffer);
+      if (k.kind == KernelKind::Gemm) {
+        const Value* a = k.gemm.matmul->operands[0];
+        if (k.gemm.a_normalize) a = k.gemm.a_normalize->operands[0];
+        k.gemm.a_buffer = bufferFor(a);
+        if (k.gemm.b_buffer < 0) k.gemm.b_buffer = bufferFor(k.gemm.matmul->operands[1]);
+      }
+      for (int b : k.reads) use(b, int(ki));
+      for (int b : k.writes) use(b, int(ki));
+    }
+  }
+
+  void use(int b, int ki) {
+    Buffer& buf = kg_.buffers[b];
+    if (buf.first_use < 0 || ki < buf.first_use) buf.first_use = ki;
+    buf.last_use = std::max(buf.last_use, ki);
+  }
+
+  const Graph& g_;
+  KernelGraph& kg_;
+  std::string& error_;
+  std::unordered_map<const Value*, std::vector<const Op*>> users_;
+  std::unordered_map<const Op*, int> pos_, kernel_of_;
+  std::set<const Value*> outputs_;
+  std::set<const Op*> done_, deferred_, folded_, remat_;
+  std::unordered_map<const Op*, const Op*> deferred_for_;
+};
+
+std::string shortOp(const Graph& g, const Op* op) {
+  std::string s = op->result ? fmt::format("%{} = {}", op->result->name, opName(op->kind)) : opName(op->kind);
+  for (size_t i = 0; i < op->operands.size(); ++i)
+    s += fmt::format("{}%{}", i ? ", " : " ", op->operands[i]->name);
+  (void)g;
+  return s;
+}
+
+} // namespace
+
+KernelGraph fuseGraph(const Graph& g, std::string& error) {
+  KernelGraph kg;
+  Fuser f(g, kg, error);
+  f.run();
+  if (!error.empty()) kg.kernels.clear();
+  return kg;
+}
+
+std::string printKernelGraph(const KernelGraph& kg) {
+  std::string s = fmt::format("kernels @{} (batch {}, rows n <= {} at run time)\n",
+                              kg.graph ? kg.graph->name() : "?", kg.batch, kg.batch);
+  auto bufName = [&](int b) {
+    const Buffer& buf = kg.buffers[b];
+    std::string where = buf.input ? "arg" : buf.offset >= 0 ? fmt::format("@{}", buf.offset) : "@?";
+    return fmt::format("%{}{}", buf.name, where == "arg" ? "" : "" ) + fmt::format("[{}]", where);
+  };
+  for (const Kernel& k : kg.kernels) {
+    s += fmt::format("\n{}: {}", k.name, kernelKindName(k.kind));
+    if (k.kind == KernelKind::Gemm)
+      s += fmt::format(" M={}{} N={} K={}{}", k.gemm.M, k.gemm.m_batched ? "(n)" : "", k.gemm.N,
+                       k.gemm.K, k.gemm.k_batched ? "(n)" : "");
+    else if (k.kind == KernelKind::Transpose)
+      s += fmt::format(" [{},{}] -> [{},{}]", k.t_rows, k.t_cols, k.t_cols, k.t_rows);
+    else
+      s += fmt::format(" [{}{},{}]", k.rows, k.rows_batched ? "(n)" : "", k.cols);
+    s += k.parallel ? "" : " (task 0: ordered reduction)";
+    s += "\n";
+    for (const Op* op : k.folded)
+      s += fmt::format("  folded   {}   (into the A loads: {})\n", shortOp(*kg.graph, op),
+                       op->operands[0]->type.dtype == DType::U8 ? "256-entry table" : "affine");
+    for (const Op* op : k.ops)
+      s += fmt::format("  {} {}\n", op == k.sink ? "epilogue" : "op      ", shortOp(*kg.graph, op));
+    std::string r, w;
+    std::set<int> seen;
+    for (int b : k.reads)
+      if (seen.insert(b).second) r += (r.empty() ? "" : ", ") + bufName(b);
+    seen.clear();
+    for (int b : k.writes)
+      if (seen.insert(b).second) w += (w.empty() ? "" : ", ") + bufName(b);
+    s += fmt::format("  reads    {}\n  writes   {}\n", r, w);
+    for (const auto& n : k.notes) s += "  note     " + n + "\n";
+  }
+  s += fmt::format("\narena scratch: {} bytes\n", kg.scratch_bytes);
+  if (!kg.refused.empty()) s += "\nfusions refused:\n";
+  for (const auto& r : kg.refused) s += fmt::format("  {}: {}\n", r.what, r.why);
+  return s;
+}
+
+} // namespace descent

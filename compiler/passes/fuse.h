@@ -1,0 +1,24 @@
+// Fusion and scheduling: groups a train/eval graph into kernels (see
+// kernel_graph.h and the "Kernel stage" section of docs/ir.md).
+#pragma once
+
+#include "compiler/passes/kernel_graph.h"
+
+#include <string>
+
+namespace descent {
+
+/// Builds the kernel schedule of `g`. Fuses bias + activation into the matmul
+/// epilogue, relu_grad (and other elementwise gradients) into the dX epilogue,
+/// optimizer updates into the dW epilogue (no dW buffer), log_softmax + nll_loss
+/// + its gradient into one row kernel, and normalize into the A-operand loads.
+/// Every fusion refused is recorded with its reason. Buffers are created but
+/// not placed (see planBuffers). On an unsupported graph returns an empty
+/// kernel list and sets `error`.
+KernelGraph fuseGraph(const Graph& g, std::string& error);
+
+/// The kernel stage as text (`descent ir --stage kernels`): each kernel, the
+/// ops fused into it, its buffers, and every refused fusion with the reason.
+std::string printKernelGraph(const KernelGraph& kg);
+
+} // namespace descent

@@ -1,0 +1,95 @@
+// The kernel graph: a train/eval graph grouped into kernels (what `fuse` builds,
+// what `plan_buffers` lays out and what the LLVM backend emits). It refers to
+// the graph's ops and values; it owns only the extra buffers the schedule needs
+// (e.g. a transposed copy of W for dX). No LLVM here.
+#pragma once
+
+#include "compiler/ir/graph.h"
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace descent {
+
+/// How a kernel is computed. Every kind takes the partition (task, ntasks) and
+/// the runtime row count n <= batch.
+enum class KernelKind {
+  Gemm,        ///< C = op(A)·op(B) with a register-blocked micro-kernel; fused epilogue
+  Map,         ///< elementwise chain over [rows, cols] (rows = n when batched)
+  ColumnSum,   ///< sum_rows over the batch, in row order per column (+ fused update)
+  Transpose,   ///< copies a [R,C] tensor to [C,R] (the B operand of dX = dY·Wᵀ)
+  RowSoftmaxLoss, ///< log_softmax + nll_loss + log_softmax_nll_grad (+ count_correct) per row
+  RowOp,       ///< softmax / log_softmax / softmax_grad / log_softmax_grad, one row at a time
+  Loss,        ///< a scalar loss or metric, summed in row order on task 0
+};
+
+const char* kernelKindName(KernelKind k);
+
+/// A memory region used by kernels. Values that are materialized own one;
+/// extra buffers (transposes) have no value.
+struct Buffer {
+  std::string name;             ///< for printing: the value name or a made-up one
+  const Value* value = nullptr; ///< the graph value stored here, if any
+  int64_t bytes = 0;
+  bool persistent = false;      ///< params, state, graph outputs: never reused
+  bool input = false;           ///< %x / %y: passed to the kernels by pointer, not in the arena
+  int first_use = -1, last_use = -1; ///< kernel indices (lifetime for plan_buffers)
+  int64_t offset = -1;          ///< byte offset in the arena (plan_buffers); -1 for inputs
+};
+
+/// GEMM parameters: C[M,N] = A'[M,K] · B'[K,N] where A' = ta ? Aᵀ : A and B'
+/// is read contiguously along N (b_buffer is a transposed copy when the graph
+/// asked for transpose_b).
+struct GemmInfo {
+  const Op* matmul = nullptr;
+  int64_t M = 0, N = 0, K = 0;
+  bool m_batched = false; ///< M is the runtime row count n (forward, dX)
+  bool k_batched = false; ///< K is the runtime row count n (dW = Xᵀ·dY)
+  bool ta = false;
+  int a_buffer = -1, b_buffer = -1; ///< indices into KernelGraph::buffers
+  int64_t lda = 0, ldb = 0;
+  const Op* a_normalize = nullptr; ///< normalize folded into the A loads (u8 LUT or f32 affine)
+};
+
+/// One kernel: the graph ops it computes, in order. `ops` lists every fused
+/// op; the kind-specific anchor decides the loop structure.
+struct Kernel {
+  std::string name;               ///< e.g. k3_linear2_dW_sgd_line10
+  KernelKind kind = KernelKind::Map;
+  std::vector<const Op*> ops;     ///< graph ops fused into this kernel, in evaluation order
+  std::vector<const Op*> folded;  ///< ops folded into operand loads (normalize)
+  const Op* sink = nullptr;       ///< update op applied in the epilogue (no gradient buffer)
+  GemmInfo gemm;                  ///< Gemm only
+  int64_t rows = 0, cols = 0;     ///< iteration space of the epilogue / map
+  bool rows_batched = false;      ///< rows = runtime n
+  std::set<const Value*> stores;  ///< values this kernel writes to their buffer
+  std::vector<int> reads, writes; ///< buffer indices
+  int transpose_src = -1, transpose_dst = -1; ///< Transpose only
+  int64_t t_rows = 0, t_cols = 0;             ///< Transpose only: source shape
+  bool parallel = true;           ///< false: only task 0 works (ordered reductions)
+  std::vector<std::string> notes; ///< fusion decisions worth printing
+};
+
+/// A fusion that was considered and refused, with the reason.
+struct FusionRefusal {
+  std::string what, why;
+};
+
+/// The whole schedule of one graph.
+struct KernelGraph {
+  const Graph* graph = nullptr;
+  int64_t batch = 0;                       ///< static batch the graph was built for
+  std::vector<Kernel> kernels;             ///< in execution order
+  std::vector<Buffer> buffers;
+  std::map<const Value*, int> buffer_of;   ///< materialized value -> buffer index
+  std::set<const Value*> batched;          ///< values whose first dim is the runtime n
+  std::vector<FusionRefusal> refused;
+  int64_t scratch_bytes = 0;               ///< arena bytes for non-persistent buffers (plan_buffers)
+  const Value* x = nullptr;                ///< the batch input (%x) and the targets (%y)
+  const Value* y = nullptr;
+};
+
+} // namespace descent

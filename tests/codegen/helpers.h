@@ -1,0 +1,141 @@
+// Shared helpers of the codegen tests: loading models, random params and
+// batches, running the JIT Program and the reference interpreter side by side.
+#pragma once
+
+#include "compiler/codegen/program.h"
+#include "compiler/frontend/frontend.h"
+#include "compiler/interp/interpreter.h"
+#include "compiler/passes/train_graph.h"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace descent::cgtest {
+
+inline std::string sourceDir() { return DESCENT_SOURCE_DIR; }
+
+inline std::string readText(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+inline ModelSpec specFromText(const std::string& path, const std::string& src) {
+  Diagnostics diags(path, src);
+  auto spec = analyzeSource(path, src, diags);
+  INFO(diags.render());
+  REQUIRE(spec);
+  return *spec;
+}
+
+inline ModelSpec loadModel(const std::string& path) { return specFromText(path, readText(path)); }
+
+/// models/*.nn and tests/reference/fixtures/*/model.nn, sorted.
+inline std::vector<std::string> allModelFiles() {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(sourceDir() + "/models"))
+    if (e.path().extension() == ".nn") out.push_back(e.path().string());
+  fs::path fx = sourceDir() + "/tests/reference/fixtures";
+  if (fs::exists(fx))
+    for (const auto& e : fs::directory_iterator(fx))
+      if (fs::exists(e.path() / "model.nn")) out.push_back((e.path() / "model.nn").string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+/// A batch of `rows` samples for `spec`: pixels (u8) or floats, labels or targets.
+struct Batch {
+  std::vector<uint8_t> x_u8;
+  std::vector<float> x_f32;
+  std::vector<int32_t> y_class;
+  std::vector<float> y_real;
+  const void* x(bool u8) const { return u8 ? (const void*)x_u8.data() : (const void*)x_f32.data(); }
+  const void* y() const { return y_class.empty() ? (const void*)y_real.data() : (const void*)y_class.data(); }
+};
+
+inline Batch makeBatch(const ModelSpec& spec, int64_t rows, uint32_t seed) {
+  std::mt19937 rng(seed);
+  Batch b;
+  std::uniform_int_distribution<int> px(0, 255);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (int64_t i = 0; i < rows * spec.input_size; ++i) {
+    b.x_u8.push_back(uint8_t(px(rng)));
+    b.x_f32.push_back(nd(rng));
+  }
+  if (spec.target_kind == TargetKind::Class) {
+    std::uniform_int_distribution<int> lab(0, int(spec.target_size) - 1);
+    for (int64_t i = 0; i < rows; ++i) b.y_class.push_back(lab(rng));
+  } else {
+    std::uniform_real_distribution<float> u(0.f, 1.f);
+    bool binary = spec.loss.kind == LossKind::BCELoss || spec.loss.kind == LossKind::BCEWithLogitsLoss;
+    for (int64_t i = 0; i < rows * spec.target_size; ++i) b.y_real.push_back(binary ? float(u(rng) < 0.5f) : nd(rng));
+  }
+  return b;
+}
+
+/// PyTorch-like init: U(-1/sqrt(in), 1/sqrt(in)) for every param, in graph order.
+inline std::vector<std::vector<float>> randomParams(const Graph& g, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<std::vector<float>> out;
+  for (const Value* p : g.params()) {
+    int64_t fan_in = p->type.rank() == 2 ? p->type.shape[0] : p->type.shape[0];
+    float bound = 1.0f / std::sqrt(float(std::max<int64_t>(fan_in, 1)));
+    std::uniform_real_distribution<float> u(-bound, bound);
+    std::vector<float> v(size_t(p->type.numel()));
+    for (float& f : v) f = u(rng);
+    out.push_back(v);
+  }
+  return out;
+}
+
+inline InterpInputs<float> interpInputs(const Graph& g, const Batch& b, int64_t n, bool u8, int32_t step,
+                                        int32_t seed) {
+  InterpInputs<float> in;
+  const Value* x = g.input("x");
+  int64_t feat = x->type.shape[1];
+  auto& xv = in.values["x"];
+  for (int64_t i = 0; i < n * feat; ++i) xv.push_back(u8 ? float(b.x_u8[size_t(i)]) : b.x_f32[size_t(i)]);
+  auto& yv = in.values["y"];
+  const Value* y = g.input("y");
+  int64_t per = y->type.rank() == 2 ? y->type.shape[1] : 1;
+  for (int64_t i = 0; i < n * per; ++i)
+    yv.push_back(b.y_class.empty() ? b.y_real[size_t(i)] : float(b.y_class[size_t(i)]));
+  in.values["step"] = {float(step)};
+  if (g.input("seed")) in.values["seed"] = {float(seed)};
+  return in;
+}
+
+/// |a - b| <= tol * (scale + |b|) + atol: `scale` is the largest magnitude of the
+/// reference tensor, so tiny entries are judged against the tensor's size.
+inline void requireClose(const float* a, const std::vector<float>& b, double tol, const std::string& what,
+                         double atol = 0) {
+  double scale = 0;
+  for (float v : b) scale = std::max(scale, double(std::fabs(v)));
+  size_t bad = 0, first = 0;
+  double worst = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    double d = std::fabs(double(a[i]) - double(b[i]));
+    double lim = tol * (scale + std::fabs(b[i])) + atol + 1e-30;
+    if (!(d <= lim)) {
+      if (!bad) first = i;
+      ++bad;
+    }
+    worst = std::max(worst, d / (scale + 1e-30));
+  }
+  INFO(what << ": " << bad << " of " << b.size() << " elements differ; first at " << first << " jit="
+            << (b.empty() ? 0.f : a[first]) << " interp=" << (b.empty() ? 0.f : b[first])
+            << " worst rel-to-max=" << worst);
+  REQUIRE(bad == 0);
+}
+
+} // namespace descent::cgtest

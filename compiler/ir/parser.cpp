@@ -44,7 +44,7 @@ public:
     while (!acceptChar('}')) {
       if (acceptWord("return")) {
         do {
-          std::string n = ident();
+          std::string n = ident(/*allow_colon=*/true); // "grad:0.weight"
           expectChar('=');
           g_->setOutput(n, use());
         } while (acceptChar(','));
@@ -223,12 +223,12 @@ private:
     return s;
   }
 
-  std::string ident() {
+  std::string ident(bool allow_colon = false) {
     skipSpace();
     size_t start = pos_;
     while (pos_ < text_.size() &&
            (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_' ||
-            text_[pos_] == '.'))
+            text_[pos_] == '.' || (allow_colon && text_[pos_] == ':')))
       ++pos_;
     if (start == pos_) fail("expected a name");
     return std::string(text_.substr(start, pos_ - start));

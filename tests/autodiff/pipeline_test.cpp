@@ -80,11 +80,8 @@ TEST_CASE("every pass leaves every model's graph valid", "[pipeline]") {
 }
 
 // Grad graphs name their outputs "grad:<param>" (docs/ir.md); the IR parser
-// must accept ':' in output names for them to round-trip. It does not yet
-// (compiler/ir/parser.cpp reads return names with ident()): tagged [!mayfail]
-// so the failure is reported without failing the suite; drop the tag once the
-// parser is fixed.
-TEST_CASE("grad graphs of every model round-trip through the parser", "[pipeline][roundtrip][!mayfail]") {
+// accepts ':' in output names so they round-trip like every other stage.
+TEST_CASE("grad graphs of every model round-trip through the parser", "[pipeline][roundtrip]") {
   for (const std::string& path : allModelFiles()) {
     SECTION(path) {
       ModelSpec spec = loadModel(path);

@@ -2,6 +2,7 @@
 // capture its exit code, stdout and stderr; scratch directories; small data sets.
 #pragma once
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -42,7 +43,7 @@ struct ScratchDir {
 };
 
 /// Runs `descent ARGS` (from the build dir) with the repository as working directory.
-inline RunResult descent(const std::string& args) {
+inline RunResult runDescent(const std::string& args) {
   ScratchDir tmp;
   std::string cmd = "cd " DESCENT_SOURCE_DIR " && " DESCENT_BINARY_DIR "/descent " + args + " > " +
                     (tmp / "out") + " 2> " + (tmp / "err");
@@ -71,7 +72,7 @@ inline void writeRegressionCsv(const std::string& path, int rows, int features, 
   for (int j = 0; j < features; ++j) f << "x" << j << ",";
   f << "y\n";
   for (int i = 0; i < rows; ++i) {
-    std::vector<float> x(size_t(features));
+    std::vector<float> x(static_cast<size_t>(features));
     for (float& v : x) v = u(rng);
     float y = std::sin(x[0]) + 0.5f * x[1] * x[2];
     for (int j = 3; j < features; ++j) y -= 0.3f * x[size_t(j)];

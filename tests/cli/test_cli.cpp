@@ -7,6 +7,7 @@
 #include "runtime/safetensors.h"
 
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <cmath>
 #include <fmt/format.h>
 
@@ -43,43 +44,43 @@ void writeSmallIdx(const std::string& dir, int64_t n) {
 } // namespace
 
 TEST_CASE("check prints the summary; errors exit 1 with file:line:col", "[cli]") {
-  RunResult r = descent("check models/mnist_mlp.nn");
+  RunResult r = runDescent("check models/mnist_mlp.nn");
   CHECK(r.code == 0);
   CHECK(r.out.find("109,386") != std::string::npos);
-  r = descent("check tests/malformed/unknown_layer.nn");
+  r = runDescent("check tests/malformed/unknown_layer.nn");
   CHECK(r.code == 1);
   CHECK(r.err.rfind("tests/malformed/unknown_layer.nn:", 0) == 0);
   CHECK(r.err.find("did you mean") != std::string::npos);
-  r = descent("check no/such/model.nn");
+  r = runDescent("check no/such/model.nn");
   CHECK(r.code == 1);
   CHECK(r.err == "error: no/such/model.nn: No such file or directory\n");
 }
 
 TEST_CASE("command-line misuse exits 2", "[cli]") {
-  CHECK(descent("").code == 2);
-  CHECK(descent("train").code == 2);
-  CHECK(descent("ir models/mnist_mlp.nn --stage bogus").code == 2);
-  CHECK(descent("train models/mnist_mlp.nn --epochs 0").code == 2);
-  RunResult r = descent("train models/regression_mse.nn");
+  CHECK(runDescent("").code == 2);
+  CHECK(runDescent("train").code == 2);
+  CHECK(runDescent("ir models/mnist_mlp.nn --stage bogus").code == 2);
+  CHECK(runDescent("train models/mnist_mlp.nn --epochs 0").code == 2);
+  RunResult r = runDescent("train models/regression_mse.nn");
   CHECK(r.code == 2);
   CHECK(r.err.find("does not fit the default dataset") != std::string::npos);
-  CHECK(descent("--help").code == 0);
-  CHECK(descent("train --help").code == 0);
+  CHECK(runDescent("--help").code == 0);
+  CHECK(runDescent("train --help").code == 0);
 }
 
 TEST_CASE("ir prints every stage", "[cli]") {
-  CHECK(descent("ir models/mnist_mlp.nn --stage ast").out.find("Sequential") != std::string::npos);
-  RunResult g = descent("ir models/mnist_mlp.nn --stage graph");
+  CHECK(runDescent("ir models/mnist_mlp.nn --stage ast").out.find("Sequential") != std::string::npos);
+  RunResult g = runDescent("ir models/mnist_mlp.nn --stage graph");
   CHECK(g.out.find("graph @mnist_mlp(%x: u8[64,784]") != std::string::npos);
-  RunResult t = descent("ir models/mnist_mlp.nn --stage train");
+  RunResult t = runDescent("ir models/mnist_mlp.nn --stage train");
   CHECK(t.out.find("sgd_update") != std::string::npos);
   CHECK(t.out.find("log_softmax_nll_grad") != std::string::npos);
-  CHECK(descent("ir models/mnist_mlp.nn --stage train --dot").out.rfind("digraph", 0) == 0);
-  RunResult k = descent("ir models/mnist_mlp.nn --stage kernels");
+  CHECK(runDescent("ir models/mnist_mlp.nn --stage train --dot").out.rfind("digraph", 0) == 0);
+  RunResult k = runDescent("ir models/mnist_mlp.nn --stage kernels");
   CHECK(k.code == 0);
   CHECK_FALSE(k.out.empty());
-  CHECK(descent("ir models/mnist_mlp.nn --stage llvm").out.find("define") != std::string::npos);
-  CHECK(descent("ir models/mnist_mlp.nn --stage asm").out.find("vfmadd") != std::string::npos);
+  CHECK(runDescent("ir models/mnist_mlp.nn --stage llvm").out.find("define") != std::string::npos);
+  CHECK(runDescent("ir models/mnist_mlp.nn --stage asm").out.find("vfmadd") != std::string::npos);
 }
 
 TEST_CASE("PyTorch's 20-step trajectories through descent train --init --no-shuffle", "[cli][reference]") {
@@ -92,7 +93,7 @@ TEST_CASE("PyTorch's 20-step trajectories through descent train --init --no-shuf
     const double tol = expected["optimizer"]["kind"] == "Adam" ? 1e-4 : 2e-5;
     for (const char* engine : kEngines) {
       ScratchDir tmp;
-      RunResult r = descent(fmt::format("train {0}/model.nn --data {0}/data.csv --init {0}/init.safetensors "
+      RunResult r = runDescent(fmt::format("train {0}/model.nn --data {0}/data.csv --init {0}/init.safetensors "
                                         "--no-shuffle --epochs 20 --engine {1} --metrics {2}",
                                         f, engine, tmp / "m.jsonl"));
       INFO(f << " " << engine << "\n" << r.err);
@@ -122,13 +123,13 @@ TEST_CASE("every model in models/ trains on small data and its loss falls", "[cl
   struct Case {
     std::string model, data;
     int epochs;
-  } cases[] = {{"models/mnist_mlp.nn", tmp.path.string(), 8},
+  } cases[] = {{"models/mnist_mlp.nn", tmp.path.string(), 30},
                {"models/mnist_ce.nn", tmp.path.string(), 3},
                {"models/regression_mse.nn", tmp / "reg.csv", 10},
                {"models/binary_bce.nn", tmp / "bin.csv", 5}};
   for (const Case& c : cases) {
     INFO(c.model);
-    RunResult r = descent(fmt::format("train {} --data {} --epochs {} --metrics {} --seed 3", c.model,
+    RunResult r = runDescent(fmt::format("train {} --data {} --epochs {} --metrics {} --seed 3", c.model,
                                       c.data, c.epochs, tmp / "m.jsonl"));
     INFO(r.err);
     REQUIRE(r.code == 0);
@@ -144,7 +145,7 @@ TEST_CASE("metrics are identical for 1 and 2 threads", "[cli]") {
   writeSmallIdx(tmp.path.string(), 300); // 300 = 4 full batches of 64 and a remainder of 44
   std::vector<std::vector<nlohmann::json>> runs;
   for (int threads : {1, 2}) {
-    RunResult r = descent(fmt::format("train models/mnist_mlp.nn --data {} --epochs 2 --threads {} "
+    RunResult r = runDescent(fmt::format("train models/mnist_mlp.nn --data {} --epochs 2 --threads {} "
                                       "--metrics {} --save {}",
                                       tmp.path.string(), threads, tmp / "m.jsonl",
                                       tmp / fmt::format("t{}.safetensors", threads)));
@@ -161,7 +162,7 @@ TEST_CASE("checkpoints: PyTorch layout, eval round trip, exact resume", "[cli]")
   ScratchDir tmp;
   writeSmallIdx(tmp.path.string(), 256);
   std::string data = tmp.path.string();
-  RunResult r = descent(fmt::format("train models/mnist_mlp.nn --data {} --epochs 3 --save {} --metrics {}",
+  RunResult r = runDescent(fmt::format("train models/mnist_mlp.nn --data {} --epochs 3 --save {} --metrics {}",
                                     data, tmp / "a.safetensors", tmp / "a.jsonl"));
   INFO(r.err);
   REQUIRE(r.code == 0);
@@ -171,7 +172,7 @@ TEST_CASE("checkpoints: PyTorch layout, eval round trip, exact resume", "[cli]")
   CHECK(st.tensors.size() == 6);
 
   // eval on the same test split gives the last epoch's test loss and accuracy.
-  RunResult ev = descent(fmt::format("eval models/mnist_mlp.nn --data {} --weights {}", data, tmp / "a.safetensors"));
+  RunResult ev = runDescent(fmt::format("eval models/mnist_mlp.nn --data {} --weights {}", data, tmp / "a.safetensors"));
   INFO(ev.err);
   REQUIRE(ev.code == 0);
   auto last = readJsonl(tmp / "a.jsonl").back();
@@ -180,15 +181,15 @@ TEST_CASE("checkpoints: PyTorch layout, eval round trip, exact resume", "[cli]")
   CHECK(ev.out.find("confusion matrix") != std::string::npos);
 
   // 2 epochs, then 1 more from the checkpoint == 3 epochs straight.
-  REQUIRE(descent(fmt::format("train models/mnist_mlp.nn --data {} --epochs 2 --save {}", data, tmp / "b.safetensors")).code == 0);
-  r = descent(fmt::format("train models/mnist_mlp.nn --data {} --epochs 1 --init {} --save {}", data,
+  REQUIRE(runDescent(fmt::format("train models/mnist_mlp.nn --data {} --epochs 2 --save {}", data, tmp / "b.safetensors")).code == 0);
+  r = runDescent(fmt::format("train models/mnist_mlp.nn --data {} --epochs 1 --init {} --save {}", data,
                           tmp / "b.safetensors", tmp / "c.safetensors"));
   INFO(r.err);
   REQUIRE(r.code == 0);
   CHECK(r.out.find("resuming after epoch 2") != std::string::npos);
   CHECK(readText(tmp / "c.safetensors") == readText(tmp / "a.safetensors"));
 
-  RunResult p = descent(fmt::format("predict models/mnist_mlp.nn --data {} --weights {} --index 3", data,
+  RunResult p = runDescent(fmt::format("predict models/mnist_mlp.nn --data {} --weights {} --index 3", data,
                                     tmp / "a.safetensors"));
   REQUIRE(p.code == 0);
   CHECK(p.out.find("predicted") != std::string::npos);
@@ -198,39 +199,39 @@ TEST_CASE("checkpoints: PyTorch layout, eval round trip, exact resume", "[cli]")
 TEST_CASE("bad data and checkpoints give one clear error naming the file", "[cli]") {
   ScratchDir tmp;
   writeRegressionCsv(tmp / "reg.csv", 40, 8, 1);
-  RunResult r = descent(fmt::format("train models/regression_mse.nn --data {}", tmp / "missing.csv"));
+  RunResult r = runDescent(fmt::format("train models/regression_mse.nn --data {}", tmp / "missing.csv"));
   CHECK(r.code == 1);
   CHECK(r.err == fmt::format("error: {}: No such file or directory\n", tmp / "missing.csv"));
 
   std::ofstream(tmp / "bad.csv") << "a,b,c,d,e,f,g,h,y\n1,2,3,4,5,6,7,8,9\n1,2,3,x,5,6,7,8,9\n";
-  r = descent(fmt::format("train models/regression_mse.nn --data {}", tmp / "bad.csv"));
+  r = runDescent(fmt::format("train models/regression_mse.nn --data {}", tmp / "bad.csv"));
   CHECK(r.code == 1);
   CHECK(r.err.find(tmp / "bad.csv") != std::string::npos);
   CHECK(r.err.find("'x' is not a number") != std::string::npos);
 
-  r = descent(fmt::format("train models/binary_bce.nn --data {}", tmp / "reg.csv"));
+  r = runDescent(fmt::format("train models/binary_bce.nn --data {}", tmp / "reg.csv"));
   CHECK(r.code == 1);
   CHECK(r.err.find(tmp / "reg.csv") != std::string::npos);
 
   // A truncated checkpoint.
-  REQUIRE(descent(fmt::format("train models/regression_mse.nn --data {} --epochs 1 --save {}", tmp / "reg.csv",
+  REQUIRE(runDescent(fmt::format("train models/regression_mse.nn --data {} --epochs 1 --save {}", tmp / "reg.csv",
                               tmp / "r.safetensors")).code == 0);
   std::string bytes = readText(tmp / "r.safetensors");
   std::ofstream(tmp / "trunc.safetensors", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
-  r = descent(fmt::format("eval models/regression_mse.nn --data {} --weights {}", tmp / "reg.csv", tmp / "trunc.safetensors"));
+  r = runDescent(fmt::format("eval models/regression_mse.nn --data {} --weights {}", tmp / "reg.csv", tmp / "trunc.safetensors"));
   CHECK(r.code == 1);
   CHECK(r.err.find(tmp / "trunc.safetensors") != std::string::npos);
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
 
   // A checkpoint of another model.
-  r = descent(fmt::format("eval models/binary_bce.nn --data {} --weights {}", tmp / "reg.csv", tmp / "r.safetensors"));
+  r = runDescent(fmt::format("eval models/binary_bce.nn --data {} --weights {}", tmp / "reg.csv", tmp / "r.safetensors"));
   CHECK(r.code == 1);
 }
 
 TEST_CASE("a diverging run stops with the epoch, step and a hint, keeping the last good checkpoint", "[cli]") {
   ScratchDir tmp;
   writeRegressionCsv(tmp / "reg.csv", 256, 8, 1);
-  RunResult r = descent(fmt::format("train models/regression_mse.nn --data {} --lr 1e6 --epochs 3 --save {}",
+  RunResult r = runDescent(fmt::format("train models/regression_mse.nn --data {} --lr 1e6 --epochs 3 --save {}",
                                     tmp / "reg.csv", tmp / "d.safetensors"));
   CHECK(r.code == 1);
   CHECK(r.err.find("training diverged") != std::string::npos);
@@ -239,4 +240,33 @@ TEST_CASE("a diverging run stops with the epoch, step and a hint, keeping the la
   SafeTensors st = readSafetensors(tmp / "d.safetensors");
   for (const auto& [name, t] : st.tensors)
     for (float v : toFloats(t, name, "d")) CHECK(std::isfinite(v));
+}
+
+TEST_CASE("Ctrl-C finishes the current step, saves and exits 130", "[cli]") {
+  ScratchDir tmp;
+  writeSmallIdx(tmp.path.string(), 512);
+  std::string cmd = fmt::format("exec {}/descent train models/mnist_mlp.nn --data {} --epochs 100000 "
+                                "--save {} --metrics {} > {} 2> {}",
+                                DESCENT_BINARY_DIR, tmp.path.string(), tmp / "s.safetensors",
+                                tmp / "m.jsonl", tmp / "out", tmp / "err");
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    chdir(DESCENT_SOURCE_DIR);
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  // Wait until at least two epochs are done, so a checkpoint is being written.
+  for (int i = 0; i < 600 && readJsonl(tmp / "m.jsonl").size() < 2; ++i) usleep(50000);
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 130);
+  std::string out = readText(tmp / "out");
+  CHECK(out.find("interrupted in epoch") != std::string::npos);
+  CHECK(out.find("saved " + (tmp / "s.safetensors")) != std::string::npos);
+  RunResult ev = runDescent(fmt::format("eval models/mnist_mlp.nn --data {} --weights {}", tmp.path.string(),
+                                     tmp / "s.safetensors"));
+  CHECK(ev.code == 0);
 }

@@ -42,7 +42,12 @@ public:
       generation_.store(gen + 1, std::memory_order_release);
       return;
     }
-    while (generation_.load(std::memory_order_acquire) == gen) _mm_pause();
+    // Spin (the common case: the other threads arrive within microseconds),
+    // but yield when they do not, so an oversubscribed machine still progresses.
+    for (int spins = 0; generation_.load(std::memory_order_acquire) == gen; ++spins) {
+      if (spins < 4000) _mm_pause();
+      else std::this_thread::yield();
+    }
   }
 
 private:
@@ -83,7 +88,10 @@ public:
       generation_.fetch_add(1, std::memory_order_acq_rel);
       generation_.notify_all();
       f(0, n_);
-      while (done_.load(std::memory_order_acquire) != n_ - 1) _mm_pause();
+      for (int spins = 0; done_.load(std::memory_order_acquire) != n_ - 1; ++spins) {
+        if (spins < 4000) _mm_pause();
+        else std::this_thread::yield();
+      }
     }
     _mm_setcsr(old);
   }

@@ -617,7 +617,14 @@ private:
 
   /// The register-blocked micro-kernel: an mr x (nv*W) tile of C at (i0, j0),
   /// K-loop with accumulators in registers (loop-carried phis), then the epilogue.
-  void microKernel(const Kernel& k, LV* i0, LV* j0, int mr, int nv, int64_t last_valid, LV* K) {
+  void microKernel(const Kernel& k, LV* i0, LV* j0, int mr, int nv, int64_t last_valid, LV* K, LV* M) {
+    // Row indices, clamped to M-1 (see emitGemm).
+    std::vector<LV*> rowIdx;
+    LV* last = B.CreateSub(M, c64(1));
+    for (int r = 0; r < mr; ++r) {
+      LV* i = B.CreateAdd(i0, c64(r));
+      rowIdx.push_back(r == 0 ? i : B.CreateSelect(B.CreateICmpSLT(i, M), i, last));
+    }
     const GemmInfo& g = k.gemm;
     const Value* bval = kg_->buffers[g.b_buffer].value;
     LV* bbase = bufBase(g.b_buffer);
@@ -642,7 +649,7 @@ private:
     for (int v = 0; v < nv; ++v)
       bv.push_back(loadVec(bbase, B.CreateAdd(brow, c64(v * W)), balign, v == nv - 1 ? last_valid : W));
     for (int r = 0; r < mr; ++r) {
-      LV* a = splat(loadA(g, B.CreateAdd(i0, c64(r)), kk));
+      LV* a = splat(loadA(g, rowIdx[r], kk));
       for (int v = 0; v < nv; ++v) {
         LV* n = fma(a, bv[v], acc[r * nv + v]);
         acc[r * nv + v]->addIncoming(n, body);
@@ -651,11 +658,18 @@ private:
     kk->addIncoming(B.CreateAdd(kk, c64(1), "", true, true), body);
     B.CreateBr(hdr);
     B.SetInsertPoint(exit);
-    for (int r = 0; r < mr; ++r)
-      for (int v = 0; v < nv; ++v) {
-        ElemCtx ctx{B.CreateAdd(i0, c64(r)), B.CreateAdd(j0, c64(v * W)), v == nv - 1 ? last_valid : W};
-        epilogue(k, {{g.matmul->result, acc[r * nv + v]}}, ctx, 1);
-      }
+    bool mayClamp = g.m_batched || g.M % mr != 0;
+    for (int r = 0; r < mr; ++r) {
+      auto rowEpilogue = [&] {
+        for (int v = 0; v < nv; ++v) {
+          ElemCtx ctx{rowIdx[r], B.CreateAdd(j0, c64(v * W)), v == nv - 1 ? last_valid : W};
+          epilogue(k, {{g.matmul->result, acc[r * nv + v]}}, ctx, 1);
+        }
+      };
+      // An update is read-modify-write: a clamped duplicate row must not apply it twice.
+      if (k.sink && r > 0 && mayClamp) ifThen(B.CreateICmpSLT(B.CreateAdd(i0, c64(r)), M), rowEpilogue);
+      else rowEpilogue();
+    }
   }
 
   void emitGemm(const Kernel& k) {
@@ -678,20 +692,11 @@ private:
       LV* rt = B.CreateSRem(t, nRT);
       LV* i0 = B.CreateMul(rt, c64(MR));
       LV* j0 = B.CreateMul(ct, c64(NR));
-      LV* fullRows = B.CreateICmpSLE(B.CreateAdd(i0, c64(MR)), Mv);
-      auto tileCols = [&](int nv, int64_t lastValid) {
-        BasicBlock* fr = BasicBlock::Create(C, "fullrows", F);
-        BasicBlock* tr = BasicBlock::Create(C, "tailrows", F);
-        BasicBlock* done = BasicBlock::Create(C, "tiledone", F);
-        B.CreateCondBr(fullRows, fr, tr);
-        B.SetInsertPoint(fr);
-        microKernel(k, i0, j0, MR, nv, lastValid, Kv);
-        B.CreateBr(done);
-        B.SetInsertPoint(tr);
-        forLoop(i0, Mv, 1, [&](LV* i) { microKernel(k, i, j0, 1, nv, lastValid, Kv); }, "ri");
-        B.CreateBr(done);
-        B.SetInsertPoint(done);
-      };
+      // Rows past M in the last row tile are clamped to row M-1: they load and
+      // store exactly what row M-1 does (idempotent), so one micro-kernel
+      // serves every tile and no remainder path is needed (fused updates skip
+      // the duplicates: see microKernel).
+      auto tileCols = [&](int nv, int64_t lastValid) { microKernel(k, i0, j0, MR, nv, lastValid, Kv, Mv); };
       if (!remCols) {
         tileCols(NV, W);
       } else if (fullCT == 0) {

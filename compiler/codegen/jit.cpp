@@ -19,6 +19,9 @@
 #include <llvm/TargetParser/Host.h>
 #include <llvm/Transforms/Utils/Cloning.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -46,7 +49,9 @@ void optimize(llvm::Module& m, llvm::TargetMachine* tm) {
   llvm::PipelineTuningOptions pto;
   pto.LoopVectorization = true;
   pto.SLPVectorization = true; // off by default in PipelineTuningOptions
-  pto.LoopUnrolling = true;
+  // The kernels are register-blocked by hand; generic unrolling of their K
+  // loops and row tails only multiplies code (and compile time).
+  pto.LoopUnrolling = false;
   llvm::LoopAnalysisManager lam;
   llvm::FunctionAnalysisManager fam;
   llvm::CGSCCAnalysisManager cgam;
@@ -64,6 +69,7 @@ void optimize(llvm::Module& m, llvm::TargetMachine* tm) {
 class LlvmSession final : public JitSession {
 public:
   bool init(const std::vector<BackendGraph>& graphs, const std::string& cpu, std::string& error) {
+    auto t0 = std::chrono::steady_clock::now();
     initTargets();
     llvm::orc::JITTargetMachineBuilder jtmb(llvm::Triple(llvm::sys::getProcessTriple()));
     if (cpu.empty() || cpu == "host") {
@@ -102,7 +108,9 @@ public:
       error = "internal error: invalid LLVM IR emitted: " + verr;
       return false;
     }
+    auto tOpt = std::chrono::steady_clock::now();
     optimize(*m, TM.get());
+    auto tOptEnd = std::chrono::steady_clock::now();
     keep_ = llvm::CloneModule(*m); // for --stage llvm / asm, in the same context
 
     auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(jtmb).create();
@@ -139,6 +147,12 @@ public:
         fns_.back().push_back(addr->toPtr<KernelFn>());
       }
     }
+    auto tEnd = std::chrono::steady_clock::now();
+    if (std::getenv("DESCENT_JIT_TIMING"))
+      std::fprintf(stderr, "jit: emit %.1f ms, O3 %.1f ms, codegen %.1f ms\n",
+                   std::chrono::duration<double, std::milli>(tOpt - t0).count(),
+                   std::chrono::duration<double, std::milli>(tOptEnd - tOpt).count(),
+                   std::chrono::duration<double, std::milli>(tEnd - tOptEnd).count());
     return true;
   }
 

@@ -198,6 +198,9 @@ private:
           if (!why.empty()) break;
         }
         if (!why.empty()) {
+          // A later op merely reading the tip (relu_grad reading a saved
+          // activation) is no fusion candidate worth reporting unless it was the only one.
+          if (why.find("not computed yet") != std::string::npos && it->second.size() > 1) continue;
           refuse(fmt::format("{} %{} into {}", opName(u->kind), u->result->name, k.name), why);
           continue;
         }
@@ -466,8 +469,12 @@ private:
         k.reads.push_back(bufferFor(v));
       };
       for (const Op* op : k.ops) {
-        for (const Value* o : op->operands)
+        for (size_t oi = 0; oi < op->operands.size(); ++oi) {
+          const Value* o = op->operands[oi];
+          // dX reads the transposed copy of W, not W (added below).
+          if (k.kind == KernelKind::Gemm && op == k.gemm.matmul && oi == 1 && k.gemm.b_buffer >= 0) continue;
           if (!inside.count(o)) read(o);
+        }
         if (isUpdate(op->kind)) {
           k.writes.push_back(bufferFor(op->operands[0]));
           for (size_t i = 3; i < op->operands.size(); ++i) k.writes.push_back(bufferFor(op->operands[i]));
@@ -517,7 +524,11 @@ std::string shortOp(const Graph& g, const Op* op) {
   std::string s = op->result ? fmt::format("%{} = {}", op->result->name, opName(op->kind)) : opName(op->kind);
   for (size_t i = 0; i < op->operands.size(); ++i)
     s += fmt::format("{}%{}", i ? ", " : " ", op->operands[i]->name);
-  (void)g;
+  if (op->kind == OpKind::MatMul) {
+    if (op->attrs.getBool("transpose_a")) s += " {transpose_a}";
+    if (op->attrs.getBool("transpose_b")) s += " {transpose_b}";
+  }
+  if (op->loc.known()) s += fmt::format("   // {}:{}", g.file().empty() ? "line" : g.file(), op->loc.line);
   return s;
 }
 

@@ -270,3 +270,14 @@ TEST_CASE("Ctrl-C finishes the current step, saves and exits 130", "[cli]") {
                                      tmp / "s.safetensors"));
   CHECK(ev.code == 0);
 }
+
+TEST_CASE("gradcheck prints a line per parameter and passes on every model", "[cli]") {
+  for (const char* model : {"models/mnist_mlp.nn", "models/mnist_ce.nn", "models/regression_mse.nn",
+                            "models/binary_bce.nn"}) {
+    RunResult r = runDescent(fmt::format("gradcheck {}", model));
+    INFO(model << "\n" << r.out << r.err);
+    CHECK(r.code == 0);
+    CHECK(r.out.find("0.weight") != std::string::npos);
+    CHECK(r.out.find("max relative error: ") != std::string::npos);
+  }
+}

@@ -43,6 +43,8 @@ public:
   virtual std::string assembly() const = 0;
   virtual int vectorWidth() const = 0;  ///< floats per vector register used (16 or 8)
   virtual std::string cpuName() const = 0;
+  /// Where compile time went: emission, O3, machine code (wall ms).
+  virtual std::string timingText() const = 0;
 };
 
 } // namespace descent

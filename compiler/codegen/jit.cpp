@@ -21,7 +21,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -148,11 +147,9 @@ public:
       }
     }
     auto tEnd = std::chrono::steady_clock::now();
-    if (std::getenv("DESCENT_JIT_TIMING"))
-      std::fprintf(stderr, "jit: emit %.1f ms, O3 %.1f ms, codegen %.1f ms\n",
-                   std::chrono::duration<double, std::milli>(tOpt - t0).count(),
-                   std::chrono::duration<double, std::milli>(tOptEnd - tOpt).count(),
-                   std::chrono::duration<double, std::milli>(tEnd - tOptEnd).count());
+    phase_ms_[0] = std::chrono::duration<double, std::milli>(tOpt - t0).count();
+    phase_ms_[1] = std::chrono::duration<double, std::milli>(tOptEnd - tOpt).count();
+    phase_ms_[2] = std::chrono::duration<double, std::milli>(tEnd - tOptEnd).count();
     return true;
   }
 
@@ -163,6 +160,12 @@ public:
 
   const std::vector<std::vector<KernelFn>>& kernels() const override { return fns_; }
   int vectorWidth() const override { return width_; }
+  std::string timingText() const override {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "emit %.1f ms, O3 %.1f ms, machine code %.1f ms", phase_ms_[0], phase_ms_[1],
+                  phase_ms_[2]);
+    return buf;
+  }
   std::string cpuName() const override { return cpu_; }
 
   std::string llvmIR() const override {
@@ -193,6 +196,7 @@ private:
   std::vector<std::vector<KernelFn>> fns_;
   std::string cpu_;
   int width_ = 16;
+  double phase_ms_[3] = {0, 0, 0};
 };
 
 } // namespace

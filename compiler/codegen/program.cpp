@@ -213,9 +213,10 @@ const float* Program::outputData(size_t index, const std::string& name) const {
 int64_t Program::batch(size_t index) const { return impl_->entries.at(index).kg->batch; }
 
 std::string Program::kernelsText() const {
-  std::string s = fmt::format("// target {}, {}-float vectors, {} thread(s), arena {} bytes\n",
+  std::string s = fmt::format("// target {}, {}-float vectors, {} thread(s), arena {} bytes\n"
+                              "// compiled in {:.1f} ms ({})\n",
                               impl_->jit->cpuName(), impl_->jit->vectorWidth(), impl_->pool->size(),
-                              impl_->arena_bytes);
+                              impl_->arena_bytes, impl_->compile_ms, impl_->jit->timingText());
   for (const auto& e : impl_->entries) s += printKernelGraph(*e.kg);
   return s;
 }

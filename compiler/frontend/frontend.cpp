@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <fmt/format.h>
 #include <tuple>
 
 namespace descent {
@@ -22,15 +23,35 @@ std::string fileStem(const std::string& path) {
   return base;
 }
 
+// Copies `errors` in the given order into `diags`, at most kMaxErrors of them
+// and then one saying that the rest was cut.
+void copyCapped(std::vector<Diagnostic>& errors,
+                const std::vector<std::tuple<int, int, size_t>>& order, Diagnostics& diags) {
+  size_t n = 0;
+  for (const auto& [line, col, i] : order) {
+    if (n++ == kMaxErrors) {
+      diags.error(errors[i].loc, fmt::format("too many errors; stopping after {}", kMaxErrors),
+                  "is this a model file?");
+      return;
+    }
+    diags.error(errors[i].loc, std::move(errors[i].message), std::move(errors[i].hint));
+  }
+}
+
 } // namespace
 
 std::optional<ast::File> parseSource(const std::string& /*path*/, const std::string& source,
                                      Diagnostics& diags) {
-  size_t before = diags.errors().size();
-  std::vector<Token> tokens = lex(source, diags);
-  ast::File file = parse(tokens, diags);
-  if (diags.errors().size() != before) return std::nullopt;
-  return file;
+  Diagnostics local(diags.path(), diags.source());
+  std::vector<Token> tokens = lex(source, local);
+  ast::File file = parse(tokens, local);
+  if (!local.hasErrors()) return file;
+  // Lexer and parser errors arrive in source order already.
+  std::vector<Diagnostic> errors = local.errors();
+  std::vector<std::tuple<int, int, size_t>> order;
+  for (size_t i = 0; i < errors.size(); ++i) order.emplace_back(0, 0, i);
+  copyCapped(errors, order, diags);
+  return std::nullopt;
 }
 
 std::optional<ModelSpec> analyzeSource(const std::string& path, const std::string& source,
@@ -52,8 +73,7 @@ std::optional<ModelSpec> analyzeSource(const std::string& path, const std::strin
     order.emplace_back(l.known() ? l.line : INT_MAX, l.known() ? l.col : 0, i);
   }
   std::sort(order.begin(), order.end());
-  for (const auto& [line, col, i] : order)
-    diags.error(errors[i].loc, std::move(errors[i].message), std::move(errors[i].hint));
+  copyCapped(errors, order, diags);
   if (!spec) return std::nullopt;
   spec->name = fileStem(path);
   spec->path = path;

@@ -28,6 +28,11 @@ public:
     for (;;) {
       skipNewlines();
       if (cur().kind == TokKind::End) break;
+      if (errors_ >= kMaxErrors) {
+        diags_.error(cur().loc, fmt::format("too many errors; stopping after {}", kMaxErrors),
+                     "is this a model file?");
+        break;
+      }
       size_t start = pos_;
       depth_ = 0; // a guard that threw from its constructor did not undo its increment
       ast::Stmt stmt;
@@ -71,6 +76,7 @@ private:
   }
 
   [[noreturn]] void fail(SourceLoc loc, std::string msg, std::string hint = {}) {
+    ++errors_;
     diags_.error(loc, std::move(msg), std::move(hint));
     throw ParseAbort{};
   }
@@ -316,6 +322,7 @@ private:
   Diagnostics& diags_;
   size_t pos_ = 0;
   int depth_ = 0;
+  size_t errors_ = 0;
 };
 
 } // namespace

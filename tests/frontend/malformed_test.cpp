@@ -2,6 +2,7 @@
 // "# expect: LINE:COL: error: MESSAGE" lines; analyzing the file must produce
 // exactly those diagnostics, in that order, and render them without crashing.
 #include "compiler/frontend/frontend.h"
+#include "compiler/frontend/parser.h"
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -114,4 +115,18 @@ TEST_CASE("malformed: a generated file with NUL and high bytes points at the fir
   CHECK(d.errors()[0].message == "invalid byte 0x00 in model file");
   // The rendered source line shows the bad bytes as '?', caret under the first.
   CHECK(d.render().find("  batch = 6??4\n           ^\n") != std::string::npos);
+}
+
+TEST_CASE("malformed: a text file that is not a model stops after a bounded number of errors") {
+  std::string src;
+  for (int i = 0; i < 5000; ++i) src += "this is not a model\n";
+  Diagnostics d("prose.nn", src);
+  CHECK_FALSE(analyzeSource("prose.nn", src, d));
+  REQUIRE(d.errors().size() == kMaxErrors + 1);
+  CHECK(d.errors()[0].loc == SourceLoc{1, 6});
+  CHECK(d.errors().back().message == fmt::format("too many errors; stopping after {}", kMaxErrors));
+  // The AST stage has the same bound.
+  Diagnostics d2("prose.nn", src);
+  CHECK_FALSE(parseSource("prose.nn", src, d2));
+  CHECK(d2.errors().size() == kMaxErrors + 1);
 }

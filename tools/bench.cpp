@@ -14,6 +14,7 @@
 #include <chrono>
 #include <fmt/format.h>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
@@ -39,8 +40,10 @@ int runBench(const CommonArgs& a) {
   ModelSpec spec = *parsed;
   if (a.batch) spec.batch = a.batch;
   const int64_t B = spec.batch;
-  const bool u8 = spec.input_size == 784 && spec.target_kind == TargetKind::Class && spec.target_size == 10;
-  const int threads = a.threads ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  const bool u8 =
+      spec.input_size == 784 && spec.target_kind == TargetKind::Class && spec.target_size == 10;
+  const int threads =
+      a.threads ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
 
   BuildOptions bo;
   bo.batch = B;
@@ -56,7 +59,8 @@ int runBench(const CommonArgs& a) {
   for (int i = 0; i < 5; ++i) {
     std::string error;
     prog = Program::compile({train.get()}, jo, error);
-    if (!prog) throw std::runtime_error(fmt::format("{}: JIT compilation failed: {}", a.model, error));
+    if (!prog)
+      throw std::runtime_error(fmt::format("{}: JIT compilation failed: {}", a.model, error));
     compile_ms.push_back(prog->compileMillis());
   }
 
@@ -64,31 +68,41 @@ int runBench(const CommonArgs& a) {
   std::mt19937 rng(1);
   std::vector<uint8_t> xu(size_t(B * spec.input_size));
   std::vector<float> xf(size_t(B * spec.input_size));
-  for (auto& v : xu) v = uint8_t(rng() & 255);
-  for (auto& v : xf) v = float(rng() % 1000) / 1000.0f;
+  for (auto& v : xu)
+    v = uint8_t(rng() & 255);
+  for (auto& v : xf)
+    v = float(rng() % 1000) / 1000.0f;
   std::vector<int32_t> yl(static_cast<size_t>(B));
   std::vector<float> yr(size_t(B * spec.target_size));
-  for (auto& v : yl) v = int32_t(rng() % uint32_t(std::max<int64_t>(1, spec.target_size)));
-  for (auto& v : yr) v = float(rng() % 1000) / 1000.0f;
+  for (auto& v : yl)
+    v = int32_t(rng() % uint32_t(std::max<int64_t>(1, spec.target_size)));
+  for (auto& v : yr)
+    v = float(rng() % 1000) / 1000.0f;
   const void* x = u8 ? (const void*)xu.data() : (const void*)xf.data();
-  const void* y = spec.target_kind == TargetKind::Class ? (const void*)yl.data() : (const void*)yr.data();
+  const void* y =
+      spec.target_kind == TargetKind::Class ? (const void*)yl.data() : (const void*)yr.data();
   for (const Value* p : train->params()) {
     float* d = prog->param(p->external_name);
     double bound = 1.0 / std::sqrt(double(p->type.shape[0]));
     std::uniform_real_distribution<double> u(-bound, bound);
-    for (int64_t i = 0; i < p->type.numel(); ++i) d[i] = float(u(rng));
+    for (int64_t i = 0; i < p->type.numel(); ++i)
+      d[i] = float(u(rng));
   }
 
   // Steady state: warm up, then time batches of steps; report the median.
   int64_t steps = a.steps ? a.steps : 2000;
   int32_t step = 1;
-  for (int i = 0; i < 200; ++i) prog->run(0, x, y, B, step++, 1);
+  for (int i = 0; i < 200; ++i)
+    prog->run(0, x, y, B, step++, 1);
   std::vector<double> per_step;
   const int64_t chunk = std::max<int64_t>(1, steps / 10);
   for (int64_t done = 0; done < steps; done += chunk) {
     auto t0 = std::chrono::steady_clock::now();
-    for (int64_t i = 0; i < chunk; ++i) prog->run(0, x, y, B, step++, 1);
-    per_step.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / double(chunk));
+    for (int64_t i = 0; i < chunk; ++i)
+      prog->run(0, x, y, B, step++, 1);
+    per_step.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+        double(chunk));
   }
   const double t_step = median(per_step);
   FlopCounts fc = countFlops(spec);
@@ -97,28 +111,53 @@ int runBench(const CommonArgs& a) {
   const double peak_used = threads == 1 ? peak.gflops_1 : peak.gflops_all;
   const double gflops = flops_step / t_step / 1e9;
 
-  fmt::print("descent bench {}: batch {}, {} thread(s), {} floats per vector\n", a.model, B, threads,
-             prog->vectorWidth());
-  fmt::print("FMA peak (measured now):  {:.1f} GFLOP/s on 1 thread, {:.1f} GFLOP/s on {}\n", peak.gflops_1,
-             peak.gflops_all, threads);
-  fmt::print("JIT compile:              {:.1f} ms (median of 5; first {:.1f} ms)\n", median(compile_ms),
-             compile_ms.front());
-  fmt::print("train step:               {:.1f} us  ({:.0f} steps/s, {:.0f} samples/s)\n", t_step * 1e6,
-             1 / t_step, double(B) / t_step);
-  fmt::print("throughput:               {:.1f} GFLOP/s = {:.1f}% of the {}-thread peak ({:.2f} MFLOP/step)\n",
-             gflops, 100 * gflops / peak_used, threads, flops_step / 1e6);
-  fmt::print("projected epoch (60000):  {:.3f} s\n", 60000.0 / double(B) * t_step);
+  if (!a.json) {
+    fmt::print("descent bench {}: batch {}, {} thread(s), {} floats per vector\n", a.model, B,
+               threads, prog->vectorWidth());
+    fmt::print("FMA peak (measured now):  {:.1f} GFLOP/s on 1 thread, {:.1f} GFLOP/s on {}\n",
+               peak.gflops_1, peak.gflops_all, threads);
+    fmt::print("JIT compile:              {:.1f} ms (median of 5; first {:.1f} ms)\n",
+               median(compile_ms), compile_ms.front());
+    fmt::print("train step:               {:.1f} us  ({:.0f} steps/s, {:.0f} samples/s)\n",
+               t_step * 1e6, 1 / t_step, double(B) / t_step);
+    fmt::print("throughput:               {:.1f} GFLOP/s = {:.1f}% of the {}-thread peak ({:.2f} "
+               "MFLOP/step)\n",
+               gflops, 100 * gflops / peak_used, threads, flops_step / 1e6);
+    fmt::print("projected epoch (60000):  {:.3f} s\n", 60000.0 / double(B) * t_step);
+  }
 
   auto timings = prog->profile(0, x, y, B, int(std::max<int64_t>(50, steps / 4)));
   double total = 0, gemm_us = 0, gemm_flops = 0;
-  for (const auto& k : timings) total += k.micros;
+  for (const auto& k : timings) {
+    total += k.micros;
+    if (k.flops > 0) gemm_us += k.micros, gemm_flops += k.flops;
+  }
+  if (a.json) {
+    nlohmann::json j;
+    j["model"] = a.model;
+    j["batch"] = B;
+    j["threads"] = threads;
+    j["vector_width"] = prog->vectorWidth();
+    j["peak_gflops_1"] = peak.gflops_1;
+    j["peak_gflops"] = peak_used;
+    j["compile_ms"] = median(compile_ms);
+    j["step_us"] = t_step * 1e6;
+    j["gflops"] = gflops;
+    j["percent_of_peak"] = 100 * gflops / peak_used;
+    j["epoch_seconds_60000"] = 60000.0 / double(B) * t_step;
+    j["matmul_gflops"] = gemm_us > 0 ? gemm_flops / (gemm_us * 1e3) : 0.0;
+    for (const auto& k : timings)
+      j["kernels"].push_back({{"name", k.name}, {"us", k.micros}, {"flops", k.flops}});
+    fmt::print("{}\n", j.dump());
+    return 0;
+  }
   fmt::print("\n{:<40} {:>9} {:>9} {:>7} {:>7}\n", "kernel", "us", "GFLOP/s", "%peak", "share");
   for (const auto& k : timings) {
     double g = k.flops > 0 ? k.flops / (k.micros * 1e3) : 0;
-    if (k.flops > 0) gemm_us += k.micros, gemm_flops += k.flops;
     fmt::print("{:<40} {:>9.2f} {:>9} {:>7} {:>6.1f}%\n", k.name, k.micros,
                k.flops > 0 ? fmt::format("{:.1f}", g) : "-",
-               k.flops > 0 ? fmt::format("{:.1f}%", 100 * g / peak_used) : "-", 100 * k.micros / total);
+               k.flops > 0 ? fmt::format("{:.1f}%", 100 * g / peak_used) : "-",
+               100 * k.micros / total);
   }
   if (gemm_us > 0)
     fmt::print("{:<40} {:>9.2f} {:>9.1f} {:>6.1f}% {:>6.1f}%\n", "all matmul kernels", gemm_us,

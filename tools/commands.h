@@ -18,7 +18,7 @@ struct UsageError : std::runtime_error {
 struct CommonArgs {
   std::string model, data, test_data, stage, init, save, metrics, weights, cpu;
   std::string engine = "jit";
-  bool dot = false, no_shuffle = false, tty = false;
+  bool dot = false, no_shuffle = false, tty = false, json = false;
   int64_t epochs = 0, batch = 0, index = 0, steps = 0;
   int threads = 0;
   double lr = 0;

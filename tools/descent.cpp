@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
   addEngine(bench);
   bench->add_option("--batch", a.batch, "batch size (default: the model's)")->check(CLI::PositiveNumber);
   bench->add_option("--steps", a.steps, "timed steps")->check(CLI::PositiveNumber);
+  bench->add_flag("--json", a.json, "print one JSON object instead of the report");
 
   try {
     app.parse(argc, argv);

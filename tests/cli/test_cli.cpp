@@ -47,9 +47,9 @@ TEST_CASE("check prints the summary; errors exit 1 with file:line:col", "[cli]")
   RunResult r = runDescent("check models/mnist_mlp.nn");
   CHECK(r.code == 0);
   CHECK(r.out.find("109,386") != std::string::npos);
-  r = runDescent("check tests/malformed/unknown_layer.nn");
+  r = runDescent("check tests/malformed/unknown_layer_hint.nn");
   CHECK(r.code == 1);
-  CHECK(r.err.rfind("tests/malformed/unknown_layer.nn:", 0) == 0);
+  CHECK(r.err.rfind("tests/malformed/unknown_layer_hint.nn:", 0) == 0);
   CHECK(r.err.find("did you mean") != std::string::npos);
   r = runDescent("check no/such/model.nn");
   CHECK(r.code == 1);

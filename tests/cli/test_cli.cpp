@@ -43,7 +43,7 @@ void writeSmallIdx(const std::string& dir, int64_t n) {
 
 } // namespace
 
-TEST_CASE("check prints the summary; errors exit 1 with file:line:col", "[cli]") {
+TEST_CASE("check prints the summary, errors exit 1 with file:line:col", "[cli]") {
   RunResult r = runDescent("check models/mnist_mlp.nn");
   CHECK(r.code == 0);
   CHECK(r.out.find("109,386") != std::string::npos);

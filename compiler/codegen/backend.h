@@ -32,7 +32,7 @@ struct BackendGraph {
 /// A compiled set of kernels (one LLJIT session).
 class JitSession {
 public:
-  /// Emits, optimizes (O3 + SLP) and JIT-compiles every kernel of `graphs`.
+  /// Emits, optimizes and JIT-compiles every kernel of `graphs` (several modules in parallel).
   /// `cpu` "" means the host. Returns nullptr and sets `error` on failure.
   static std::unique_ptr<JitSession> create(const std::vector<BackendGraph>& graphs,
                                             const std::string& cpu, std::string& error);
@@ -43,7 +43,7 @@ public:
   virtual std::string assembly() const = 0;
   virtual int vectorWidth() const = 0;  ///< floats per vector register used (16 or 8)
   virtual std::string cpuName() const = 0;
-  /// Where compile time went: emission, O3, machine code (wall ms).
+  /// Where compile time went: emission, optimization, machine code (wall ms).
   virtual std::string timingText() const = 0;
 };
 

@@ -60,6 +60,12 @@ public:
     for (const Kernel& k : kg_->kernels) emitKernel(k);
   }
 
+  void emitOne(const BackendGraph& bg, size_t kernel) {
+    bg_ = &bg;
+    kg_ = bg.kg;
+    emitKernel(kg_->kernels.at(kernel));
+  }
+
 private:
   // --- function scaffolding -------------------------------------------------------------------
 
@@ -577,16 +583,61 @@ private:
   }
 
   void emitTranspose(const Kernel& k) {
-    // dst[c, r] = src[r, c]; tasks split dst rows.
+    // dst[c, r] = src[r, c] for src [R, C]. Tasks split dst rows in blocks of
+    // W columns of src (a copy: any split gives the same bits). Full W x W
+    // blocks are transposed in registers (W vector loads, log2(W) shuffle
+    // stages, W vector stores); the ragged edges are copied element by element.
+    const int64_t R = k.t_rows, Cn = k.t_cols;
+    const int64_t fullR = R / W, fullC = Cn / W;
     LV* src = bufBase(k.transpose_src);
     LV* dst = bufBase(k.transpose_dst);
-    auto [cb, ce] = split(c64(k.t_cols));
-    forLoop(cb, ce, 1, [&](LV* c) {
-      forLoop(c64(0), c64(k.t_rows), 1, [&](LV* r) {
-        LV* v = B.CreateAlignedLoad(f32, B.CreateInBoundsGEP(f32, src, B.CreateAdd(B.CreateMul(r, c64(k.t_cols)), c)), llvm::Align(4));
-        B.CreateAlignedStore(v, B.CreateInBoundsGEP(f32, dst, B.CreateAdd(B.CreateMul(c, c64(k.t_rows)), r)), llvm::Align(4));
-      }, "tr");
-    }, "tc");
+    auto scalarCopy = [&](LV* cb, LV* ce, LV* rb, LV* re) {
+      forLoop(cb, ce, 1, [&](LV* c) {
+        forLoop(rb, re, 1, [&](LV* r) {
+          LV* v = B.CreateAlignedLoad(f32, B.CreateInBoundsGEP(f32, src, B.CreateAdd(B.CreateMul(r, c64(Cn)), c)), llvm::Align(4));
+          B.CreateAlignedStore(v, B.CreateInBoundsGEP(f32, dst, B.CreateAdd(B.CreateMul(c, c64(R)), r)), llvm::Align(4));
+        }, "tr");
+      }, "tc");
+    };
+    auto [bb, be] = split(c64((Cn + W - 1) / W));
+    // Full column blocks of this task: [bb, min(be, fullC)).
+    LV* fe = B.CreateSelect(B.CreateICmpSLT(be, c64(fullC)), be, c64(fullC));
+    if (fullR > 0 && fullC > 0) {
+      llvm::Align sal(uint64_t(std::gcd(std::gcd(Cn * 4, int64_t(W) * 4), int64_t(64))));
+      llvm::Align dal(uint64_t(std::gcd(std::gcd(R * 4, int64_t(W) * 4), int64_t(64))));
+      forLoop(bb, fe, 1, [&](LV* cblk) {
+        LV* c0 = B.CreateMul(cblk, c64(W));
+        forLoop(c64(0), c64(fullR), 1, [&](LV* rblk) {
+          LV* r0 = B.CreateMul(rblk, c64(W));
+          std::vector<LV*> v(W);
+          for (int i = 0; i < W; ++i)
+            v[i] = loadVec(src, B.CreateAdd(B.CreateMul(B.CreateAdd(r0, c64(i)), c64(Cn)), c0), sal, W);
+          // Swap the off-diagonal h x h blocks of every 2h x 2h block, for
+          // every h: that is the transpose.
+          for (int h = W / 2; h >= 1; h /= 2) {
+            std::vector<int> lo(W), hi(W);
+            for (int j = 0; j < W; ++j) {
+              lo[j] = (j & h) ? W + j - h : j;
+              hi[j] = (j & h) ? W + j : j + h;
+            }
+            for (int i = 0; i < W; ++i) {
+              if (i & h) continue;
+              LV* a = v[i];
+              LV* b = v[i + h];
+              v[i] = B.CreateShuffleVector(a, b, lo);
+              v[i + h] = B.CreateShuffleVector(a, b, hi);
+            }
+          }
+          for (int i = 0; i < W; ++i)
+            storeVec(v[i], dst, B.CreateAdd(B.CreateMul(B.CreateAdd(c0, c64(i)), c64(R)), r0), dal, W);
+        }, "trb");
+        if (R % W) scalarCopy(c0, B.CreateAdd(c0, c64(W)), c64(fullR * W), c64(R));
+      }, "tcb");
+    } else if (fullC > 0) {
+      scalarCopy(B.CreateMul(bb, c64(W)), B.CreateMul(fe, c64(W)), c64(0), c64(R));
+    }
+    if (Cn % W) // the last, partial column block
+      ifThen(B.CreateAnd(B.CreateICmpSLE(bb, c64(fullC)), B.CreateICmpSGT(be, c64(fullC))), [&] { scalarCopy(c64(fullC * W), c64(Cn), c64(0), c64(R)); });
   }
 
   /// Tile shape of the micro-kernel for a GEMM with `nvec` column vectors.
@@ -915,10 +966,14 @@ private:
 } // namespace
 
 std::unique_ptr<llvm::Module> emitKernels(llvm::LLVMContext& ctx, const std::vector<BackendGraph>& graphs,
-                                          int width, const std::string& cpu, const std::string& features) {
+                                          int width, const std::string& cpu, const std::string& features,
+                                          const std::vector<KernelRef>& only) {
   auto m = std::make_unique<llvm::Module>("descent", ctx);
   Emitter e(ctx, *m, width, cpu, features);
-  for (const BackendGraph& g : graphs) e.emitGraph(g);
+  if (only.empty())
+    for (const BackendGraph& g : graphs) e.emitGraph(g);
+  else
+    for (auto [g, k] : only) e.emitOne(graphs.at(g), k);
   return m;
 }
 

@@ -65,7 +65,7 @@ public:
   std::string llvmIR() const;
   /// `--stage asm`: the machine code, emitted with the JIT's target options.
   std::string assembly() const;
-  /// Wall time of compile() (fusion, planning, emission, O3, codegen), in ms.
+  /// Wall time of compile() (fusion, planning, emission, optimization, codegen), in ms.
   double compileMillis() const;
   /// Floats per vector register the kernels use (16 = AVX-512, 8 = AVX2).
   int vectorWidth() const;

@@ -1,7 +1,9 @@
-// A small spinning thread pool for the JIT's kernels: `run(f)` calls f(task,
-// ntasks) on every thread (the caller is task 0) and returns when all are
-// done; `SpinBarrier` separates the kernels of a step inside one run. Workers
-// spin briefly, then sleep on an atomic wait, so an idle pool costs nothing.
+// A small spinning thread pool for the JIT's kernels: `run(f)` calls f on the
+// caller and on the workers that are awake, and returns when the caller is
+// done and no worker is still inside f (work is claimed dynamically, so a
+// descheduled worker does not hold the others up). Every wait spins briefly,
+// then sleeps on a futex (std::atomic::wait), so an idle pool costs nothing
+// and an oversubscribed machine does not collapse.
 // FTZ/DAZ are set in every worker and, for the duration of run(), in the caller.
 //
 // The implementation is in this header on purpose: descent_codegen (the JIT
@@ -9,9 +11,11 @@
 // out-of-line definition in runtime/ would not resolve for codegen users.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <thread>
+#include <type_traits>
 #include <vector>
 #include <xmmintrin.h>
 
@@ -25,48 +29,60 @@ inline unsigned enableFlushDenormals() {
   return old;
 }
 
-/// A sense-reversing barrier for `count` spinning threads.
-class SpinBarrier {
-public:
-  explicit SpinBarrier(int count) : count_(count) {}
-  void reset(int count) {
-    count_ = count;
-    waiting_.store(0, std::memory_order_relaxed);
+/// Waits until `ready()` holds: spins first (the fast path, when every thread
+/// has a core, costs ~0.1 us), then sleeps on the futex of `word` so a
+/// descheduled peer gets the core instead of competing with a spinning waiter
+/// (a pure spin wait cost ~5 ms per kernel on an oversubscribed machine).
+/// `sleepers` counts sleeping waiters so the waking side only makes the
+/// notify system call when someone sleeps.
+template <typename T, typename Ready>
+void spinThenWait(const std::atomic<T>& word, std::atomic<int>& sleepers, Ready ready) {
+  // ~20-40 us of pause: longer than any kernel imbalance inside a step when
+  // the threads run, far shorter than a scheduler time slice when they do not.
+  constexpr int kSpins = 2000;
+  for (int i = 0; i < kSpins; ++i) {
+    if (ready()) return;
+    _mm_pause();
   }
-  /// Blocks until all `count` threads have arrived.
-  void wait() {
-    if (count_ <= 1) return;
-    int gen = generation_.load(std::memory_order_acquire);
-    if (waiting_.fetch_add(1, std::memory_order_acq_rel) == count_ - 1) {
-      waiting_.store(0, std::memory_order_relaxed);
-      generation_.store(gen + 1, std::memory_order_release);
-      return;
-    }
-    // Spin (the common case: the other threads arrive within microseconds),
-    // but yield when they do not, so an oversubscribed machine still progresses.
-    for (int spins = 0; generation_.load(std::memory_order_acquire) == gen; ++spins) {
-      if (spins < 4000) _mm_pause();
-      else std::this_thread::yield();
-    }
+  for (;;) {
+    T seen = word.load(std::memory_order_seq_cst);
+    if (ready()) return;
+    // seq_cst on both sides (here and in wakeWaiters) makes this a Dekker
+    // handshake: either the waker sees sleepers > 0 and notifies, or our
+    // wait() sees the new value and returns at once.
+    sleepers.fetch_add(1, std::memory_order_seq_cst);
+    if (!ready()) word.wait(seen, std::memory_order_seq_cst);
+    sleepers.fetch_sub(1, std::memory_order_seq_cst);
   }
+}
 
-private:
-  int count_;
-  std::atomic<int> waiting_{0};
-  std::atomic<int> generation_{0};
+/// The waking side of spinThenWait: call after changing `word`.
+template <typename T> void wakeWaiters(std::atomic<T>& word, const std::atomic<int>& sleepers) {
+  if (sleepers.load(std::memory_order_seq_cst) > 0) word.notify_all();
+}
+
+/// An atomic int alone on its cache line (per-kernel claim and done counters
+/// are written by different threads; sharing lines would make them bounce).
+struct alignas(64) PaddedAtomic {
+  std::atomic<int> v{0};
 };
 
-/// Fork-join pool of `threads` threads including the caller.
+/// Fork-join pool of `threads` threads including the caller, built for an
+/// oversubscribed machine: run(f) does not wait for a worker that has not
+/// woken up yet. f must therefore let any subset of the threads (the caller
+/// always among them) finish the whole job: it claims its work items
+/// dynamically (see Program's kernel loop), so a descheduled worker simply
+/// leaves its items to the running threads instead of stalling them.
 class ThreadPool {
 public:
   /// threads <= 0: all hardware threads.
   explicit ThreadPool(int threads = 0) {
-    n_ = threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
+    n_ = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
     for (int i = 1; i < n_; ++i) workers_.emplace_back([this, i] { workerLoop(i); });
   }
   ~ThreadPool() {
-    stop_.store(true, std::memory_order_release);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
+    stop_.store(true, std::memory_order_seq_cst);
+    generation_.fetch_add(1, std::memory_order_seq_cst);
     generation_.notify_all();
     for (auto& t : workers_) t.join();
   }
@@ -76,22 +92,25 @@ public:
   /// Number of threads (tasks per run).
   int size() const { return n_; }
 
-  /// Calls f(task, ntasks) on every thread, the caller being task 0; returns when all have finished.
+  /// Calls f(thread, nthreads) on the caller (thread 0) and on every worker
+  /// that wakes up before the caller's f returns; returns when the caller's f
+  /// has returned and no worker is inside f.
   template <typename F> void run(F&& f) {
     unsigned old = enableFlushDenormals();
     if (n_ == 1) {
       f(0, 1);
     } else {
-      fn_ = [](void* ctx, int task, int ntasks) { (*static_cast<F*>(ctx))(task, ntasks); };
-      ctx_ = &f;
-      done_.store(0, std::memory_order_relaxed);
-      generation_.fetch_add(1, std::memory_order_acq_rel);
-      generation_.notify_all();
+      fn_ = [](void* ctx, int task, int ntasks) { (*static_cast<std::remove_reference_t<F>*>(ctx))(task, ntasks); };
+      ctx_ = const_cast<void*>(static_cast<const void*>(&f));
+      uint64_t g = generation_.load(std::memory_order_relaxed) + 1;
+      generation_.store(g, std::memory_order_seq_cst);
+      wakeWaiters(generation_, worker_sleepers_);
       f(0, n_);
-      for (int spins = 0; done_.load(std::memory_order_acquire) != n_ - 1; ++spins) {
-        if (spins < 4000) _mm_pause();
-        else std::this_thread::yield();
-      }
+      // Close run g, then wait for the workers inside it. A worker enters only
+      // after announcing itself in active_ and seeing the run still open
+      // (seq_cst on both sides), so none can enter after this wait.
+      finished_.store(g, std::memory_order_seq_cst);
+      spinThenWait(active_, caller_sleeping_, [&] { return active_.load(std::memory_order_seq_cst) == 0; });
     }
     _mm_setcsr(old);
   }
@@ -101,23 +120,27 @@ private:
     enableFlushDenormals();
     uint64_t seen = 0;
     for (;;) {
-      uint64_t g;
-      int spins = 0;
-      while ((g = generation_.load(std::memory_order_acquire)) == seen) {
-        if (++spins < 200000) _mm_pause();
-        else generation_.wait(seen, std::memory_order_acquire);
-      }
+      // Between steps the caller loads the next batch (microseconds), so spin
+      // first; an idle pool (evaluation, I/O, exit) then sleeps.
+      spinThenWait(generation_, worker_sleepers_,
+                   [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      uint64_t g = generation_.load(std::memory_order_acquire);
       seen = g;
       if (stop_.load(std::memory_order_acquire)) return;
-      fn_(ctx_, id, n_);
-      done_.fetch_add(1, std::memory_order_acq_rel);
+      active_.fetch_add(1, std::memory_order_seq_cst);
+      if (generation_.load(std::memory_order_seq_cst) == g && finished_.load(std::memory_order_seq_cst) != g)
+        fn_(ctx_, id, n_);
+      active_.fetch_sub(1, std::memory_order_seq_cst);
+      wakeWaiters(active_, caller_sleeping_);
     }
   }
 
   int n_ = 1;
   std::vector<std::thread> workers_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> done_{0};
+  std::atomic<uint64_t> generation_{0}; ///< number of the current (or last) run
+  std::atomic<uint64_t> finished_{0};   ///< number of the last run the caller has closed
+  std::atomic<int> active_{0};          ///< workers inside fn_
+  std::atomic<int> worker_sleepers_{0}, caller_sleeping_{0};
   std::atomic<bool> stop_{false};
   void (*fn_)(void*, int, int) = nullptr;
   void* ctx_ = nullptr;

@@ -1,6 +1,7 @@
 // Program: arena layout (params, state, outputs, tables, scratch), the JIT
-// session, and running a step's kernels on the thread pool with a spin
-// barrier between kernels. No LLVM headers here (see jit.cpp / emit.cpp).
+// session, and running a step's kernels on the thread pool (chunks claimed
+// dynamically, a wait for the chunks in flight between kernels). No LLVM
+// headers here (see jit.cpp / emit.cpp).
 #include "compiler/codegen/program.h"
 
 #include "compiler/codegen/backend.h"
@@ -42,7 +43,10 @@ struct Program::Impl {
   std::unique_ptr<char, AlignedFree> arena;
   std::unique_ptr<JitSession> jit;
   std::unique_ptr<ThreadPool> pool;
-  SpinBarrier barrier{1};
+  /// Per kernel of a run: one claim flag per chunk and a count of finished
+  /// chunks (reset before every run; see runKernels).
+  std::vector<PaddedAtomic> claims, done;
+  std::atomic<int> sleepers{0};
   double compile_ms = 0;
 
   void writeStepScalars(Entry& e, int32_t step) {
@@ -63,13 +67,33 @@ struct Program::Impl {
     writeStepScalars(e, step);
     const auto& fns = jit->kernels()[index];
     void* base = arena.get();
-    barrier.reset(pool->size());
-    pool->run([&](int task, int ntasks) {
-      for (size_t k = 0; k < fns.size(); ++k) {
+    // Each kernel is cut into `nt` chunks (its partition (task, ntasks) =
+    // (chunk, nt)), whoever runs them: results depend only on the chunking, so
+    // they are bitwise the same for any thread count. A thread runs its own
+    // chunk first (the same data as in the kernel before: cache affinity),
+    // then any unclaimed one, then waits for the kernel's chunks in flight.
+    // A worker the OS has descheduled claims nothing, and the others go on.
+    const int nt = pool->size();
+    const size_t nk = fns.size();
+    if (claims.size() < nk * size_t(nt)) claims = std::vector<PaddedAtomic>(nk * size_t(nt));
+    if (done.size() < nk) done = std::vector<PaddedAtomic>(nk);
+    for (size_t i = 0; i < nk * size_t(nt); ++i) claims[i].v.store(0, std::memory_order_relaxed);
+    for (size_t k = 0; k < nk; ++k) done[k].v.store(0, std::memory_order_relaxed);
+    pool->run([&](int self, int) {
+      for (size_t k = 0; k < nk; ++k) {
         auto t0 = std::chrono::steady_clock::now();
-        fns[k](base, x, y, n, step, seed, task, ntasks);
-        barrier.wait();
-        if (times && task == 0)
+        for (int i = 0; i < nt; ++i) {
+          int c = (self + i) % nt;
+          std::atomic<int>& claim = claims[k * size_t(nt) + size_t(c)].v;
+          if (claim.load(std::memory_order_relaxed) != 0 || claim.exchange(1, std::memory_order_acq_rel) != 0)
+            continue;
+          fns[k](base, x, y, n, step, seed, c, nt);
+          done[k].v.fetch_add(1, std::memory_order_seq_cst);
+          wakeWaiters(done[k].v, sleepers);
+        }
+        if (nt > 1)
+          spinThenWait(done[k].v, sleepers, [&] { return done[k].v.load(std::memory_order_acquire) == nt; });
+        if (times && self == 0)
           (*times)[k] += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
       }
     });

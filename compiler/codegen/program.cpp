@@ -22,6 +22,22 @@ namespace {
 
 int64_t align64(int64_t v) { return (v + 63) / 64 * 64; }
 
+/// GEMMs below this many FLOPs (at the static batch) run as one piece on the
+/// calling thread. Measured on the 2-vCPU test machine (notebook model): the
+/// 6.4 MFLOP layer-0 GEMMs run ~1.3x faster on 2 threads, but the 1 MFLOP
+/// GEMMs and the small kernels run 1.2-3x *slower* split (their operands move
+/// between cores and every kernel adds a cross-core wait), which cost more
+/// than the big GEMMs gained.
+constexpr double kSplitFlops = 4e6;
+
+/// Pieces kernel `k` is cut into on `threads` threads.
+int chunksFor(const Kernel& k, int threads, bool split_all) {
+  if (threads > 1 && split_all) return threads;
+  if (threads <= 1 || k.kind != KernelKind::Gemm) return 1;
+  double flops = 2.0 * double(k.gemm.M) * double(k.gemm.N) * double(k.gemm.K);
+  return flops >= kSplitFlops ? threads : 1;
+}
+
 struct AlignedFree {
   void operator()(void* p) const { std::free(p); }
 };
@@ -35,6 +51,7 @@ struct Program::Impl {
     std::unique_ptr<KernelGraph> kg;
     BackendGraph bg;
     std::vector<std::pair<const Op*, int64_t>> adam; ///< adam ops and their scalar slots
+    std::vector<int> chunks; ///< per kernel: pieces it is cut into (1 or the thread count)
   };
   std::vector<Entry> entries;
   std::map<std::string, int64_t> param_offset, param_size; ///< params and state by external name
@@ -67,14 +84,17 @@ struct Program::Impl {
     writeStepScalars(e, step);
     const auto& fns = jit->kernels()[index];
     void* base = arena.get();
-    // Each kernel is cut into `nt` chunks (its partition (task, ntasks) =
-    // (chunk, nt)), whoever runs them: results depend only on the chunking, so
-    // they are bitwise the same for any thread count. A thread runs its own
-    // chunk first (the same data as in the kernel before: cache affinity),
-    // then any unclaimed one, then waits for the kernel's chunks in flight.
-    // A worker the OS has descheduled claims nothing, and the others go on.
+    // Kernel k is cut into chunks[k] pieces, its partition (task, ntasks) being
+    // (piece, chunks[k]), whoever runs them: results do not depend on the
+    // partition, so they are bitwise the same for any thread count. A thread
+    // runs its own piece first (the same data as in the previous kernel: cache
+    // affinity), then any unclaimed one, then waits for the pieces in flight.
+    // A worker the OS has descheduled claims nothing and the caller goes on
+    // alone. One-piece kernels belong to the caller: a worker never takes them
+    // (the caller has to run the step to its end anyway).
     const int nt = pool->size();
     const size_t nk = fns.size();
+    const std::vector<int>& chunks = e.chunks;
     if (claims.size() < nk * size_t(nt)) claims = std::vector<PaddedAtomic>(nk * size_t(nt));
     if (done.size() < nk) done = std::vector<PaddedAtomic>(nk);
     for (size_t i = 0; i < nk * size_t(nt); ++i) claims[i].v.store(0, std::memory_order_relaxed);
@@ -82,17 +102,26 @@ struct Program::Impl {
     pool->run([&](int self, int) {
       for (size_t k = 0; k < nk; ++k) {
         auto t0 = std::chrono::steady_clock::now();
-        for (int i = 0; i < nt; ++i) {
-          int c = (self + i) % nt;
-          std::atomic<int>& claim = claims[k * size_t(nt) + size_t(c)].v;
-          if (claim.load(std::memory_order_relaxed) != 0 || claim.exchange(1, std::memory_order_acq_rel) != 0)
-            continue;
-          fns[k](base, x, y, n, step, seed, c, nt);
-          done[k].v.fetch_add(1, std::memory_order_seq_cst);
-          wakeWaiters(done[k].v, sleepers);
+        const int ck = chunks[k];
+        if (ck == 1) {
+          if (self == 0) {
+            fns[k](base, x, y, n, step, seed, 0, 1);
+            done[k].v.store(1, std::memory_order_seq_cst);
+            wakeWaiters(done[k].v, sleepers);
+          }
+        } else {
+          for (int i = 0; i < ck; ++i) {
+            int c = (self + i) % ck;
+            std::atomic<int>& claim = claims[k * size_t(nt) + size_t(c)].v;
+            if (claim.load(std::memory_order_relaxed) != 0 || claim.exchange(1, std::memory_order_acq_rel) != 0)
+              continue;
+            fns[k](base, x, y, n, step, seed, c, ck);
+            done[k].v.fetch_add(1, std::memory_order_seq_cst);
+            wakeWaiters(done[k].v, sleepers);
+          }
         }
         if (nt > 1)
-          spinThenWait(done[k].v, sleepers, [&] { return done[k].v.load(std::memory_order_acquire) == nt; });
+          spinThenWait(done[k].v, sleepers, [&] { return done[k].v.load(std::memory_order_acquire) == ck; });
         if (times && self == 0)
           (*times)[k] += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
       }
@@ -200,6 +229,8 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
   impl->jit = JitSession::create(bgs, options.cpu, error);
   if (!impl->jit) return nullptr;
   impl->pool = std::make_unique<ThreadPool>(options.threads);
+  for (auto& e : impl->entries)
+    for (const Kernel& k : e.kg->kernels) e.chunks.push_back(chunksFor(k, impl->pool->size(), options.split_all));
   impl->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return std::unique_ptr<Program>(new Program(std::move(impl)));
 }

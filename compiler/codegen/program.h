@@ -16,6 +16,9 @@ namespace descent {
 struct JitOptions {
   std::string cpu; ///< LLVM CPU name ("x86-64-v3", "sapphirerapids"); "" = the host
   int threads = 0; ///< threads per step including the caller; 0 = all cores
+  /// Cut every kernel into `threads` pieces, not only the big GEMMs (tests use
+  /// it to exercise every kernel's partitioning; slower on small kernels).
+  bool split_all = false;
 };
 
 /// Time spent in one kernel, averaged over profile() iterations.

@@ -37,7 +37,8 @@ void checkTrain(const std::string& path, const TrainCase& tc, const std::string&
   opts.input_u8 = u8;
   auto train = buildTrainGraph(spec, opts);
   std::string err;
-  auto prog = Program::compile({train.get()}, JitOptions{tc.cpu, tc.threads}, err);
+  // split_all: every kernel's partition is exercised, not only the big GEMMs'.
+  auto prog = Program::compile({train.get()}, JitOptions{tc.cpu, tc.threads, true}, err);
   INFO(path << ": " << err);
   REQUIRE(prog);
   INFO(prog->kernelsText());
@@ -129,7 +130,7 @@ TEST_CASE("gradients match the interpreter on every model", "[codegen][different
       opts.input_u8 = u8;
       auto grad = buildGradGraph(spec, opts);
       std::string err;
-      auto prog = Program::compile({grad.get()}, JitOptions{"", 2}, err);
+      auto prog = Program::compile({grad.get()}, JitOptions{"", 2, true}, err);
       INFO(err);
       REQUIRE(prog);
       INFO(prog->kernelsText());
@@ -193,28 +194,35 @@ TEST_CASE("a train step is bitwise identical on 1 and 2 threads", "[codegen][thr
       auto train = buildTrainGraph(spec, opts);
       std::string err;
       auto p1 = Program::compile({train.get()}, JitOptions{"", 1}, err);
-      auto p2 = Program::compile({train.get()}, JitOptions{"", 2}, err);
+      auto p2 = Program::compile({train.get()}, JitOptions{"", 2, true}, err);
+      auto p2big = Program::compile({train.get()}, JitOptions{"", 2, false}, err); // only big GEMMs split
       INFO(err);
       REQUIRE(p1);
       REQUIRE(p2);
+      REQUIRE(p2big);
       auto init = randomParams(*train, 5);
       for (size_t i = 0; i < init.size(); ++i)
-        for (Program* p : {p1.get(), p2.get()})
+        for (Program* p : {p1.get(), p2.get(), p2big.get()})
           std::memcpy(p->param(train->params()[i]->external_name), init[i].data(), init[i].size() * 4);
       for (int s = 1; s <= 4; ++s) {
         int64_t n = s == 3 ? spec.batch - 5 : spec.batch;
         Batch b = makeBatch(spec, n, uint32_t(s));
         p1->run(0, b.x(u8), b.y(), n, s, 77);
         p2->run(0, b.x(u8), b.y(), n, s, 77);
+        p2big->run(0, b.x(u8), b.y(), n, s, 77);
         float l1 = p1->outputScalar(0, "loss"), l2 = p2->outputScalar(0, "loss");
+        float l3 = p2big->outputScalar(0, "loss");
         REQUIRE(std::memcmp(&l1, &l2, 4) == 0);
+        REQUIRE(std::memcmp(&l1, &l3, 4) == 0);
       }
-      for (const Value* p : train->params())
-        REQUIRE(std::memcmp(p1->param(p->external_name), p2->param(p->external_name),
-                            size_t(p->type.numel()) * 4) == 0);
-      for (const Value* s : train->states())
-        REQUIRE(std::memcmp(p1->state(s->external_name), p2->state(s->external_name),
-                            size_t(s->type.numel()) * 4) == 0);
+      for (Program* p2x : {p2.get(), p2big.get()}) {
+        for (const Value* p : train->params())
+          REQUIRE(std::memcmp(p1->param(p->external_name), p2x->param(p->external_name),
+                              size_t(p->type.numel()) * 4) == 0);
+        for (const Value* s : train->states())
+          REQUIRE(std::memcmp(p1->state(s->external_name), p2x->state(s->external_name),
+                              size_t(s->type.numel()) * 4) == 0);
+      }
     }
   }
 }

@@ -19,6 +19,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <future>
 #include <fmt/format.h>
 #include <iostream>
 
@@ -83,16 +84,24 @@ Dataset loadCsvFor(const ModelSpec& spec, const std::string& path) {
   return loadCsv(path, spec.input_size, spec.target_size, classes);
 }
 
+/// --data, or the default dataset when the model fits it.
+std::string dataPath(const ModelSpec& spec, const CommonArgs& a) {
+  if (!a.data.empty()) return a.data;
+  if (!fitsDefaultData(spec))
+    throw UsageError(fmt::format("{} does not fit the default dataset (Fashion-MNIST: input f32[784], "
+                                 "target class[10]); give --data DIR|FILE.csv",
+                                 spec.path));
+  return defaultDataDir();
+}
+
+/// IDX directories hold uint8 images; CSV files hold floats.
+bool dataIsImages(const ModelSpec& spec, const CommonArgs& a) {
+  return std::filesystem::is_directory(dataPath(spec, a));
+}
+
 DataSplit loadData(const ModelSpec& spec, const CommonArgs& a) {
   DataSplit split;
-  std::string data = a.data;
-  if (data.empty()) {
-    if (!fitsDefaultData(spec))
-      throw UsageError(fmt::format("{} does not fit the default dataset (Fashion-MNIST: input f32[784], "
-                                   "target class[10]); give --data DIR|FILE.csv",
-                                   spec.path));
-    data = defaultDataDir();
-  }
+  std::string data = dataPath(spec, a);
   if (std::filesystem::is_directory(data)) split = loadIdxDir(data);
   else if (endsWith(data, ".csv") || std::filesystem::exists(data)) split.train = loadCsvFor(spec, data);
   else throw DataError(fmt::format("{}: No such file or directory", data));
@@ -171,8 +180,12 @@ int runTrain(const CommonArgs& a) {
   try {
     ModelSpec spec = loadModel(a.model);
     applyOverrides(spec, a);
+    // The JIT compiles on another thread while the data inflates here.
+    auto compiling = std::async(std::launch::async, [&, u8 = dataIsImages(spec, a)] {
+      return makeEngine(spec, a, u8);
+    });
     DataSplit data = loadData(spec, a);
-    auto engine = makeEngine(spec, a, data.train.is_u8);
+    auto engine = compiling.get();
     fmt::print("{}: {} parameters, {} training samples{}, batch {}, {} epochs\n", spec.path,
                spec.parameterCount(), data.train.count,
                data.test ? fmt::format(", {} test samples", data.test->count) : "", spec.batch,

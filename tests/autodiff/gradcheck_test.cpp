@@ -3,12 +3,12 @@
 // the fused loss gradients, and every model file.
 #include "compiler/autodiff/gradcheck.h"
 #include "compiler/passes/train_graph.h"
-#include "helpers.h"
+#include "tests/common/test_support.h"
 
 #include <random>
 
 using namespace descent;
-using namespace descent::test;
+using namespace descent::testsupport;
 
 namespace {
 

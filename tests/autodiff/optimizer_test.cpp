@@ -6,12 +6,12 @@
 #include "compiler/autodiff/optimizer.h"
 #include "compiler/interp/interpreter.h"
 #include "compiler/ir/verifier.h"
-#include "helpers.h"
+#include "tests/common/test_support.h"
 
 #include <cmath>
 
 using namespace descent;
-using namespace descent::test;
+using namespace descent::testsupport;
 
 namespace {
 

@@ -12,10 +12,10 @@
 #include "compiler/passes/dce.h"
 #include "compiler/passes/simplify.h"
 #include "compiler/passes/train_graph.h"
-#include "helpers.h"
+#include "tests/common/test_support.h"
 
 using namespace descent;
-using namespace descent::test;
+using namespace descent::testsupport;
 
 namespace {
 

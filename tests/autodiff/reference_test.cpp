@@ -8,7 +8,7 @@
 // ~3e-7 (the fixtures' float64_deviation), a real bug by 1e-2 or more.
 #include "compiler/interp/interpreter.h"
 #include "compiler/passes/train_graph.h"
-#include "helpers.h"
+#include "tests/common/test_support.h"
 #include "runtime/csv.h"
 #include "runtime/safetensors.h"
 
@@ -18,7 +18,7 @@
 #include <nlohmann/json.hpp>
 
 using namespace descent;
-using namespace descent::test;
+using namespace descent::testsupport;
 using json = nlohmann::json;
 
 namespace {

@@ -2,6 +2,8 @@
 // capture its exit code, stdout and stderr; scratch directories; small data sets.
 #pragma once
 
+#include "tests/common/test_support.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -22,12 +24,7 @@ struct RunResult {
   std::string out, err;
 };
 
-inline std::string readText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using descent::testsupport::readText;
 
 /// A fresh directory under the system temp dir, removed with the object.
 struct ScratchDir {

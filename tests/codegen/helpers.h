@@ -6,6 +6,7 @@
 #include "compiler/frontend/frontend.h"
 #include "compiler/interp/interpreter.h"
 #include "compiler/passes/train_graph.h"
+#include "tests/common/test_support.h"
 
 #include <catch2/catch.hpp>
 
@@ -20,37 +21,15 @@
 
 namespace descent::cgtest {
 
-inline std::string sourceDir() { return DESCENT_SOURCE_DIR; }
+using namespace descent::testsupport;
 
-inline std::string readText(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
+/// A model from its text (tests that vary a model write it inline).
 inline ModelSpec specFromText(const std::string& path, const std::string& src) {
   Diagnostics diags(path, src);
   auto spec = analyzeSource(path, src, diags);
   INFO(diags.render());
   REQUIRE(spec);
   return *spec;
-}
-
-inline ModelSpec loadModel(const std::string& path) { return specFromText(path, readText(path)); }
-
-/// models/*.nn and tests/reference/fixtures/*/model.nn, sorted.
-inline std::vector<std::string> allModelFiles() {
-  namespace fs = std::filesystem;
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(sourceDir() + "/models"))
-    if (e.path().extension() == ".nn") out.push_back(e.path().string());
-  fs::path fx = sourceDir() + "/tests/reference/fixtures";
-  if (fs::exists(fx))
-    for (const auto& e : fs::directory_iterator(fx))
-      if (fs::exists(e.path() / "model.nn")) out.push_back((e.path() / "model.nn").string());
-  std::sort(out.begin(), out.end());
-  return out;
 }
 
 /// A batch of `rows` samples for `spec`: pixels (u8) or floats, labels or targets.

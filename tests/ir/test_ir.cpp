@@ -5,12 +5,12 @@
 #include "compiler/ir/parser.h"
 #include "compiler/ir/printer.h"
 #include "compiler/ir/verifier.h"
-#include "ir_test_util.h"
+#include "tests/common/test_support.h"
 
 #include <catch2/catch.hpp>
 
 using namespace descent;
-using descent::testing::loadRepoModel;
+using descent::testsupport::loadRepoModel;
 
 namespace {
 
@@ -77,8 +77,8 @@ TEST_CASE("forward graph of the notebook model matches the golden FileCheck", "[
   o.input_u8 = true;
   auto g = buildForwardGraph(spec, o);
   std::string out;
-  int rc = descent::testing::fileCheck(std::string(DESCENT_SOURCE_DIR) + "/tests/ir/mnist_graph.check",
-                                       printGraph(*g), out);
+  int rc = descent::testsupport::fileCheck(printGraph(*g), std::string(DESCENT_SOURCE_DIR) + "/tests/ir/mnist_graph.check",
+                                           out);
   INFO(out);
   CHECK(rc == 0);
 }

@@ -22,11 +22,12 @@ std::string renderEval(const EvalStats& s, const std::string& source,
     out += fmt::format("  {:<{}}  {:6.2f}%  ({} samples)\n", names[size_t(t)], w, 100 * acc, total);
   }
   out += "\nconfusion matrix (rows: true class, columns: predicted):\n";
-  out += fmt::format("  {:<{}}", "", w);
+  const size_t lw = w + 3; // "9 " before the name
+  out += fmt::format("  {:<{}}", "", lw);
   for (int64_t p = 0; p < C; ++p) out += fmt::format(" {:>5}", p);
   out += "\n";
   for (int64_t t = 0; t < C; ++t) {
-    out += fmt::format("  {:<{}}", fmt::format("{} {}", t, names[size_t(t)]).substr(0, w), w);
+    out += fmt::format("  {:<{}}", fmt::format("{} {}", t, names[size_t(t)]), lw);
     for (int64_t p = 0; p < C; ++p) out += fmt::format(" {:>5}", s.confusion[size_t(t * C + p)]);
     out += "\n";
   }

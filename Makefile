@@ -28,7 +28,7 @@ demo: setup build
 	$(BUILD)/descent train models/mnist_mlp.nn --save $(BUILD)/mnist_mlp.safetensors
 	$(BUILD)/descent predict models/mnist_mlp.nn --weights $(BUILD)/mnist_mlp.safetensors --index 0
 
-bench: build
+bench: setup build
 	@scripts/setup.sh --bench
 	$(BUILD)/descent bench models/mnist_mlp.nn
 	/usr/bin/python3 bench/compare_pytorch.py --descent $(BUILD)/descent

@@ -30,14 +30,7 @@ double median(std::vector<double> v) {
 } // namespace
 
 int runBench(const CommonArgs& a) {
-  std::string source = readFile(a.model);
-  Diagnostics diags(a.model, source);
-  auto parsed = analyzeSource(a.model, source, diags);
-  if (!parsed) {
-    std::cerr << diags.render();
-    return 1;
-  }
-  ModelSpec spec = *parsed;
+  ModelSpec spec = loadModel(a.model);
   if (a.batch) spec.batch = a.batch;
   const int64_t B = spec.batch;
   const bool u8 =

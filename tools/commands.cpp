@@ -19,21 +19,15 @@
 
 #include <cmath>
 #include <filesystem>
-#include <future>
 #include <fmt/format.h>
+#include <future>
 #include <iostream>
 
 namespace descent {
 
-namespace {
+namespace {} // namespace
 
-/// The model file had errors; they were printed already.
-struct ReportedError : std::runtime_error {
-  ReportedError() : std::runtime_error("model file has errors") {}
-};
-
-ModelSpec loadModel(const std::string& path, bool* ast_only = nullptr) {
-  (void)ast_only;
+ModelSpec loadModel(const std::string& path) {
   std::string source = readFile(path);
   Diagnostics diags(path, source);
   auto spec = analyzeSource(path, source, diags);
@@ -43,6 +37,8 @@ ModelSpec loadModel(const std::string& path, bool* ast_only = nullptr) {
   }
   return *spec;
 }
+
+namespace {
 
 void applyOverrides(ModelSpec& spec, const CommonArgs& a) {
   if (a.epochs) spec.epochs = a.epochs;
@@ -56,18 +52,19 @@ bool fitsDefaultData(const ModelSpec& spec) {
 }
 
 bool endsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 void checkFits(const ModelSpec& spec, const Dataset& d) {
   if (d.features != spec.input_size)
-    throw DataError(fmt::format("{}: samples have {} features, but {} expects {} (input {}: f32[{}])",
-                                d.source, d.features, spec.path, spec.input_size, spec.input_name,
-                                spec.input_size));
+    throw DataError(
+        fmt::format("{}: samples have {} features, but {} expects {} (input {}: f32[{}])", d.source,
+                    d.features, spec.path, spec.input_size, spec.input_name, spec.input_size));
   if (spec.target_kind == TargetKind::Class) {
     if (!d.class_labels)
-      throw DataError(fmt::format("{}: has real-valued targets, but {} expects class labels", d.source,
-                                  spec.path));
+      throw DataError(fmt::format("{}: has real-valued targets, but {} expects class labels",
+                                  d.source, spec.path));
     checkLabels(d, spec.target_size);
   } else {
     if (d.class_labels)
@@ -88,9 +85,10 @@ Dataset loadCsvFor(const ModelSpec& spec, const std::string& path) {
 std::string dataPath(const ModelSpec& spec, const CommonArgs& a) {
   if (!a.data.empty()) return a.data;
   if (!fitsDefaultData(spec))
-    throw UsageError(fmt::format("{} does not fit the default dataset (Fashion-MNIST: input f32[784], "
-                                 "target class[10]); give --data DIR|FILE.csv",
-                                 spec.path));
+    throw UsageError(
+        fmt::format("{} does not fit the default dataset (Fashion-MNIST: input f32[784], "
+                    "target class[10]); give --data DIR|FILE.csv",
+                    spec.path));
   return defaultDataDir();
 }
 
@@ -102,9 +100,12 @@ bool dataIsImages(const ModelSpec& spec, const CommonArgs& a) {
 DataSplit loadData(const ModelSpec& spec, const CommonArgs& a) {
   DataSplit split;
   std::string data = dataPath(spec, a);
-  if (std::filesystem::is_directory(data)) split = loadIdxDir(data);
-  else if (endsWith(data, ".csv") || std::filesystem::exists(data)) split.train = loadCsvFor(spec, data);
-  else throw DataError(fmt::format("{}: No such file or directory", data));
+  if (std::filesystem::is_directory(data))
+    split = loadIdxDir(data);
+  else if (endsWith(data, ".csv") || std::filesystem::exists(data))
+    split.train = loadCsvFor(spec, data);
+  else
+    throw DataError(fmt::format("{}: No such file or directory", data));
   if (!a.test_data.empty()) split.test = loadCsvFor(spec, a.test_data);
   checkFits(spec, split.train);
   if (split.test) checkFits(spec, *split.test);
@@ -121,141 +122,125 @@ std::unique_ptr<Engine> makeEngine(const ModelSpec& spec, const CommonArgs& a, b
   return makeJitEngine(spec, o);
 }
 
-bool isDefaultFashion(const CommonArgs& a) { return a.data.empty() || a.data == defaultDataDir(); }
+bool isDefaultFashion(const CommonArgs& a) {
+  return a.data.empty() || a.data == defaultDataDir();
+}
 
 std::vector<std::string> classNames(const ModelSpec& spec, const CommonArgs& a) {
   if (isDefaultFashion(a) && spec.target_size == 10) return fashionMnistClassNames();
   std::vector<std::string> names;
-  for (int64_t i = 0; i < spec.target_size; ++i) names.push_back(std::to_string(i));
+  for (int64_t i = 0; i < spec.target_size; ++i)
+    names.push_back(std::to_string(i));
   return names;
 }
 
 } // namespace
 
 int runCheck(const CommonArgs& a) {
-  try {
-    ModelSpec spec = loadModel(a.model);
-    std::cout << renderSummary(spec);
-  } catch (const ReportedError&) {
-    return 1;
-  }
+  ModelSpec spec = loadModel(a.model);
+  std::cout << renderSummary(spec);
   return 0;
 }
 
 int runIr(const CommonArgs& a) {
-  try {
-    if (a.stage == "ast") {
-      std::string source = readFile(a.model);
-      Diagnostics diags(a.model, source);
-      auto file = parseSource(a.model, source, diags);
-      if (!file) {
-        std::cerr << diags.render();
-        return 1;
-      }
-      std::cout << printAst(*file);
-      return 0;
+  if (a.stage == "ast") {
+    std::string source = readFile(a.model);
+    Diagnostics diags(a.model, source);
+    auto file = parseSource(a.model, source, diags);
+    if (!file) {
+      std::cerr << diags.render();
+      return 1;
     }
-    ModelSpec spec = loadModel(a.model);
-    applyOverrides(spec, a);
-    bool u8 = fitsDefaultData(spec);
-    if (a.stage == "graph" || a.stage == "train") {
-      BuildOptions o;
-      o.batch = spec.batch;
-      o.input_u8 = u8;
-      auto g = a.stage == "graph" ? buildForwardGraph(spec, o) : buildTrainGraph(spec, o);
-      std::cout << (a.dot ? graphToDot(*g) : printGraph(*g));
-      return 0;
-    }
-    if (a.dot) throw UsageError("--dot is available for the graph and train stages");
-    if (a.engine == "interp") throw UsageError(fmt::format("--stage {} needs --engine jit", a.stage));
-    auto engine = makeEngine(spec, a, u8);
-    std::cout << engine->stageText(a.stage);
-  } catch (const ReportedError&) {
-    return 1;
+    std::cout << printAst(*file);
+    return 0;
   }
+  ModelSpec spec = loadModel(a.model);
+  applyOverrides(spec, a);
+  bool u8 = fitsDefaultData(spec);
+  if (a.stage == "graph" || a.stage == "train") {
+    BuildOptions o;
+    o.batch = spec.batch;
+    o.input_u8 = u8;
+    auto g = a.stage == "graph" ? buildForwardGraph(spec, o) : buildTrainGraph(spec, o);
+    std::cout << (a.dot ? graphToDot(*g) : printGraph(*g));
+    return 0;
+  }
+  if (a.dot) throw UsageError("--dot is available for the graph and train stages");
+  if (a.engine == "interp") throw UsageError(fmt::format("--stage {} needs --engine jit", a.stage));
+  auto engine = makeEngine(spec, a, u8);
+  std::cout << engine->stageText(a.stage);
   return 0;
 }
 
 int runTrain(const CommonArgs& a) {
-  try {
-    ModelSpec spec = loadModel(a.model);
-    applyOverrides(spec, a);
-    // The JIT compiles on another thread while the data inflates here.
-    auto compiling = std::async(std::launch::async, [&, u8 = dataIsImages(spec, a)] {
-      return makeEngine(spec, a, u8);
-    });
-    DataSplit data = loadData(spec, a);
-    auto engine = compiling.get();
-    fmt::print("{}: {} parameters, {} training samples{}, batch {}, {} epochs\n", spec.path,
-               spec.parameterCount(), data.train.count,
-               data.test ? fmt::format(", {} test samples", data.test->count) : "", spec.batch,
-               spec.epochs);
-    if (a.engine == "jit") fmt::print("compiled the train step in {:.0f} ms\n", engine->compileMillis());
-    TrainProgress start;
-    if (!a.init.empty()) {
-      start = loadCheckpoint(a.init, *engine, spec);
-      fmt::print("loaded {}{}\n", a.init,
-                 start.step ? fmt::format(" (resuming after epoch {}, step {})", start.epoch, start.step)
-                            : "");
-    } else {
-      initParams(*engine, a.seed);
-    }
-    TrainOptions o;
-    o.epochs = spec.epochs;
-    o.batch = spec.batch;
-    o.seed = a.seed;
-    o.shuffle = !a.no_shuffle;
-    o.save_path = a.save;
-    o.metrics_path = a.metrics;
-    o.progress_bar = a.tty;
-    o.interrupt = a.interrupt;
-    o.print = [](const std::string& line) {
-      fmt::print("{}\n", line);
-      std::fflush(stdout);
-    };
-    TrainResult r = train(*engine, spec, data.train, data.test ? &*data.test : nullptr, o, start);
-    if (!a.save.empty()) fmt::print("saved {}\n", a.save);
-    return r.interrupted ? 130 : 0;
-  } catch (const ReportedError&) {
-    return 1;
+  ModelSpec spec = loadModel(a.model);
+  applyOverrides(spec, a);
+  // The JIT compiles on another thread while the data inflates here.
+  auto compiling = std::async(std::launch::async,
+                              [&, u8 = dataIsImages(spec, a)] { return makeEngine(spec, a, u8); });
+  DataSplit data = loadData(spec, a);
+  auto engine = compiling.get();
+  fmt::print("{}: {} parameters, {} training samples{}, batch {}, {} epochs\n", spec.path,
+             spec.parameterCount(), data.train.count,
+             data.test ? fmt::format(", {} test samples", data.test->count) : "", spec.batch,
+             spec.epochs);
+  if (a.engine == "jit")
+    fmt::print("compiled the train step in {:.0f} ms\n", engine->compileMillis());
+  TrainProgress start;
+  if (!a.init.empty()) {
+    start = loadCheckpoint(a.init, *engine, spec);
+    fmt::print("loaded {}{}\n", a.init,
+               start.step
+                   ? fmt::format(" (resuming after epoch {}, step {})", start.epoch, start.step)
+                   : "");
+  } else {
+    initParams(*engine, a.seed);
   }
+  TrainOptions o;
+  o.epochs = spec.epochs;
+  o.batch = spec.batch;
+  o.seed = a.seed;
+  o.shuffle = !a.no_shuffle;
+  o.save_path = a.save;
+  o.metrics_path = a.metrics;
+  o.progress_bar = a.tty;
+  o.interrupt = a.interrupt;
+  o.print = [](const std::string& line) {
+    fmt::print("{}\n", line);
+    std::fflush(stdout);
+  };
+  TrainResult r = train(*engine, spec, data.train, data.test ? &*data.test : nullptr, o, start);
+  if (!a.save.empty()) fmt::print("saved {}\n", a.save);
+  return r.interrupted ? 130 : 0;
 }
 
 int runEval(const CommonArgs& a) {
-  try {
-    ModelSpec spec = loadModel(a.model);
-    applyOverrides(spec, a);
-    DataSplit data = loadData(spec, a);
-    const Dataset& d = data.test ? *data.test : data.train;
-    auto engine = makeEngine(spec, a, d.is_u8);
-    loadCheckpoint(a.weights, *engine, spec);
-    EvalStats s = evaluate(*engine, spec, d, spec.batch);
-    std::cout << renderEval(s, d.source, classNames(spec, a));
-  } catch (const ReportedError&) {
-    return 1;
-  }
+  ModelSpec spec = loadModel(a.model);
+  applyOverrides(spec, a);
+  DataSplit data = loadData(spec, a);
+  const Dataset& d = data.test ? *data.test : data.train;
+  auto engine = makeEngine(spec, a, d.is_u8);
+  loadCheckpoint(a.weights, *engine, spec);
+  EvalStats s = evaluate(*engine, spec, d, spec.batch);
+  std::cout << renderEval(s, d.source, classNames(spec, a));
   return 0;
 }
 
 int runPredict(const CommonArgs& a) {
-  try {
-    ModelSpec spec = loadModel(a.model);
-    DataSplit data = loadData(spec, a);
-    const Dataset& d = data.test ? *data.test : data.train;
-    if (a.index >= d.count)
-      throw UsageError(fmt::format("--index {} is out of range: {} has {} samples", a.index, d.source,
-                                   d.count));
-    auto engine = makeEngine(spec, a, d.is_u8);
-    loadCheckpoint(a.weights, *engine, spec);
-    BatchBuffers buf;
-    std::vector<int64_t> idx{a.index};
-    gatherBatch(d, idx, 0, 1, buf);
-    EvalResult r = engine->eval(buf.x(), buf.y(), 1);
-    std::vector<float> out(r.output, r.output + spec.outputSize());
-    std::cout << renderPrediction(spec, d, a.index, out, classNames(spec, a));
-  } catch (const ReportedError&) {
-    return 1;
-  }
+  ModelSpec spec = loadModel(a.model);
+  DataSplit data = loadData(spec, a);
+  const Dataset& d = data.test ? *data.test : data.train;
+  if (a.index >= d.count)
+    throw UsageError(
+        fmt::format("--index {} is out of range: {} has {} samples", a.index, d.source, d.count));
+  auto engine = makeEngine(spec, a, d.is_u8);
+  loadCheckpoint(a.weights, *engine, spec);
+  BatchBuffers buf;
+  std::vector<int64_t> idx{a.index};
+  gatherBatch(d, idx, 0, 1, buf);
+  EvalResult r = engine->eval(buf.x(), buf.y(), 1);
+  std::vector<float> out(r.output, r.output + spec.outputSize());
+  std::cout << renderPrediction(spec, d, a.index, out, classNames(spec, a));
   return 0;
 }
 
@@ -264,18 +249,14 @@ int runPredict(const CommonArgs& a) {
 namespace descent {
 
 int runGradcheck(const CommonArgs& a) {
-  try {
-    ModelSpec spec = loadModel(a.model);
-    GradcheckOptions o;
-    o.seed = a.seed ? a.seed : 1;
-    GradcheckReport r = gradcheck(spec, o);
-    std::cout << r.text;
-    if (!r.passed) {
-      fmt::print(stderr, "error: {}: gradients differ from finite differences (tolerance {:g})\n",
-                 a.model, o.tolerance);
-      return 1;
-    }
-  } catch (const ReportedError&) {
+  ModelSpec spec = loadModel(a.model);
+  GradcheckOptions o;
+  o.seed = a.seed ? a.seed : 1;
+  GradcheckReport r = gradcheck(spec, o);
+  std::cout << r.text;
+  if (!r.passed) {
+    fmt::print(stderr, "error: {}: gradients differ from finite differences (tolerance {:g})\n",
+               a.model, o.tolerance);
     return 1;
   }
   return 0;

@@ -2,6 +2,8 @@
 // arguments. descent.cpp parses; these do the work and return the exit code.
 #pragma once
 
+#include "compiler/frontend/model_spec.h"
+
 #include <atomic>
 #include <cstdint>
 #include <stdexcept>
@@ -13,6 +15,15 @@ namespace descent {
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+/// The model file had errors; they were printed already (exit code 1).
+struct ReportedError : std::runtime_error {
+  ReportedError() : std::runtime_error("model file has errors") {}
+};
+
+/// Reads and checks a model file; prints its diagnostics and throws
+/// ReportedError when it has errors, DataError when it cannot be read.
+ModelSpec loadModel(const std::string& path);
 
 /// Everything any subcommand may take; 0 / "" means "not given".
 struct CommonArgs {

@@ -131,6 +131,8 @@ int main(int argc, char** argv) {
     if (*predict) return runPredict(a);
     if (*grad) return runGradcheck(a);
     if (*bench) return runBench(a);
+  } catch (const ReportedError&) {
+    return 1;
   } catch (const UsageError& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 2;

@@ -4,10 +4,13 @@
 
 #include <catch2/catch.hpp>
 
+#include "runtime/errors.h"
+
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 #include <zlib.h>
@@ -81,6 +84,17 @@ inline void writeGzip(const std::string& path, const std::string& raw) {
   REQUIRE(g != nullptr);
   REQUIRE(gzwrite(g, raw.data(), static_cast<unsigned>(raw.size())) == static_cast<int>(raw.size()));
   REQUIRE(gzclose(g) == Z_OK);
+}
+
+/// The message of the DataError `f` throws; fails the test if it throws none.
+inline std::string messageOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const DataError& e) {
+    return e.what();
+  }
+  FAIL("expected a DataError");
+  return {};
 }
 
 } // namespace descent::testutil

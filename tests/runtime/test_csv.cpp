@@ -15,16 +15,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::string messageOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  FAIL("expected a DataError");
-  return {};
-}
-
 float parsed(const char* text) {
   float v = 0;
   std::from_chars(text, text + std::strlen(text), v);

@@ -53,15 +53,6 @@ void checkSmallSet(const DataSplit& split, bool with_test = true) {
   }
 }
 
-std::string messageOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  FAIL("expected a DataError");
-  return {};
-}
 
 } // namespace
 

@@ -16,16 +16,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::string messageOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  FAIL("expected a DataError");
-  return {};
-}
-
 /// Builds a file from a header text and a data section, like a hand-made checkpoint.
 std::string rawFile(const std::string& header, const std::string& data) {
   std::string s(8, '\0');

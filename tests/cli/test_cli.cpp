@@ -281,3 +281,19 @@ TEST_CASE("gradcheck prints a line per parameter and passes on every model", "[c
     CHECK(r.out.find("max relative error: ") != std::string::npos);
   }
 }
+
+TEST_CASE("the demo: the notebook model learns Fashion-MNIST (the default dataset) in one epoch", "[cli]") {
+  ScratchDir tmp;
+  RunResult r = runDescent(fmt::format("train models/mnist_mlp.nn --epochs 1 --save {} --metrics {}",
+                                       tmp / "demo.safetensors", tmp / "m.jsonl"));
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("60000 training samples, 10000 test samples") != std::string::npos);
+  auto rows = readJsonl(tmp / "m.jsonl");
+  REQUIRE(rows.size() == 1);
+  // Ten classes: chance is 10%; one epoch of the notebook's SGD reaches ~70%.
+  CHECK(rows[0]["test_accuracy"].get<double>() > 0.6);
+  RunResult p = runDescent(fmt::format("predict models/mnist_mlp.nn --weights {} --index 0", tmp / "demo.safetensors"));
+  CHECK(p.code == 0);
+  CHECK(p.out.find("true class Ankle boot") != std::string::npos);
+}

@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "descent 0.1");
   CommonArgs a;
+  // The same limit the model language puts on `batch` (docs/language.md).
+  const CLI::Range kBatchRange(int64_t(1), int64_t(1) << 20);
 
   auto addModel = [&](CLI::App* c) {
     c->add_option("model", a.model, "model file (.nn)")->required();
@@ -66,15 +68,15 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"ast", "graph", "train", "kernels", "llvm", "asm"}))
       ->required();
   ir->add_flag("--dot", a.dot, "Graphviz output (graph and train stages)");
-  ir->add_option("--batch", a.batch, "batch size (default: the model's)")->check(CLI::PositiveNumber);
+  ir->add_option("--batch", a.batch, "batch size (default: the model's)")->check(kBatchRange);
   addEngine(ir);
 
   CLI::App* trainc = app.add_subcommand("train", "train a model");
   addModel(trainc);
   addData(trainc);
   addEngine(trainc);
-  trainc->add_option("--epochs", a.epochs, "epochs (default: the model's)")->check(CLI::PositiveNumber);
-  trainc->add_option("--batch", a.batch, "batch size (default: the model's)")->check(CLI::PositiveNumber);
+  trainc->add_option("--epochs", a.epochs, "epochs (default: the model's)")->check(CLI::Range(1, 1000000));
+  trainc->add_option("--batch", a.batch, "batch size (default: the model's)")->check(kBatchRange);
   trainc->add_option("--lr", a.lr, "learning rate (default: the model's)")->check(CLI::PositiveNumber);
   trainc->add_option("--seed", a.seed, "seed for initialisation, shuffling and Dropout");
   trainc->add_option("--init", a.init, "start from this checkpoint (safetensors, PyTorch names)");
@@ -87,7 +89,7 @@ int main(int argc, char** argv) {
   addData(evalc);
   addEngine(evalc);
   evalc->add_option("--weights", a.weights, "checkpoint (safetensors)")->required();
-  evalc->add_option("--batch", a.batch, "batch size (default: the model's)")->check(CLI::PositiveNumber);
+  evalc->add_option("--batch", a.batch, "batch size (default: the model's)")->check(kBatchRange);
 
   CLI::App* predict = app.add_subcommand("predict", "classify one test sample and draw it");
   addModel(predict);
@@ -103,7 +105,7 @@ int main(int argc, char** argv) {
   CLI::App* bench = app.add_subcommand("bench", "measure train-step speed against this machine's peak");
   addModel(bench);
   addEngine(bench);
-  bench->add_option("--batch", a.batch, "batch size (default: the model's)")->check(CLI::PositiveNumber);
+  bench->add_option("--batch", a.batch, "batch size (default: the model's)")->check(kBatchRange);
   bench->add_option("--steps", a.steps, "timed steps")->check(CLI::PositiveNumber);
   bench->add_flag("--json", a.json, "print one JSON object instead of the report");
 

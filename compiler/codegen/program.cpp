@@ -214,6 +214,11 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
       if (!b.input && !b.persistent && b.first_use >= 0) b.offset += scratch_base;
   impl->arena_bytes = align64(std::max<int64_t>(top, 64));
   impl->arena.reset(static_cast<char*>(std::aligned_alloc(64, size_t(impl->arena_bytes))));
+  if (!impl->arena) {
+    error = fmt::format("cannot allocate {} MiB for the tensors of a batch of {} (use a smaller --batch)",
+                        impl->arena_bytes >> 20, graphs.front()->inputs().front()->type.shape[0]);
+    return nullptr;
+  }
   std::memset(impl->arena.get(), 0, size_t(impl->arena_bytes));
   // The normalize tables: (float(v)/divisor - mean)/std in fp32, the same
   // operations PyTorch's ToTensor + Normalize perform, so values are bit-exact.

@@ -61,6 +61,7 @@ TEST_CASE("command-line misuse exits 2", "[cli]") {
   CHECK(runDescent("train").code == 2);
   CHECK(runDescent("ir models/mnist_mlp.nn --stage bogus").code == 2);
   CHECK(runDescent("train models/mnist_mlp.nn --epochs 0").code == 2);
+  CHECK(runDescent("train models/mnist_mlp.nn --batch 2000000000").code == 2); // the language's limit, 2^20
   RunResult r = runDescent("train models/regression_mse.nn");
   CHECK(r.code == 2);
   CHECK(r.err.find("does not fit the default dataset") != std::string::npos);

@@ -185,7 +185,7 @@ int runTrain(const CommonArgs& a) {
              data.test ? fmt::format(", {} test samples", data.test->count) : "", spec.batch,
              spec.epochs);
   if (a.engine == "jit")
-    fmt::print("compiled the train step in {:.0f} ms\n", engine->compileMillis());
+    fmt::print("compiled the train step in {:.0f} ms (alongside loading the data)\n", engine->compileMillis());
   TrainProgress start;
   if (!a.init.empty()) {
     start = loadCheckpoint(a.init, *engine, spec);

@@ -224,35 +224,39 @@ public:
   // deterministic, so this is the IR the JIT compiled): keeping a clone of
   // every module would cost compile time on every run for a debugging view.
   std::string llvmIR() const override {
-    llvm::LLVMContext ctx;
-    auto tm = jtmb_->createTargetMachine();
-    if (!tm) return "error: " + errText(tm.takeError());
-    std::string err;
-    auto m = buildModule(ctx, **tm, {}, nullptr, &err);
-    if (!m) return "error: " + err;
-    std::string s;
-    llvm::raw_string_ostream os(s);
-    m->print(os, nullptr);
-    return s;
+    return withRebuiltModule([](llvm::Module& m, llvm::TargetMachine&) {
+      std::string s;
+      llvm::raw_string_ostream os(s);
+      m.print(os, nullptr);
+      return s;
+    });
   }
 
   std::string assembly() const override {
+    return withRebuiltModule([](llvm::Module& m, llvm::TargetMachine& tm) -> std::string {
+      llvm::SmallString<0> buf;
+      llvm::raw_svector_ostream os(buf);
+      llvm::legacy::PassManager pm;
+      if (tm.addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
+        return "error: the target cannot emit assembly";
+      pm.run(m);
+      return std::string(buf.str());
+    });
+  }
+
+private:
+  /// Emits and optimizes all kernels again into one module, with the JIT's
+  /// target options, and returns what `use(module, target machine)` makes of it.
+  template <typename Use> std::string withRebuiltModule(Use use) const {
     llvm::LLVMContext ctx;
     auto tm = jtmb_->createTargetMachine();
     if (!tm) return "error: " + errText(tm.takeError());
     std::string err;
     auto m = buildModule(ctx, **tm, {}, nullptr, &err);
     if (!m) return "error: " + err;
-    llvm::SmallString<0> buf;
-    llvm::raw_svector_ostream os(buf);
-    llvm::legacy::PassManager pm;
-    if ((*tm)->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
-      return "error: the target cannot emit assembly";
-    pm.run(*m);
-    return std::string(buf.str());
+    return use(*m, **tm);
   }
 
-private:
   /// Kernels compiled together into one module, and the result.
   struct Part {
     std::vector<KernelRef> kernels;

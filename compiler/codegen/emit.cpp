@@ -670,6 +670,15 @@ private:
     return B.CreateFDiv(x, cf(nz->attrs.getDouble("std", 1.0), f32));
   }
 
+  /// Alignment of B-operand vector loads at (k*ldb + j), j a multiple of W:
+  /// an input batch guarantees 4 bytes; arena buffers are 64-byte aligned, so
+  /// the row stride decides (a transposed copy of W has no graph value).
+  llvm::Align bAlign(const GemmInfo& g) {
+    const Value* bv = kg_->buffers[g.b_buffer].value;
+    if (bv && isInput(bv)) return llvm::Align(4);
+    return llvm::Align(uint64_t(std::gcd(std::gcd(g.ldb * 4, int64_t(W) * 4), int64_t(64))));
+  }
+
   /// The register-blocked micro-kernel: an mr x (nv*W) tile of C at (i0, j0),
   /// K-loop with accumulators in registers (loop-carried phis), then the epilogue.
   void microKernel(const Kernel& k, LV* i0, LV* j0, int mr, int nv, int64_t last_valid, LV* K, LV* M,
@@ -682,14 +691,10 @@ private:
       rowIdx.push_back(r == 0 ? i : B.CreateSelect(B.CreateICmpSLT(i, M), i, last));
     }
     const GemmInfo& g = k.gemm;
-    const Value* bval = kg_->buffers[g.b_buffer].value;
     LV* bbase = packed ? packed : bufBase(g.b_buffer);
     const int64_t ldb = packed ? packed_ld : g.ldb;
     LV* bcol = packed ? c64(0) : j0; // a packed panel starts at the tile's first column
-    llvm::Align balign = packed ? llvm::Align(64)
-                         : bval && isInput(bval)
-                             ? llvm::Align(4)
-                             : llvm::Align(uint64_t(std::gcd(std::gcd(g.ldb * 4, int64_t(W) * 4), int64_t(64))));
+    llvm::Align balign = packed ? llvm::Align(64) : bAlign(g);
     BasicBlock* pre = B.GetInsertBlock();
     BasicBlock* hdr = BasicBlock::Create(C, "k.hdr", F);
     BasicBlock* body = BasicBlock::Create(C, "k.body", F);
@@ -773,12 +778,7 @@ private:
         // A new column tile starts here (or this task's first tile is mid-column).
         ifThen(B.CreateOr(B.CreateICmpEQ(t, tb), B.CreateICmpEQ(rt, c64(0))), [&] {
           LV* src = bufBase(g.b_buffer);
-          const Value* bv = kg_->buffers[g.b_buffer].value;
-          // Same alignment rule as the micro-kernel's unpacked B loads (a
-          // transposed copy of W has no graph value).
-          llvm::Align al = bv && isInput(bv)
-                               ? llvm::Align(4)
-                               : llvm::Align(uint64_t(std::gcd(std::gcd(g.ldb * 4, int64_t(W) * 4), int64_t(64))));
+          llvm::Align al = bAlign(g);
           forLoop(c64(0), Kv, 1, [&](LV* kk) {
             for (int v = 0; v < NV; ++v) {
               LV* x = loadVec(src, B.CreateAdd(B.CreateMul(kk, c64(g.ldb)), B.CreateAdd(j0, c64(v * W))), al, W);

@@ -193,6 +193,15 @@ std::string describe(const CLI::App& app, const CLI::ParseError& e) {
 
 int main(int argc, char** argv) {
   installOutOfMemoryHandler();
+  // Options before the command: CLI11 would complain about something else.
+  if (argc >= 2 && argv[1][0] == '-' && std::string_view(argv[1]) != "-h" &&
+      std::string_view(argv[1]) != "--help" && std::string_view(argv[1]) != "--version") {
+    fmt::print(stderr,
+               "error: {} comes before the command; options go after it: descent COMMAND MODEL.nn "
+               "[options]\n",
+               argv[1]);
+    return 2;
+  }
   // An unknown command is named (CLI11 would say "A subcommand is required").
   if (argc >= 2 && argv[1][0] != '-' &&
       std::find(kCommands.begin(), kCommands.end(), argv[1]) == kCommands.end()) {

@@ -32,6 +32,8 @@ TEST_CASE("unknown and missing commands are named", "[cli]") {
               "predict, gradcheck or bench (see descent --help)");
   checkMisuse("", "no command given; use check, ir, train, eval, predict, gradcheck or bench (see "
                   "descent --help)");
+  checkMisuse("--epochs 3 train models/mnist_mlp.nn",
+              "--epochs comes before the command; options go after it: descent COMMAND MODEL.nn [options]");
   checkMisuse("train",
               "train needs a model file: descent train MODEL.nn ... (see descent train --help)");
   checkMisuse("eval models/mnist_mlp.nn", "eval needs --weights (see descent eval --help)");
@@ -101,7 +103,7 @@ TEST_CASE("ir --dot outside the graph and train stages is an error", "[cli]") {
   CHECK(runDescent("ir models/mnist_mlp.nn --stage graph --dot").out.rfind("digraph", 0) == 0);
 }
 
-TEST_CASE("--cpu names are checked before LLVM sees them, in every command that takes --cpu",
+TEST_CASE("cpu names are checked before LLVM sees them, in every command that takes --cpu",
           "[cli]") {
   const std::string use =
       "; use native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or a CPU name such as "
@@ -130,7 +132,7 @@ TEST_CASE("--cpu names are checked before LLVM sees them, in every command that 
   CHECK(help.out.find("i386") == std::string::npos);
 }
 
-TEST_CASE("--cpu: code this machine cannot run is refused before running; ir shows it", "[cli]") {
+TEST_CASE("cpu: code this machine cannot run is refused before running, ir shows it", "[cli]") {
   // ir only compiles, so any x86-64 CPU is fine there.
   RunResult asmV4 = runDescent("ir models/mnist_mlp.nn --stage asm --cpu x86-64-v4");
   CHECK(asmV4.code == 0);

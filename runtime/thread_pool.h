@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -78,7 +79,17 @@ public:
   /// threads <= 0: all hardware threads.
   explicit ThreadPool(int threads = 0) {
     n_ = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
-    for (int i = 1; i < n_; ++i) workers_.emplace_back([this, i] { workerLoop(i); });
+    for (int i = 1; i < n_; ++i) {
+      try {
+        workers_.emplace_back([this, i] { workerLoop(i); });
+      } catch (const std::system_error&) {
+        // No thread for worker i (no memory for its stack, say): run with the
+        // ones started (an exception would leave them unjoined: terminate);
+        // the results do not depend on the thread count.
+        n_ = i;
+        break;
+      }
+    }
   }
   ~ThreadPool() {
     stop_.store(true, std::memory_order_seq_cst);

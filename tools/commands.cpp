@@ -25,7 +25,9 @@
 
 namespace descent {
 
-namespace {} // namespace
+std::string plural(int64_t n, const std::string& noun) {
+  return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s");
+}
 
 ModelSpec loadModel(const std::string& path) {
   std::string source = readFile(path);
@@ -143,6 +145,9 @@ int runCheck(const CommonArgs& a) {
 }
 
 int runIr(const CommonArgs& a) {
+  if (a.dot && a.stage != "graph" && a.stage != "train")
+    throw UsageError(
+        fmt::format("--dot is available for the graph and train stages, not {}", a.stage));
   if (a.stage == "ast") {
     std::string source = readFile(a.model);
     Diagnostics diags(a.model, source);
@@ -165,7 +170,6 @@ int runIr(const CommonArgs& a) {
     std::cout << (a.dot ? graphToDot(*g) : printGraph(*g));
     return 0;
   }
-  if (a.dot) throw UsageError("--dot is available for the graph and train stages");
   if (a.engine == "interp") throw UsageError(fmt::format("--stage {} needs --engine jit", a.stage));
   auto engine = makeEngine(spec, a, u8);
   std::cout << engine->stageText(a.stage);
@@ -180,10 +184,10 @@ int runTrain(const CommonArgs& a) {
                               [&, u8 = dataIsImages(spec, a)] { return makeEngine(spec, a, u8); });
   DataSplit data = loadData(spec, a);
   auto engine = compiling.get();
-  fmt::print("{}: {} parameters, {} training samples{}, batch {}, {} epochs\n", spec.path,
-             spec.parameterCount(), data.train.count,
-             data.test ? fmt::format(", {} test samples", data.test->count) : "", spec.batch,
-             spec.epochs);
+  fmt::print("{}: {} parameters, {}{}, batch {}, {}\n", spec.path, spec.parameterCount(),
+             plural(data.train.count, "training sample"),
+             data.test ? ", " + plural(data.test->count, "test sample") : "", spec.batch,
+             plural(spec.epochs, "epoch"));
   if (a.engine == "jit")
     fmt::print("compiled the train step in {:.0f} ms (alongside loading the data)\n", engine->compileMillis());
   TrainProgress start;
@@ -231,8 +235,8 @@ int runPredict(const CommonArgs& a) {
   DataSplit data = loadData(spec, a);
   const Dataset& d = data.test ? *data.test : data.train;
   if (a.index >= d.count)
-    throw UsageError(
-        fmt::format("--index {} is out of range: {} has {} samples", a.index, d.source, d.count));
+    throw UsageError(fmt::format("--index {} is out of range: {} has {}", a.index, d.source,
+                                 plural(d.count, "sample")));
   auto engine = makeEngine(spec, a, d.is_u8);
   loadCheckpoint(a.weights, *engine, spec);
   BatchBuffers buf;

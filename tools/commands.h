@@ -37,6 +37,9 @@ struct CommonArgs {
   const std::atomic<bool>* interrupt = nullptr;
 };
 
+/// "1 epoch", "5 epochs".
+std::string plural(int64_t n, const std::string& noun);
+
 int runCheck(const CommonArgs& a);
 int runIr(const CommonArgs& a);
 int runTrain(const CommonArgs& a);

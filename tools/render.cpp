@@ -1,6 +1,8 @@
 // Text renderings for eval and predict (see render.h).
 #include "tools/render.h"
 
+#include "tools/commands.h"
+
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
@@ -9,7 +11,8 @@ namespace descent {
 
 std::string renderEval(const EvalStats& s, const std::string& source,
                        const std::vector<std::string>& names) {
-  std::string out = fmt::format("{}: {} samples\nloss      {:.6f}\n", source, s.count, s.loss);
+  std::string out =
+      fmt::format("{}: {}\nloss      {:.6f}\n", source, plural(s.count, "sample"), s.loss);
   if (s.classes == 0) return out;
   out += fmt::format("accuracy  {:.2f}%\n\nper class:\n", 100 * s.accuracy);
   const int64_t C = s.classes;
@@ -19,7 +22,8 @@ std::string renderEval(const EvalStats& s, const std::string& source,
     int64_t total = 0;
     for (int64_t p = 0; p < C; ++p) total += s.confusion[size_t(t * C + p)];
     double acc = total ? double(s.confusion[size_t(t * C + t)]) / double(total) : 0;
-    out += fmt::format("  {:<{}}  {:6.2f}%  ({} samples)\n", names[size_t(t)], w, 100 * acc, total);
+    out += fmt::format("  {:<{}}  {:6.2f}%  ({})\n", names[size_t(t)], w, 100 * acc,
+                       plural(total, "sample"));
   }
   out += "\nconfusion matrix (rows: true class, columns: predicted):\n";
   const size_t lw = w + 3; // "9 " before the name

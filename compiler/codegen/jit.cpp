@@ -5,6 +5,7 @@
 // same target options), rebuilt on demand.
 #include "compiler/codegen/backend.h"
 #include "compiler/codegen/emit.h"
+#include "compiler/codegen/target.h"
 
 #include <llvm/ExecutionEngine/Orc/Core.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
@@ -25,6 +26,7 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 namespace descent {
@@ -97,7 +99,12 @@ public:
     graphs_ = graphs;
     initTargets();
     llvm::orc::JITTargetMachineBuilder jtmb(llvm::Triple(llvm::sys::getProcessTriple()));
-    if (cpu.empty() || cpu == "host") {
+    // A name LLVM does not know would make it warn and then abort.
+    if (std::string why = checkCpuName(cpu, /*will_run=*/false); !why.empty()) {
+      error = why;
+      return false;
+    }
+    if (isHostCpu(cpu)) {
       auto host = llvm::orc::JITTargetMachineBuilder::detectHost();
       if (!host) {
         error = errText(host.takeError());
@@ -149,9 +156,21 @@ public:
       least->kernels.push_back(refs[i]);
       least->cost += cost[i];
     }
+    // A part whose thread cannot start (no memory for its stack, say) is
+    // compiled here instead: slower, same code.
     std::vector<std::thread> workers;
-    for (size_t p = 1; p < nparts; ++p) workers.emplace_back([this, &parts, p] { compilePart(parts[p]); });
-    compilePart(parts[0]);
+    std::vector<size_t> here{0};
+    workers.reserve(nparts); // nothing below may throw while a worker runs unjoined
+    here.reserve(nparts);
+    for (size_t p = 1; p < nparts; ++p) {
+      try {
+        workers.emplace_back([this, &parts, p] { compilePart(parts[p]); });
+      } catch (const std::system_error&) {
+        here.push_back(p);
+      }
+    }
+    for (size_t p : here)
+      compilePart(parts[p]);
     for (auto& w : workers) w.join();
     auto tParts = std::chrono::steady_clock::now();
     for (Part& p : parts)
@@ -293,8 +312,19 @@ private:
     return m;
   }
 
-  /// Emission, optimization and machine code of one part, on the calling thread.
+  /// Emission, optimization and machine code of one part, on the calling
+  /// thread; an exception becomes the part's error (it may be a worker thread).
   void compilePart(Part& part) const {
+    try {
+      compilePartOrThrow(part);
+    } catch (const std::bad_alloc&) {
+      part.error = "out of memory while compiling the kernels";
+    } catch (const std::exception& e) {
+      part.error = e.what();
+    }
+  }
+
+  void compilePartOrThrow(Part& part) const {
     auto tm = jtmb_->createTargetMachine();
     if (!tm) {
       part.error = errText(tm.takeError());

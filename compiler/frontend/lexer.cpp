@@ -16,6 +16,9 @@ public:
   Lexer(const std::string& src, Diagnostics& diags) : src_(src), diags_(diags) {}
 
   std::vector<Token> run() {
+    // A UTF-8 byte-order mark (Windows editors write one) is not part of the
+    // text: skip it without moving the column, as the CSV reader does.
+    if (src_.compare(0, 3, "\xEF\xBB\xBF") == 0) pos_ = 3;
     while (pos_ < src_.size()) {
       if (errorCount_ >= kMaxErrors) {
         // A binary file would otherwise produce one error per byte.

@@ -17,6 +17,8 @@ std::string sourceLine(const std::string& text, int line) {
   }
   size_t end = text.find('\n', start);
   std::string s = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  // The lexer skips a UTF-8 byte-order mark without counting columns.
+  if (line == 1 && s.compare(0, 3, "\xEF\xBB\xBF") == 0) s.erase(0, 3);
   if (!s.empty() && s.back() == '\r') s.pop_back();
   return s;
 }

@@ -119,3 +119,26 @@ TEST_CASE("lexer: bad bytes are one error per run, and binary input stops after 
   CHECK(d2.errors().size() <= 25);
   CHECK(d2.errors().back().message.find("too many") != std::string::npos);
 }
+
+TEST_CASE("lexer: a UTF-8 byte-order mark is skipped without moving columns") {
+  // Windows editors start UTF-8 files with EF BB BF; the CSV reader accepts it too.
+  auto toks = lexOk("\xEF\xBB\xBF"
+                    "input x: f32[2]\nbatch = 4");
+  CHECK(toks[0].kind == TokKind::Ident);
+  CHECK(toks[0].text == "input");
+  CHECK(toks[0].loc == SourceLoc{1, 1});
+  CHECK(toks[1].loc == SourceLoc{1, 7});
+  // Only at the start of the file: elsewhere it is a non-ASCII byte as before.
+  std::string mid = "x\n\xEF\xBB\xBF";
+  Diagnostics d("t.nn", mid);
+  lex(mid, d);
+  CHECK(d.hasErrors());
+}
+
+TEST_CASE("diagnostics: the caret under line 1 of a file with a byte-order mark lines up") {
+  std::string src = "\xEF\xBB\xBF"
+                    "batch = 0\n";
+  Diagnostics d("t.nn", src);
+  d.error(SourceLoc{1, 9}, "batch must be >= 1, got 0");
+  CHECK(d.render() == "t.nn:1:9: error: batch must be >= 1, got 0\n  batch = 0\n          ^\n");
+}

@@ -38,7 +38,7 @@ uint64_t addressSpaceBytes() {
 /// Runs `f` in a child whose address space may grow by at most 1 GiB and
 /// which gets SIGALRM after 60 s. Returns the DataError message `f` threw,
 /// or a description of anything else: "no error", "std::bad_alloc",
-/// "killed by signal N".
+/// "killed by signal N", "exited with status N".
 std::string messageInChild(const std::function<void()>& f) {
   const uint64_t limit = addressSpaceBytes() + (uint64_t(1) << 30);
   int fds[2];
@@ -81,6 +81,8 @@ std::string messageInChild(const std::function<void()>& f) {
   int status = 0;
   REQUIRE(::waitpid(pid, &status, 0) == pid);
   if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  // A sanitizer's allocator reports running out of memory and exits instead.
+  if (WEXITSTATUS(status) != 0) return "exited with status " + std::to_string(WEXITSTATUS(status));
   return out;
 }
 

@@ -4,12 +4,14 @@
 #include "runtime/csv.h"
 
 #include "runtime/errors.h"
+#include "runtime/input_file.h"
 
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
 #include <string_view>
@@ -45,28 +47,90 @@ void splitFields(std::string_view line, std::vector<std::string_view>& out) {
 
 enum class Parsed { Ok, NotANumber, NotFinite };
 
-/// Parses a whole field as a finite float (the entire field must be consumed).
+/// For a decimal number from_chars accepted but could not represent: whether
+/// its magnitude is below 1 (it underflowed) rather than huge (it overflowed).
+/// Decided from the position of the leading non-zero digit plus the exponent.
+bool magnitudeBelowOne(std::string_view s) {
+  if (!s.empty() && s.front() == '-') s.remove_prefix(1);
+  const size_t e = s.find_first_of("eE");
+  int64_t exp = 0;
+  if (e != std::string_view::npos) {
+    std::string_view x = s.substr(e + 1);
+    const bool negative = !x.empty() && x.front() == '-';
+    if (!x.empty() && (x.front() == '-' || x.front() == '+')) x.remove_prefix(1);
+    auto [ptr, ec] = std::from_chars(x.data(), x.data() + x.size(), exp);
+    if (ec == std::errc::result_out_of_range) return negative; // 1e-99999999999999999999
+    if (negative) exp = -exp;
+  }
+  const std::string_view mantissa = s.substr(0, e);
+  const size_t dot = mantissa.find('.');
+  const std::string_view whole = mantissa.substr(0, dot);
+  const std::string_view frac = dot == std::string_view::npos ? "" : mantissa.substr(dot + 1);
+  // The power of ten of the leading non-zero digit, before the exponent.
+  int64_t lead;
+  if (size_t nz = whole.find_first_not_of('0'); nz != std::string_view::npos) {
+    lead = static_cast<int64_t>(whole.size() - nz) - 1;
+  } else {
+    size_t fz = frac.find_first_not_of('0');
+    if (fz == std::string_view::npos) return true; // zero
+    lead = -static_cast<int64_t>(fz) - 1;
+  }
+  return exp < -lead;
+}
+
+/// Parses a whole field as a finite float (the entire field must be consumed),
+/// correctly rounded like numpy's and PyTorch's float32 parse: a value too
+/// small for float32 becomes a subnormal or (signed) 0; only a value too large
+/// (1e999), inf and nan are not finite.
 Parsed parseFloat(std::string_view s, float& v) {
   if (!s.empty() && s.front() == '+') s.remove_prefix(1); // from_chars rejects '+'
   if (s.empty()) return Parsed::NotANumber;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  // Out-of-range values (1e999) are not numbers a float32 model can use either.
   if (ptr != s.data() + s.size() || (ec != std::errc() && ec != std::errc::result_out_of_range))
     return Parsed::NotANumber;
-  if (ec == std::errc::result_out_of_range) return Parsed::NotFinite;
+  if (ec == std::errc::result_out_of_range) {
+    // from_chars leaves v unchanged when the result underflows to zero.
+    if (!magnitudeBelowOne(s)) return Parsed::NotFinite;
+    v = s.front() == '-' ? -0.0f : 0.0f;
+    return Parsed::Ok;
+  }
   return std::isfinite(v) ? Parsed::Ok : Parsed::NotFinite;
+}
+
+/// A first row every field of which is a number is data, not column names...
+bool allNumbers(const std::vector<std::string_view>& fields) {
+  float v;
+  for (auto f : fields)
+    if (parseFloat(f, v) != Parsed::Ok) return false;
+  return true;
+}
+
+/// ...except 0,1,...,n-1: the header pandas writes for an unnamed DataFrame
+/// (`pd.DataFrame(array).to_csv(index=False)`), which pandas reads back as names.
+bool isColumnIndexHeader(const std::vector<std::string_view>& fields) {
+  for (size_t i = 0; i < fields.size(); ++i)
+    if (unquote(fields[i]) != std::to_string(i)) return false;
+  return true;
+}
+
+/// "x1,x2,y" for a hint; long rows are abbreviated ("x1,x2,...,x784,y").
+std::string exampleHeader(size_t columns) {
+  if (columns <= 1) return "x1";
+  if (columns <= 4) {
+    std::string s;
+    for (size_t i = 1; i < columns; ++i) s += fmt::format("x{},", i);
+    return s + "y";
+  }
+  return fmt::format("x1,x2,...,x{},y", columns - 1);
 }
 
 /// Reads a file line by line with POSIX getline (no whole-file buffer).
 class LineReader {
 public:
-  explicit LineReader(const std::string& path) : path_(path), f_(std::fopen(path.c_str(), "rb")) {
-    if (!f_) throw DataError(path + ": " + std::strerror(errno));
-  }
-  ~LineReader() {
-    std::free(buf_);
-    std::fclose(f_);
-  }
+  // Only a regular file: /dev/zero would be one endless line, a FIFO blocks.
+  explicit LineReader(const std::string& path)
+      : path_(path), file_(openInputFile(path).file), f_(file_.get()) {}
+  ~LineReader() { std::free(buf_); }
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;
 
@@ -75,7 +139,6 @@ public:
     errno = 0;
     ssize_t n = ::getline(&buf_, &cap_, f_);
     if (n < 0) {
-      // A directory opens fine but fails on read (EISDIR): report it like readFile.
       if (std::ferror(f_)) throw DataError(path_ + ": " + std::strerror(errno ? errno : EIO));
       return false;
     }
@@ -86,6 +149,7 @@ public:
 
 private:
   std::string path_;
+  FilePtr file_;
   std::FILE* f_;
   char* buf_ = nullptr;
   size_t cap_ = 0;
@@ -93,8 +157,8 @@ private:
 
 } // namespace
 
-int64_t forEachCsvRow(const std::string& path, int64_t expected_columns,
-                      const std::string& describe_columns, const CsvRowFn& row) {
+int64_t forEachCsvRowFields(const std::string& path, int64_t expected_columns,
+                            const std::string& describe_columns, const CsvRowFieldsFn& row) {
   LineReader in(path);
   std::vector<std::string> header;
   std::vector<std::string_view> fields;
@@ -109,6 +173,17 @@ int64_t forEachCsvRow(const std::string& path, int64_t expected_columns,
       throw DataError(fmt::format("{}:{}: expected {} columns ({}), got {}", path, line_no,
                                   expected_columns, describe_columns, fields.size()));
     if (header.empty()) {
+      // Taking a headerless file's first sample for column names would drop
+      // it silently; say so instead, since a numeric header is rarely meant.
+      if (allNumbers(fields) && !isColumnIndexHeader(fields)) {
+        std::string_view shown = trim(line);
+        if (shown.size() > 40) shown = shown.substr(0, 40);
+        throw DataError(fmt::format(
+            "{}:{}: the first row ('{}{}') is numbers, not column names: add a header row "
+            "(e.g. '{}') so this sample is not lost",
+            path, line_no, shown, shown.size() < trim(line).size() ? "..." : "",
+            exampleHeader(fields.size())));
+      }
       for (auto f : fields) header.emplace_back(unquote(f));
       continue;
     }
@@ -119,7 +194,7 @@ int64_t forEachCsvRow(const std::string& path, int64_t expected_columns,
                                     c + 1, header[c], fields[c],
                                     r == Parsed::NotFinite ? "finite " : ""));
     }
-    row(values, line_no, header);
+    row(values, fields, line_no, header);
     ++rows;
   }
   if (header.empty()) throw DataError(path + ": empty file (expected a header row and data rows)");
@@ -127,11 +202,30 @@ int64_t forEachCsvRow(const std::string& path, int64_t expected_columns,
   return rows;
 }
 
+int64_t forEachCsvRow(const std::string& path, int64_t expected_columns,
+                      const std::string& describe_columns, const CsvRowFn& row) {
+  return forEachCsvRowFields(
+      path, expected_columns, describe_columns,
+      [&](std::span<const float> values, std::span<const std::string_view>, int64_t line,
+          const std::vector<std::string>& header) { row(values, line, header); });
+}
+
 int64_t countLines(const std::string& path) {
   LineReader in(path);
   int64_t n = 0;
   std::string_view line;
   while (in.next(line)) ++n;
+  return n;
+}
+
+int64_t countCsvRows(const std::string& path, int64_t expected_columns) {
+  LineReader in(path);
+  int64_t n = 0;
+  std::string_view line;
+  while (in.next(line))
+    if (!trim(line).empty() &&
+        std::count(line.begin(), line.end(), ',') == expected_columns - 1)
+      ++n;
   return n;
 }
 

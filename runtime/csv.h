@@ -7,6 +7,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace descent {
@@ -16,20 +17,39 @@ namespace descent {
 using CsvRowFn = std::function<void(std::span<const float> values, int64_t line,
                                     const std::vector<std::string>& header)>;
 
-/// Streams `path`: checks the header and every data row have
-/// `expected_columns` columns, parses each value with std::from_chars
-/// (correctly rounded, locale independent) and calls `row`. Empty lines are
-/// skipped (but still counted). `describe_columns` (e.g. "4 features + 1 label")
-/// goes into column-count messages. Returns the number of data rows. Throws
-/// DataError: "path: empty file ...", "path: no data rows after the header",
-/// "path:ROW: expected N columns (...), got M",
-/// "path:ROW: column C ('name'): 'abc' is not a number".
+/// Streams `path` (a regular file: devices and FIFOs are refused): checks the
+/// header and every data row have `expected_columns` columns, parses each
+/// value with std::from_chars (correctly rounded, locale independent; values
+/// below float32's range become subnormals or 0 as in numpy) and calls `row`.
+/// Empty lines are skipped (but still counted). `describe_columns` (e.g. "4
+/// features + 1 label") goes into column-count messages. Returns the number of
+/// data rows. Throws DataError: "path: empty file ...", "path: no data rows
+/// after the header", "path:ROW: expected N columns (...), got M",
+/// "path:ROW: column C ('name'): 'abc' is not a number", and
+/// "path:ROW: the first row (...) is numbers, not column names: ..." when the
+/// header row is missing (a first row of numbers is refused rather than
+/// dropped; only pandas' unnamed header 0,1,...,N-1 is taken as names).
 int64_t forEachCsvRow(const std::string& path, int64_t expected_columns,
                       const std::string& describe_columns, const CsvRowFn& row);
 
-/// Number of lines in the file (an upper bound on its data rows + 1), for
-/// reserving memory before forEachCsvRow. Throws DataError if unreadable.
+/// Like CsvRowFn, with the row's fields as written in the file (trimmed), for
+/// messages that quote a value exactly or values that need more than float32.
+using CsvRowFieldsFn =
+    std::function<void(std::span<const float> values, std::span<const std::string_view> fields,
+                       int64_t line, const std::vector<std::string>& header)>;
+
+/// forEachCsvRow passing the fields' text as well.
+int64_t forEachCsvRowFields(const std::string& path, int64_t expected_columns,
+                            const std::string& describe_columns, const CsvRowFieldsFn& row);
+
+/// Number of lines in the file. Throws DataError if unreadable.
 int64_t countLines(const std::string& path);
+
+/// Number of non-blank lines with exactly `expected_columns` fields: an upper
+/// bound on the data rows + 1 (the header) for reserving memory before
+/// forEachCsvRow, bounded by the file's real content (blank or short lines
+/// reserve nothing). Throws DataError if unreadable.
+int64_t countCsvRows(const std::string& path, int64_t expected_columns);
 
 /// A whole parsed numeric CSV table (for small files and tests).
 struct CsvTable {

@@ -7,6 +7,7 @@
 #include "runtime/idx.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <fmt/format.h>
 #include <future>
@@ -38,11 +39,30 @@ Dataset loadIdxPair(const std::string& images_path, const std::string& labels_pa
   return d;
 }
 
+/// A class label field's value when it is an integer, judged in double
+/// precision. The field already parsed as a finite float32, so double cannot
+/// overflow: out of range here means a nonzero value too small for double.
+std::optional<double> integerLabel(std::string_view text) {
+  if (!text.empty() && text.front() == '+') text.remove_prefix(1);
+  double v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || v != std::floor(v)) return std::nullopt;
+  return v;
+}
+
 } // namespace
 
-DataSplit loadIdxDir(const std::string& dir) {
+DataSplit loadIdxDir(const std::string& dir, IdxSets sets) {
   IdxFiles files = findIdxFiles(dir);
   DataSplit split;
+  if (sets == IdxSets::EvalOnly) {
+    // eval and predict never touch the training set when there is a test set.
+    if (files.test_images.empty())
+      split.train = loadIdxPair(files.train_images, files.train_labels);
+    else
+      split.test = loadIdxPair(files.test_images, files.test_labels);
+    return split;
+  }
   // The test pair inflates on a second thread while the (larger) train pair
   // inflates here: gunzip is most of the time `descent train` spends loading.
   std::future<Dataset> test;
@@ -82,30 +102,38 @@ Dataset loadCsv(const std::string& path, int64_t features, int64_t targets_or_cl
   d.target_size = targets_or_classes;
   // Reserve from the line count so the arrays never regrow: a large CSV then
   // costs exactly its float32 arrays, with no doubling slack or final copy.
-  const auto max_rows = static_cast<size_t>(std::max<int64_t>(countLines(path) - 1, 0));
+  // Only lines with the right number of commas count, so blank or short
+  // lines cannot make a small file reserve gigabytes.
+  const auto max_rows =
+      static_cast<size_t>(std::max<int64_t>(countCsvRows(path, cols) - 1, 0));
   d.f32.reserve(max_rows * static_cast<size_t>(features));
   if (class_labels)
     d.labels.reserve(max_rows);
   else
     d.targets.reserve(max_rows * static_cast<size_t>(target_cols));
 
-  d.count = forEachCsvRow(
+  d.count = forEachCsvRowFields(
       path, cols, describe,
-      [&](std::span<const float> row, int64_t line, const std::vector<std::string>& header) {
+      [&](std::span<const float> row, std::span<const std::string_view> fields, int64_t line,
+          const std::vector<std::string>& header) {
         d.f32.insert(d.f32.end(), row.begin(), row.begin() + features);
         if (!class_labels) {
           d.targets.insert(d.targets.end(), row.begin() + features, row.end());
           return;
         }
-        const float v = row[features];
+        // The label is judged on its text in double precision, not on its
+        // float32 rounding: 3.0000001 is not the integer 3, and a message
+        // quotes the value as written (16777217, not 16777216).
+        const std::string_view text = fields[static_cast<size_t>(features)];
+        const std::optional<double> v = integerLabel(text);
         const std::string& name = header[static_cast<size_t>(features)];
-        if (v != std::floor(v))
+        if (!v)
           throw DataError(fmt::format("{}:{}: column {} ('{}'): class label {} is not an integer",
-                                      path, line, features + 1, name, v));
-        if (v < 0 || v >= static_cast<float>(targets_or_classes))
+                                      path, line, features + 1, name, text));
+        if (*v < 0 || *v >= static_cast<double>(targets_or_classes))
           throw DataError(fmt::format("{}:{}: column {} ('{}'): label {} is out of range [0, {})",
-                                      path, line, features + 1, name, v, targets_or_classes));
-        d.labels.push_back(static_cast<int32_t>(v));
+                                      path, line, features + 1, name, text, targets_or_classes));
+        d.labels.push_back(static_cast<int32_t>(*v));
       });
   return d;
 }

@@ -31,18 +31,27 @@ struct DataSplit {
   std::optional<Dataset> test;
 };
 
+/// Which IDX pairs loadIdxDir reads.
+enum class IdxSets {
+  All,      ///< the training pair and, when present, the test pair
+  EvalOnly, ///< what eval and predict use: only the test pair when present
+            ///< (into `test`, leaving `train` empty), else the training pair
+};
+
 /// Loads train (required) and t10k (optional) IDX pairs found by findIdxFiles.
-/// For IDX data `target_size` is max(label)+1 over both sets (10 for
+/// For IDX data `target_size` is max(label)+1 over the sets loaded (10 for
 /// (Fashion-)MNIST); use checkLabels to validate against the model's classes.
 /// Throws DataError (missing files, malformed files, image/label count mismatch
 /// naming both files, train/test image shape mismatch).
-DataSplit loadIdxDir(const std::string& dir);
+DataSplit loadIdxDir(const std::string& dir, IdxSets sets = IdxSets::All);
 
 /// Loads a CSV file: a header row, then rows whose first `features` columns are
 /// features and whose remaining columns are targets: one integer label column
 /// in [0, targets_or_classes) when `class_labels`, else `targets_or_classes`
-/// real columns. Throws DataError with `file:ROW:` locations (rows are 1-based,
-/// the header is row 1).
+/// real columns. Features are used as written: unlike IDX pixels they are not
+/// divided by 255 before a model's Normalize. Throws DataError with `file:ROW:`
+/// locations (rows are 1-based, the header is row 1), also for a missing
+/// header row (a first row of numbers, see forEachCsvRow).
 Dataset loadCsv(const std::string& path, int64_t features, int64_t targets_or_classes,
                 bool class_labels);
 

@@ -4,13 +4,13 @@
 #include "runtime/idx.h"
 
 #include "runtime/errors.h"
+#include "runtime/input_file.h"
 
 #include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fmt/format.h>
-#include <memory>
 #include <sys/stat.h>
 #include <zlib.h>
 
@@ -21,12 +21,18 @@ namespace {
 /// set this tool is meant for and keeps size arithmetic overflow-free.
 constexpr uint64_t kMaxIdxBytes = uint64_t(1) << 32;
 
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
+/// deflate cannot expand data more than 1032:1 (a 258-byte match per 2 bits),
+/// so a gzip file of N bytes decompresses to less than kMaxDeflateRatio * N.
+constexpr uint64_t kMaxDeflateRatio = 1032;
 
-/// Sequential reader over either raw bytes or a gzip stream.
+/// The decompressed body is read in steps of this size, so memory is only
+/// touched as data really arrives.
+constexpr size_t kReadStep = size_t(16) << 20;
+
+/// Sequential reader over either raw bytes or a gzip stream. Like gzip(1) and
+/// Python's gzip module, a gzip stream may be several concatenated members
+/// (`cat a.gz b.gz`) followed by zero padding; anything else after the last
+/// member is an error.
 class ByteSource {
 public:
   ByteSource(std::string path, FilePtr file, bool gzip)
@@ -57,19 +63,66 @@ private:
     return got;
   }
 
+  /// Refills the input buffer when it is empty; false at the end of the file.
+  bool fillInput() {
+    if (z_.avail_in > 0) return true;
+    size_t got = std::fread(in_.data(), 1, in_.size(), file_.get());
+    if (got == 0) {
+      if (std::ferror(file_.get()))
+        throw DataError(fmt::format("{}: read error: {}", path_, std::strerror(errno)));
+      return false;
+    }
+    file_offset_ += got;
+    z_.next_in = in_.data();
+    z_.avail_in = static_cast<uInt>(got);
+    return true;
+  }
+
+  /// Called at the end of a member: skips zero padding, then either starts
+  /// the next member (gzip magic 1f 8b) or ends the stream at the end of the file.
+  void nextMember() {
+    for (;;) {
+      if (!fillInput()) {
+        stream_end_ = true;
+        return;
+      }
+      while (z_.avail_in > 0 && *z_.next_in == 0) {
+        ++z_.next_in;
+        --z_.avail_in;
+      }
+      if (z_.avail_in > 0) break;
+    }
+    const uint64_t offset = file_offset_ - z_.avail_in;
+    // The second magic byte may be in the next buffer: keep the first aside.
+    const uint8_t first = *z_.next_in;
+    uint8_t second = 0;
+    bool have_second = z_.avail_in > 1;
+    if (have_second) {
+      second = z_.next_in[1];
+    } else {
+      ++z_.next_in;
+      --z_.avail_in;
+      have_second = fillInput();
+      if (have_second) second = *z_.next_in;
+      // Put the first byte back in front of the refilled buffer for inflate.
+      if (first == 0x1f && have_second && second == 0x8b) {
+        std::memmove(in_.data() + 1, z_.next_in, z_.avail_in);
+        in_[0] = first;
+        z_.next_in = in_.data();
+        ++z_.avail_in;
+      }
+    }
+    if (first != 0x1f || !have_second || second != 0x8b)
+      throw DataError(fmt::format("{}: trailing garbage after the gzip data at byte {} (expected "
+                                  "the end of the file or another gzip member)",
+                                  path_, offset));
+    if (inflateReset(&z_) != Z_OK) throw DataError(path_ + ": cannot reset zlib");
+  }
+
   size_t inflateInto(uint8_t* dst, size_t n) {
     size_t done = 0;
     while (done < n && !stream_end_) {
-      if (z_.avail_in == 0) {
-        size_t got = std::fread(in_.data(), 1, in_.size(), file_.get());
-        if (got == 0) {
-          if (std::ferror(file_.get()))
-            throw DataError(fmt::format("{}: read error: {}", path_, std::strerror(errno)));
-          throw DataError(path_ + ": truncated gzip stream");
-        }
-        z_.next_in = in_.data();
-        z_.avail_in = static_cast<uInt>(got);
-      }
+      if (!fillInput()) throw DataError(path_ + ": truncated gzip stream");
       // Chunk the output so avail_out (uInt) cannot overflow for huge reads.
       size_t want = std::min<size_t>(n - done, size_t(1) << 30);
       z_.next_out = dst + done;
@@ -77,7 +130,7 @@ private:
       int rc = inflate(&z_, Z_NO_FLUSH);
       done += want - z_.avail_out;
       if (rc == Z_STREAM_END) {
-        stream_end_ = true;
+        nextMember();
       } else if (rc == Z_DATA_ERROR || rc == Z_NEED_DICT) {
         throw DataError(fmt::format("{}: corrupt gzip stream ({})", path_,
                                     z_.msg ? z_.msg : "invalid data"));
@@ -96,6 +149,7 @@ private:
   z_stream z_{};
   bool z_init_ = false;
   bool stream_end_ = false;
+  uint64_t file_offset_ = 0; ///< compressed bytes read from the file so far
   std::array<uint8_t, 1 << 16> in_{};
 };
 
@@ -113,9 +167,11 @@ std::string dimsText(const std::vector<int64_t>& dims) {
   return s;
 }
 
-bool isRegularFile(const std::string& path) {
+/// Anything but a directory: readIdx then refuses a FIFO or device by name
+/// instead of the search reporting the data as missing.
+bool isFileEntry(const std::string& path) {
   struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+  return ::stat(path.c_str(), &st) == 0 && !S_ISDIR(st.st_mode);
 }
 
 bool isDirectory(const std::string& path) {
@@ -126,12 +182,9 @@ bool isDirectory(const std::string& path) {
 } // namespace
 
 IdxArray readIdx(const std::string& path, int ndims) {
-  FilePtr file(std::fopen(path.c_str(), "rb"));
-  if (!file) throw DataError(fmt::format("{}: {}", path, std::strerror(errno)));
-  struct stat st {};
-  if (::fstat(fileno(file.get()), &st) != 0)
-    throw DataError(fmt::format("{}: {}", path, std::strerror(errno)));
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  InputFile in = openInputFile(path);
+  FilePtr file = std::move(in.file);
+  const uint64_t file_size = in.size;
 
   // Sniff the gzip magic instead of trusting the extension; a ".gz" name on a
   // non-gzip file is reported since it usually means a broken download.
@@ -194,12 +247,23 @@ IdxArray readIdx(const std::string& path, int ndims) {
                                 file_size < expected_total ? "truncated file" : "trailing bytes",
                                 expected_total, layout, file_size));
 
-  out.data.resize(static_cast<size_t>(elements));
-  got = src.read(out.data.data(), out.data.size());
-  if (got < out.data.size())
-    throw DataError(fmt::format("{}: truncated file: expected {} bytes ({}) after decompression, "
-                                "got {}",
-                                path, expected_total, layout, header_bytes + got));
+  // A gzip header's dimensions are only a claim: grow the buffer in steps as
+  // data arrives so a tiny file declaring 4 GiB fails after reading what it
+  // has. Reserving up to what the compressed size can hold keeps a valid
+  // file to one allocation (raw files were checked against their size above).
+  const bool can_hold = !gzip || elements / kMaxDeflateRatio <= file_size;
+  out.data.reserve(static_cast<size_t>(can_hold ? elements : file_size * kMaxDeflateRatio));
+  size_t have = 0;
+  while (have < elements) {
+    const size_t step = static_cast<size_t>(std::min<uint64_t>(elements - have, kReadStep));
+    out.data.resize(have + step);
+    got = src.read(out.data.data() + have, step);
+    have += got;
+    if (got < step)
+      throw DataError(fmt::format("{}: truncated file: expected {} bytes ({}) after "
+                                  "decompression, got {}",
+                                  path, expected_total, layout, header_bytes + have));
+  }
   // Drive the stream to its end: this verifies the gzip CRC and length
   // trailer and catches extra data after the declared elements.
   uint8_t extra[4096];
@@ -226,7 +290,7 @@ IdxFiles findIdxFiles(const std::string& dir) {
   auto find = [](const std::string& place, const std::string& name) -> std::string {
     for (const char* ext : {"", ".gz"}) {
       std::string p = place + "/" + name + ext;
-      if (isRegularFile(p)) return p;
+      if (isFileEntry(p)) return p;
     }
     return {};
   };

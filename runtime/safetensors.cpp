@@ -5,6 +5,7 @@
 
 #include "runtime/atomic_file.h"
 #include "runtime/errors.h"
+#include "runtime/input_file.h"
 
 #include <algorithm>
 #include <bit>
@@ -17,6 +18,32 @@ namespace {
 
 static_assert(std::endian::native == std::endian::little,
               "safetensors data is little-endian; this code copies bytes as-is");
+
+/// The reference implementation's limit on the JSON header (MAX_HEADER_SIZE).
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+
+/// A valid header nests 3 levels (header, tensor entry, shape). The limit
+/// leaves room for unknown fields while keeping the tree shallow enough that
+/// nlohmann's recursive functions (dump() for a message) cannot exhaust the stack.
+constexpr int kMaxHeaderDepth = 64;
+
+/// nlohmann's what() without its "[json.exception.parse_error.101] " prefix.
+std::string jsonMessage(const nlohmann::json::exception& e) {
+  std::string msg = e.what();
+  if (!msg.empty() && msg.front() == '[') {
+    auto close = msg.find("] ");
+    if (close != std::string::npos) msg.erase(0, close + 2);
+  }
+  return msg;
+}
+
+/// A JSON value for a message, shortened so a huge shape stays one short line.
+std::string brief(const nlohmann::json& j) {
+  std::string s = j.dump();
+  constexpr size_t kMax = 60;
+  if (s.size() > kMax) s = s.substr(0, kMax) + "...";
+  return s;
+}
 
 std::string shapeText(const std::vector<int64_t>& shape) {
   std::string s = "[";
@@ -74,8 +101,10 @@ int64_t numel(const std::vector<int64_t>& shape) {
   return n;
 }
 
-SafeTensors readSafetensors(const std::string& path) {
-  const std::string bytes = readFile(path);
+namespace {
+
+/// readSafetensors on bytes already read from `path`.
+SafeTensors parseSafetensors(const std::string& path, const std::string& bytes) {
   if (bytes.size() < 8)
     throw DataError(fmt::format("{}: not a safetensors file: {} bytes, too short for the 8-byte "
                                 "header length",
@@ -84,15 +113,26 @@ SafeTensors readSafetensors(const std::string& path) {
   if (n > bytes.size() - 8)
     throw DataError(fmt::format("{}: safetensors header length {} exceeds the file ({} bytes)",
                                 path, n, bytes.size()));
+  if (n > kMaxHeaderBytes)
+    throw DataError(fmt::format("{}: safetensors header length {} exceeds the limit of {} bytes",
+                                path, n, kMaxHeaderBytes));
+  // The callback sees each array or object before it is built, so a deep
+  // header is refused before the tree exists.
+  auto bound_depth = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
+    using E = nlohmann::json::parse_event_t;
+    if ((event == E::object_start || event == E::array_start) && depth >= kMaxHeaderDepth)
+      throw DataError(fmt::format("{}: safetensors header nests JSON more than {} levels deep",
+                                  path, kMaxHeaderDepth));
+    return true;
+  };
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<long>(n));
-  } catch (const nlohmann::json::parse_error& e) {
-    // nlohmann's message is multi-part; keep the part after the error id.
-    std::string msg = e.what();
-    auto colon = msg.find("parse error");
-    throw DataError(fmt::format("{}: bad JSON in safetensors header: {}", path,
-                                colon == std::string::npos ? msg : msg.substr(colon)));
+    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<long>(n),
+                                   bound_depth);
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error, and out_of_range for a number beyond double (1e999).
+    throw DataError(
+        fmt::format("{}: bad JSON in safetensors header: {}", path, jsonMessage(e)));
   }
   if (!header.is_object())
     throw DataError(path + ": safetensors header is not a JSON object");
@@ -137,16 +177,16 @@ SafeTensors readSafetensors(const std::string& path) {
     int64_t elements = 1;
     for (const auto& d : v["shape"]) {
       int64_t dim;
-      if (!asCount(d, dim)) throw bad(fmt::format("bad shape {}", v["shape"].dump()));
+      if (!asCount(d, dim)) throw bad(fmt::format("bad shape {}", brief(v["shape"])));
       t.shape.push_back(dim);
       if (dim != 0 && elements > int64_t(data_size) / dim)
         throw bad(fmt::format("shape {} is larger than the file's data ({} bytes)",
-                              v["shape"].dump(), data_size));
+                              brief(v["shape"]), data_size));
       elements *= dim;
     }
     int64_t begin, end;
     if (!asCount(v["data_offsets"][0], begin) || !asCount(v["data_offsets"][1], end) || begin > end)
-      throw bad(fmt::format("bad data_offsets {}", v["data_offsets"].dump()));
+      throw bad(fmt::format("bad data_offsets {}", brief(v["data_offsets"])));
     if (static_cast<uint64_t>(end) > data_size)
       throw bad(fmt::format("data_offsets [{}, {}] out of range: the data section has {} bytes",
                             begin, end, data_size));
@@ -161,7 +201,9 @@ SafeTensors readSafetensors(const std::string& path) {
   std::sort(spans.begin(), spans.end(),
             [](const Span& a, const Span& b) { return a.begin < b.begin; });
   // Compare each tensor with the furthest-reaching one before it, so empty
-  // tensors in between cannot hide an overlap.
+  // tensors in between cannot hide an overlap. Like the reference
+  // implementation, the tensors must fill the data section exactly: a hole or
+  // bytes after the last tensor mean a damaged or mis-assembled file.
   const Span* reach = nullptr;
   for (const Span& s : spans) {
     if (s.begin == s.end) continue;
@@ -170,9 +212,32 @@ SafeTensors readSafetensors(const std::string& path) {
                                   "[{}, {}]",
                                   path, s.name, s.begin, s.end, reach->name, reach->begin,
                                   reach->end));
+    const int64_t filled = reach ? reach->end : 0;
+    if (s.begin > filled)
+      throw DataError(fmt::format("{}: tensor '{}': data_offsets [{}, {}] leave bytes [{}, {}) "
+                                  "of the data section unused",
+                                  path, s.name, s.begin, s.end, filled, s.begin));
     if (!reach || s.end > reach->end) reach = &s;
   }
+  const uint64_t used = reach ? static_cast<uint64_t>(reach->end) : 0;
+  if (used != data_size)
+    throw DataError(fmt::format("{}: {} unused byte{} after the last tensor (the tensors end "
+                                "at byte {} of a {}-byte data section)",
+                                path, data_size - used, data_size - used == 1 ? "" : "s", used,
+                                data_size));
   return st;
+}
+
+} // namespace
+
+SafeTensors readSafetensors(const std::string& path) {
+  const std::string bytes = readInputFile(path);
+  try {
+    return parseSafetensors(path, bytes);
+  } catch (const nlohmann::json::exception& e) {
+    // A JSON access the checks did not foresee still gives a one-line error.
+    throw DataError(fmt::format("{}: bad safetensors header: {}", path, jsonMessage(e)));
+  }
 }
 
 std::string serializeSafetensors(const SafeTensors& st) {

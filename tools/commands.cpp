@@ -99,17 +99,21 @@ bool dataIsImages(const ModelSpec& spec, const CommonArgs& a) {
   return std::filesystem::is_directory(dataPath(spec, a));
 }
 
-DataSplit loadData(const ModelSpec& spec, const CommonArgs& a) {
+/// `eval_only`: load only the set eval and predict use (the test set when
+/// there is one), not a training set they would never read.
+DataSplit loadData(const ModelSpec& spec, const CommonArgs& a, bool eval_only = false) {
   DataSplit split;
   std::string data = dataPath(spec, a);
-  if (std::filesystem::is_directory(data))
-    split = loadIdxDir(data);
+  if (eval_only && !a.test_data.empty()) {
+    // --test-data alone is used
+  } else if (std::filesystem::is_directory(data))
+    split = loadIdxDir(data, eval_only ? IdxSets::EvalOnly : IdxSets::All);
   else if (endsWith(data, ".csv") || std::filesystem::exists(data))
     split.train = loadCsvFor(spec, data);
   else
     throw DataError(fmt::format("{}: No such file or directory", data));
   if (!a.test_data.empty()) split.test = loadCsvFor(spec, a.test_data);
-  checkFits(spec, split.train);
+  if (split.train.count) checkFits(spec, split.train);
   if (split.test) checkFits(spec, *split.test);
   return split;
 }
@@ -221,7 +225,7 @@ int runTrain(const CommonArgs& a) {
 int runEval(const CommonArgs& a) {
   ModelSpec spec = loadModel(a.model);
   applyOverrides(spec, a);
-  DataSplit data = loadData(spec, a);
+  DataSplit data = loadData(spec, a, /*eval_only=*/true);
   const Dataset& d = data.test ? *data.test : data.train;
   auto engine = makeEngine(spec, a, d.is_u8);
   loadCheckpoint(a.weights, *engine, spec);
@@ -232,7 +236,7 @@ int runEval(const CommonArgs& a) {
 
 int runPredict(const CommonArgs& a) {
   ModelSpec spec = loadModel(a.model);
-  DataSplit data = loadData(spec, a);
+  DataSplit data = loadData(spec, a, /*eval_only=*/true);
   const Dataset& d = data.test ? *data.test : data.train;
   if (a.index >= d.count)
     throw UsageError(fmt::format("--index {} is out of range: {} has {}", a.index, d.source,

@@ -6,6 +6,7 @@
 #include "runtime_test_util.h"
 
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <functional>
 
@@ -140,4 +141,76 @@ TEST_CASE("CSV empty, header-only and missing files", "[csv][errors]") {
   CHECK(messageOf([&] { loadCsv(d / "none.csv", 1, 2, true); }) ==
         d / "none.csv" + ": No such file or directory");
   CHECK(messageOf([&] { loadCsv(d.path(), 1, 2, true); }) == d.path() + ": Is a directory");
+}
+
+TEST_CASE("CSV without a header row is an error with a hint, not a lost sample", "[csv][errors]") {
+  TempDir d;
+  writeBytes(d / "nh.csv", "\n5.1,3.5,0\n4.9,3.0,1\n");
+  CHECK(messageOf([&] { loadCsv(d / "nh.csv", 2, 2, true); }) ==
+        d / "nh.csv" + ":2: the first row ('5.1,3.5,0') is numbers, not column names: add a "
+                       "header row (e.g. 'x1,x2,y') so this sample is not lost");
+  // Long rows are shortened in the message, and the example header too.
+  std::string row;
+  for (int i = 0; i < 30; ++i) row += "0.125,";
+  writeBytes(d / "nh.csv", row + "1\n");
+  CHECK(messageOf([&] { loadCsv(d / "nh.csv", 30, 2, true); }) ==
+        d / "nh.csv" + ":1: the first row ('" + row.substr(0, 40) +
+            "...') is numbers, not column names: add a header row (e.g. 'x1,x2,...,x30,y') so "
+            "this sample is not lost");
+}
+
+TEST_CASE("CSV header rows that look numeric", "[csv]") {
+  TempDir d;
+  // pandas writes 0,1,...,N-1 for an unnamed DataFrame and reads it back as names.
+  writeBytes(d / "pd.csv", "0,1,2\n0.5,1.5,1\n2.5,3.5,0\n");
+  Dataset ds = loadCsv(d / "pd.csv", 2, 2, true);
+  CHECK(ds.count == 2);
+  CHECK(ds.f32 == std::vector<float>{0.5f, 1.5f, 2.5f, 3.5f});
+  CHECK(ds.labels == std::vector<int32_t>{1, 0});
+  // One name that is not a number makes the row a header.
+  writeBytes(d / "mix.csv", "1,2,label\n7,8,1\n");
+  ds = loadCsv(d / "mix.csv", 2, 2, true);
+  CHECK(ds.count == 1);
+  CHECK(ds.f32 == std::vector<float>{7, 8});
+}
+
+TEST_CASE("CSV values below float32's range underflow like numpy's", "[csv]") {
+  TempDir d;
+  // 1e-40 and 1.4e-45 are subnormal floats; smaller magnitudes round to (signed) 0.
+  writeBytes(d / "u.csv", "x,y\n1e-50,-1e-50\n1e-40,1.4e-45\n7e-46,1e-99999999999999999999\n0." +
+                              std::string(400, '0') + "1,-0\n");
+  Dataset ds = loadCsv(d / "u.csv", 1, 1, false);
+  REQUIRE(ds.count == 4);
+  CHECK(ds.f32 == std::vector<float>{0.0f, parsed("1e-40"), 0.0f, 0.0f});
+  CHECK(ds.targets == std::vector<float>{-0.0f, parsed("1.4e-45"), 0.0f, -0.0f});
+  CHECK_FALSE(std::signbit(ds.f32[0]));
+  CHECK(std::signbit(ds.targets[0]));
+  CHECK(parsed("1e-40") > 0);
+  CHECK(parsed("1.4e-45") > 0);
+  // Too large for float32 is still an error.
+  for (const std::string& big : {std::string("1e39"), std::string("-1e999"), "1" + std::string(400, '0')}) {
+    writeBytes(d / "o.csv", "x,y\n1," + big + "\n");
+    CHECK(messageOf([&] { loadCsv(d / "o.csv", 1, 1, false); }) ==
+          d / "o.csv" + ":2: column 2 ('y'): '" + big + "' is not a finite number");
+  }
+}
+
+TEST_CASE("CSV label errors quote the label as written", "[csv][errors]") {
+  TempDir d;
+  // float32 would round these to 16777216, 3 and 0.
+  writeBytes(d / "l.csv", "a,label\n1,16777217\n");
+  CHECK(messageOf([&] { loadCsv(d / "l.csv", 1, 10, true); }) ==
+        d / "l.csv" + ":2: column 2 ('label'): label 16777217 is out of range [0, 10)");
+  writeBytes(d / "l.csv", "a,label\n1,3.0000001\n");
+  CHECK(messageOf([&] { loadCsv(d / "l.csv", 1, 10, true); }) ==
+        d / "l.csv" + ":2: column 2 ('label'): class label 3.0000001 is not an integer");
+  writeBytes(d / "l.csv", "a,label\n1,1e-50\n");
+  CHECK(messageOf([&] { loadCsv(d / "l.csv", 1, 10, true); }) ==
+        d / "l.csv" + ":2: column 2 ('label'): class label 1e-50 is not an integer");
+  writeBytes(d / "l.csv", "a,label\n1,2.50\n");
+  CHECK(messageOf([&] { loadCsv(d / "l.csv", 1, 10, true); }) ==
+        d / "l.csv" + ":2: column 2 ('label'): class label 2.50 is not an integer");
+  // Integers written as floats are still labels.
+  writeBytes(d / "l.csv", "a,label\n1,3.0\n2,+1e0\n3,-0\n");
+  CHECK(loadCsv(d / "l.csv", 1, 10, true).labels == std::vector<int32_t>{3, 1, 0});
 }

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <zlib.h>
 
 using namespace descent;
 using namespace descent::testutil;
@@ -53,6 +54,21 @@ void checkSmallSet(const DataSplit& split, bool with_test = true) {
   }
 }
 
+/// One gzip member holding `data` in a single stored (uncompressed) deflate
+/// block, so its size is exactly data.size() + 23 bytes.
+std::string storedGzipMember(const std::string& data) {
+  REQUIRE(data.size() <= 65535);
+  std::string s = {'\x1f', '\x8b', 8, 0, 0, 0, 0, 0, 0, '\xff'};
+  const auto len = static_cast<uint16_t>(data.size());
+  s += {1, static_cast<char>(len & 0xff), static_cast<char>(len >> 8),
+        static_cast<char>(~len & 0xff), static_cast<char>((~len >> 8) & 0xff)};
+  s += data;
+  uint32_t crc = static_cast<uint32_t>(
+      crc32(0, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
+  for (uint32_t v : {crc, static_cast<uint32_t>(data.size())})
+    for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  return s;
+}
 
 } // namespace
 
@@ -260,4 +276,79 @@ TEST_CASE("Fashion-MNIST from the dataset-fashion-mnist package", "[idx][fashion
   CHECK(fashionMnistClassNames().size() == 10);
   CHECK(fashionMnistClassNames()[0] == "T-shirt/top");
   CHECK(fashionMnistClassNames()[9] == "Ankle boot");
+}
+
+TEST_CASE("IDX gzip of several concatenated members loads (cat a.gz b.gz)", "[idx]") {
+  TempDir d;
+  const std::string img = idxImages(12, 5, 3);
+  // Members split inside the header and inside the pixels, one of them empty,
+  // then zero padding (accepted by gzip(1) and Python's gzip module).
+  std::string cat;
+  size_t at = 0;
+  for (size_t cut : {size_t(6), size_t(6), size_t(100), img.size()}) {
+    writeGzip(d / "part.gz", img.substr(at, cut - at));
+    cat += readBytes(d / "part.gz");
+    at = cut;
+  }
+  for (const std::string& tail : {std::string(), std::string(5, '\0')}) {
+    writeBytes(d / "cat.gz", cat + tail);
+    IdxArray a = readIdx(d / "cat.gz", 3);
+    CHECK(a.dims == std::vector<int64_t>{12, 5, 3});
+    CHECK(std::string(a.data.begin(), a.data.end()) == img.substr(16));
+  }
+}
+
+TEST_CASE("IDX gzip member boundary across the 64 KiB read buffer", "[idx]") {
+  TempDir d;
+  const std::string img = idxImages(300, 16, 16); // 76816 bytes
+  // The first member is 65512 + 23 = 65535 bytes: the next member's magic
+  // 1f 8b straddles the reader's first and second 64 KiB buffers.
+  const std::string first = storedGzipMember(img.substr(0, 65512));
+  REQUIRE(first.size() == 65535);
+  writeGzip(d / "rest.gz", img.substr(65512));
+  writeBytes(d / "x.gz", first + readBytes(d / "rest.gz"));
+  IdxArray a = readIdx(d / "x.gz", 3);
+  CHECK(std::string(a.data.begin(), a.data.end()) == img.substr(16));
+  // A lone 1f there followed by anything else is garbage, not a member.
+  writeBytes(d / "x.gz", first + "\x1f\x8c");
+  CHECK(messageOf([&] { readIdx(d / "x.gz", 3); }) ==
+        d / "x.gz" + ": trailing garbage after the gzip data at byte 65535 (expected the end of "
+                     "the file or another gzip member)");
+}
+
+TEST_CASE("IDX gzip with garbage after the last member is rejected", "[idx][errors]") {
+  TempDir d;
+  const std::string img = idxImages(12, 5, 3);
+  // The whole file in the first member, so the garbage is the only problem.
+  writeGzip(d / "x.gz", img);
+  const std::string gz = readBytes(d / "x.gz");
+  for (const std::string& junk : {std::string("junk"), std::string("\0\0PK", 4), std::string("\x1f")}) {
+    writeBytes(d / "x.gz", gz + junk);
+    const size_t offset = gz.size() + junk.find_first_not_of('\0');
+    CHECK(messageOf([&] { readIdx(d / "x.gz", 3); }) ==
+          d / "x.gz" + ": trailing garbage after the gzip data at byte " + std::to_string(offset) +
+              " (expected the end of the file or another gzip member)");
+  }
+  // A second member that is cut short is a truncated stream, not garbage.
+  writeBytes(d / "x.gz", gz + gz.substr(0, 12));
+  CHECK(messageOf([&] { readIdx(d / "x.gz", 3); }) == d / "x.gz" + ": truncated gzip stream");
+}
+
+TEST_CASE("IDX eval-only loading reads just the set eval uses", "[idx]") {
+  TempDir d;
+  writeSet(d, "", true);
+  // A broken training set is never opened when there is a test set...
+  writeBytes(d / "train-images-idx3-ubyte.gz", "not gzip at all");
+  DataSplit s = loadIdxDir(d.path(), IdxSets::EvalOnly);
+  CHECK(s.train.count == 0);
+  CHECK(s.train.u8.empty());
+  REQUIRE(s.test.has_value());
+  CHECK(s.test->count == 4);
+  CHECK(s.test->labels == std::vector<int32_t>{0, 1, 2, 3});
+  // ...and is the one loaded when there is none.
+  TempDir t;
+  writeSet(t, "", false, false);
+  s = loadIdxDir(t.path(), IdxSets::EvalOnly);
+  CHECK_FALSE(s.test.has_value());
+  CHECK(s.train.count == 12);
 }

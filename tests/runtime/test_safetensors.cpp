@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
 
@@ -162,6 +163,61 @@ TEST_CASE("safetensors corruption cases", "[safetensors][errors]") {
     writeBytes(p, rawFile(R"({"__metadata__":{"k":1}})", ""));
     CHECK(messageOf([&] { readSafetensors(p); }) ==
           p + ": safetensors __metadata__ entry 'k' is not a string");
+  }
+  SECTION("deeply nested JSON is refused before it is built") {
+    // 100000 levels used to overflow the stack in dump() for the message.
+    const size_t depth = 100000;
+    writeBytes(p, rawFile(R"({"a":{"dtype":"F32","shape":)" + std::string(depth, '[') +
+                              std::string(depth, ']') + R"(,"data_offsets":[0,0]}})",
+                          ""));
+    CHECK(messageOf([&] { readSafetensors(p); }) ==
+          p + ": safetensors header nests JSON more than 64 levels deep");
+    // 64 levels parse (and are then rejected as a bad shape, shortened).
+    writeBytes(p, rawFile(R"({"a":{"dtype":"F32","shape":)" + std::string(62, '[') +
+                              std::string(62, ']') + R"(,"data_offsets":[0,0]}})",
+                          ""));
+    CHECK(messageOf([&] { readSafetensors(p); }) ==
+          p + ": tensor 'a': bad shape " + std::string(60, '[') + "...");
+  }
+  SECTION("a number beyond double names the file") {
+    writeBytes(p, rawFile(R"({"a":1e999})", ""));
+    CHECK(messageOf([&] { readSafetensors(p); }) ==
+          p + ": bad JSON in safetensors header: number overflow parsing '1e999'");
+  }
+  SECTION("header longer than the reference implementation's limit") {
+    // A sparse file: 100 MB of header length without writing it.
+    std::string bad(8, '\0');
+    const uint64_t n = 100'000'001;
+    std::memcpy(bad.data(), &n, 8);
+    writeBytes(p, bad);
+    std::filesystem::resize_file(p, 8 + n);
+    CHECK(messageOf([&] { readSafetensors(p); }) ==
+          p + ": safetensors header length 100000001 exceeds the limit of 100000000 bytes");
+  }
+  SECTION("unused trailing bytes") {
+    writeBytes(p, good + "junk");
+    const size_t data = good.size() - 8 - [&] {
+      uint64_t n;
+      std::memcpy(&n, good.data(), 8);
+      return n;
+    }();
+    CHECK(messageOf([&] { readSafetensors(p); }) ==
+          p + ": 4 unused bytes after the last tensor (the tensors end at byte " +
+              std::to_string(data) + " of a " + std::to_string(data + 4) + "-byte data section)");
+    writeBytes(p, rawFile(R"({"__metadata__":{"k":"v"}})", "x"));
+    CHECK(messageOf([&] { readSafetensors(p); }) ==
+          p + ": 1 unused byte after the last tensor (the tensors end at byte 0 of a 1-byte "
+              "data section)");
+  }
+  SECTION("a hole between tensors") {
+    writeBytes(p, rawFile(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                          R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                          "123456789012"));
+    CHECK(messageOf([&] { readSafetensors(p); }) ==
+          p + ": tensor 'b': data_offsets [8, 12] leave bytes [4, 8) of the data section unused");
+  }
+  SECTION("not a regular file") {
+    CHECK(messageOf([&] { readSafetensors(d.path()); }) == d.path() + ": Is a directory");
   }
   SECTION("missing file") {
     CHECK(messageOf([&] { readSafetensors(d / "none"); }) == d / "none" + ": No such file or directory");

@@ -31,8 +31,9 @@ pid_t startDescent(const std::string& args, const std::string& out, const std::s
 
 } // namespace
 
-TEST_CASE("SIGINT and SIGTERM mid-epoch save the position; the resumed run equals the straight one",
-          "[cli][faults]") {
+TEST_CASE(
+    "SIGINT and SIGTERM mid-epoch save the position and the resumed run equals the straight one",
+    "[cli][faults]") {
   for (int sig : {SIGINT, SIGTERM}) {
     INFO("signal " << sig);
     ScratchDir tmp;
@@ -118,7 +119,7 @@ TEST_CASE("unwritable outputs are reported before training starts", "[cli][fault
   std::filesystem::permissions(tmp / "dir", std::filesystem::perms::owner_all);
 }
 
-TEST_CASE("--metrics is appended to when resuming from --init", "[cli]") {
+TEST_CASE("metrics files are appended to when resuming from --init", "[cli]") {
   ScratchDir tmp;
   writeRegressionCsv(tmp / "reg.csv", 64, 8, 1);
   const std::string train =
@@ -138,8 +139,7 @@ TEST_CASE("--metrics is appended to when resuming from --init", "[cli]") {
   CHECK(readJsonl(tmp / "m.jsonl").size() == 1);
 }
 
-TEST_CASE("eval and predict ignore a damaged optimizer file; train --init names it",
-          "[cli][faults]") {
+TEST_CASE("eval ignores a damaged optimizer file and train --init names it", "[cli][faults]") {
   ScratchDir tmp;
   writeRegressionCsv(tmp / "reg.csv", 64, 8, 1);
   const std::string data = "--data " + tmp / "reg.csv";

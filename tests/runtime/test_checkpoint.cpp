@@ -291,7 +291,8 @@ TEST_CASE("a full disk during a checkpoint keeps the previous pair loadable",
   CHECK(loadCheckpoint(d / "run.safetensors", *fresh, spec).step == r1.progress.step);
 }
 
-TEST_CASE("eval's weights ignore a damaged optimizer file; --init names it", "[checkpoint]") {
+TEST_CASE("loadWeights ignores a damaged optimizer file and loadCheckpoint names it",
+          "[checkpoint]") {
   TempDir d;
   ModelSpec spec = smallModel(d, "Adam(lr=0.01)");
   auto engine = makeEngine(spec, "interp");

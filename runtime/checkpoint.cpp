@@ -66,6 +66,15 @@ std::string crc32Hex(std::string_view bytes) {
   return fmt::format("{:08x}", crc);
 }
 
+/// A metadata value as quoted in a one-line message: at most 40 bytes, control
+/// characters (a newline) shown as '?'.
+std::string shown(const std::string& value) {
+  std::string s = value.substr(0, 40);
+  for (char& c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return s;
+}
+
 std::string metaOf(const SafeTensors& st, const char* key) {
   auto it = st.metadata.find(key);
   return it == st.metadata.end() ? std::string() : it->second;
@@ -85,7 +94,7 @@ Int metaInt(const SafeTensors& st, const std::string& path, const char* key, Int
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v < lo || v > hi)
     throw DataError(fmt::format("{}: bad '{}' metadata '{}': expected an integer from {} to {}",
-                                path, key, s.substr(0, 40), lo, hi));
+                                path, key, shown(s), lo, hi));
   return v;
 }
 
@@ -107,14 +116,14 @@ TrainProgress readProgress(const SafeTensors& optim, const std::string& opath) {
   std::string shuffle = metaOf(optim, "shuffle");
   if (shuffle != "true" && shuffle != "false")
     throw DataError(fmt::format("{}: bad 'shuffle' metadata '{}': expected true or false", opath,
-                                shuffle.substr(0, 40)));
+                                shown(shuffle)));
   p.shuffle = shuffle == "true";
   std::string sum = metaOf(optim, "epoch_loss_sum");
   auto [end, ec] = std::from_chars(sum.data(), sum.data() + sum.size(), p.epoch_loss_sum);
   if (sum.empty() || ec != std::errc() || end != sum.data() + sum.size() ||
       !std::isfinite(p.epoch_loss_sum))
     throw DataError(fmt::format("{}: bad 'epoch_loss_sum' metadata '{}': expected a finite number",
-                                opath, sum.substr(0, 40)));
+                                opath, shown(sum)));
   return p;
 }
 
@@ -202,9 +211,9 @@ TrainProgress loadCheckpoint(const std::string& path, Engine& engine, const Mode
           "{}: belongs to another save than {} (optimizer step {}, model step {}; CRC-32 {}, the "
           "model file expects {}): the pair is out of step, e.g. after a crash between the two "
           "writes; delete {} to resume these weights with a fresh optimizer",
-          opath, path, metaOf(optim, "step").substr(0, 40),
-          model_meta.count("step") ? model_meta["step"].substr(0, 40) : "unknown", have,
-          want->second.substr(0, 40), opath));
+          opath, path, shown(metaOf(optim, "step")),
+          model_meta.count("step") ? shown(model_meta["step"]) : "unknown", have,
+          shown(want->second), opath));
   }
   if (metaOf(optim, "optimizer") != optimizerName(spec.optimizer.kind)) return progress;
   for (const TensorInfo& s : engine.states()) {

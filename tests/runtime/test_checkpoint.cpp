@@ -335,6 +335,8 @@ TEST_CASE("optimizer metadata is validated strictly", "[checkpoint][errors]") {
       {"step", " 938",
        "bad 'step' metadata ' 938': expected an integer from 0 to 9007199254740992"},
       {"step", "", "bad 'step' metadata '': expected an integer from 0 to 9007199254740992"},
+      {"step", "9\n38",
+       "bad 'step' metadata '9?38': expected an integer from 0 to 9007199254740992"},
       {"step", "18446744073709551616",
        "bad 'step' metadata '18446744073709551616': expected an integer from 0 to "
        "9007199254740992"},

@@ -1,9 +1,13 @@
 # descent: the two commands a user needs are `make demo` and `make test`.
 BUILD   ?= build
 SANBUILD ?= build-sanitize
+TSANBUILD ?= build-tsan
+FUZZBUILD ?= build-fuzz
+# Seconds per target of `make fuzz-smoke` (6 targets).
+FUZZ_SECONDS ?= 20
 CMAKE_FLAGS = -G Ninja -DLLVM_DIR=/usr/lib/llvm-19/lib/cmake/llvm
 
-.PHONY: setup build test test-sanitize demo bench fuzz clean
+.PHONY: setup build test test-sanitize test-tsan demo bench fuzz fuzz-smoke clean
 
 setup:
 	@scripts/setup.sh
@@ -24,6 +28,18 @@ test-sanitize: setup $(SANBUILD)/build.ninja
 	cmake --build $(SANBUILD)
 	cd $(SANBUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j2
 
+# ThreadSanitizer on the tests where threads meet: the thread pool and the
+# JIT kernels it runs (codegen), and the CLI (the JIT compile overlapped with
+# data loading, training with 1 and 2 threads). Other tests are single-threaded.
+TSAN_TESTS = ^(codegen|cli):
+$(TSANBUILD)/build.ninja:
+	cmake -S . -B $(TSANBUILD) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDESCENT_TSAN=ON
+
+test-tsan: setup $(TSANBUILD)/build.ninja
+	cmake --build $(TSANBUILD) --target descent test_codegen test_cli
+	cd $(TSANBUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  ctest --output-on-failure -j2 -R '$(TSAN_TESTS)'
+
 demo: setup build
 	$(BUILD)/descent train models/mnist_mlp.nn --save $(BUILD)/mnist_mlp.safetensors
 	$(BUILD)/descent predict models/mnist_mlp.nn --weights $(BUILD)/mnist_mlp.safetensors --index 0
@@ -33,9 +49,15 @@ bench: setup build
 	$(BUILD)/descent bench models/mnist_mlp.nn
 	/usr/bin/python3 bench/compare_pytorch.py --descent $(BUILD)/descent
 
-fuzz: setup
-	cmake -S . -B build-fuzz $(CMAKE_FLAGS) -DCMAKE_CXX_COMPILER=clang++-19 -DDESCENT_FUZZ=ON
-	cmake --build build-fuzz --target fuzz_parser
+# libFuzzer targets (clang, ASan, UBSan): build/fuzz/fuzz_<target>; see docs/testing.md.
+$(FUZZBUILD)/build.ninja:
+	cmake -S . -B $(FUZZBUILD) $(CMAKE_FLAGS) -DCMAKE_CXX_COMPILER=clang++-19 -DDESCENT_FUZZ=ON
+
+fuzz: setup $(FUZZBUILD)/build.ninja
+	cmake --build $(FUZZBUILD) --target fuzz_all
+
+fuzz-smoke: fuzz
+	fuzz/smoke.sh $(FUZZBUILD) $(FUZZ_SECONDS)
 
 clean:
-	rm -rf $(BUILD) $(SANBUILD) build-fuzz
+	rm -rf $(BUILD) $(SANBUILD) $(TSANBUILD) $(FUZZBUILD)

@@ -253,7 +253,7 @@ TEST_CASE("Ctrl-C finishes the current step, saves and exits 130", "[cli]") {
   pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    chdir(DESCENT_SOURCE_DIR);
+    if (chdir(DESCENT_SOURCE_DIR) != 0) _exit(126);
     execl("/bin/sh", "sh", "-c", cmd.c_str(), (char*)nullptr);
     _exit(127);
   }

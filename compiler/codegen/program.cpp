@@ -30,12 +30,18 @@ int64_t align64(int64_t v) { return (v + 63) / 64 * 64; }
 /// than the big GEMMs gained.
 constexpr double kSplitFlops = 4e6;
 
+/// Pieces per thread of a split kernel. More pieces than threads let a
+/// thread that is on time take over part of the share of one that entered
+/// the step late or lost its vCPU to the host for a moment, instead of
+/// waiting for all of it (see docs/performance.md, "Two threads").
+constexpr int kPiecesPerThread = 4;
+
 /// Pieces kernel `k` is cut into on `threads` threads.
 int chunksFor(const Kernel& k, int threads, bool split_all) {
   if (threads > 1 && split_all) return threads;
   if (threads <= 1 || k.kind != KernelKind::Gemm) return 1;
   double flops = 2.0 * double(k.gemm.M) * double(k.gemm.N) * double(k.gemm.K);
-  return flops >= kSplitFlops ? threads : 1;
+  return flops >= kSplitFlops ? threads * kPiecesPerThread : 1;
 }
 
 struct AlignedFree {
@@ -96,8 +102,8 @@ struct Program::Impl {
     // Kernel k is cut into chunks[k] pieces, its partition (task, ntasks) being
     // (piece, chunks[k]), whoever runs them: results do not depend on the
     // partition, so they are bitwise the same for any thread count. A thread
-    // runs its own piece first (the same data as in the previous kernel: cache
-    // affinity), then any unclaimed one. A worker the OS has descheduled
+    // runs its own pieces first (the same data as in the previous kernel:
+    // cache affinity), then any unclaimed one. A worker the OS has descheduled
     // claims nothing and the caller goes on alone.
     //
     // Synchronization is one-sided (measured, docs/performance.md): only the
@@ -111,9 +117,10 @@ struct Program::Impl {
     const int nt = pool->size();
     const size_t nk = fns.size();
     const std::vector<int>& chunks = e.chunks;
-    if (claims.size() < nk * size_t(nt)) claims = std::vector<PaddedAtomic>(nk * size_t(nt));
+    const size_t maxc = size_t(nt) * kPiecesPerThread; // claim slots per kernel
+    if (claims.size() < nk * maxc) claims = std::vector<PaddedAtomic>(nk * maxc);
     if (done.size() < nk) done = std::vector<PaddedAtomic>(nk);
-    for (size_t i = 0; i < nk * size_t(nt); ++i) claims[i].v.store(0, std::memory_order_relaxed);
+    for (size_t i = 0; i < nk * maxc; ++i) claims[i].v.store(0, std::memory_order_relaxed);
     for (size_t k = 0; k < nk; ++k) done[k].v.store(0, std::memory_order_relaxed);
     using Clock = std::chrono::steady_clock;
     const Clock::time_point t_start = prof ? Clock::now() : Clock::time_point{};
@@ -152,8 +159,10 @@ struct Program::Impl {
           }
         }
         for (int i = 0; i < ck; ++i) {
-          int c = (self + i) % ck;
-          std::atomic<int>& claim = claims[k * size_t(nt) + size_t(c)].v;
+          // Thread t's own pieces are [t*ck/nt, (t+1)*ck/nt): the same
+          // columns of the same operands every kernel and every step.
+          int c = (self * (ck / nt) + i) % ck;
+          std::atomic<int>& claim = claims[k * maxc + size_t(c)].v;
           if (claim.load(std::memory_order_relaxed) != 0 ||
               claim.exchange(1, std::memory_order_acq_rel) != 0)
             continue;

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <system_error>
 #include <thread>
@@ -30,20 +31,30 @@ inline unsigned enableFlushDenormals() {
   return old;
 }
 
-/// Waits until `ready()` holds: spins first (the fast path, when every thread
-/// has a core, costs ~0.1 us), then sleeps on the futex of `word` so a
-/// descheduled peer gets the core instead of competing with a spinning waiter
-/// (a pure spin wait cost ~5 ms per kernel on an oversubscribed machine).
-/// `sleepers` counts sleeping waiters so the waking side only makes the
-/// notify system call when someone sleeps.
+/// How long a wait spins before it sleeps, by default: longer than any
+/// kernel imbalance inside a step when the threads have their cores, far
+/// shorter than a scheduler time slice when they do not. Measured in time,
+/// not in pause instructions: a pause costs ~10 cycles on some x86 cores and
+/// ~140 on others, so a count of pauses is a budget that varies 10x by machine.
+constexpr int kSpinMicros = 50;
+/// A worker's spin between two runs (see workerLoop).
+constexpr int kGapSpinMicros = 200;
+
+/// Waits until `ready()` holds: spins for up to `spin_us` microseconds first
+/// (the fast path, when every thread has a core, costs ~0.1 us), then sleeps
+/// on the futex of `word` so a descheduled peer gets the core instead of
+/// competing with a spinning waiter (a pure spin wait cost ~5 ms per kernel
+/// on an oversubscribed machine). `sleepers` counts sleeping waiters so the
+/// waking side only makes the notify system call when someone sleeps.
 template <typename T, typename Ready>
-void spinThenWait(const std::atomic<T>& word, std::atomic<int>& sleepers, Ready ready) {
-  // ~20-40 us of pause: longer than any kernel imbalance inside a step when
-  // the threads run, far shorter than a scheduler time slice when they do not.
-  constexpr int kSpins = 2000;
-  for (int i = 0; i < kSpins; ++i) {
+void spinThenWait(const std::atomic<T>& word, std::atomic<int>& sleepers, Ready ready,
+                  int spin_us = kSpinMicros) {
+  if (ready()) return;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us);
+  for (int i = 1;; ++i) {
     if (ready()) return;
     _mm_pause();
+    if ((i & 31) == 0 && std::chrono::steady_clock::now() >= deadline) break;
   }
   for (;;) {
     T seen = word.load(std::memory_order_seq_cst);
@@ -131,10 +142,13 @@ private:
     enableFlushDenormals();
     uint64_t seen = 0;
     for (;;) {
-      // Between steps the caller loads the next batch (microseconds), so spin
-      // first; an idle pool (evaluation, I/O, exit) then sleeps.
-      spinThenWait(generation_, worker_sleepers_,
-                   [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      // Between steps the caller gathers the next batch and does the step's
+      // bookkeeping: spin through that gap (a worker that falls asleep there
+      // costs the next step a futex wake-up, tens of us under a hypervisor);
+      // an idle pool (evaluation, I/O, exit) then sleeps.
+      spinThenWait(
+          generation_, worker_sleepers_,
+          [&] { return generation_.load(std::memory_order_acquire) != seen; }, kGapSpinMicros);
       uint64_t g = generation_.load(std::memory_order_acquire);
       seen = g;
       if (stop_.load(std::memory_order_acquire)) return;

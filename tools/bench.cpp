@@ -119,7 +119,8 @@ int runBench(const CommonArgs& a) {
     fmt::print("projected epoch (60000):  {:.3f} s\n", 60000.0 / double(B) * t_step);
   }
 
-  auto timings = prog->profile(0, x, y, B, int(std::max<int64_t>(50, steps / 4)));
+  std::vector<double> enter_us;
+  auto timings = prog->profile(0, x, y, B, int(std::max<int64_t>(50, steps / 4)), &enter_us);
   double total = 0, gemm_us = 0, gemm_flops = 0;
   for (const auto& k : timings) {
     total += k.micros;
@@ -140,7 +141,12 @@ int runBench(const CommonArgs& a) {
     j["epoch_seconds_60000"] = 60000.0 / double(B) * t_step;
     j["matmul_gflops"] = gemm_us > 0 ? gemm_flops / (gemm_us * 1e3) : 0.0;
     for (const auto& k : timings)
-      j["kernels"].push_back({{"name", k.name}, {"us", k.micros}, {"flops", k.flops}});
+      j["kernels"].push_back({{"name", k.name},
+                              {"us", k.micros},
+                              {"flops", k.flops},
+                              {"thread_run_us", k.thread_run_us},
+                              {"thread_wait_us", k.thread_wait_us}});
+    j["thread_enter_us"] = enter_us;
     fmt::print("{}\n", j.dump());
     return 0;
   }
@@ -156,6 +162,31 @@ int runBench(const CommonArgs& a) {
     fmt::print("{:<40} {:>9.2f} {:>9.1f} {:>6.1f}% {:>6.1f}%\n", "all matmul kernels", gemm_us,
                gemm_flops / (gemm_us * 1e3), 100 * gemm_flops / (gemm_us * 1e3) / peak_used,
                100 * gemm_us / total);
+  if (threads > 1) {
+    // Where each thread's time goes: inside a kernel's pieces ("run") and
+    // waiting at it ("wait": the caller for the others' pieces, a worker for
+    // the kernels before a split one), plus each thread's late start.
+    fmt::print("\nper thread (us per step; thread 0 = the caller)\n{:<40}", "kernel");
+    for (int t = 0; t < threads; ++t)
+      fmt::print(" {:>8} {:>8}", fmt::format("run{}", t), fmt::format("wait{}", t));
+    fmt::print("\n");
+    std::vector<double> run(size_t(threads), 0.0), wait(size_t(threads), 0.0);
+    for (const auto& k : timings) {
+      fmt::print("{:<40}", k.name);
+      for (size_t t = 0; t < size_t(threads); ++t) {
+        fmt::print(" {:>8.2f} {:>8.2f}", k.thread_run_us[t], k.thread_wait_us[t]);
+        run[t] += k.thread_run_us[t], wait[t] += k.thread_wait_us[t];
+      }
+      fmt::print("\n");
+    }
+    fmt::print("{:<40}", "total");
+    for (size_t t = 0; t < size_t(threads); ++t)
+      fmt::print(" {:>8.2f} {:>8.2f}", run[t], wait[t]);
+    fmt::print("\n{:<40}", "entered the step after");
+    for (size_t t = 0; t < size_t(threads); ++t)
+      fmt::print(" {:>8.2f} {:>8}", enter_us[t], "");
+    fmt::print("\n");
+  }
   return 0;
 }
 

@@ -760,8 +760,10 @@ private:
     // changes no arithmetic, so results stay bit-identical. Only whole column
     // tiles are packed (wide layers have N % NR == 0). Measured on
     // wide_mlp.nn: forward and dX GEMMs 31% -> 52-55% of peak.
-    // dW GEMMs (K = the batch rows) reuse each panel for few FMAs: not worth it.
-    const bool pack = remCols == 0 && !g.k_batched && g.ldb >= 256 && g.K * NR * 4 <= kMaxPanelBytes;
+    // dW GEMMs (K = the batch's n rows, at most the static g.K) are packed
+    // too: their B is dY, whose rows are as far apart as W's, and each panel
+    // serves all M/MR row tiles (M = the layer's inputs).
+    const bool pack = remCols == 0 && g.ldb >= 256 && g.K * NR * 4 <= kMaxPanelBytes;
     LV* panel = nullptr;
     if (pack) {
       llvm::IRBuilder<> eb(&F->getEntryBlock(), F->getEntryBlock().begin());

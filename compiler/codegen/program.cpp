@@ -30,12 +30,18 @@ int64_t align64(int64_t v) { return (v + 63) / 64 * 64; }
 /// than the big GEMMs gained.
 constexpr double kSplitFlops = 4e6;
 
+/// Pieces per thread of a split kernel. More pieces than threads let a
+/// thread that is on time take over part of the share of one that entered
+/// the step late or lost its vCPU to the host for a moment, instead of
+/// waiting for all of it (see docs/performance.md, "Two threads").
+constexpr int kPiecesPerThread = 4;
+
 /// Pieces kernel `k` is cut into on `threads` threads.
 int chunksFor(const Kernel& k, int threads, bool split_all) {
   if (threads > 1 && split_all) return threads;
   if (threads <= 1 || k.kind != KernelKind::Gemm) return 1;
   double flops = 2.0 * double(k.gemm.M) * double(k.gemm.N) * double(k.gemm.K);
-  return flops >= kSplitFlops ? threads : 1;
+  return flops >= kSplitFlops ? threads * kPiecesPerThread : 1;
 }
 
 struct AlignedFree {
@@ -78,8 +84,17 @@ struct Program::Impl {
     }
   }
 
+  /// Per-thread timings of profile(): time inside each kernel's pieces, time
+  /// waiting for the other thread(s) at each kernel, and when each thread
+  /// entered the step (sums over the profiled runs, in microseconds).
+  struct Profile {
+    std::vector<std::vector<double>> run, wait; ///< [thread][kernel]
+    std::vector<double> enter;                  ///< [thread]
+    std::vector<double> total;                  ///< [kernel], the caller's wall time per kernel
+  };
+
   void runKernels(size_t index, const void* x, const void* y, int64_t n, int64_t step, int32_t seed,
-                  std::vector<double>* times) {
+                  Profile* prof) {
     Entry& e = entries[index];
     writeStepScalars(e, step);
     const auto& fns = jit->kernels()[index];
@@ -87,43 +102,86 @@ struct Program::Impl {
     // Kernel k is cut into chunks[k] pieces, its partition (task, ntasks) being
     // (piece, chunks[k]), whoever runs them: results do not depend on the
     // partition, so they are bitwise the same for any thread count. A thread
-    // runs its own piece first (the same data as in the previous kernel: cache
-    // affinity), then any unclaimed one, then waits for the pieces in flight.
-    // A worker the OS has descheduled claims nothing and the caller goes on
-    // alone. One-piece kernels belong to the caller: a worker never takes them
-    // (the caller has to run the step to its end anyway).
+    // runs its own pieces first (the same data as in the previous kernel:
+    // cache affinity), then any unclaimed one. A worker the OS has descheduled
+    // claims nothing and the caller goes on alone.
+    //
+    // Synchronization is one-sided (measured, docs/performance.md): only the
+    // caller walks every kernel. One-piece kernels are the caller's alone; a
+    // worker skips them and, before a split kernel k, waits only until kernel
+    // k-1 is complete (which, since the caller completes kernels in order,
+    // implies every earlier one), and the caller waits for the pieces of a
+    // split kernel before the next kernel. The worker does not wait at the
+    // end of a kernel, so it is never caught on a barrier it does not need,
+    // and the last split kernel lets it leave the step early.
     const int nt = pool->size();
     const size_t nk = fns.size();
     const std::vector<int>& chunks = e.chunks;
-    if (claims.size() < nk * size_t(nt)) claims = std::vector<PaddedAtomic>(nk * size_t(nt));
+    const size_t maxc = size_t(nt) * kPiecesPerThread; // claim slots per kernel
+    if (claims.size() < nk * maxc) claims = std::vector<PaddedAtomic>(nk * maxc);
     if (done.size() < nk) done = std::vector<PaddedAtomic>(nk);
-    for (size_t i = 0; i < nk * size_t(nt); ++i) claims[i].v.store(0, std::memory_order_relaxed);
+    for (size_t i = 0; i < nk * maxc; ++i) claims[i].v.store(0, std::memory_order_relaxed);
     for (size_t k = 0; k < nk; ++k) done[k].v.store(0, std::memory_order_relaxed);
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point t_start = prof ? Clock::now() : Clock::time_point{};
+    auto us = [](Clock::time_point a, Clock::time_point b) {
+      return std::chrono::duration<double, std::micro>(b - a).count();
+    };
     pool->run([&](int self, int) {
+      Clock::time_point t0 = prof ? Clock::now() : Clock::time_point{};
+      if (prof) prof->enter[size_t(self)] += us(t_start, t0);
       for (size_t k = 0; k < nk; ++k) {
-        auto t0 = std::chrono::steady_clock::now();
         const int ck = chunks[k];
         if (ck == 1) {
           if (self == 0) {
             fns[k](base, x, y, n, step, seed, 0, 1);
-            done[k].v.store(1, std::memory_order_seq_cst);
-            wakeWaiters(done[k].v, sleepers);
+            done[k].v.store(1, std::memory_order_release);
+            if (nt > 1) wakeWaiters(done[k].v, sleepers);
           }
-        } else {
-          for (int i = 0; i < ck; ++i) {
-            int c = (self + i) % ck;
-            std::atomic<int>& claim = claims[k * size_t(nt) + size_t(c)].v;
-            if (claim.load(std::memory_order_relaxed) != 0 || claim.exchange(1, std::memory_order_acq_rel) != 0)
-              continue;
-            fns[k](base, x, y, n, step, seed, c, ck);
-            done[k].v.fetch_add(1, std::memory_order_seq_cst);
-            wakeWaiters(done[k].v, sleepers);
+          if (prof && self == 0) {
+            Clock::time_point t1 = Clock::now();
+            prof->run[0][k] += us(t0, t1);
+            prof->total[k] += us(t0, t1);
+            t0 = t1;
+          }
+          continue;
+        }
+        if (self != 0 && k > 0) {
+          // Everything before kernel k must be complete (see above).
+          std::atomic<int>& prev = done[k - 1].v;
+          const int want = chunks[k - 1];
+          spinThenWait(prev, sleepers,
+                       [&] { return prev.load(std::memory_order_acquire) == want; });
+          if (prof) {
+            Clock::time_point t1 = Clock::now();
+            prof->wait[size_t(self)][k] += us(t0, t1);
+            t0 = t1;
           }
         }
-        if (nt > 1)
+        for (int i = 0; i < ck; ++i) {
+          // Thread t's own pieces are [t*ck/nt, (t+1)*ck/nt): the same
+          // columns of the same operands every kernel and every step.
+          int c = (self * (ck / nt) + i) % ck;
+          std::atomic<int>& claim = claims[k * maxc + size_t(c)].v;
+          if (claim.load(std::memory_order_relaxed) != 0 ||
+              claim.exchange(1, std::memory_order_acq_rel) != 0)
+            continue;
+          fns[k](base, x, y, n, step, seed, c, ck);
+          done[k].v.fetch_add(1, std::memory_order_acq_rel);
+          wakeWaiters(done[k].v, sleepers);
+        }
+        Clock::time_point t1 = prof ? Clock::now() : Clock::time_point{};
+        if (prof) prof->run[size_t(self)][k] += us(t0, t1);
+        if (self == 0) {
           spinThenWait(done[k].v, sleepers, [&] { return done[k].v.load(std::memory_order_acquire) == ck; });
-        if (times && self == 0)
-          (*times)[k] += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+          if (prof) {
+            Clock::time_point t2 = Clock::now();
+            prof->wait[0][k] += us(t1, t2);
+            t1 = t2;
+          }
+        }
+        if (prof && self == 0) prof->total[k] += us(t0, t1);
+        t0 = t1;
       }
     });
   }
@@ -288,18 +346,35 @@ double Program::compileMillis() const { return impl_->compile_ms; }
 int Program::vectorWidth() const { return impl_->jit->vectorWidth(); }
 int Program::threads() const { return impl_->pool->size(); }
 
-std::vector<KernelTiming> Program::profile(size_t index, const void* x, const void* y, int64_t n, int iterations) {
+std::vector<KernelTiming> Program::profile(size_t index, const void* x, const void* y, int64_t n,
+                                           int iterations, std::vector<double>* enter_us) {
   std::vector<char> saved(impl_->arena.get(), impl_->arena.get() + impl_->persistent_bytes);
   const KernelGraph& kg = *impl_->entries.at(index).kg;
-  std::vector<double> times(kg.kernels.size(), 0.0);
-  for (int i = 0; i < iterations; ++i) impl_->runKernels(index, x, y, n, 1, 0, &times);
+  const size_t nk = kg.kernels.size(), nt = size_t(impl_->pool->size());
+  Impl::Profile p;
+  p.run.assign(nt, std::vector<double>(nk, 0.0));
+  p.wait.assign(nt, std::vector<double>(nk, 0.0));
+  p.enter.assign(nt, 0.0);
+  p.total.assign(nk, 0.0);
+  for (int i = 0; i < iterations; ++i)
+    impl_->runKernels(index, x, y, n, 1, 0, &p);
   std::memcpy(impl_->arena.get(), saved.data(), saved.size());
+  const double per = iterations > 0 ? 1.0 / iterations : 0;
+  if (enter_us) {
+    enter_us->clear();
+    for (double v : p.enter)
+      enter_us->push_back(v * per);
+  }
   std::vector<KernelTiming> out;
-  for (size_t k = 0; k < kg.kernels.size(); ++k) {
+  for (size_t k = 0; k < nk; ++k) {
     const Kernel& ker = kg.kernels[k];
     KernelTiming t;
     t.name = ker.name;
-    t.micros = iterations > 0 ? times[k] / iterations : 0;
+    t.micros = p.total[k] * per;
+    for (size_t th = 0; th < nt; ++th) {
+      t.thread_run_us.push_back(p.run[th][k] * per);
+      t.thread_wait_us.push_back(p.wait[th][k] * per);
+    }
     if (ker.kind == KernelKind::Gemm)
       t.flops = 2.0 * double(ker.gemm.m_batched ? n : ker.gemm.M) * double(ker.gemm.N) *
                 double(ker.gemm.k_batched ? n : ker.gemm.K);

@@ -26,6 +26,11 @@ struct KernelTiming {
   std::string name;    ///< kernel name, e.g. k7_linear2_dW_sgd_line10
   double micros = 0;   ///< mean wall time per run, including its barrier
   double flops = 0;    ///< floating-point operations per run (GEMMs: 2*M*N*K; others 0)
+  /// Per thread (0 = the caller): mean time inside this kernel's pieces, and
+  /// mean time waiting at it (the caller: for the other threads' pieces after
+  /// its own; a worker: for the kernels before it, which includes the
+  /// one-piece kernels the caller runs alone).
+  std::vector<double> thread_run_us, thread_wait_us;
 };
 
 /// One JIT session holding the entry points compiled from several graphs.
@@ -77,8 +82,10 @@ public:
 
   /// Per-kernel timing of entry `index` over `iterations` runs (for `descent
   /// bench`). Params and state are restored afterwards, so profiling does not train.
+  /// enter_us (optional) receives, per thread, the mean delay from the start
+  /// of a run to the thread entering it (a worker's wake-up latency).
   std::vector<KernelTiming> profile(size_t index, const void* x, const void* y, int64_t n,
-                                    int iterations);
+                                    int iterations, std::vector<double>* enter_us = nullptr);
 
   struct Impl;
 

@@ -183,7 +183,7 @@ TEST_CASE("eval outputs (loss, log-probabilities, correct count) match", "[codeg
   }
 }
 
-TEST_CASE("a train step is bitwise identical on 1 and 2 threads", "[codegen][threads]") {
+TEST_CASE("a train step is bitwise identical on 1, 2, 3 and 4 threads", "[codegen][threads]") {
   for (const std::string& path : allModelFiles()) {
     SECTION(path) {
       ModelSpec spec = loadModel(path);
@@ -196,13 +196,19 @@ TEST_CASE("a train step is bitwise identical on 1 and 2 threads", "[codegen][thr
       auto p1 = Program::compile({train.get()}, JitOptions{"", 1}, err);
       auto p2 = Program::compile({train.get()}, JitOptions{"", 2, true}, err);
       auto p2big = Program::compile({train.get()}, JitOptions{"", 2, false}, err); // only big GEMMs split
+      // More threads than this machine's cores: workers join late or not at
+      // all, and the one-sided waits between kernels must still order them.
+      auto p3 = Program::compile({train.get()}, JitOptions{"", 3, true}, err);
+      auto p4 = Program::compile({train.get()}, JitOptions{"", 4, false}, err);
       INFO(err);
       REQUIRE(p1);
       REQUIRE(p2);
       REQUIRE(p2big);
+      REQUIRE(p3);
+      REQUIRE(p4);
       auto init = randomParams(*train, 5);
       for (size_t i = 0; i < init.size(); ++i)
-        for (Program* p : {p1.get(), p2.get(), p2big.get()})
+        for (Program* p : {p1.get(), p2.get(), p2big.get(), p3.get(), p4.get()})
           std::memcpy(p->param(train->params()[i]->external_name), init[i].data(), init[i].size() * 4);
       for (int s = 1; s <= 4; ++s) {
         int64_t n = s == 3 ? spec.batch - 5 : spec.batch;
@@ -210,12 +216,15 @@ TEST_CASE("a train step is bitwise identical on 1 and 2 threads", "[codegen][thr
         p1->run(0, b.x(u8), b.y(), n, s, 77);
         p2->run(0, b.x(u8), b.y(), n, s, 77);
         p2big->run(0, b.x(u8), b.y(), n, s, 77);
-        float l1 = p1->outputScalar(0, "loss"), l2 = p2->outputScalar(0, "loss");
-        float l3 = p2big->outputScalar(0, "loss");
-        REQUIRE(std::memcmp(&l1, &l2, 4) == 0);
-        REQUIRE(std::memcmp(&l1, &l3, 4) == 0);
+        p3->run(0, b.x(u8), b.y(), n, s, 77);
+        p4->run(0, b.x(u8), b.y(), n, s, 77);
+        float l1 = p1->outputScalar(0, "loss");
+        for (Program* px : {p2.get(), p2big.get(), p3.get(), p4.get()}) {
+          float lx = px->outputScalar(0, "loss");
+          REQUIRE(std::memcmp(&l1, &lx, 4) == 0);
+        }
       }
-      for (Program* p2x : {p2.get(), p2big.get()}) {
+      for (Program* p2x : {p2.get(), p2big.get(), p3.get(), p4.get()}) {
         for (const Value* p : train->params())
           REQUIRE(std::memcmp(p1->param(p->external_name), p2x->param(p->external_name),
                               size_t(p->type.numel()) * 4) == 0);
@@ -225,4 +234,34 @@ TEST_CASE("a train step is bitwise identical on 1 and 2 threads", "[codegen][thr
       }
     }
   }
+}
+
+TEST_CASE("profile reports every thread's time in and at each kernel, and does not train",
+          "[codegen][threads]") {
+  ModelSpec spec = loadRepoModel("models/mnist_mlp.nn");
+  BuildOptions opts;
+  opts.batch = spec.batch;
+  opts.input_u8 = true;
+  auto train = buildTrainGraph(spec, opts);
+  std::string err;
+  auto p = Program::compile({train.get()}, JitOptions{"", 2, false}, err);
+  INFO(err);
+  REQUIRE(p);
+  auto init = randomParams(*train, 5);
+  for (size_t i = 0; i < init.size(); ++i)
+    std::memcpy(p->param(train->params()[i]->external_name), init[i].data(), init[i].size() * 4);
+  Batch b = makeBatch(spec, spec.batch, 1);
+  std::vector<double> enter;
+  auto t = p->profile(0, b.x(true), b.y(), spec.batch, 20, &enter);
+  REQUIRE(enter.size() == 2);
+  REQUIRE(!t.empty());
+  for (const KernelTiming& k : t) {
+    REQUIRE(k.thread_run_us.size() == 2);
+    REQUIRE(k.thread_wait_us.size() == 2);
+    REQUIRE(k.thread_run_us[0] + k.thread_run_us[1] > 0); // someone ran every kernel
+    REQUIRE(k.micros >= k.thread_run_us[0]);
+  }
+  for (size_t i = 0; i < init.size(); ++i)
+    REQUIRE(std::memcmp(p->param(train->params()[i]->external_name), init[i].data(),
+                        init[i].size() * 4) == 0);
 }

@@ -44,7 +44,7 @@ public:
   virtual float* state(const std::string& name) = 0;
   /// One optimizer step on n <= batch rows; x is uint8 or float as the
   /// engine's input, y int32 labels or float targets. Returns the loss.
-  virtual float trainStep(const void* x, const void* y, int64_t n, int32_t step, int32_t seed) = 0;
+  virtual float trainStep(const void* x, const void* y, int64_t n, int64_t step, int32_t seed) = 0;
   /// Forward only, Dropout off (model.eval()).
   virtual EvalResult eval(const void* x, const void* y, int64_t n) = 0;
   /// Compile time in milliseconds (0 for the interpreter).

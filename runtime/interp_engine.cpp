@@ -27,10 +27,11 @@ public:
   float* param(const std::string& name) override { return state_.params[index(params_, name)].data(); }
   float* state(const std::string& name) override { return state_.states[index(states_, name)].data(); }
 
-  float trainStep(const void* x, const void* y, int64_t n, int32_t step, int32_t seed) override {
+  float trainStep(const void* x, const void* y, int64_t n, int64_t step, int32_t seed) override {
     const Graph& g = trainGraph(n);
     InterpInputs<float> in = inputs(g, x, y, n);
     in.values["step"] = {float(step)};
+    in.step = step; // exact beyond 2^24, where the float is not
     if (g.input("seed")) in.values["seed"] = {float(seed)};
     return interpret(g, in, state_)["loss"].at(0);
   }

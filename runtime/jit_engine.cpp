@@ -35,7 +35,7 @@ public:
   float* param(const std::string& name) override { return program_->param(name); }
   float* state(const std::string& name) override { return program_->state(name); }
 
-  float trainStep(const void* x, const void* y, int64_t n, int32_t step, int32_t seed) override {
+  float trainStep(const void* x, const void* y, int64_t n, int64_t step, int32_t seed) override {
     program_->run(0, x, y, n, step, seed);
     return program_->outputScalar(0, "loss");
   }

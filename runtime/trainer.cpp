@@ -2,11 +2,13 @@
 #include "runtime/trainer.h"
 
 #include "runtime/atomic_file.h"
+#include "runtime/errors.h"
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -127,10 +129,32 @@ EvalStats evaluate(Engine& engine, const ModelSpec& spec, const Dataset& data, i
   return s;
 }
 
+std::string resumeMismatch(const TrainProgress& start, const TrainOptions& opts, int64_t samples) {
+  if (start.epoch_step == 0) return {};
+  auto run = [](uint64_t seed, bool shuffle, int64_t batch, int64_t samples) {
+    return fmt::format("--seed {}{} --batch {} on {} samples", seed, shuffle ? "" : " --no-shuffle",
+                       batch, samples);
+  };
+  if (start.seed == opts.seed && start.shuffle == opts.shuffle && start.batch == opts.batch &&
+      start.samples == samples)
+    return {};
+  return fmt::format("was interrupted in epoch {} after {} steps of a run with {}; finishing that "
+                     "epoch exactly needs the same (this run has {})",
+                     start.epoch + 1, start.epoch_step,
+                     run(start.seed, start.shuffle, start.batch, start.samples),
+                     run(opts.seed, opts.shuffle, opts.batch, samples));
+}
+
 TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, const Dataset* test,
                   const TrainOptions& opts, TrainProgress start) {
+  if (std::string why = resumeMismatch(start, opts, data.count); !why.empty())
+    throw std::invalid_argument("the checkpoint " + why);
   TrainResult result;
   result.progress = start;
+  result.progress.seed = opts.seed;
+  result.progress.shuffle = opts.shuffle;
+  result.progress.batch = opts.batch;
+  result.progress.samples = data.count;
   auto print = [&](const std::string& line) {
     if (opts.print) opts.print(line);
   };
@@ -138,31 +162,45 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
   BatchBuffers buf;
   Snapshot good;
   std::string metrics;
+  if (opts.metrics_append && !opts.metrics_path.empty() &&
+      std::filesystem::exists(opts.metrics_path)) {
+    metrics = readFile(opts.metrics_path);
+    if (!metrics.empty() && metrics.back() != '\n') metrics += '\n';
+  }
   const int64_t steps_per_epoch = (data.count + opts.batch - 1) / opts.batch;
 
-  for (int64_t e = 0; e < opts.epochs; ++e) {
+  for (int64_t e = 0; e < opts.epochs && !result.interrupted; ++e) {
     const int64_t epoch = start.epoch + e + 1; // 1-based, continues across --init resumes
     for (int64_t i = 0; i < data.count; ++i) idx[size_t(i)] = i;
     if (opts.shuffle) shuffleIndices(idx, opts.seed, epoch);
+    // A run interrupted mid-epoch resumes at the batch it stopped before, with
+    // that epoch's shuffle and the losses it had summed.
     good.take(engine);
-    TrainProgress at_epoch_start = result.progress;
+    const TrainProgress at_snapshot = result.progress;
 
     auto t0 = Clock::now();
     auto last_draw = t0;
-    double loss_sum = 0;
-    int64_t steps = 0;
-    for (int64_t b = 0; b < data.count; b += opts.batch) {
+    double& loss_sum = result.progress.epoch_loss_sum;
+    int64_t& steps = result.progress.epoch_step;
+    const int64_t first_step = steps;
+    for (int64_t b = steps * opts.batch; b < data.count; b += opts.batch) {
+      if (opts.interrupt && opts.interrupt->load()) {
+        result.interrupted = true;
+        break;
+      }
       int64_t end = std::min(data.count, b + opts.batch);
       gatherBatch(data, idx, b, end, buf);
       int64_t step = result.progress.step + 1;
-      float loss = engine.trainStep(buf.x(), buf.y(), end - b, int32_t(step), int32_t(opts.seed));
+      float loss = engine.trainStep(buf.x(), buf.y(), end - b, step, int32_t(opts.seed));
       if (!std::isfinite(loss)) {
         if (opts.progress_bar) clearProgress();
         std::string kept;
         if (!opts.save_path.empty()) {
           good.restore(engine);
-          saveCheckpoint(opts.save_path, engine, spec, at_epoch_start);
-          kept = fmt::format("; kept the weights from the start of epoch {} in {}", epoch, opts.save_path);
+          saveCheckpoint(opts.save_path, engine, spec, at_snapshot);
+          kept = fmt::format("; kept the weights from {} {} in {}",
+                             at_snapshot.epoch_step ? "step" : "the start of epoch",
+                             at_snapshot.epoch_step ? at_snapshot.step : epoch, opts.save_path);
         }
         throw DivergedError(fmt::format(
             "training diverged: the loss is {} at epoch {}, step {} of {}{} (hint: lower the learning "
@@ -177,24 +215,24 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
         last_draw = Clock::now();
         drawProgress(epoch, start.epoch + opts.epochs, end, data.count, loss_sum / double(steps), secondsSince(t0));
       }
-      if (opts.interrupt && opts.interrupt->load()) {
-        result.interrupted = true;
-        break;
-      }
     }
     double secs = secondsSince(t0);
     if (opts.progress_bar) clearProgress();
     if (result.interrupted) {
-      print(fmt::format("interrupted in epoch {} after {} steps", epoch, steps));
+      print(fmt::format("interrupted in epoch {} after {} of {} steps", epoch, steps,
+                        steps_per_epoch));
       break;
     }
-    result.progress.epoch = epoch;
 
     EpochStats st;
     st.epoch = epoch;
     st.train_loss = steps ? loss_sum / double(steps) : 0;
     st.seconds = secs;
-    st.samples_per_second = secs > 0 ? double(data.count) / secs : 0;
+    const int64_t samples_run = data.count - first_step * opts.batch; // this session's part
+    st.samples_per_second = secs > 0 ? double(samples_run) / secs : 0;
+    result.progress.epoch = epoch;
+    result.progress.epoch_step = 0;
+    result.progress.epoch_loss_sum = 0;
     std::string line = fmt::format("epoch {:>3}  train loss {:.6f}", epoch, st.train_loss);
     if (test) {
       EvalStats ev = evaluate(engine, spec, *test, opts.batch);
@@ -209,6 +247,8 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
     print(line);
     result.epochs.push_back(st);
 
+    // The checkpoint first: a failing metrics write must not cost the epoch.
+    if (!opts.save_path.empty()) saveCheckpoint(opts.save_path, engine, spec, result.progress);
     if (!opts.metrics_path.empty()) {
       nlohmann::json j;
       j["epoch"] = st.epoch;
@@ -218,9 +258,14 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
       j["seconds"] = st.seconds;
       j["samples_per_second"] = st.samples_per_second;
       metrics += j.dump() + "\n";
-      writeFileAtomic(opts.metrics_path, metrics);
+      try {
+        writeFileAtomic(opts.metrics_path, metrics);
+      } catch (const DataError& err) {
+        if (opts.save_path.empty()) throw;
+        throw DataError(fmt::format("{} (the checkpoint {} of epoch {} was saved)", err.what(),
+                                    opts.save_path, epoch));
+      }
     }
-    if (!opts.save_path.empty()) saveCheckpoint(opts.save_path, engine, spec, result.progress);
   }
   if (result.interrupted && !opts.save_path.empty())
     saveCheckpoint(opts.save_path, engine, spec, result.progress);

@@ -31,8 +31,10 @@ struct TrainOptions {
   bool shuffle = true;
   std::string save_path;     ///< "" = no checkpoint
   std::string metrics_path;  ///< "" = no JSONL metrics
+  bool metrics_append = false; ///< keep the lines already in metrics_path (a resumed run)
   bool progress_bar = false; ///< redraw a bar on stderr within each epoch
-  /// Set (by a SIGINT handler) to stop after the current step.
+  /// Set (by a SIGINT or SIGTERM handler) to stop after the current step; the
+  /// checkpoint then records the position inside the epoch.
   const std::atomic<bool>* interrupt = nullptr;
   /// Receives each finished line of output (epoch lines, notes).
   std::function<void(const std::string&)> print;
@@ -53,7 +55,16 @@ struct TrainResult {
   bool interrupted = false;
 };
 
-/// Trains `engine` (already initialised or loaded) from `start`.
+/// Why `start` (a checkpoint of a run interrupted mid-epoch) cannot be resumed
+/// exactly with these options on `samples` samples, as a phrase for
+/// "<checkpoint> ..."; empty when it can (always at an epoch boundary).
+std::string resumeMismatch(const TrainProgress& start, const TrainOptions& opts, int64_t samples);
+
+/// Trains `engine` (already initialised or loaded) from `start`, for
+/// opts.epochs epochs, the first being the rest of an interrupted one if
+/// `start` is mid-epoch. Throws std::invalid_argument if resumeMismatch says
+/// it cannot be resumed; the metrics are written after the checkpoint, so a
+/// failing metrics write keeps the epoch's checkpoint.
 TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, const Dataset* test,
                   const TrainOptions& opts, TrainProgress start);
 

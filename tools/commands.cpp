@@ -183,6 +183,12 @@ int runIr(const CommonArgs& a) {
 int runTrain(const CommonArgs& a) {
   ModelSpec spec = loadModel(a.model);
   applyOverrides(spec, a);
+  // Every output is checked before any work, not after the first epoch.
+  if (!a.save.empty()) {
+    checkWritable(a.save);
+    checkWritable(optimizerStatePath(a.save));
+  }
+  if (!a.metrics.empty()) checkWritable(a.metrics);
   // The JIT compiles on another thread while the data inflates here.
   auto compiling = std::async(std::launch::async,
                               [&, u8 = dataIsImages(spec, a)] { return makeEngine(spec, a, u8); });
@@ -197,10 +203,13 @@ int runTrain(const CommonArgs& a) {
   TrainProgress start;
   if (!a.init.empty()) {
     start = loadCheckpoint(a.init, *engine, spec);
-    fmt::print("loaded {}{}\n", a.init,
-               start.step
-                   ? fmt::format(" (resuming after epoch {}, step {})", start.epoch, start.step)
-                   : "");
+    std::string resuming;
+    if (start.epoch_step)
+      resuming = fmt::format(" (resuming in epoch {} after its step {}, step {})", start.epoch + 1,
+                             start.epoch_step, start.step);
+    else if (start.step)
+      resuming = fmt::format(" (resuming after epoch {}, step {})", start.epoch, start.step);
+    fmt::print("loaded {}{}\n", a.init, resuming);
   } else {
     initParams(*engine, a.seed);
   }
@@ -211,6 +220,9 @@ int runTrain(const CommonArgs& a) {
   o.shuffle = !a.no_shuffle;
   o.save_path = a.save;
   o.metrics_path = a.metrics;
+  o.metrics_append = !a.init.empty();
+  if (std::string why = resumeMismatch(start, o, data.train.count); !why.empty())
+    throw UsageError(fmt::format("{}: {}", a.init, why));
   o.progress_bar = a.tty;
   o.interrupt = a.interrupt;
   o.print = [](const std::string& line) {
@@ -228,7 +240,7 @@ int runEval(const CommonArgs& a) {
   DataSplit data = loadData(spec, a, /*eval_only=*/true);
   const Dataset& d = data.test ? *data.test : data.train;
   auto engine = makeEngine(spec, a, d.is_u8);
-  loadCheckpoint(a.weights, *engine, spec);
+  loadWeights(a.weights, *engine);
   EvalStats s = evaluate(*engine, spec, d, spec.batch);
   std::cout << renderEval(s, d.source, classNames(spec, a));
   return 0;
@@ -242,7 +254,7 @@ int runPredict(const CommonArgs& a) {
     throw UsageError(fmt::format("--index {} is out of range: {} has {}", a.index, d.source,
                                  plural(d.count, "sample")));
   auto engine = makeEngine(spec, a, d.is_u8);
-  loadCheckpoint(a.weights, *engine, spec);
+  loadWeights(a.weights, *engine);
   BatchBuffers buf;
   std::vector<int64_t> idx{a.index};
   gatherBatch(d, idx, 0, 1, buf);

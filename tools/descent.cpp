@@ -27,10 +27,15 @@ namespace {
 
 // The only process-wide state: a signal handler can reach nothing else.
 std::atomic<bool> g_interrupted{false};
+std::atomic<int> g_signal{0};
 
-void onSigint(int) {
-  // A second Ctrl-C kills the process the usual way.
-  if (g_interrupted.exchange(true)) std::_Exit(130);
+// SIGINT (Ctrl-C) and SIGTERM (kill, batch schedulers) both finish the step,
+// save and exit 128 + the signal's number.
+void onInterrupt(int sig) {
+  int none = 0;
+  g_signal.compare_exchange_strong(none, sig); // the first one decides the exit code
+  // A second signal kills the process the usual way.
+  if (g_interrupted.exchange(true)) std::_Exit(128 + sig);
 }
 
 const std::vector<std::string> kCommands = {"check",   "ir",        "train", "eval",
@@ -313,13 +318,17 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  std::signal(SIGINT, onSigint);
+  std::signal(SIGINT, onInterrupt);
+  std::signal(SIGTERM, onInterrupt);
   a.interrupt = &g_interrupted;
   a.tty = isatty(STDERR_FILENO);
   try {
     if (*check) return runCheck(a);
     if (*ir) return runIr(a);
-    if (*trainc) return runTrain(a);
+    if (*trainc) {
+      int rc = runTrain(a); // 130: stopped by a signal
+      return rc == 130 ? 128 + g_signal.load() : rc;
+    }
     if (*evalc) return runEval(a);
     if (*predict) return runPredict(a);
     if (*grad) return runGradcheck(a);

@@ -17,7 +17,7 @@ namespace descent {
 /// params, state, outputs and scratch at the offsets baked into the code; x and
 /// y are the batch; n <= batch is the runtime row count; the partition is
 /// (task, ntasks).
-using KernelFn = void (*)(void* arena, const void* x, const void* y, int64_t n, int32_t step,
+using KernelFn = void (*)(void* arena, const void* x, const void* y, int64_t n, int64_t step,
                           int32_t seed, int32_t task, int32_t ntasks);
 
 /// One graph as the emitter sees it: its schedule with every buffer placed

@@ -74,7 +74,7 @@ private:
   // --- function scaffolding -------------------------------------------------------------------
 
   void emitKernel(const Kernel& k) {
-    Type* params[] = {ptr, ptr, ptr, i64, i32, i32, i32, i32};
+    Type* params[] = {ptr, ptr, ptr, i64, i64, i32, i32, i32};
     auto* fty = llvm::FunctionType::get(Type::getVoidTy(C), params, false);
     F = Function::Create(fty, Function::ExternalLinkage, bg_->prefix + k.name, M);
     F->addFnAttr(llvm::Attribute::NoUnwind);
@@ -320,7 +320,7 @@ private:
     int64_t cols = op->attrs.getInt("cols");
     double p = op->attrs.getDouble("p", 0.5);
     int64_t salt = op->attrs.getInt("salt");
-    LV* k1 = B.CreateOr(B.CreateShl(B.CreateZExt(seedArg, i64), 32), B.CreateZExt(stepArg, i64));
+    LV* k1 = B.CreateAdd(B.CreateShl(B.CreateZExt(seedArg, i64), 32), stepArg);
     LV* h1 = mix(B.CreateXor(k1, c64(int64_t(0x9E3779B97F4A7C15ull))));
     std::vector<Constant*> lanes;
     for (int i = 0; i < W; ++i) lanes.push_back(ConstantInt::get(i64, i));
@@ -471,7 +471,7 @@ private:
         double damp = u->attrs.getDouble("dampening", 0.0);
         LV* blended = B.CreateFAdd(B.CreateFMul(buf, vcf(mom)), B.CreateFMul(g, vcf(1.0 - damp)));
         // torch.optim.SGD: the buffer starts as a copy of the first gradient.
-        LV* first = B.CreateICmpSLE(stepArg, c32(1));
+        LV* first = B.CreateICmpSLE(stepArg, c64(1));
         buf = B.CreateSelect(first, g, blended);
         storeValue(bufv, buf, ctx);
         g = u->attrs.getBool("nesterov") ? B.CreateFAdd(g, B.CreateFMul(buf, vcf(mom))) : buf;

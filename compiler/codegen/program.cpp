@@ -66,19 +66,19 @@ struct Program::Impl {
   std::atomic<int> sleepers{0};
   double compile_ms = 0;
 
-  void writeStepScalars(Entry& e, int32_t step) {
+  void writeStepScalars(Entry& e, int64_t step) {
     // Adam's bias corrections are computed in double on the host, as
     // torch.optim.Adam does in Python, then rounded to float once.
     for (auto [op, off] : e.adam) {
       double b1 = op->attrs.getDouble("beta1", 0.9), b2 = op->attrs.getDouble("beta2", 0.999);
       double lr = op->attrs.getDouble("lr", 0.001);
       float* s = reinterpret_cast<float*>(arena.get() + off);
-      s[0] = float(lr / (1.0 - std::pow(b1, step)));
-      s[1] = float(std::sqrt(1.0 - std::pow(b2, step)));
+      s[0] = float(lr / (1.0 - std::pow(b1, double(step))));
+      s[1] = float(std::sqrt(1.0 - std::pow(b2, double(step))));
     }
   }
 
-  void runKernels(size_t index, const void* x, const void* y, int64_t n, int32_t step, int32_t seed,
+  void runKernels(size_t index, const void* x, const void* y, int64_t n, int64_t step, int32_t seed,
                   std::vector<double>* times) {
     Entry& e = entries[index];
     writeStepScalars(e, step);
@@ -254,7 +254,8 @@ float* Program::state(const std::string& name) { return param(name); }
 
 std::vector<std::string> Program::paramNames() const { return impl_->param_names; }
 
-void Program::run(size_t index, const void* x, const void* y, int64_t n, int32_t step, int32_t seed) {
+void Program::run(size_t index, const void* x, const void* y, int64_t n, int64_t step,
+                  int32_t seed) {
   impl_->runKernels(index, x, y, n, step, seed, nullptr);
 }
 

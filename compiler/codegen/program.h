@@ -54,7 +54,7 @@ public:
   /// Runs entry `index` (order of `graphs`) on n rows, 1 <= n <= its batch.
   /// x is uint8 or float as the graph's %x dtype; y is int32 labels or float
   /// targets [n, N]; step is 1-based; seed feeds Dropout. Read outputs after.
-  void run(size_t index, const void* x, const void* y, int64_t n, int32_t step, int32_t seed = 0);
+  void run(size_t index, const void* x, const void* y, int64_t n, int64_t step, int32_t seed = 0);
   /// A scalar output of the last run of entry `index` ("loss", "correct"); NaN when absent.
   float outputScalar(size_t index, const std::string& name) const;
   /// A tensor output of the last run ("output": [n, classes]); nullptr when absent.

@@ -231,9 +231,12 @@ private:
     }
   }
 
+  /// %step as an integer: exact from inputs.step when given.
+  int64_t stepValue(const Value* v) { return in_.step ? in_.step : int64_t(get(v)[0]); }
+
   void dropoutMask(const Op& op, Buf<T>& out) {
     auto seed = int32_t(get(op.operands[0])[0]);
-    auto step = int32_t(get(op.operands[1])[0]);
+    int64_t step = stepValue(op.operands[1]);
     double p = op.attrs.getDouble("p", 0.5);
     int64_t salt = op.attrs.getInt("salt");
     T scale = T(1) / T(1 - p);
@@ -293,7 +296,7 @@ private:
   void sgd(const Op& op) {
     Buf<T>& w = mut(op.operands[0]);
     const Buf<T>& grad = get(op.operands[1]);
-    auto step = int64_t(get(op.operands[2])[0]);
+    int64_t step = stepValue(op.operands[2]);
     Buf<T>* buf = op.operands.size() > 3 ? &mut(op.operands[3]) : nullptr;
     double lr = op.attrs.getDouble("lr"), momentum = op.attrs.getDouble("momentum");
     double dampening = op.attrs.getDouble("dampening"), wd = op.attrs.getDouble("weight_decay");
@@ -315,7 +318,7 @@ private:
   void adam(const Op& op) {
     Buf<T>& w = mut(op.operands[0]);
     const Buf<T>& grad = get(op.operands[1]);
-    auto step = double(int64_t(get(op.operands[2])[0]));
+    auto step = double(stepValue(op.operands[2]));
     Buf<T>&m = mut(op.operands[3]), &v = mut(op.operands[4]);
     double lr = op.attrs.getDouble("lr"), b1 = op.attrs.getDouble("beta1", 0.9);
     double b2 = op.attrs.getDouble("beta2", 0.999), eps = op.attrs.getDouble("eps", 1e-8);

@@ -26,6 +26,9 @@ template <typename T> struct InterpState {
 /// integral values, %step is 1-based (the optimizer step being taken).
 template <typename T> struct InterpInputs {
   std::map<std::string, std::vector<T>> values;
+  /// When nonzero, the exact value of %step, which a float input holds exactly
+  /// only up to 2^24 (a long run at batch 1 passes that).
+  int64_t step = 0;
 };
 
 /// Sizes `state.states` to the graph's optimizer state and zero-fills it (the

@@ -100,11 +100,11 @@ GradcheckReport gradcheck(const ModelSpec& spec, const GradcheckOptions& opts) {
   InterpInputs<double> in;
   for (const Value* v : fwd->inputs()) {
     std::vector<double> data(size_t(v->type.numel()));
-    if (v->name == "step") data = {1.0};
-    else if (v->name == "seed") data = {double(opts.seed % 1000003)};
-    else if (v->name == spec.target_name && spec.target_kind == TargetKind::Class)
+    if (v->role == InputRole::Step) data = {1.0};
+    else if (v->role == InputRole::Seed) data = {double(opts.seed % 1000003)};
+    else if (v->role == InputRole::Target && spec.target_kind == TargetKind::Class)
       for (double& x : data) x = double(std::min<int64_t>(int64_t(unit(rng) * spec.target_size), spec.target_size - 1));
-    else if (v->name == spec.target_name)
+    else if (v->role == InputRole::Target)
       for (double& x : data) x = 0.05 + 0.9 * unit(rng);
     else
       for (double& x : data) x = unit(rng);

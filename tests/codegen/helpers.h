@@ -80,17 +80,17 @@ inline std::vector<std::vector<float>> randomParams(const Graph& g, uint32_t see
 inline InterpInputs<float> interpInputs(const Graph& g, const Batch& b, int64_t n, bool u8, int32_t step,
                                         int32_t seed) {
   InterpInputs<float> in;
-  const Value* x = g.input("x");
+  const Value* x = g.inputByRole(InputRole::Input);
   int64_t feat = x->type.shape[1];
-  auto& xv = in.values["x"];
+  auto& xv = in.values[x->name];
   for (int64_t i = 0; i < n * feat; ++i) xv.push_back(u8 ? float(b.x_u8[size_t(i)]) : b.x_f32[size_t(i)]);
-  auto& yv = in.values["y"];
-  const Value* y = g.input("y");
+  const Value* y = g.inputByRole(InputRole::Target);
+  auto& yv = in.values[y->name];
   int64_t per = y->type.rank() == 2 ? y->type.shape[1] : 1;
   for (int64_t i = 0; i < n * per; ++i)
     yv.push_back(b.y_class.empty() ? b.y_real[size_t(i)] : float(b.y_class[size_t(i)]));
-  in.values["step"] = {float(step)};
-  if (g.input("seed")) in.values["seed"] = {float(seed)};
+  in.values[g.inputByRole(InputRole::Step)->name] = {float(step)};
+  if (const Value* s = g.inputByRole(InputRole::Seed)) in.values[s->name] = {float(seed)};
   return in;
 }
 

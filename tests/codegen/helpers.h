@@ -5,6 +5,7 @@
 #include "compiler/codegen/program.h"
 #include "compiler/frontend/frontend.h"
 #include "compiler/interp/interpreter.h"
+#include "compiler/ir/param_init.h"
 #include "compiler/passes/train_graph.h"
 #include "tests/common/test_support.h"
 
@@ -62,17 +63,15 @@ inline Batch makeBatch(const ModelSpec& spec, int64_t rows, uint32_t seed) {
   return b;
 }
 
-/// PyTorch-like init: U(-1/sqrt(in), 1/sqrt(in)) for every param, in graph order.
+/// PyTorch's init (ParamInit): U(-1/sqrt(in), 1/sqrt(in)) for every param, in graph order.
 inline std::vector<std::vector<float>> randomParams(const Graph& g, uint32_t seed) {
-  std::mt19937 rng(seed);
+  ParamInit init(seed);
+  std::vector<int64_t> fan_ins = paramFanIns(g);
   std::vector<std::vector<float>> out;
-  for (const Value* p : g.params()) {
-    int64_t fan_in = p->type.rank() == 2 ? p->type.shape[0] : p->type.shape[0];
-    float bound = 1.0f / std::sqrt(float(std::max<int64_t>(fan_in, 1)));
-    std::uniform_real_distribution<float> u(-bound, bound);
-    std::vector<float> v(size_t(p->type.numel()));
-    for (float& f : v) f = u(rng);
-    out.push_back(v);
+  for (size_t k = 0; k < g.params().size(); ++k) {
+    std::vector<float> v(size_t(g.params()[k]->type.numel()));
+    init.fill(v.data(), int64_t(v.size()), fan_ins[k]);
+    out.push_back(std::move(v));
   }
   return out;
 }

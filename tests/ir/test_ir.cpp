@@ -2,6 +2,7 @@
 // verifier errors, shape rules of every layer, the golden forward graph.
 #include "compiler/ir/dot.h"
 #include "compiler/ir/model_builder.h"
+#include "compiler/ir/param_init.h"
 #include "compiler/ir/parser.h"
 #include "compiler/ir/printer.h"
 #include "compiler/ir/verifier.h"
@@ -214,6 +215,27 @@ TEST_CASE("inputs carry their role; internal names step aside for the user's", "
   auto plain = parseGraph("graph @g(%x: f32[2,3], %step: i32[]) {\n}\n", err);
   REQUIRE(plain);
   CHECK(plain->inputByRole(InputRole::Step) == nullptr); // a role is declared, never guessed from a name
+}
+
+TEST_CASE("paramFanIns reads each parameter's fan-in off the graph, not names or order", "[ir][init]") {
+  ModelSpec spec = specWith({linear(6, 4, /*bias=*/false), layer(LayerKind::ReLU), linear(4, 3)}, 6,
+                            LossKind::MSELoss, TargetKind::Real, 3);
+  BuildOptions o;
+  o.batch = 2;
+  auto g = buildForwardGraph(spec, o);
+  CHECK(paramFanIns(*g) == std::vector<int64_t>{6, 4, 4}); // 0.weight, 2.weight, 2.bias
+  // Parsed with the bias listed first and names that say nothing.
+  std::string err;
+  auto p = parseGraph(R"(graph @g(%a: f32[2,5] input)
+    params(%q: f32[3] "p", %r: f32[5,3] "q") {
+  %0 = matmul %a, %r : f32[2,3]
+  %1 = add_bias %0, %q : f32[2,3]
+  return loss=%1
+})",
+                      err);
+  INFO(err);
+  REQUIRE(p);
+  CHECK(paramFanIns(*p) == std::vector<int64_t>{5, 5});
 }
 
 TEST_CASE("attributes print and parse back with their types", "[ir]") {

@@ -9,8 +9,8 @@ namespace descent {
 
 /// Fills every param like nn.Linear.reset_parameters(): weight and bias
 /// ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform with a=sqrt(5) reduces to that
-/// bound). Deterministic for a seed, independent of the engine. Optimizer
-/// state is zeroed.
+/// bound), drawn by ParamInit (compiler/ir/param_init.h). Deterministic for a
+/// seed, independent of the engine. Optimizer state is zeroed.
 void initParams(Engine& engine, uint64_t seed);
 
 } // namespace descent

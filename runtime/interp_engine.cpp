@@ -30,16 +30,16 @@ public:
   float trainStep(const void* x, const void* y, int64_t n, int64_t step, int32_t seed) override {
     const Graph& g = trainGraph(n);
     InterpInputs<float> in = inputs(g, x, y, n);
-    in.values["step"] = {float(step)};
+    in.values[g.inputByRole(InputRole::Step)->name] = {float(step)};
     in.step = step; // exact beyond 2^24, where the float is not
-    if (g.input("seed")) in.values["seed"] = {float(seed)};
+    if (const Value* s = g.inputByRole(InputRole::Seed)) in.values[s->name] = {float(seed)};
     return interpret(g, in, state_)["loss"].at(0);
   }
 
   EvalResult eval(const void* x, const void* y, int64_t n) override {
     const Graph& g = evalGraph(n);
     InterpInputs<float> in = inputs(g, x, y, n);
-    in.values["step"] = {1.0f};
+    in.values[g.inputByRole(InputRole::Step)->name] = {1.0f};
     InterpState<float> es;
     es.params.swap(state_.params);
     auto out = interpret(g, in, es);
@@ -88,11 +88,13 @@ private:
   InterpInputs<float> inputs(const Graph& g, const void* x, const void* y, int64_t n) const {
     InterpInputs<float> in;
     const int64_t f = spec_.input_size;
-    auto& xv = in.values[spec_.input_name];
+    // Keyed by the graph's names for the roles (the user's, unless an internal
+    // name had to step aside).
+    auto& xv = in.values[g.inputByRole(InputRole::Input)->name];
     xv.resize(size_t(n * f));
     for (int64_t i = 0; i < n * f; ++i)
       xv[size_t(i)] = opts_.input_u8 ? float(static_cast<const uint8_t*>(x)[i]) : static_cast<const float*>(x)[i];
-    auto& yv = in.values[spec_.target_name];
+    auto& yv = in.values[g.inputByRole(InputRole::Target)->name];
     if (spec_.target_kind == TargetKind::Class) {
       yv.resize(size_t(n));
       for (int64_t i = 0; i < n; ++i) yv[size_t(i)] = float(static_cast<const int32_t*>(y)[i]);
@@ -100,7 +102,6 @@ private:
       const float* yy = static_cast<const float*>(y);
       yv.assign(yy, yy + n * spec_.target_size);
     }
-    (void)g;
     return in;
   }
 

@@ -6,6 +6,7 @@
 #include "compiler/codegen/program.h"
 #include "compiler/frontend/frontend.h"
 #include "compiler/frontend/summary.h"
+#include "compiler/ir/param_init.h"
 #include "compiler/passes/train_graph.h"
 #include "runtime/atomic_file.h"
 #include "tools/commands.h"
@@ -33,8 +34,7 @@ int runBench(const CommonArgs& a) {
   ModelSpec spec = loadModel(a.model);
   if (a.batch) spec.batch = a.batch;
   const int64_t B = spec.batch;
-  const bool u8 =
-      spec.input_size == 784 && spec.target_kind == TargetKind::Class && spec.target_size == 10;
+  const bool u8 = spec.fitsDefaultData();
   const int threads =
       a.threads ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
 
@@ -74,13 +74,10 @@ int runBench(const CommonArgs& a) {
   const void* x = u8 ? (const void*)xu.data() : (const void*)xf.data();
   const void* y =
       spec.target_kind == TargetKind::Class ? (const void*)yl.data() : (const void*)yr.data();
-  for (const Value* p : train->params()) {
-    float* d = prog->param(p->external_name);
-    double bound = 1.0 / std::sqrt(double(p->type.shape[0]));
-    std::uniform_real_distribution<double> u(-bound, bound);
-    for (int64_t i = 0; i < p->type.numel(); ++i)
-      d[i] = float(u(rng));
-  }
+  ParamInit init(1);
+  std::vector<int64_t> fan_ins = paramFanIns(*train);
+  for (size_t k = 0; k < train->params().size(); ++k)
+    init.fill(prog->param(train->params()[k]->external_name), train->params()[k]->type.numel(), fan_ins[k]);
 
   // Steady state: warm up, then time batches of steps; report the median.
   int64_t steps = a.steps ? a.steps : 2000;

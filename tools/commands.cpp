@@ -48,11 +48,6 @@ void applyOverrides(ModelSpec& spec, const CommonArgs& a) {
   if (a.lr > 0) spec.optimizer.lr = a.lr;
 }
 
-/// The default dataset (Fashion-MNIST) fits models with 784 inputs and 10 classes.
-bool fitsDefaultData(const ModelSpec& spec) {
-  return spec.input_size == 784 && spec.target_kind == TargetKind::Class && spec.target_size == 10;
-}
-
 bool endsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -86,7 +81,7 @@ Dataset loadCsvFor(const ModelSpec& spec, const std::string& path) {
 /// --data, or the default dataset when the model fits it.
 std::string dataPath(const ModelSpec& spec, const CommonArgs& a) {
   if (!a.data.empty()) return a.data;
-  if (!fitsDefaultData(spec))
+  if (!spec.fitsDefaultData())
     throw UsageError(
         fmt::format("{} does not fit the default dataset (Fashion-MNIST: input f32[784], "
                     "target class[10]); give --data DIR|FILE.csv",
@@ -165,7 +160,7 @@ int runIr(const CommonArgs& a) {
   }
   ModelSpec spec = loadModel(a.model);
   applyOverrides(spec, a);
-  bool u8 = fitsDefaultData(spec);
+  bool u8 = spec.fitsDefaultData();
   if (a.stage == "graph" || a.stage == "train") {
     BuildOptions o;
     o.batch = spec.batch;

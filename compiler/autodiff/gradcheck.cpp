@@ -3,6 +3,7 @@
 #include "compiler/autodiff/gradcheck.h"
 
 #include "compiler/ir/model_builder.h"
+#include "compiler/ir/param_init.h"
 #include "compiler/passes/train_graph.h"
 
 #include <algorithm>
@@ -83,28 +84,24 @@ GradcheckReport gradcheck(const ModelSpec& spec, const GradcheckOptions& opts) {
   std::mt19937_64 rng(opts.seed);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
 
+  // PyTorch's bounds U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from the stream the
+  // inputs below share (not ParamInit's: the checked points stay the same).
   std::vector<std::vector<double>> params;
-  for (const Value* p : fwd->params()) {
-    // Fan-in: rows of the weight [in, out]; a bias shares its layer's fan-in.
-    int64_t fan_in = 1;
-    for (const Value* q : fwd->params())
-      if (q->type.rank() == 2 && q->type.shape[1] == p->type.shape.back() &&
-          q->external_name.substr(0, q->external_name.find('.')) ==
-              p->external_name.substr(0, p->external_name.find('.')))
-        fan_in = q->type.shape[0];
-    double bound = 1.0 / std::sqrt(double(fan_in));
-    std::vector<double> w(size_t(p->type.numel()));
+  std::vector<int64_t> fan_ins = paramFanIns(*fwd);
+  for (size_t k = 0; k < fwd->params().size(); ++k) {
+    double bound = 1.0 / std::sqrt(double(fan_ins[k]));
+    std::vector<double> w(size_t(fwd->params()[k]->type.numel()));
     for (double& x : w) x = (2 * unit(rng) - 1) * bound;
     params.push_back(std::move(w));
   }
   InterpInputs<double> in;
   for (const Value* v : fwd->inputs()) {
     std::vector<double> data(size_t(v->type.numel()));
-    if (v->name == "step") data = {1.0};
-    else if (v->name == "seed") data = {double(opts.seed % 1000003)};
-    else if (v->name == spec.target_name && spec.target_kind == TargetKind::Class)
+    if (v->role == InputRole::Step) data = {1.0};
+    else if (v->role == InputRole::Seed) data = {double(opts.seed % 1000003)};
+    else if (v->role == InputRole::Target && spec.target_kind == TargetKind::Class)
       for (double& x : data) x = double(std::min<int64_t>(int64_t(unit(rng) * spec.target_size), spec.target_size - 1));
-    else if (v->name == spec.target_name)
+    else if (v->role == InputRole::Target)
       for (double& x : data) x = 0.05 + 0.9 * unit(rng);
     else
       for (double& x : data) x = unit(rng);

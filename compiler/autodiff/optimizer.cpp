@@ -66,8 +66,8 @@ void placeUpdates(Graph& g) {
 
 void addOptimizerUpdates(Graph& g, const OptimizerSpec& opt,
                          const std::vector<std::pair<Value*, Value*>>& grads) {
-  Value* step = g.input("step");
-  if (!step) throw std::logic_error("optimizer: the graph has no %step input");
+  Value* step = g.inputByRole(InputRole::Step);
+  if (!step) throw std::logic_error("optimizer: the graph has no input with the role 'step'");
   for (const auto& [w, dw] : grads) {
     if (!dw) continue;
     std::string ext = w->external_name;

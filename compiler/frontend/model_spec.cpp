@@ -47,4 +47,8 @@ int64_t ModelSpec::parameterCount() const {
   return total;
 }
 
+bool ModelSpec::fitsDefaultData() const {
+  return input_size == 784 && target_kind == TargetKind::Class && target_size == 10;
+}
+
 } // namespace descent

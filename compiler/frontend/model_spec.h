@@ -80,6 +80,10 @@ struct ModelSpec {
   int64_t outputSize() const;
   /// Number of trainable scalars (weights and biases).
   int64_t parameterCount() const;
+  /// The one place of the rule "784 features and 10 classes": the model fits
+  /// the default dataset (Fashion-MNIST, 28x28 images in 10 classes), whose
+  /// samples arrive as uint8 pixels (the graph's input is then u8).
+  bool fitsDefaultData() const;
 };
 
 } // namespace descent

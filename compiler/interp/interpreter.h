@@ -21,9 +21,10 @@ template <typename T> struct InterpState {
   std::vector<std::vector<T>> states;
 };
 
-/// The batch: one vector per graph input, keyed by the input's name ("x", "y",
-/// "step", "seed"). u8 pixels are given as the values 0..255, labels as
-/// integral values, %step is 1-based (the optimizer step being taken).
+/// The batch: one vector per graph input, keyed by the input's name (the
+/// user's, like "x" or "img"; find them with Graph::inputByRole). u8 pixels
+/// are given as the values 0..255, labels as integral values, %step is 1-based
+/// (the optimizer step being taken).
 template <typename T> struct InterpInputs {
   std::map<std::string, std::vector<T>> values;
   /// When nonzero, the exact value of %step, which a float input holds exactly

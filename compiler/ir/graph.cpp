@@ -63,21 +63,47 @@ Value* Graph::newValue(std::string name, TensorType type, ValueKind kind) {
   return values_.back().get();
 }
 
-Value* Graph::addInput(const std::string& name, TensorType type) {
-  Value* v = newValue(name, std::move(type), ValueKind::Input);
+const char* inputRoleName(InputRole role) {
+  switch (role) {
+  case InputRole::None: return "";
+  case InputRole::Input: return "input";
+  case InputRole::Target: return "target";
+  case InputRole::Step: return "step";
+  case InputRole::Seed: return "seed";
+  }
+  return "";
+}
+
+std::optional<InputRole> parseInputRole(const std::string& word) {
+  for (InputRole r : {InputRole::Input, InputRole::Target, InputRole::Step, InputRole::Seed})
+    if (word == inputRoleName(r)) return r;
+  return std::nullopt;
+}
+
+std::string Graph::uniqueName(const std::string& base) const {
+  if (!findValue(base)) return base;
+  for (int i = 1;; ++i) {
+    std::string n = fmt::format("{}.{}", base, i);
+    if (!findValue(n)) return n;
+  }
+}
+
+Value* Graph::addInput(const std::string& name, TensorType type, InputRole role) {
+  Value* v = newValue(uniqueName(name), std::move(type), ValueKind::Input);
+  v->role = role;
   inputs_.push_back(v);
   return v;
 }
 
 Value* Graph::addParam(const std::string& name, TensorType type, const std::string& external) {
-  Value* v = newValue(name, std::move(type), ValueKind::Param);
+  Value* v = newValue(uniqueName(name), std::move(type), ValueKind::Param);
   v->external_name = external;
   params_.push_back(v);
   return v;
 }
 
 Value* Graph::addState(const std::string& name, TensorType type, const std::string& external) {
-  Value* v = newValue(name, std::move(type), ValueKind::State);
+  Value* v = newValue(uniqueName(name), std::move(type), ValueKind::State);
   v->external_name = external;
   states_.push_back(v);
   return v;
@@ -147,6 +173,12 @@ Value* Graph::input(const std::string& name) const {
   return nullptr;
 }
 
+Value* Graph::inputByRole(InputRole role) const {
+  for (Value* v : inputs_)
+    if (v->role == role) return v;
+  return nullptr;
+}
+
 Value* Graph::paramByExternalName(const std::string& external) const {
   for (Value* v : params_)
     if (v->external_name == external) return v;
@@ -169,7 +201,7 @@ std::unique_ptr<Graph> cloneGraph(const Graph& g) {
     nv->id = v->id;
     map[v] = nv;
   };
-  for (Value* v : g.inputs()) copyValue(out->addInput(v->name, v->type), v);
+  for (Value* v : g.inputs()) copyValue(out->addInput(v->name, v->type, v->role), v);
   for (Value* v : g.params()) copyValue(out->addParam(v->name, v->type, v->external_name), v);
   for (Value* v : g.states()) copyValue(out->addState(v->name, v->type, v->external_name), v);
   int max_id = 0;

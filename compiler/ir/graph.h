@@ -56,6 +56,21 @@ enum class ValueKind {
   Result ///< the result of an op
 };
 
+/// What a graph input is for. Later stages find inputs by role, never by name:
+/// the names are the user's (`input img: f32[784]` gives %img).
+enum class InputRole {
+  None,   ///< an input of a hand-written graph with no declared role
+  Input,  ///< the model's input batch
+  Target, ///< the labels or regression targets
+  Step,   ///< the 1-based optimizer step counter (i32[])
+  Seed    ///< the dropout seed (i32[])
+};
+
+/// The role's keyword in the IR text ("input", "target", "step", "seed"); "" for None.
+const char* inputRoleName(InputRole role);
+/// The role a keyword names, or nullopt.
+std::optional<InputRole> parseInputRole(const std::string& word);
+
 /// An SSA value. Params and state live across steps; results live within one.
 struct Value {
   int id = 0;          ///< unique within the graph, stable under passes
@@ -66,6 +81,8 @@ struct Value {
   /// Params: the PyTorch state_dict name ("0.weight"). State: the param's name
   /// plus the state's name ("0.weight.momentum_buffer").
   std::string external_name;
+  /// Inputs: what the input is for.
+  InputRole role = InputRole::None;
 };
 
 /// One operation. Update ops have no result.
@@ -111,7 +128,10 @@ public:
   const std::string& file() const { return file_; }
   void setFile(std::string f) { file_ = std::move(f); }
 
-  Value* addInput(const std::string& name, TensorType type);
+  /// Adds a graph argument. Inputs, params and state named like an existing
+  /// value get a fresh suffix (uniqueName), so that internal names such as
+  /// %step or %w0 never collide with the user's input and target names.
+  Value* addInput(const std::string& name, TensorType type, InputRole role = InputRole::None);
   Value* addParam(const std::string& name, TensorType type, const std::string& external);
   Value* addState(const std::string& name, TensorType type, const std::string& external);
 
@@ -136,6 +156,8 @@ public:
 
   Value* findValue(const std::string& name) const;
   Value* input(const std::string& name) const;
+  /// The input with `role`, or nullptr.
+  Value* inputByRole(InputRole role) const;
   Value* paramByExternalName(const std::string& external) const;
 
   /// Replaces every use of `from` (operands and outputs) with `to`.
@@ -146,6 +168,9 @@ public:
   }
   /// Gives the next free value name ("%0", "%1", ...).
   std::string freshName();
+  /// `base` if no value has that name, else the first free "base.1", "base.2", ...
+  /// (the user's identifiers never contain '.').
+  std::string uniqueName(const std::string& base) const;
   /// Makes new values get ids >= `min_next` (used by cloning).
   void reserveIds(int min_next) { next_id_ = std::max(next_id_, min_next); }
 

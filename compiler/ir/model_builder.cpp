@@ -12,13 +12,17 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
   bool has_dropout = false;
   for (const Layer& l : spec.layers) has_dropout |= l.kind == LayerKind::Dropout;
 
+  // The user's names come first; internal values named like one of them get a
+  // suffix (Graph::uniqueName), and later stages find inputs by role.
   Value* x = g->addInput(spec.input_name,
-                         TensorType{opts.input_u8 ? DType::U8 : DType::F32, {B, spec.input_size}});
+                         TensorType{opts.input_u8 ? DType::U8 : DType::F32, {B, spec.input_size}},
+                         InputRole::Input);
   Value* y = spec.target_kind == TargetKind::Class
-                 ? g->addInput(spec.target_name, i32({B}))
-                 : g->addInput(spec.target_name, f32({B, spec.target_size}));
-  Value* step = g->addInput("step", i32({}));
-  Value* seed = (has_dropout && opts.training) ? g->addInput("seed", i32({})) : nullptr;
+                 ? g->addInput(spec.target_name, i32({B}), InputRole::Target)
+                 : g->addInput(spec.target_name, f32({B, spec.target_size}), InputRole::Target);
+  Value* step = g->addInput("step", i32({}), InputRole::Step);
+  Value* seed =
+      (has_dropout && opts.training) ? g->addInput("seed", i32({}), InputRole::Seed) : nullptr;
   (void)step;
 
   // Params first, in state_dict order, so the printed header lists them all.
@@ -81,26 +85,26 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
   SourceLoc lloc = spec.loss.loc;
   Value* loss = nullptr;
   switch (spec.loss.kind) {
-  case LossKind::NLLLoss: loss = g->add(OpKind::NllLoss, {h, y}, red, lloc, nullptr, "loss"); break;
+  case LossKind::NLLLoss: loss = g->add(OpKind::NllLoss, {h, y}, red, lloc, nullptr, g->uniqueName("loss")); break;
   case LossKind::CrossEntropyLoss: {
     // CrossEntropyLoss is log_softmax followed by nll_loss, exactly as PyTorch defines it.
     Attrs d;
     d.set("dim", int64_t(1));
     Value* lp = g->add(OpKind::LogSoftmax, {h}, d, lloc);
-    loss = g->add(OpKind::NllLoss, {lp, y}, red, lloc, nullptr, "loss");
+    loss = g->add(OpKind::NllLoss, {lp, y}, red, lloc, nullptr, g->uniqueName("loss"));
     break;
   }
-  case LossKind::MSELoss: loss = g->add(OpKind::MseLoss, {h, y}, red, lloc, nullptr, "loss"); break;
-  case LossKind::BCELoss: loss = g->add(OpKind::BceLoss, {h, y}, red, lloc, nullptr, "loss"); break;
+  case LossKind::MSELoss: loss = g->add(OpKind::MseLoss, {h, y}, red, lloc, nullptr, g->uniqueName("loss")); break;
+  case LossKind::BCELoss: loss = g->add(OpKind::BceLoss, {h, y}, red, lloc, nullptr, g->uniqueName("loss")); break;
   case LossKind::BCEWithLogitsLoss:
-    loss = g->add(OpKind::BceWithLogits, {h, y}, red, lloc, nullptr, "loss");
+    loss = g->add(OpKind::BceWithLogits, {h, y}, red, lloc, nullptr, g->uniqueName("loss"));
     break;
   }
   g->setOutput("loss", loss);
   if (opts.eval_outputs) {
     g->setOutput("output", output);
     if (spec.target_kind == TargetKind::Class)
-      g->setOutput("correct", g->add(OpKind::CountCorrect, {output, y}, {}, lloc, nullptr, "correct"));
+      g->setOutput("correct", g->add(OpKind::CountCorrect, {output, y}, {}, lloc, nullptr, g->uniqueName("correct")));
   }
   return g;
 }

@@ -31,7 +31,16 @@ public:
       do {
         auto [name, type] = arg();
         if (g_->findValue(name)) fail(fmt::format("%{} defined twice", name));
-        g_->addInput(name, type);
+        InputRole role = InputRole::None;
+        if (!peekChar(',') && !peekChar(')')) {
+          size_t at = mark();
+          std::string word = ident();
+          auto r = parseInputRole(word);
+          if (!r) failAt(at, fmt::format("unknown input role '{}' (expected input, target, step or seed)", word));
+          if (g_->inputByRole(*r)) failAt(at, fmt::format("two inputs have the role '{}'", word));
+          role = *r;
+        }
+        g_->addInput(name, type, role);
       } while (acceptChar(','));
     }
     expectChar(')');

@@ -19,6 +19,7 @@ std::string quote(const std::string& s) {
 std::string printArg(const Value* v, bool with_external) {
   std::string s = fmt::format("%{}: {}", v->name, v->type.str());
   if (with_external) s += " " + quote(v->external_name);
+  if (v->role != InputRole::None) s += std::string(" ") + inputRoleName(v->role);
   return s;
 }
 

@@ -16,6 +16,17 @@ std::string verifyGraph(const Graph& g) {
   std::unordered_set<const Value*> defined(g.inputs().begin(), g.inputs().end());
   defined.insert(g.params().begin(), g.params().end());
   defined.insert(g.states().begin(), g.states().end());
+  // Later stages find inputs by role: each role names at most one input, and
+  // the step counter and seed are i32 scalars.
+  std::unordered_set<int> roles;
+  for (const Value* v : g.inputs()) {
+    if (v->role == InputRole::None) continue;
+    if (!roles.insert(int(v->role)).second)
+      report(nullptr, fmt::format("two inputs have the role '{}'", inputRoleName(v->role)));
+    if ((v->role == InputRole::Step || v->role == InputRole::Seed) && v->type != i32({}))
+      report(nullptr, fmt::format("input %{} with the role '{}' must be i32[], not {}", v->name,
+                                  inputRoleName(v->role), v->type.str()));
+  }
   std::unordered_set<const Value*> updated;
   std::unordered_set<const Value*> states_used;
   for (const auto& op : g.ops()) {

@@ -64,8 +64,8 @@ public:
 
   void run() {
     kg_.graph = &g_;
-    kg_.x = g_.input("x");
-    kg_.y = g_.input("y");
+    kg_.x = g_.inputByRole(InputRole::Input);
+    kg_.y = g_.inputByRole(InputRole::Target);
     kg_.batch = kg_.x ? kg_.x->type.shape[0] : 0;
     for (size_t i = 0; i < g_.ops().size(); ++i) {
       const Op* op = g_.ops()[i].get();

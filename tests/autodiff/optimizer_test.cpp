@@ -16,7 +16,7 @@ using namespace descent::testsupport;
 namespace {
 
 // loss = sum((w - t)^2): the gradient is 2(w - t), computed here independently.
-const char* kGraph = R"(graph @t(%t: f32[2,3], %step: i32[]) params(%w: f32[2,3] "0.weight") {
+const char* kGraph = R"(graph @t(%t: f32[2,3], %step: i32[] step) params(%w: f32[2,3] "0.weight") {
   %loss = mse_loss %w, %t {reduction="sum"} : f32[]
   return loss=%loss
 })";
@@ -152,7 +152,7 @@ TEST_CASE("Adam over 20 steps: defaults, betas, eps, weight decay (bias correcti
 
 TEST_CASE("updates are placed after the last read of their param", "[optimizer]") {
   // %w is read by the forward matmul and by dX (matmul dY, w^T) of the second layer.
-  auto g = parseIr(R"(graph @t(%x: f32[2,3], %t: f32[2,2], %step: i32[]) params(%w0: f32[3,3] "0.weight", %w: f32[3,2] "1.weight") {
+  auto g = parseIr(R"(graph @t(%x: f32[2,3], %t: f32[2,2], %step: i32[] step) params(%w0: f32[3,3] "0.weight", %w: f32[3,2] "1.weight") {
   %0 = matmul %x, %w0 : f32[2,3]
   %1 = matmul %0, %w : f32[2,2]
   %loss = mse_loss %1, %t {reduction="mean"} : f32[]

@@ -298,3 +298,79 @@ TEST_CASE("the demo: the notebook model learns Fashion-MNIST (the default datase
   CHECK(p.code == 0);
   CHECK(p.out.find("true class Ankle boot") != std::string::npos);
 }
+
+TEST_CASE("names are the user's: renamed inputs and targets work through every command and engine", "[cli][names]") {
+  // Issue 11, item 6: later stages found the input as %x, the target as %y and
+  // the step counter as %step by name. The same network under other names
+  // (and under the internal names themselves) must train to the same numbers.
+  ScratchDir tmp;
+  writeSmallIdx(tmp.path.string(), 300);
+  const std::string body = "model = Sequential(\n    Linear(784, 32), ReLU(), Dropout(0.2),\n"
+                           "    Linear(32, 10), LogSoftmax(dim=1),\n)\n"
+                           "loss = NLLLoss()\noptimizer = SGD(lr=0.01, momentum=0.9)\n"
+                           "transform = Normalize(0.5, 0.5)\nbatch = 64\n";
+  struct Named {
+    const char *file, *input, *target;
+  } models[] = {{"plain.nn", "x", "y"},
+                {"renamed.nn", "img", "label"},
+                {"internal.nn", "step", "seed"}, // the step counter and dropout seed's names
+                {"swapped.nn", "y", "x"},
+                {"clash.nn", "loss", "w0"}}; // a result's and a parameter's names
+  for (const Named& m : models) {
+    std::ofstream f(tmp / m.file);
+    f << "input " << m.input << ": f32[784]\ntarget " << m.target << ": class[10]\n" << body;
+  }
+  for (const char* engine : kEngines) {
+    std::vector<nlohmann::json> reference;
+    for (const Named& m : models) {
+      INFO(m.file << " " << engine);
+      const std::string model = tmp / m.file, weights = tmp / (std::string(m.file) + ".safetensors");
+      RunResult r = runDescent(fmt::format("train {} --data {} --epochs 2 --seed 5 --engine {} --metrics {} --save {}",
+                                           model, tmp.path.string(), engine, tmp / "m.jsonl", weights));
+      INFO(r.err);
+      REQUIRE(r.code == 0);
+      auto rows = readJsonl(tmp / "m.jsonl");
+      REQUIRE(rows.size() == 2);
+      if (reference.empty()) reference = rows;
+      for (size_t e = 0; e < 2; ++e)
+        for (const char* key : {"train_loss", "test_loss", "test_accuracy"})
+          CHECK(rows[e][key] == reference[e][key]);
+      // The tensors, not the header: its metadata names the model file.
+      auto tensors = [](const std::string& path) {
+        std::string s = readText(path);
+        REQUIRE(s.size() >= 8);
+        uint64_t header = 0;
+        for (int i = 7; i >= 0; --i) header = header << 8 | uint8_t(s[size_t(i)]);
+        REQUIRE(s.size() >= 8 + header);
+        return s.substr(8 + header);
+      };
+      CHECK(tensors(weights) == tensors(tmp / "plain.nn.safetensors"));
+      RunResult ev = runDescent(fmt::format("eval {} --data {} --weights {} --engine {}", model, tmp.path.string(),
+                                            weights, engine));
+      INFO(ev.err);
+      CHECK(ev.code == 0);
+      CHECK(ev.out.find("accuracy") != std::string::npos);
+      RunResult pr = runDescent(fmt::format("predict {} --data {} --weights {} --engine {}", model,
+                                            tmp.path.string(), weights, engine));
+      INFO(pr.err);
+      CHECK(pr.code == 0);
+      CHECK(pr.out.find("predicted") != std::string::npos);
+    }
+  }
+  for (const Named& m : models) {
+    INFO(m.file);
+    const std::string model = tmp / m.file;
+    for (const char* stage : {"ast", "graph", "train", "kernels", "llvm", "asm"}) {
+      RunResult r = runDescent(fmt::format("ir {} --stage {}", model, stage));
+      INFO(stage << "\n" << r.err);
+      CHECK(r.code == 0);
+    }
+    RunResult g = runDescent(fmt::format("ir {} --stage graph", model));
+    CHECK(g.out.find(fmt::format("(%{}: u8[64,784] input, %{}: i32[64] target, ", m.input, m.target)) !=
+          std::string::npos);
+    RunResult gc = runDescent(fmt::format("gradcheck {}", model));
+    INFO(gc.out << gc.err);
+    CHECK(gc.code == 0);
+    CHECK(gc.out.find("max relative error: ") != std::string::npos);
+  }
+}

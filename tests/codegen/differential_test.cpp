@@ -31,7 +31,7 @@ struct TrainCase {
 /// and every param and state after each step.
 void checkTrain(const std::string& path, const TrainCase& tc, const std::string& source = "") {
   ModelSpec spec = source.empty() ? loadModel(path) : specFromText(path, source);
-  bool u8 = spec.input_size == 784; // image models read pixels
+  bool u8 = spec.fitsDefaultData(); // image models read pixels
   BuildOptions opts;
   opts.batch = tc.batch;
   opts.input_u8 = u8;

@@ -5,6 +5,7 @@
 #include "compiler/codegen/program.h"
 #include "compiler/frontend/frontend.h"
 #include "compiler/interp/interpreter.h"
+#include "compiler/ir/param_init.h"
 #include "compiler/passes/train_graph.h"
 #include "tests/common/test_support.h"
 
@@ -62,17 +63,15 @@ inline Batch makeBatch(const ModelSpec& spec, int64_t rows, uint32_t seed) {
   return b;
 }
 
-/// PyTorch-like init: U(-1/sqrt(in), 1/sqrt(in)) for every param, in graph order.
+/// PyTorch's init (ParamInit): U(-1/sqrt(in), 1/sqrt(in)) for every param, in graph order.
 inline std::vector<std::vector<float>> randomParams(const Graph& g, uint32_t seed) {
-  std::mt19937 rng(seed);
+  ParamInit init(seed);
+  std::vector<int64_t> fan_ins = paramFanIns(g);
   std::vector<std::vector<float>> out;
-  for (const Value* p : g.params()) {
-    int64_t fan_in = p->type.rank() == 2 ? p->type.shape[0] : p->type.shape[0];
-    float bound = 1.0f / std::sqrt(float(std::max<int64_t>(fan_in, 1)));
-    std::uniform_real_distribution<float> u(-bound, bound);
-    std::vector<float> v(size_t(p->type.numel()));
-    for (float& f : v) f = u(rng);
-    out.push_back(v);
+  for (size_t k = 0; k < g.params().size(); ++k) {
+    std::vector<float> v(size_t(g.params()[k]->type.numel()));
+    init.fill(v.data(), int64_t(v.size()), fan_ins[k]);
+    out.push_back(std::move(v));
   }
   return out;
 }
@@ -80,17 +79,17 @@ inline std::vector<std::vector<float>> randomParams(const Graph& g, uint32_t see
 inline InterpInputs<float> interpInputs(const Graph& g, const Batch& b, int64_t n, bool u8, int32_t step,
                                         int32_t seed) {
   InterpInputs<float> in;
-  const Value* x = g.input("x");
+  const Value* x = g.inputByRole(InputRole::Input);
   int64_t feat = x->type.shape[1];
-  auto& xv = in.values["x"];
+  auto& xv = in.values[x->name];
   for (int64_t i = 0; i < n * feat; ++i) xv.push_back(u8 ? float(b.x_u8[size_t(i)]) : b.x_f32[size_t(i)]);
-  auto& yv = in.values["y"];
-  const Value* y = g.input("y");
+  const Value* y = g.inputByRole(InputRole::Target);
+  auto& yv = in.values[y->name];
   int64_t per = y->type.rank() == 2 ? y->type.shape[1] : 1;
   for (int64_t i = 0; i < n * per; ++i)
     yv.push_back(b.y_class.empty() ? b.y_real[size_t(i)] : float(b.y_class[size_t(i)]));
-  in.values["step"] = {float(step)};
-  if (g.input("seed")) in.values["seed"] = {float(seed)};
+  in.values[g.inputByRole(InputRole::Step)->name] = {float(step)};
+  if (const Value* s = g.inputByRole(InputRole::Seed)) in.values[s->name] = {float(seed)};
   return in;
 }
 

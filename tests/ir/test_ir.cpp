@@ -2,12 +2,14 @@
 // verifier errors, shape rules of every layer, the golden forward graph.
 #include "compiler/ir/dot.h"
 #include "compiler/ir/model_builder.h"
+#include "compiler/ir/param_init.h"
 #include "compiler/ir/parser.h"
 #include "compiler/ir/printer.h"
 #include "compiler/ir/verifier.h"
 #include "tests/common/test_support.h"
 
 #include <catch2/catch.hpp>
+#include <set>
 
 using namespace descent;
 using descent::testsupport::loadRepoModel;
@@ -162,6 +164,78 @@ TEST_CASE("the verifier rejects reads after an update and state misuse", "[ir]")
 })";
   CHECK_FALSE(parseGraph(text2, err));
   CHECK(err.find("optimizer state %m read outside an update") != std::string::npos);
+}
+
+TEST_CASE("inputs carry their role; internal names step aside for the user's", "[ir][names]") {
+  // Issue 11, item 6: an input named like the step counter, the seed, a
+  // parameter or the loss keeps its name; the internal value gets a suffix.
+  ModelSpec spec = specWith({linear(6, 4), layer(LayerKind::Dropout), layer(LayerKind::LogSoftmax)}, 6,
+                            LossKind::NLLLoss, TargetKind::Class, 4);
+  spec.layers[1].p = 0.5;
+  for (auto [input, target] : {std::pair{"step", "seed"}, std::pair{"w0", "loss"}, std::pair{"img", "label"}}) {
+    spec.input_name = input;
+    spec.target_name = target;
+    BuildOptions o;
+    o.batch = 5;
+    o.training = true;
+    auto g = buildForwardGraph(spec, o);
+    INFO(input << " " << target << "\n" << printGraph(*g));
+    CHECK(g->inputByRole(InputRole::Input)->name == input);
+    CHECK(g->inputByRole(InputRole::Target)->name == target);
+    CHECK(g->inputByRole(InputRole::Step)->type == i32({}));
+    REQUIRE(g->inputByRole(InputRole::Seed));
+    std::set<std::string> names;
+    for (const Value* v : g->inputs()) CHECK(names.insert(v->name).second);
+    for (const Value* v : g->params()) CHECK(names.insert(v->name).second);
+    CHECK(names.insert(g->output("loss")->name).second);
+    CHECK(verifyGraph(*g) == "");
+    CHECK(roundTrip(*g) == printGraph(*g));
+    std::string err;
+    auto g2 = parseGraph(printGraph(*g), err);
+    REQUIRE(g2);
+    for (InputRole r : {InputRole::Input, InputRole::Target, InputRole::Step, InputRole::Seed})
+      CHECK(g2->inputByRole(r)->name == g->inputByRole(r)->name);
+  }
+  spec.input_name = "step";
+  spec.target_name = "seed";
+  BuildOptions o;
+  o.batch = 5;
+  o.training = true;
+  CHECK(printGraph(*buildForwardGraph(spec, o)).rfind(
+            "graph @t(%step: f32[5,6] input, %seed: i32[5] target, %step.1: i32[] step, %seed.1: i32[] seed)", 0) ==
+        0);
+
+  std::string err;
+  CHECK_FALSE(parseGraph("graph @g(%x: f32[2,3] inptu) {\n}\n", err));
+  CHECK(err == "1:23: unknown input role 'inptu' (expected input, target, step or seed)");
+  CHECK_FALSE(parseGraph("graph @g(%x: f32[2,3] input, %z: f32[2,3] input) {\n}\n", err));
+  CHECK(err == "1:43: two inputs have the role 'input'");
+  CHECK_FALSE(parseGraph("graph @g(%s: f32[2] step) {\n}\n", err));
+  CHECK(err.find("input %s with the role 'step' must be i32[], not f32[2]") != std::string::npos);
+  auto plain = parseGraph("graph @g(%x: f32[2,3], %step: i32[]) {\n}\n", err);
+  REQUIRE(plain);
+  CHECK(plain->inputByRole(InputRole::Step) == nullptr); // a role is declared, never guessed from a name
+}
+
+TEST_CASE("paramFanIns reads each parameter's fan-in off the graph, not names or order", "[ir][init]") {
+  ModelSpec spec = specWith({linear(6, 4, /*bias=*/false), layer(LayerKind::ReLU), linear(4, 3)}, 6,
+                            LossKind::MSELoss, TargetKind::Real, 3);
+  BuildOptions o;
+  o.batch = 2;
+  auto g = buildForwardGraph(spec, o);
+  CHECK(paramFanIns(*g) == std::vector<int64_t>{6, 4, 4}); // 0.weight, 2.weight, 2.bias
+  // Parsed with the bias listed first and names that say nothing.
+  std::string err;
+  auto p = parseGraph(R"(graph @g(%a: f32[2,5] input)
+    params(%q: f32[3] "p", %r: f32[5,3] "q") {
+  %0 = matmul %a, %r : f32[2,3]
+  %1 = add_bias %0, %q : f32[2,3]
+  return loss=%1
+})",
+                      err);
+  INFO(err);
+  REQUIRE(p);
+  CHECK(paramFanIns(*p) == std::vector<int64_t>{5, 5});
 }
 
 TEST_CASE("attributes print and parse back with their types", "[ir]") {

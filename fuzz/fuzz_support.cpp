@@ -61,6 +61,8 @@ std::string writeScratch(const std::string& name, std::string_view bytes) {
 void checkDataErrorMessage(const std::string& message) {
   if (message.find(scratchDir()) == std::string::npos)
     fail("DataError does not name the file: " + message);
+  for (unsigned char c : message)
+    if (c < 0x20 || c == 0x7f) fail("DataError is not one line of text: " + message);
 }
 
 } // namespace descent::fuzz

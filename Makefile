@@ -30,15 +30,19 @@ test-sanitize: setup $(SANBUILD)/build.ninja
 
 # ThreadSanitizer on the tests where threads meet: the thread pool and the
 # JIT kernels it runs (codegen), and the CLI (the JIT compile overlapped with
-# data loading, training with 1 and 2 threads). Other tests are single-threaded.
+# data loading, training with 1 and 2 threads). Other tests are single-threaded,
+# and so are the two interpreter-trajectory tests left out (they spend ~3 min
+# each under TSan in the one-threaded interpreter; the bitwise 1-4 thread test
+# covers the pool running the same kernels).
 TSAN_TESTS = ^(codegen|cli):
+TSAN_SKIP  = ^codegen:train (trajectories|steps on 2 threads).*match the interpreter
 $(TSANBUILD)/build.ninja:
 	cmake -S . -B $(TSANBUILD) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDESCENT_TSAN=ON
 
 test-tsan: setup $(TSANBUILD)/build.ninja
 	cmake --build $(TSANBUILD) --target descent test_codegen test_cli
 	cd $(TSANBUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-	  ctest --output-on-failure -j2 -R '$(TSAN_TESTS)'
+	  ctest --output-on-failure -j2 -R '$(TSAN_TESTS)' -E '$(TSAN_SKIP)'
 
 demo: setup build
 	$(BUILD)/descent train models/mnist_mlp.nn --save $(BUILD)/mnist_mlp.safetensors

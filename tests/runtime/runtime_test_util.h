@@ -6,6 +6,7 @@
 
 #include "runtime/errors.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -95,6 +96,15 @@ inline std::string messageOf(const std::function<void()>& f) {
   }
   FAIL("expected a DataError");
   return {};
+}
+
+/// The file names in `dir`, sorted (to see what a write left behind).
+inline std::vector<std::string> listDir(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 } // namespace descent::testutil

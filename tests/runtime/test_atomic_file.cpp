@@ -11,18 +11,6 @@
 using namespace descent;
 using namespace descent::testutil;
 
-namespace {
-
-std::vector<std::string> listDir(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(dir))
-    names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-} // namespace
-
 TEST_CASE("writeFileAtomic writes, replaces and leaves no temp file", "[atomic]") {
   TempDir d;
   writeFileAtomic(d / "ckpt", "first");

@@ -30,14 +30,6 @@ using namespace descent::testutil;
 
 namespace {
 
-std::vector<std::string> listDir(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(dir))
-    names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 std::string errorOf(const std::function<void()>& f) {
   try {
     f();

@@ -1,4 +1,4 @@
-// The `descent` command line: check, ir, train, eval, predict, gradcheck, bench.
+// The `descent` command line: check, ir, train, eval, predict, gradcheck, bench, opt.
 // Exit codes: 0 success, 1 an error in the user's input (model file, data,
 // checkpoint, a diverging run, out of memory), 2 command-line misuse.
 // Every command-line mistake is reported on one line in the user's terms
@@ -8,6 +8,7 @@
 #include "runtime/errors.h"
 #include "runtime/trainer.h"
 #include "tools/commands.h"
+#include "tools/opt.h"
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -39,7 +40,7 @@ void onInterrupt(int sig) {
 }
 
 const std::vector<std::string> kCommands = {"check",   "ir",        "train", "eval",
-                                            "predict", "gradcheck", "bench"};
+                                            "predict", "gradcheck", "bench", "opt"};
 
 std::string joinNames(const std::vector<std::string>& names) {
   std::string out;
@@ -166,6 +167,8 @@ std::string describe(const CLI::App& app, const CLI::ParseError& e) {
     if (what == "model is required")
       return fmt::format("{} needs a model file: descent {} MODEL.nn ... (see descent {} --help)",
                          cmd, cmd, cmd);
+    if (what == "file is required")
+      return "opt needs an IR file: descent opt FILE.ir --pass ... (see descent opt --help)";
     auto is = what.find(" is required");
     if (is != std::string::npos)
       return fmt::format("{} needs {} (see descent {} --help)", cmd, what.substr(0, is), cmd);
@@ -188,8 +191,8 @@ std::string describe(const CLI::App& app, const CLI::ParseError& e) {
       return fmt::format("{} has no option {}{} (see descent {} --help)", cmd, opt,
                          hint.empty() ? "" : "; " + hint, cmd);
     }
-    return fmt::format("unexpected argument '{}': {} takes one model file (see descent {} --help)",
-                       arg, cmd, cmd);
+    return fmt::format("unexpected argument '{}': {} takes one {} file (see descent {} --help)",
+                       arg, cmd, cmd == "opt" ? "IR" : "model", cmd);
   }
   return what;
 }
@@ -305,6 +308,17 @@ int main(int argc, char** argv) {
   bench->add_option("--steps", a.steps, "timed steps")->check(intIn("--steps", 1, 1000000000));
   bench->add_flag("--json", a.json, "print one JSON object instead of the report");
 
+  CLI::App* opt =
+      app.add_subcommand("opt", "run compiler passes on graph IR text and print the result");
+  std::string opt_file;
+  std::vector<std::string> opt_passes;
+  opt->add_option("file", opt_file, "graph IR text (descent ir --stage graph|train), - for stdin")
+      ->required();
+  opt->add_option("--pass", opt_passes,
+                  "a pass to run, in order: simplify | cse | dce | fuse | plan-buffers")
+      ->check(oneOf("--pass", optPassNames()))
+      ->allow_extra_args(false);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -333,6 +347,7 @@ int main(int argc, char** argv) {
     if (*predict) return runPredict(a);
     if (*grad) return runGradcheck(a);
     if (*bench) return runBench(a);
+    if (*opt) return runOpt(opt_file, opt_passes);
   } catch (const ReportedError&) {
     return 1;
   } catch (const UsageError& e) {

@@ -6,6 +6,7 @@
 
 #include "compiler/codegen/backend.h"
 #include "compiler/passes/fuse.h"
+#include "compiler/passes/kernel_verifier.h"
 #include "compiler/passes/plan_buffers.h"
 #include "runtime/thread_pool.h"
 
@@ -240,6 +241,7 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
       return nullptr;
     }
     planBuffers(*e.kg);
+    checkKernelGraph(*e.kg, KernelStage::Planned, "plan_buffers"); // throws on a compiler bug
     scratch = std::max(scratch, e.kg->scratch_bytes);
     e.bg.kg = e.kg.get();
     e.bg.prefix = fmt::format("g{}_", gi);

@@ -520,18 +520,6 @@ private:
   std::unordered_map<const Op*, const Op*> deferred_for_;
 };
 
-std::string shortOp(const Graph& g, const Op* op) {
-  std::string s = op->result ? fmt::format("%{} = {}", op->result->name, opName(op->kind)) : opName(op->kind);
-  for (size_t i = 0; i < op->operands.size(); ++i)
-    s += fmt::format("{}%{}", i ? ", " : " ", op->operands[i]->name);
-  if (op->kind == OpKind::MatMul) {
-    if (op->attrs.getBool("transpose_a")) s += " {transpose_a}";
-    if (op->attrs.getBool("transpose_b")) s += " {transpose_b}";
-  }
-  if (op->loc.known()) s += fmt::format("   // {}:{}", g.file().empty() ? "line" : g.file(), op->loc.line);
-  return s;
-}
-
 } // namespace
 
 KernelGraph fuseGraph(const Graph& g, std::string& error) {
@@ -540,46 +528,6 @@ KernelGraph fuseGraph(const Graph& g, std::string& error) {
   f.run();
   if (!error.empty()) kg.kernels.clear();
   return kg;
-}
-
-std::string printKernelGraph(const KernelGraph& kg) {
-  std::string s = fmt::format("kernels @{} (batch {}, rows n <= {} at run time)\n",
-                              kg.graph ? kg.graph->name() : "?", kg.batch, kg.batch);
-  auto bufName = [&](int b) {
-    const Buffer& buf = kg.buffers[b];
-    std::string where = buf.input ? "arg" : buf.offset >= 0 ? fmt::format("@{}", buf.offset) : "@?";
-    return fmt::format("%{}{}", buf.name, where == "arg" ? "" : "" ) + fmt::format("[{}]", where);
-  };
-  for (const Kernel& k : kg.kernels) {
-    s += fmt::format("\n{}: {}", k.name, kernelKindName(k.kind));
-    if (k.kind == KernelKind::Gemm)
-      s += fmt::format(" M={}{} N={} K={}{}", k.gemm.M, k.gemm.m_batched ? "(n)" : "", k.gemm.N,
-                       k.gemm.K, k.gemm.k_batched ? "(n)" : "");
-    else if (k.kind == KernelKind::Transpose)
-      s += fmt::format(" [{},{}] -> [{},{}]", k.t_rows, k.t_cols, k.t_cols, k.t_rows);
-    else
-      s += fmt::format(" [{}{},{}]", k.rows, k.rows_batched ? "(n)" : "", k.cols);
-    s += k.parallel ? "" : " (task 0: ordered reduction)";
-    s += "\n";
-    for (const Op* op : k.folded)
-      s += fmt::format("  folded   {}   (into the A loads: {})\n", shortOp(*kg.graph, op),
-                       op->operands[0]->type.dtype == DType::U8 ? "256-entry table" : "affine");
-    for (const Op* op : k.ops)
-      s += fmt::format("  {} {}\n", op == k.sink ? "epilogue" : "op      ", shortOp(*kg.graph, op));
-    std::string r, w;
-    std::set<int> seen;
-    for (int b : k.reads)
-      if (seen.insert(b).second) r += (r.empty() ? "" : ", ") + bufName(b);
-    seen.clear();
-    for (int b : k.writes)
-      if (seen.insert(b).second) w += (w.empty() ? "" : ", ") + bufName(b);
-    s += fmt::format("  reads    {}\n  writes   {}\n", r, w);
-    for (const auto& n : k.notes) s += "  note     " + n + "\n";
-  }
-  s += fmt::format("\narena scratch: {} bytes\n", kg.scratch_bytes);
-  if (!kg.refused.empty()) s += "\nfusions refused:\n";
-  for (const auto& r : kg.refused) s += fmt::format("  {}: {}\n", r.what, r.why);
-  return s;
 }
 
 } // namespace descent

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "compiler/passes/kernel_graph.h"
+#include "compiler/passes/kernel_printer.h" // printKernelGraph, the kernel stage's text
 
 #include <string>
 
@@ -16,9 +17,5 @@ namespace descent {
 /// not placed (see planBuffers). On an unsupported graph returns an empty
 /// kernel list and sets `error`.
 KernelGraph fuseGraph(const Graph& g, std::string& error);
-
-/// The kernel stage as text (`descent ir --stage kernels`): each kernel, the
-/// ops fused into it, its buffers, and every refused fusion with the reason.
-std::string printKernelGraph(const KernelGraph& kg);
 
 } // namespace descent

@@ -26,12 +26,12 @@ TEST_CASE("unknown and missing commands are named", "[cli]") {
   checkMisuse(
       "trian models/mnist_mlp.nn",
       "unknown command 'trian' (did you mean 'train'?); the commands are check, ir, train, eval, "
-      "predict, gradcheck or bench (see descent --help)");
+      "predict, gradcheck, bench or opt (see descent --help)");
   checkMisuse("frobnicate",
               "unknown command 'frobnicate'; the commands are check, ir, train, eval, "
-              "predict, gradcheck or bench (see descent --help)");
-  checkMisuse("", "no command given; use check, ir, train, eval, predict, gradcheck or bench (see "
-                  "descent --help)");
+              "predict, gradcheck, bench or opt (see descent --help)");
+  checkMisuse("", "no command given; use check, ir, train, eval, predict, gradcheck, bench or opt "
+                  "(see descent --help)");
   checkMisuse("--epochs 3 train models/mnist_mlp.nn",
               "--epochs comes before the command; options go after it: descent COMMAND MODEL.nn [options]");
   checkMisuse("train",

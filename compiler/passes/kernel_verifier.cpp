@@ -1,0 +1,572 @@
+// Kernel-graph verifier (see kernel_verifier.h). It re-derives what fuse and
+// plan_buffers promise from the kernel graph alone (no state of the passes),
+// so a change to either pass that breaks an invariant the emitter relies on
+// is reported here, by name, instead of as wrong numbers at run time.
+#include "compiler/passes/kernel_verifier.h"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace descent {
+
+namespace {
+
+bool isUpdate(OpKind k) {
+  return k == OpKind::SgdUpdate || k == OpKind::AdamUpdate;
+}
+
+/// Rows and columns of a tensor seen as a matrix ([C] is one row), as the
+/// kernels iterate over it.
+std::pair<int64_t, int64_t> matrixShape(const TensorType& t) {
+  if (t.rank() == 2) return {t.shape[0], t.shape[1]};
+  if (t.rank() == 1) return {1, t.shape[0]};
+  return {1, 1};
+}
+
+std::string describe(const Op* op) {
+  if (op->result) return fmt::format("{} %{}", opName(op->kind), op->result->name);
+  if (!op->operands.empty()) return fmt::format("{} %{}", opName(op->kind), op->operands[0]->name);
+  return opName(op->kind);
+}
+
+class Verifier {
+public:
+  Verifier(const KernelGraph& kg, KernelStage stage) : kg_(kg), stage_(stage) {}
+
+  std::vector<std::string> run() {
+    if (!kg_.graph) {
+      if (!kg_.kernels.empty()) fail("the kernel graph has kernels but no graph");
+      return problems_;
+    }
+    for (const auto& op : kg_.graph->ops()) {
+      graph_ops_.insert(op.get());
+      for (const Value* v : op->operands)
+        users_[v].push_back(op.get());
+    }
+    for (const auto& [name, v] : kg_.graph->outputs())
+      outputs_.insert(v);
+    checkBuffers();
+    checkCoverage();
+    for (size_t i = 0; i < kg_.kernels.size(); ++i)
+      checkKernel(int(i));
+    checkOrder();
+    checkLifetimes();
+    if (stage_ == KernelStage::Planned) checkPlacement();
+    return problems_;
+  }
+
+private:
+  template <typename... A> void fail(fmt::format_string<A...> f, A&&... a) {
+    problems_.push_back(fmt::format(f, std::forward<A>(a)...));
+  }
+
+  bool valid(int b) const { return b >= 0 && size_t(b) < kg_.buffers.size(); }
+  const Kernel& kernel(int i) const { return kg_.kernels[size_t(i)]; }
+  const Buffer& buffer(int b) const { return kg_.buffers[size_t(b)]; }
+  int bufferOf(const Value* v) const {
+    auto it = kg_.buffer_of.find(v);
+    return it == kg_.buffer_of.end() ? -1 : it->second;
+  }
+  static bool lists(const std::vector<int>& l, int b) {
+    return std::find(l.begin(), l.end(), b) != l.end();
+  }
+  bool batched(const Value* v) const { return kg_.batched.count(v) > 0; }
+
+  // --- buffers ------------------------------------------------------------------------------
+
+  void checkBuffers() {
+    for (size_t i = 0; i < kg_.buffers.size(); ++i) {
+      const Buffer& b = kg_.buffers[i];
+      if (b.bytes <= 0) fail("buffer %{}: size {} bytes", b.name, b.bytes);
+      if (!b.value) {
+        if (b.persistent || b.input)
+          fail("buffer %{} holds no graph value but is marked {}", b.name,
+               b.input ? "input" : "persistent");
+        continue;
+      }
+      const Value* v = b.value;
+      if (bufferOf(v) != int(i))
+        fail("buffer %{} holds %{} but buffer_of maps %{} to {}", b.name, v->name, v->name,
+             bufferOf(v));
+      int64_t want = v->type.numel() * dtypeSize(v->type.dtype);
+      if (b.bytes != want)
+        fail("buffer %{}: {} bytes for %{}: {} ({} bytes)", b.name, b.bytes, v->name, v->type.str(),
+             want);
+      bool persistent =
+          v->kind == ValueKind::Param || v->kind == ValueKind::State || outputs_.count(v);
+      if (b.persistent != persistent)
+        fail("buffer %{} is {}persistent but %{} is {}", b.name, b.persistent ? "" : "not ",
+             v->name,
+             persistent ? "a param, state or graph output" : "neither a param, state nor output");
+      if (b.input != (v->kind == ValueKind::Input))
+        fail("buffer %{} is {}marked input but %{} is {}a graph input", b.name,
+             b.input ? "" : "not ", v->name, v->kind == ValueKind::Input ? "" : "not ");
+    }
+    for (const auto& [v, b] : kg_.buffer_of)
+      if (!valid(b))
+        fail("buffer_of maps %{} to buffer {}, out of range (there are {})", v->name, b,
+             kg_.buffers.size());
+      else if (buffer(b).value != v)
+        fail("buffer_of maps %{} to buffer %{}, which holds {}", v->name, buffer(b).name,
+             buffer(b).value ? "%" + buffer(b).value->name : std::string("no value"));
+    std::set<std::string> names;
+    for (size_t i = 0; i < kg_.kernels.size(); ++i) {
+      const Kernel& k = kernel(int(i));
+      if (k.name.empty())
+        fail("kernel {} has no name", i);
+      else if (!names.insert(k.name).second)
+        fail("two kernels are named {}", k.name);
+      auto check = [&](const std::vector<int>& l, const char* what) {
+        for (int b : l)
+          if (!valid(b))
+            fail("{}: {} buffer {}, out of range (there are {})", k.name, what, b,
+                 kg_.buffers.size());
+      };
+      check(k.reads, "reads");
+      check(k.writes, "writes");
+    }
+  }
+
+  // --- coverage -----------------------------------------------------------------------------
+
+  void checkCoverage() {
+    for (size_t i = 0; i < kg_.kernels.size(); ++i) {
+      const Kernel& k = kernel(int(i));
+      for (const Op* op : k.ops) {
+        if (!graph_ops_.count(op)) {
+          fail("{}: computes an op that is not in graph @{}", k.name, kg_.graph->name());
+          continue;
+        }
+        auto [it, fresh] = kernel_of_.try_emplace(op, int(i));
+        if (!fresh)
+          fail("{} is in two kernels: {} and {}", describe(op), kernel(it->second).name, k.name);
+      }
+      for (const Op* op : k.folded) {
+        if (!graph_ops_.count(op)) {
+          fail("{}: folds an op that is not in graph @{}", k.name, kg_.graph->name());
+          continue;
+        }
+        folded_in_[op].push_back(int(i));
+      }
+    }
+    for (const auto& owned : kg_.graph->ops()) { // graph order: a stable report
+      const Op* op = owned.get();
+      auto fi = folded_in_.find(op);
+      if (fi == folded_in_.end()) continue;
+      const std::vector<int>& ks = fi->second;
+      if (op->kind != OpKind::Normalize) {
+        fail("{} is folded into {}, but only normalize folds into operand loads", describe(op),
+             kernel(ks.front()).name);
+        continue;
+      }
+      if (kernel_of_.count(op))
+        fail("{} is both folded and computed by {}", describe(op), kernel(kernel_of_[op]).name);
+      // Every reader must load it through the fold: no kernel would store it.
+      auto it = users_.find(op->result);
+      for (const Op* u : it == users_.end() ? std::vector<const Op*>{} : it->second) {
+        auto ku = kernel_of_.find(u);
+        if (ku == kernel_of_.end()) continue; // reported below
+        const Kernel& k = kernel(ku->second);
+        if (k.kind != KernelKind::Gemm || k.gemm.matmul != u || u->operands[0] != op->result ||
+            k.gemm.a_normalize != op)
+          fail("{} is folded, but {} in {} reads %{} other than as a GEMM's folded A operand",
+               describe(op), describe(u), k.name, op->result->name);
+      }
+      if (outputs_.count(op->result))
+        fail("{} is folded, but %{} is a graph output", describe(op), op->result->name);
+    }
+    for (const auto& op : kg_.graph->ops()) {
+      if (kernel_of_.count(op.get()) || folded_in_.count(op.get())) continue;
+      if (op->kind == OpKind::DropoutMask) continue; // recomputed by each reader
+      fail("{} is in no kernel (neither computed, folded nor recomputed)", describe(op.get()));
+    }
+  }
+
+  // --- each kernel --------------------------------------------------------------------------
+
+  void checkKernel(int ki) {
+    const Kernel& k = kernel(ki);
+    if (k.kind == KernelKind::Transpose) {
+      checkTranspose(k);
+      return;
+    }
+    if (k.ops.empty()) {
+      fail("{}: a {} kernel with no ops", k.name, kernelKindName(k.kind));
+      return;
+    }
+    // An update writes a param in place: it must be the kernel's last op, its
+    // sink, so that nothing in the kernel reads the param after the write.
+    for (const Op* op : k.ops)
+      if (isUpdate(op->kind) && op != k.sink)
+        fail("{}: {} is not the kernel's epilogue (sink)", k.name, describe(op));
+    if (k.sink) {
+      if (!isUpdate(k.sink->kind))
+        fail("{}: the epilogue {} is not an optimizer update", k.name, describe(k.sink));
+      else if (k.ops.back() != k.sink)
+        fail("{}: the epilogue {} is not the kernel's last op", k.name, describe(k.sink));
+      else {
+        const Op* u = k.sink;
+        for (size_t i = 0; i < u->operands.size(); ++i) {
+          if (i == 1 || i == 2) continue; // the gradient and the step are read
+          int b = bufferOf(u->operands[i]);
+          if (b < 0 || !lists(k.writes, b))
+            fail("{}: {} updates %{} but the kernel does not list it in its writes", k.name,
+                 describe(u), u->operands[i]->name);
+        }
+      }
+    }
+    if ((k.kind == KernelKind::Loss || k.kind == KernelKind::RowSoftmaxLoss) && k.parallel)
+      fail("{}: a {} kernel sums in row order and must run on one task (parallel is set)", k.name,
+           kernelKindName(k.kind));
+    const Op* anchor = k.ops.front();
+    switch (k.kind) {
+    case KernelKind::Gemm:
+      checkGemm(ki);
+      break;
+    case KernelKind::ColumnSum:
+      if (anchor->kind != OpKind::SumRows) {
+        fail("{}: a column_sum kernel starts with {}, not sum_rows", k.name, describe(anchor));
+        break;
+      }
+      if (k.rows != anchor->operands[0]->type.shape[0] || k.cols != anchor->result->type.shape[0])
+        fail("{}: iteration space [{},{}] but sum_rows %{} reads {}", k.name, k.rows, k.cols,
+             anchor->result->name, anchor->operands[0]->type.str());
+      break;
+    case KernelKind::RowSoftmaxLoss:
+      if (anchor->kind != OpKind::LogSoftmax)
+        fail("{}: a row_softmax_loss kernel starts with {}, not log_softmax", k.name,
+             describe(anchor));
+      break;
+    case KernelKind::RowOp:
+    case KernelKind::Loss:
+      if (k.ops.size() != 1)
+        fail("{}: a {} kernel with {} ops", k.name, kernelKindName(k.kind), k.ops.size());
+      break;
+    default:
+      break;
+    }
+    // Elementwise ops (the GEMM's epilogue, a map chain) run over the kernel's
+    // iteration space: each result must have exactly that shape.
+    if (k.kind == KernelKind::Gemm || k.kind == KernelKind::Map) {
+      size_t first = k.kind == KernelKind::Gemm ? 1 : 0;
+      for (size_t i = first; i < k.ops.size(); ++i) {
+        const Op* op = k.ops[i];
+        if (op == k.sink) continue;
+        if (!op->result) continue;
+        auto [r, c] = matrixShape(op->result->type);
+        if (r != k.rows || c != k.cols || batched(op->result) != k.rows_batched)
+          fail("{}: {} ({}{}) does not match the iteration space [{}{},{}]", k.name, describe(op),
+               op->result->type.str(), batched(op->result) ? ", batched" : "", k.rows,
+               k.rows_batched ? "(n)" : "", k.cols);
+      }
+    }
+    for (const Value* v : k.stores) {
+      if (!v->def || std::find(k.ops.begin(), k.ops.end(), v->def) == k.ops.end())
+        fail("{}: stores %{}, which it does not compute", k.name, v->name);
+      int b = bufferOf(v);
+      if (b < 0 || !lists(k.writes, b))
+        fail("{}: stores %{} but does not list its buffer in its writes", k.name, v->name);
+    }
+  }
+
+  void checkGemm(int ki) {
+    const Kernel& k = kernel(ki);
+    const GemmInfo& g = k.gemm;
+    const Op* mm = g.matmul;
+    if (!mm || mm != k.ops.front() || mm->kind != OpKind::MatMul) {
+      fail("{}: a gemm kernel whose first op is not its matmul", k.name);
+      return;
+    }
+    const Value* a = mm->operands[0];
+    const Value* b = mm->operands[1];
+    bool ta = mm->attrs.getBool("transpose_a"), tb = mm->attrs.getBool("transpose_b");
+    if (a->type.rank() != 2 || b->type.rank() != 2 || mm->result->type.rank() != 2) {
+      fail("{}: matmul operands of rank other than 2", k.name);
+      return;
+    }
+    int64_t M = mm->result->type.shape[0], N = mm->result->type.shape[1];
+    int64_t K = ta ? a->type.shape[0] : a->type.shape[1];
+    int64_t Kb = tb ? b->type.shape[1] : b->type.shape[0];
+    if (g.M != M || g.N != N || g.K != K || Kb != K)
+      fail("{}: gemm M={} N={} K={} but %{} = matmul {}, {}{}{} gives M={} N={} K={} (B's K {})",
+           k.name, g.M, g.N, g.K, mm->result->name, a->type.str(), b->type.str(),
+           ta ? " {transpose_a}" : "", tb ? " {transpose_b}" : "", M, N, K, Kb);
+    if (g.ta != ta) fail("{}: gemm ta={} but the matmul has transpose_a={}", k.name, g.ta, ta);
+    if (g.m_batched != batched(mm->result))
+      fail("{}: M is {}the runtime row count but %{} is {}batched", k.name,
+           g.m_batched ? "" : "not ", mm->result->name, batched(mm->result) ? "" : "not ");
+    if (g.k_batched != (ta && batched(a)))
+      fail("{}: K is {}the runtime row count but %{} is {}batched{}", k.name,
+           g.k_batched ? "" : "not ", a->name, batched(a) ? "" : "not ",
+           ta ? "" : " (and A is not transposed)");
+    if (k.rows != g.M || k.cols != g.N || k.rows_batched != g.m_batched)
+      fail("{}: the epilogue's iteration space [{},{}] is not the GEMM's [M={},N={}]", k.name,
+           k.rows, k.cols, g.M, g.N);
+    // A: the matmul's operand, or the u8/f32 source of a folded normalize.
+    const Value* a_src = a;
+    if (g.a_normalize) {
+      if (g.a_normalize != a->def)
+        fail("{}: folds {}, which does not compute the A operand %{}", k.name,
+             describe(g.a_normalize), a->name);
+      else
+        a_src = g.a_normalize->operands[0];
+      if (std::find(k.folded.begin(), k.folded.end(), g.a_normalize) == k.folded.end())
+        fail("{}: loads A through {} but does not list it as folded", k.name,
+             describe(g.a_normalize));
+    } else if (a->def && folded_in_.count(a->def)) {
+      fail("{}: reads %{}, which is folded, without folding it into the A loads", k.name, a->name);
+    }
+    for (const Op* f : k.folded)
+      if (f != g.a_normalize)
+        fail("{}: lists {} as folded but loads A without it", k.name, describe(f));
+    if (g.a_buffer != bufferOf(a_src))
+      fail("{}: A buffer {} is not %{}'s", k.name, g.a_buffer, a_src->name);
+    if (a_src->type.rank() == 2 && g.lda != a_src->type.shape[1])
+      fail("{}: lda={} but A %{} is {} (row stride {})", k.name, g.lda, a_src->name,
+           a_src->type.str(), a_src->type.shape[1]);
+    if (g.lda < (ta ? M : K)) fail("{}: lda={} < {}", k.name, g.lda, ta ? M : K);
+    if (valid(g.a_buffer)) {
+      int64_t need = (ta ? K : M) * g.lda * dtypeSize(a_src->type.dtype);
+      if (!lists(k.reads, g.a_buffer))
+        fail("{}: does not list its A buffer %{} in its reads", k.name, buffer(g.a_buffer).name);
+      if (buffer(g.a_buffer).bytes < need)
+        fail("{}: A buffer %{} has {} bytes, the GEMM reads {}", k.name, buffer(g.a_buffer).name,
+             buffer(g.a_buffer).bytes, need);
+    }
+    // B: read contiguously along N, so transpose_b reads a copy of B made by
+    // an earlier transpose kernel.
+    if (g.ldb < N) fail("{}: ldb={} < N={}", k.name, g.ldb, N);
+    if (!valid(g.b_buffer)) {
+      fail("{}: B buffer {} out of range", k.name, g.b_buffer);
+      return;
+    }
+    if (!lists(k.reads, g.b_buffer))
+      fail("{}: does not list its B buffer %{} in its reads", k.name, buffer(g.b_buffer).name);
+    if (buffer(g.b_buffer).bytes < K * g.ldb * 4)
+      fail("{}: B buffer %{} has {} bytes, the GEMM reads {}", k.name, buffer(g.b_buffer).name,
+           buffer(g.b_buffer).bytes, K * g.ldb * 4);
+    if (!tb) {
+      if (g.b_buffer != bufferOf(b)) fail("{}: B buffer is not %{}'s", k.name, b->name);
+      if (g.ldb != b->type.shape[1])
+        fail("{}: ldb={} but B %{} is {}", k.name, g.ldb, b->name, b->type.str());
+      return;
+    }
+    int t = -1;
+    for (int i = 0; i < ki; ++i)
+      if (kernel(i).kind == KernelKind::Transpose && kernel(i).transpose_dst == g.b_buffer) t = i;
+    if (t < 0) {
+      fail("{}: B of %{} (transpose_b) is not the copy made by an earlier transpose kernel", k.name,
+           mm->result->name);
+      return;
+    }
+    const Kernel& tk = kernel(t);
+    if (tk.transpose_src != bufferOf(b) || tk.t_rows != b->type.shape[0] ||
+        tk.t_cols != b->type.shape[1])
+      fail("{}: B is {}'s copy of buffer {} [{},{}], not of %{}: {}", k.name, tk.name,
+           tk.transpose_src, tk.t_rows, tk.t_cols, b->name, b->type.str());
+    if (g.ldb != b->type.shape[0])
+      fail("{}: ldb={} but the transposed B is [{},{}]", k.name, g.ldb, b->type.shape[1],
+           b->type.shape[0]);
+  }
+
+  void checkTranspose(const Kernel& k) {
+    if (!k.ops.empty()) fail("{}: a transpose kernel computes ops", k.name);
+    if (!valid(k.transpose_src) || !valid(k.transpose_dst)) {
+      fail("{}: transpose buffers {} -> {} out of range", k.name, k.transpose_src, k.transpose_dst);
+      return;
+    }
+    if (k.transpose_src == k.transpose_dst) fail("{}: transposes a buffer onto itself", k.name);
+    const Buffer& src = buffer(k.transpose_src);
+    const Buffer& dst = buffer(k.transpose_dst);
+    int64_t bytes = k.t_rows * k.t_cols * 4;
+    if (k.t_rows <= 0 || k.t_cols <= 0 || src.bytes != bytes || dst.bytes != bytes)
+      fail("{}: transposes [{},{}] ({} bytes) from %{} ({} bytes) to %{} ({} bytes)", k.name,
+           k.t_rows, k.t_cols, bytes, src.name, src.bytes, dst.name, dst.bytes);
+    if (src.value && (src.value->type.rank() != 2 || src.value->type.shape[0] != k.t_rows ||
+                      src.value->type.shape[1] != k.t_cols))
+      fail("{}: transposes [{},{}] but %{} is {}", k.name, k.t_rows, k.t_cols, src.value->name,
+           src.value->type.str());
+    if (dst.persistent || dst.value)
+      fail("{}: the transposed copy %{} must be a scratch buffer of its own", k.name, dst.name);
+    if (!lists(k.reads, k.transpose_src) || !lists(k.writes, k.transpose_dst))
+      fail("{}: does not list %{} in its reads and %{} in its writes", k.name, src.name, dst.name);
+  }
+
+  // --- order --------------------------------------------------------------------------------
+
+  /// Checks that operand `o` of an op in kernel `ki` is available there:
+  /// defined on entry, recomputed, folded, computed earlier in the kernel
+  /// (`inside`) or stored by an earlier kernel and listed in the reads.
+  void checkOperand(int ki, const Op* user, const Value* o, const std::set<const Value*>& inside,
+                    bool via_copy) {
+    const Kernel& k = kernel(ki);
+    if (inside.count(o)) return;
+    if (o->def && o->def->kind == OpKind::DropoutMask) return;
+    if (o->def && folded_in_.count(o->def)) {
+      for (const Value* src : o->def->operands)
+        checkOperand(ki, user, src, inside, false);
+      return;
+    }
+    if (o->def) {
+      auto it = kernel_of_.find(o->def);
+      if (it == kernel_of_.end()) return; // "in no kernel", reported already
+      int p = it->second;
+      if (p == ki) {
+        fail("{}: {} reads %{} before the kernel computes it", k.name, describe(user), o->name);
+        return;
+      }
+      if (p > ki) {
+        fail("{}: {} reads %{}, which a later kernel ({}) computes", k.name, describe(user),
+             o->name, kernel(p).name);
+        return;
+      }
+      if (!kernel(p).stores.count(o))
+        fail("{}: {} reads %{}, which {} computes but does not store", k.name, describe(user),
+             o->name, kernel(p).name);
+    }
+    if (via_copy) return; // the GEMM reads B's transposed copy (checked in checkGemm)
+    if (o->kind == ValueKind::Input && o->type.rank() == 0) return; // step, seed: by value
+    int b = bufferOf(o);
+    if (b < 0 || !lists(k.reads, b))
+      fail("{}: {} reads %{} but the kernel does not list its buffer in its reads", k.name,
+           describe(user), o->name);
+  }
+
+  void checkOrder() {
+    for (size_t i = 0; i < kg_.kernels.size(); ++i) {
+      const Kernel& k = kernel(int(i));
+      std::set<const Value*> inside;
+      for (const Op* op : k.ops) {
+        if (!graph_ops_.count(op)) continue;
+        for (size_t oi = 0; oi < op->operands.size(); ++oi) {
+          bool via_copy = k.kind == KernelKind::Gemm && op == k.gemm.matmul && oi == 1 &&
+                          op->attrs.getBool("transpose_b");
+          checkOperand(int(i), op, op->operands[oi], inside, via_copy);
+        }
+        if (op->result) inside.insert(op->result);
+      }
+    }
+    // Buffers over time: scratch is written before it is read; a param or
+    // state buffer is written once, and never read after that write.
+    std::vector<int> first_write(kg_.buffers.size(), -1), writes(kg_.buffers.size(), 0);
+    for (size_t i = 0; i < kg_.kernels.size(); ++i) {
+      const Kernel& k = kernel(int(i));
+      for (int b : k.reads) {
+        if (!valid(b)) continue;
+        const Buffer& buf = buffer(b);
+        if (!buf.persistent && !buf.input && first_write[size_t(b)] < 0)
+          fail("{}: reads scratch buffer %{} before any kernel writes it", k.name, buf.name);
+        bool updated = buf.value &&
+                       (buf.value->kind == ValueKind::Param || buf.value->kind == ValueKind::State);
+        if (updated && first_write[size_t(b)] >= 0 && first_write[size_t(b)] < int(i))
+          fail("{}: reads %{} after {} updates it (write-after-read)", k.name, buf.name,
+               kernel(first_write[size_t(b)]).name);
+      }
+      std::set<int> once(k.writes.begin(), k.writes.end());
+      for (int b : once) {
+        if (!valid(b)) continue;
+        if (buffer(b).input) fail("{}: writes the input buffer %{}", k.name, buffer(b).name);
+        if (first_write[size_t(b)] < 0) first_write[size_t(b)] = int(i);
+        if (++writes[size_t(b)] == 2 && buffer(b).value &&
+            (buffer(b).value->kind == ValueKind::Param ||
+             buffer(b).value->kind == ValueKind::State))
+          fail("{}: updates %{} a second time (first in {})", k.name, buffer(b).name,
+               kernel(first_write[size_t(b)]).name);
+      }
+    }
+    for (const Value* v : outputs_) {
+      if (!v->def) continue;
+      auto it = kernel_of_.find(v->def);
+      if (it != kernel_of_.end() && !kernel(it->second).stores.count(v))
+        fail("graph output %{} is computed by {} but not stored", v->name, kernel(it->second).name);
+    }
+  }
+
+  // --- lifetimes and placement --------------------------------------------------------------
+
+  void checkLifetimes() {
+    std::vector<int> first(kg_.buffers.size(), -1), last(kg_.buffers.size(), -1);
+    for (size_t i = 0; i < kg_.kernels.size(); ++i)
+      for (const auto* l : {&kernel(int(i)).reads, &kernel(int(i)).writes})
+        for (int b : *l) {
+          if (!valid(b)) continue;
+          if (first[size_t(b)] < 0) first[size_t(b)] = int(i);
+          last[size_t(b)] = int(i);
+        }
+    for (size_t b = 0; b < kg_.buffers.size(); ++b) {
+      const Buffer& buf = kg_.buffers[b];
+      if (buf.first_use != first[b] || buf.last_use != last[b])
+        fail("buffer %{}: lifetime recorded as kernels {}..{} but used by kernels {}..{}", buf.name,
+             buf.first_use, buf.last_use, first[b], last[b]);
+    }
+  }
+
+  void checkPlacement() {
+    std::vector<int> scratch;
+    for (size_t b = 0; b < kg_.buffers.size(); ++b) {
+      const Buffer& buf = kg_.buffers[b];
+      bool placed = !buf.persistent && !buf.input && buf.first_use >= 0;
+      if (!placed) {
+        // Persistent buffers get slots of their own (never reused); inputs
+        // are passed by pointer.
+        if (buf.offset != -1)
+          fail("buffer %{} ({}) is placed at scratch offset {}", buf.name,
+               buf.input        ? "an input"
+               : buf.persistent ? "persistent"
+                                : "unused",
+               buf.offset);
+        continue;
+      }
+      if (buf.offset < 0 || buf.offset % 64 != 0 || buf.offset + buf.bytes > kg_.scratch_bytes) {
+        fail("buffer %{}: offset {} and {} bytes do not fit 64-byte aligned in the {}-byte "
+             "scratch region",
+             buf.name, buf.offset, buf.bytes, kg_.scratch_bytes);
+        continue;
+      }
+      scratch.push_back(int(b));
+    }
+    for (size_t i = 0; i < scratch.size(); ++i)
+      for (size_t j = i + 1; j < scratch.size(); ++j) {
+        const Buffer& a = buffer(scratch[i]);
+        const Buffer& b = buffer(scratch[j]);
+        bool live = a.first_use <= b.last_use && b.first_use <= a.last_use;
+        bool mem = a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
+        if (live && mem)
+          fail("buffers %{} (kernels {}..{}, bytes {}..{}) and %{} (kernels {}..{}, bytes "
+               "{}..{}) are live at once and overlap in memory",
+               a.name, a.first_use, a.last_use, a.offset, a.offset + a.bytes, b.name, b.first_use,
+               b.last_use, b.offset, b.offset + b.bytes);
+      }
+  }
+
+  const KernelGraph& kg_;
+  KernelStage stage_;
+  std::vector<std::string> problems_;
+  std::set<const Op*> graph_ops_;
+  std::unordered_map<const Value*, std::vector<const Op*>> users_;
+  std::set<const Value*> outputs_;
+  std::map<const Op*, int> kernel_of_;
+  std::map<const Op*, std::vector<int>> folded_in_;
+};
+
+} // namespace
+
+std::vector<std::string> verifyKernelGraph(const KernelGraph& kg, KernelStage stage) {
+  return Verifier(kg, stage).run();
+}
+
+void checkKernelGraph(const KernelGraph& kg, KernelStage stage, const char* after) {
+  std::vector<std::string> problems = verifyKernelGraph(kg, stage);
+  if (problems.empty()) return;
+  std::string msg = fmt::format(
+      "invalid kernel graph of @{} after {}:", kg.graph ? kg.graph->name() : "?", after);
+  for (const auto& p : problems)
+    msg += "\n  " + p;
+  throw std::logic_error(msg);
+}
+
+} // namespace descent

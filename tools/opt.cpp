@@ -69,6 +69,18 @@ void verified(const Graph& g, const std::string& pass) {
   if (!err.empty()) throw std::logic_error("invalid graph after " + pass + ":\n" + err);
 }
 
+/// A kernel graph the verifier rejects. The graph it came from was valid IR,
+/// so this is a graph the fuser does not support but failed to refuse: it is
+/// reported like a refusal, on one line, rather than as an internal error.
+void kernelsVerified(const KernelGraph& kg, KernelStage stage, const std::string& name,
+                     const std::string& pass) {
+  std::vector<std::string> problems = verifyKernelGraph(kg, stage);
+  if (problems.empty()) return;
+  throw DataError(
+      fmt::format("{}: invalid kernel graph after {}: {}{}", name, pass, problems[0],
+                  problems.size() > 1 ? fmt::format(" (and {} more)", problems.size() - 1) : ""));
+}
+
 } // namespace
 
 const std::vector<std::string>& optPassNames() {
@@ -104,11 +116,11 @@ int runOpt(const std::string& file, const std::vector<std::string>& passes) {
     } else if (p == "fuse") {
       kg = fuseGraph(*g, error);
       if (!error.empty()) throw DataError(fmt::format("{}: cannot fuse: {}", name, error));
-      checkKernelGraph(*kg, KernelStage::Fused, "fuse");
+      kernelsVerified(*kg, KernelStage::Fused, name, p);
       log += fmt::format("// fuse: {} kernel(s)\n", kg->kernels.size());
     } else if (p == "plan-buffers") {
       planBuffers(*kg);
-      checkKernelGraph(*kg, KernelStage::Planned, "plan-buffers");
+      kernelsVerified(*kg, KernelStage::Planned, name, p);
       log += fmt::format("// plan-buffers: {} scratch bytes\n", kg->scratch_bytes);
     }
   }

@@ -102,6 +102,10 @@ private:
         fail("buffer %{} is {}persistent but %{} is {}", b.name, b.persistent ? "" : "not ",
              v->name,
              persistent ? "a param, state or graph output" : "neither a param, state nor output");
+      if (b.input && v != kg_.x && v != kg_.y)
+        fail("buffer %{}: input %{} is neither the batch input nor the target, the only inputs "
+             "kernels receive by pointer",
+             b.name, v->name);
       if (b.input != (v->kind == ValueKind::Input))
         fail("buffer %{} is {}marked input but %{} is {}a graph input", b.name,
              b.input ? "" : "not ", v->name, v->kind == ValueKind::Input ? "" : "not ");
@@ -429,7 +433,14 @@ private:
              o->name, kernel(p).name);
     }
     if (via_copy) return; // the GEMM reads B's transposed copy (checked in checkGemm)
-    if (o->kind == ValueKind::Input && o->type.rank() == 0) return; // step, seed: by value
+    if (o->kind == ValueKind::Input && o->type.rank() == 0) {
+      // The kernels receive the step and the seed by value, and no other scalar.
+      if (o->role != InputRole::Step && o->role != InputRole::Seed)
+        fail("{}: {} reads %{}, a scalar input that is neither the step nor the seed: kernels "
+             "receive no other scalar",
+             k.name, describe(user), o->name);
+      return;
+    }
     int b = bufferOf(o);
     if (b < 0 || !lists(k.reads, b))
       fail("{}: {} reads %{} but the kernel does not list its buffer in its reads", k.name,
@@ -478,11 +489,16 @@ private:
                kernel(first_write[size_t(b)]).name);
       }
     }
-    for (const Value* v : outputs_) {
+    for (const auto& [out, v] : kg_.graph->outputs()) {
       if (!v->def) continue;
       auto it = kernel_of_.find(v->def);
-      if (it != kernel_of_.end() && !kernel(it->second).stores.count(v))
+      if (it == kernel_of_.end()) {
+        if (v->def->kind == OpKind::DropoutMask) // (a folded output is reported above)
+          fail("graph output %{} is computed by no kernel ({} is recomputed by its readers)",
+               v->name, describe(v->def));
+      } else if (!kernel(it->second).stores.count(v)) {
         fail("graph output %{} is computed by {} but not stored", v->name, kernel(it->second).name);
+      }
     }
   }
 

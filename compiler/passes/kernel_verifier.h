@@ -26,6 +26,8 @@ enum class KernelStage { Fused, Planned };
 /// - buffers: indices valid, sizes match the values, flags (input, persistent)
 ///   match the values' kinds, lifetimes (first/last use) match the kernels'
 ///   reads and writes, each kernel lists the buffers it reads and writes;
+///   the only inputs are those kernels receive: the batch input and the
+///   target by pointer, the step and the seed by value;
 /// - per kind: GEMM M/N/K, batching and leading dimensions consistent with the
 ///   matmul's operand shapes and buffers (dX reads a transposed copy made by an
 ///   earlier transpose kernel of the right shape); elementwise ops match the

@@ -255,3 +255,36 @@ TEST_CASE("checkKernelGraph throws a logic_error naming the graph and the pass",
     CHECK(what.find("k0_linear0_fwd_line3: a gemm kernel with no ops") != std::string::npos);
   }
 }
+
+TEST_CASE("kernel verifier: graphs fuse schedules but the kernels could not run",
+          "[passes][verifier]") {
+  auto problems = [](const std::string& ir) {
+    auto g = parseIr(ir);
+    std::string err;
+    KernelGraph kg = fuseGraph(*g, err);
+    INFO(err);
+    REQUIRE(err.empty());
+    planBuffers(kg);
+    std::string all;
+    for (const auto& p : verifyKernelGraph(kg, KernelStage::Planned)) all += p + "\n";
+    return all;
+  };
+  SECTION("a dropout mask returned: recomputed by its readers, so never stored") {
+    std::string p = problems(R"(graph @t(%x: f32[2,3] input, %seed: i32[] seed, %step: i32[] step) {
+  %m = dropout_mask %seed, %step {p=0.5, rows=2, cols=3, salt=0} : f32[2,3]
+  %y = mul %x, %m : f32[2,3]
+  return y=%y, m=%m
+})");
+    CHECK(p == "graph output %m is computed by no kernel (dropout_mask %m is recomputed by its "
+               "readers)\n");
+  }
+  SECTION("a scalar input other than the step and the seed") {
+    std::string p = problems(R"(graph @t(%x: f32[2,3] input, %s: f32[]) {
+  %l = mse_loss %x, %x {reduction="mean"} : f32[]
+  %m = mul %l, %s : f32[]
+  return m=%m
+})");
+    CHECK(p == "k1_mul: mul %m reads %s, a scalar input that is neither the step nor the seed: "
+               "kernels receive no other scalar\n");
+  }
+}

@@ -266,7 +266,8 @@ TEST_CASE("kernel verifier: graphs fuse schedules but the kernels could not run"
     REQUIRE(err.empty());
     planBuffers(kg);
     std::string all;
-    for (const auto& p : verifyKernelGraph(kg, KernelStage::Planned)) all += p + "\n";
+    for (const auto& p : verifyKernelGraph(kg, KernelStage::Planned))
+      all += p + "\n";
     return all;
   };
   SECTION("a dropout mask returned: recomputed by its readers, so never stored") {

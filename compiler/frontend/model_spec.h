@@ -38,11 +38,11 @@ struct Layer {
   double negative_slope = 0.01; ///< LeakyReLU
   int64_t dim = 1;             ///< Softmax, LogSoftmax (only 1 is accepted)
   double p = 0.5;              ///< Dropout
-  std::string name;            ///< Activation: PyTorch's layer name ("GELU")
-  std::string op;              ///< Activation: the graph IR op it becomes ("gelu")
+  std::string name{};          ///< Activation: PyTorch's layer name ("GELU")
+  std::string op{};            ///< Activation: the graph IR op it becomes ("gelu")
   /// Activation: the op's attributes, every argument with its default filled in.
-  std::vector<std::pair<std::string, std::variant<double, std::string>>> attrs;
-  std::string repr;            ///< Activation: as printed, e.g. "GELU(approximate='tanh')"
+  std::vector<std::pair<std::string, std::variant<double, std::string>>> attrs{};
+  std::string repr{};          ///< Activation: as printed, e.g. "GELU(approximate='tanh')"
 };
 
 struct LossSpec {

@@ -92,7 +92,7 @@ private:
   /// kernel already scheduled, or recomputed inline (dropout masks).
   bool available(const Value* v) const {
     if (!v->def) return true;
-    if (v->def->kind == OpKind::DropoutMask) return true;
+    if (hasTrait(v->def->kind, optrait::Recompute)) return true;
     return done_.count(v->def) && !deferred_.count(v->def);
   }
 
@@ -274,13 +274,14 @@ private:
         return nullptr;
       return us[0];
     };
-    switch (op->kind) {
-    case OpKind::DropoutMask:
+    if (hasTrait(op->kind, optrait::Recompute)) {
       // A pure function of (seed, step, element): recomputed wherever it is
       // read instead of being stored (the forward mul and the backward mul).
       done_.insert(op);
       remat_.insert(op);
       return;
+    }
+    switch (op->kind) {
     case OpKind::Normalize: {
       bool fold = !outputs_.count(res) && !uses(res).empty();
       for (const Op* u : uses(res))

@@ -90,7 +90,8 @@ std::vector<LV*> Emitter::phiLoop(LV* start, LV* end, int64_t step, const std::v
   B.SetInsertPoint(bb);
   std::vector<LV*> next = body(i, carried);
   BasicBlock* last = B.GetInsertBlock();
-  for (size_t a = 0; a < carried.size(); ++a) llvm::cast<PHINode>(carried[a])->addIncoming(next[a], last);
+  for (size_t a = 0; a < carried.size(); ++a)
+    llvm::cast<PHINode>(carried[a])->addIncoming(next[a], last);
   i->addIncoming(B.CreateAdd(i, c64(step), "", true, true), last);
   B.CreateBr(hdr);
   B.SetInsertPoint(exit);

@@ -613,7 +613,8 @@ private:
     layer.loc = e.loc;
     layer.index = index;
     if (size_t(it - kLayerNames.begin()) >= kFixedLayers)
-      return checkActivation(e, kActivations[size_t(it - kLayerNames.begin()) - kFixedLayers], layer);
+      return checkActivation(e, kActivations[size_t(it - kLayerNames.begin()) - kFixedLayers],
+                             layer);
     layer.kind = LayerKind(it - kLayerNames.begin());
     static const std::vector<Param> linear = {{"in_features", PType::Int, true},
                                               {"out_features", PType::Int, true},
@@ -711,7 +712,8 @@ private:
 
   // An activation layer of the table: binds its arguments, checks them and
   // records them as the op's attributes.
-  std::optional<Layer> checkActivation(const ast::Expr& e, const ActivationLayer& def, Layer layer) {
+  std::optional<Layer> checkActivation(const ast::Expr& e, const ActivationLayer& def,
+                                       Layer layer) {
     layer.kind = LayerKind::Activation;
     layer.name = def.name;
     layer.op = def.op;
@@ -732,7 +734,8 @@ private:
       }
       if (a.check && args.get(a.param.name)) {
         std::string why = a.check(number, text);
-        if (!why.empty()) args.error(args.get(a.param.name)->loc, fmt::format("{}(): {}", def.name, why));
+        if (!why.empty())
+          args.error(args.get(a.param.name)->loc, fmt::format("{}(): {}", def.name, why));
       }
       if (a.param.type == PType::Float) {
         layer.attrs.push_back({a.param.name, number});

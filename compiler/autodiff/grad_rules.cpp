@@ -1,6 +1,7 @@
-// The gradient rule of every differentiable op (see grad_rules.h). Each rule is
-// the textbook derivative expressed with the IR's grad ops; the numerics of
-// those ops (PyTorch's backward formulas) live in the interpreter and codegen.
+// The gradient rules (see grad_rules.h), named by the gradient column of
+// compiler/ir/ops.def. Each rule is the textbook derivative expressed with the
+// IR's grad ops; the numerics of those ops (PyTorch's backward formulas) are
+// their math in compiler/ir/op_math.h or their dedicated kernels.
 #include "compiler/autodiff/grad_rules.h"
 
 #include <stdexcept>
@@ -68,6 +69,12 @@ Grads gradLeakyRelu(GradContext& c) {
                      copyAttr(c.op, "negative_slope", 0.01))};
 }
 
+/// Activations whose backward reads the saved input (PyTorch's GELU, SiLU,
+/// ELU and Softplus backward kernels): G(dy, x) with the forward op's attributes.
+template <OpKind G> Grads fromInput(GradContext& c) {
+  return {c.out.emit(G, {c.dy, c.op.operands[0]}, c.op.attrs)};
+}
+
 // Elementwise product (Dropout: x * mask): d a = dy * b, d b = dy * a.
 Grads gradMul(GradContext& c) {
   Value *a = c.op.operands[0], *b = c.op.operands[1];
@@ -87,35 +94,19 @@ template <OpKind GradKind> Grads gradLoss(GradContext& c) {
           nullptr};
 }
 
-struct RuleEntry {
-  OpKind kind;
-  GradRule rule;
-};
+/// Ops with no gradient rule: normalize and dropout_mask (only data flows
+/// into them), count_correct (a metric), the grad and update ops themselves.
+constexpr GradRule NoGrad = nullptr;
 
-// The table: one row per differentiable op.
-constexpr RuleEntry kRules[] = {
-    {OpKind::MatMul, gradMatMul},
-    {OpKind::AddBias, gradAddBias},
-    {OpKind::Relu, gradRelu},
-    {OpKind::Sigmoid, gradSigmoid},
-    {OpKind::Tanh, gradTanh},
-    {OpKind::LeakyRelu, gradLeakyRelu},
-    {OpKind::Softmax, gradSoftmax},
-    {OpKind::LogSoftmax, gradLogSoftmax},
-    {OpKind::Mul, gradMul},
-    {OpKind::Add, gradAdd},
-    {OpKind::NllLoss, gradLoss<OpKind::NllLossGrad>},
-    {OpKind::MseLoss, gradLoss<OpKind::MseLossGrad>},
-    {OpKind::BceLoss, gradLoss<OpKind::BceLossGrad>},
-    {OpKind::BceWithLogits, gradLoss<OpKind::BceWithLogitsGrad>},
+// The gradient-rule column of ops.def, indexed by OpKind.
+constexpr GradRule kRules[] = {
+#define OP(Enum, Name, Min, Max, Cat, Shape, Traits, Grad, Math) Grad,
+#include "compiler/ir/ops.def"
+#undef OP
 };
 
 } // namespace
 
-GradRule gradRule(OpKind kind) {
-  for (const RuleEntry& e : kRules)
-    if (e.kind == kind) return e.rule;
-  return nullptr;
-}
+GradRule gradRule(OpKind kind) { return kRules[size_t(kind)]; }
 
 } // namespace descent

@@ -13,6 +13,7 @@ const char* layerName(LayerKind k) {
   case LayerKind::Softmax: return "Softmax";
   case LayerKind::LogSoftmax: return "LogSoftmax";
   case LayerKind::Dropout: return "Dropout";
+  case LayerKind::Activation: return "Activation";
   }
   return "?";
 }

@@ -7,11 +7,15 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 namespace descent {
 
-enum class LayerKind { Linear, ReLU, Sigmoid, Tanh, LeakyReLU, Softmax, LogSoftmax, Dropout };
+/// Activation: a layer of sema's activation table (GELU, SiLU, ELU,
+/// Softplus), described by `name`, `op` and `attrs` instead of its own kind.
+enum class LayerKind { Linear, ReLU, Sigmoid, Tanh, LeakyReLU, Softmax, LogSoftmax, Dropout, Activation };
 enum class LossKind { NLLLoss, CrossEntropyLoss, MSELoss, BCELoss, BCEWithLogitsLoss };
 enum class Reduction { Mean, Sum };
 enum class OptimizerKind { SGD, Adam };
@@ -34,6 +38,11 @@ struct Layer {
   double negative_slope = 0.01; ///< LeakyReLU
   int64_t dim = 1;             ///< Softmax, LogSoftmax (only 1 is accepted)
   double p = 0.5;              ///< Dropout
+  std::string name{};          ///< Activation: PyTorch's layer name ("GELU")
+  std::string op{};            ///< Activation: the graph IR op it becomes ("gelu")
+  /// Activation: the op's attributes, every argument with its default filled in.
+  std::vector<std::pair<std::string, std::variant<double, std::string>>> attrs{};
+  std::string repr{};          ///< Activation: as printed, e.g. "GELU(approximate='tanh')"
 };
 
 struct LossSpec {

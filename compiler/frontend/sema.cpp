@@ -59,8 +59,7 @@ std::string quoted(const std::string& s) {
   return out;
 }
 
-const std::vector<std::string> kLayerNames = {"Linear",  "ReLU",       "Sigmoid", "Tanh",
-                                              "LeakyReLU", "Softmax", "LogSoftmax", "Dropout"};
+// (kLayerNames follows the activation table, which it includes.)
 const std::vector<std::string> kLossNames = {"NLLLoss", "CrossEntropyLoss", "MSELoss", "BCELoss",
                                              "BCEWithLogitsLoss"};
 const std::vector<std::string> kOptimizerNames = {"SGD", "Adam"};
@@ -84,6 +83,56 @@ struct Param {
   bool required = false;
   bool positional = true; // false: keyword-only
 };
+
+// --- activation layers: one table row each -----------------------------------------------------
+//
+// An activation layer is defined by its row alone: PyTorch's name, the IR op
+// it becomes (compiler/ir/ops.def), and its arguments in PyTorch's order with
+// PyTorch's defaults. Number and string arguments become the op's attributes
+// under the same name; `inplace` is accepted and changes nothing (descent
+// never aliases activations). `check` rejects values PyTorch rejects (or that
+// would divide by zero), returning the message.
+
+struct ActivationArg {
+  Param param;
+  double number = 0;            ///< default of a Float argument
+  const char* text = "";        ///< default of a String argument
+  std::string (*check)(double number, const std::string& text) = nullptr;
+};
+
+struct ActivationLayer {
+  const char* name;
+  const char* op;
+  std::vector<ActivationArg> args;
+};
+
+const std::vector<ActivationLayer> kActivations = {
+    // torch.nn.GELU(approximate='none'): F.gelu raises unless 'none' or 'tanh'.
+    {"GELU", "gelu",
+     {{{"approximate", PType::String}, 0, "none", [](double, const std::string& t) -> std::string {
+         if (t == "none" || t == "tanh") return {};
+         return fmt::format("approximate argument must be either none or tanh, got '{}'", t);
+       }}}},
+    // torch.nn.SiLU(inplace=False)
+    {"SiLU", "silu", {{{"inplace", PType::Bool}}}},
+    // torch.nn.ELU(alpha=1.0, inplace=False)
+    {"ELU", "elu", {{{"alpha", PType::Float}, 1.0}, {{"inplace", PType::Bool}}}},
+    // torch.nn.Softplus(beta=1, threshold=20)
+    {"Softplus", "softplus",
+     {{{"beta", PType::Float}, 1.0, "", [](double b, const std::string&) -> std::string {
+         if (b != 0) return {};
+         return "beta must not be 0: softplus divides by it";
+       }},
+      {{"threshold", PType::Float}, 20.0}}},
+};
+
+constexpr size_t kFixedLayers = 8; // LayerKind::Linear .. LayerKind::Dropout
+const std::vector<std::string> kLayerNames = [] {
+  std::vector<std::string> v = {"Linear",    "ReLU",    "Sigmoid",    "Tanh",
+                                "LeakyReLU", "Softmax", "LogSoftmax", "Dropout"};
+  for (const ActivationLayer& a : kActivations) v.push_back(a.name);
+  return v;
+}();
 
 const char* typeDescription(PType t) {
   switch (t) {
@@ -561,9 +610,12 @@ private:
       return std::nullopt;
     }
     Layer layer;
-    layer.kind = LayerKind(it - kLayerNames.begin());
     layer.loc = e.loc;
     layer.index = index;
+    if (size_t(it - kLayerNames.begin()) >= kFixedLayers)
+      return checkActivation(e, kActivations[size_t(it - kLayerNames.begin()) - kFixedLayers],
+                             layer);
+    layer.kind = LayerKind(it - kLayerNames.begin());
     static const std::vector<Param> linear = {{"in_features", PType::Int, true},
                                               {"out_features", PType::Int, true},
                                               {"bias", PType::Bool}};
@@ -583,6 +635,7 @@ private:
     case LayerKind::Softmax:
     case LayerKind::LogSoftmax: params = &softmax; break;
     case LayerKind::Dropout: params = &dropout; break;
+    case LayerKind::Activation: break; // checkActivation
     }
     BoundArgs args(e, *params, diags_);
     if (!args.bind()) {
@@ -651,7 +704,48 @@ private:
         args.rangeError("p", "in [0, 1)");
       args.getBool("inplace", inplace);
       break;
+    case LayerKind::Activation: break; // checkActivation
     }
+    if (!args.ok()) return std::nullopt;
+    return layer;
+  }
+
+  // An activation layer of the table: binds its arguments, checks them and
+  // records them as the op's attributes.
+  std::optional<Layer> checkActivation(const ast::Expr& e, const ActivationLayer& def,
+                                       Layer layer) {
+    layer.kind = LayerKind::Activation;
+    layer.name = def.name;
+    layer.op = def.op;
+    std::vector<Param> params;
+    for (const ActivationArg& a : def.args) params.push_back(a.param);
+    BoundArgs args(e, params, diags_);
+    if (!args.bind()) return std::nullopt;
+    std::string shown;
+    for (const ActivationArg& a : def.args) {
+      double number = a.number;
+      std::string text = a.text;
+      bool ignored = false;
+      switch (a.param.type) {
+      case PType::Float: args.getFloat(a.param.name, number); break;
+      case PType::String: args.getString(a.param.name, text); break;
+      case PType::Bool: args.getBool(a.param.name, ignored); continue;
+      default: continue;
+      }
+      if (a.check && args.get(a.param.name)) {
+        std::string why = a.check(number, text);
+        if (!why.empty())
+          args.error(args.get(a.param.name)->loc, fmt::format("{}(): {}", def.name, why));
+      }
+      if (a.param.type == PType::Float) {
+        layer.attrs.push_back({a.param.name, number});
+        shown += fmt::format("{}{}={}", shown.empty() ? "" : ", ", a.param.name, number);
+      } else {
+        layer.attrs.push_back({a.param.name, text});
+        shown += fmt::format("{}{}='{}'", shown.empty() ? "" : ", ", a.param.name, quoted(text));
+      }
+    }
+    layer.repr = fmt::format("{}({})", def.name, shown);
     if (!args.ok()) return std::nullopt;
     return layer;
   }

@@ -56,6 +56,7 @@ std::string layerRepr(const Layer& l) {
   case LayerKind::Softmax:
   case LayerKind::LogSoftmax: return fmt::format("{}(dim={})", layerName(l.kind), l.dim);
   case LayerKind::Dropout: return fmt::format("Dropout(p={})", l.p);
+  case LayerKind::Activation: return l.repr;
   default: return fmt::format("{}()", layerName(l.kind));
   }
 }

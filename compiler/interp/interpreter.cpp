@@ -1,16 +1,20 @@
-// Reference interpreter (see interpreter.h). One small function per op kind;
-// every loop is the textbook definition, with PyTorch's order of operations
+// Reference interpreter (see interpreter.h). Elementwise ops evaluate their
+// math from compiler/ir/op_math.h (ops.def's math column) with a scalar
+// backend; the other ops have one small function each. Every loop is the
+// textbook definition, with PyTorch's order of operations
 // (e.g. ToTensor's x/255 before Normalize, max-subtracted softmax, the
 // torch.optim update sequences) so fp32 results stay within rounding of it.
 #include "compiler/interp/interpreter.h"
 
 #include "compiler/interp/dropout_rng.h"
+#include "compiler/ir/op_math.h"
 
 #include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <fmt/format.h>
 #include <stdexcept>
+#include <type_traits>
 
 namespace descent {
 
@@ -26,6 +30,27 @@ int64_t cols(const Value* v) { return v->type.rank() >= 2 ? v->type.shape[1] : 1
 template <typename T> T reductionDivisor(const Op& op, int64_t count) {
   return op.attrs.getString("reduction", "mean") == "mean" ? T(count) : T(1);
 }
+
+/// The math backend of the reference semantics: scalars of type T and the
+/// std:: functions (compiler/ir/op_math.h).
+template <typename T> struct ScalarMath {
+  using V = T;
+  using Mask = bool;
+  V c(double v) const { return T(v); }
+  V add(V a, V b) const { return a + b; }
+  V sub(V a, V b) const { return a - b; }
+  V mul(V a, V b) const { return a * b; }
+  V div(V a, V b) const { return a / b; }
+  V neg(V a) const { return -a; }
+  V exp(V a) const { return std::exp(a); }
+  V log(V a) const { return std::log(a); }
+  V log1p(V a) const { return std::log1p(a); }
+  V tanh(V a) const { return std::tanh(a); }
+  V erf(V a) const { return std::erf(a); }
+  Mask gt(V a, V b) const { return a > b; }
+  Mask le(V a, V b) const { return a <= b; }
+  V select(Mask m, V a, V b) const { return m ? a : b; }
+};
 
 template <typename T> class Interp {
 public:
@@ -86,29 +111,45 @@ private:
   const Buf<T>& get(const Value* v) const { return *env_.at(v); }
   Buf<T>& mut(const Value* v) { return *env_.at(v); }
 
+  /// Evaluates an op's math (ops.def's math column) element by element; an
+  /// operand with fewer elements (add_bias's [N] bias) repeats along the
+  /// rows. False for ops without elementwise math.
+  template <class Math> bool evalMath(const Op& op, Buf<T>& out) {
+    if constexpr (std::is_same_v<Math, opmath::NoMath>) {
+      return false;
+    } else {
+      auto p = Math::params(op.attrs);
+      ScalarMath<T> m;
+      const size_t n = op.operands.size();
+      assert(n <= 2);
+      const Buf<T>* in[2] = {&get(op.operands[0]), n > 1 ? &get(op.operands[1]) : nullptr};
+      T x[2] = {T(0), T(0)};
+      for (size_t i = 0; i < out.size(); ++i) {
+        for (size_t k = 0; k < n; ++k) x[k] = (*in[k])[i % in[k]->size()];
+        out[i] = Math::eval(m, p, x);
+      }
+      return true;
+    }
+  }
+
+  bool execMath(const Op& op, Buf<T>& out) {
+    switch (op.kind) {
+#define OP(Enum, Name, Min, Max, Cat, Shape, Traits, Grad, Math)                                   \
+  case OpKind::Enum: return evalMath<opmath::Math>(op, out);
+#include "compiler/ir/ops.def"
+#undef OP
+    }
+    return false;
+  }
+
   void exec(const Op& op, Buf<T>& out) {
+    if (execMath(op, out)) return;
     const auto& o = op.operands;
     switch (op.kind) {
-    case OpKind::Normalize: return normalize(op, get(o[0]), out);
     case OpKind::MatMul: return matmul(op, out);
-    case OpKind::AddBias: {
-      const Buf<T>&x = get(o[0]), &b = get(o[1]);
-      int64_t n = cols(o[0]);
-      for (size_t i = 0; i < x.size(); ++i) out[i] = x[i] + b[i % n];
-      return;
-    }
-    case OpKind::Relu: return map1(o[0], out, [](T x) { return x > T(0) ? x : T(0); });
-    case OpKind::Sigmoid: return map1(o[0], out, [](T x) { return T(1) / (T(1) + std::exp(-x)); });
-    case OpKind::Tanh: return map1(o[0], out, [](T x) { return std::tanh(x); });
-    case OpKind::LeakyRelu: {
-      T s = T(op.attrs.getDouble("negative_slope", 0.01));
-      return map1(o[0], out, [s](T x) { return x > T(0) ? x : x * s; });
-    }
     case OpKind::Softmax: return softmax(o[0], out, false);
     case OpKind::LogSoftmax: return softmax(o[0], out, true);
     case OpKind::DropoutMask: return dropoutMask(op, out);
-    case OpKind::Mul: return map2(o[0], o[1], out, [](T a, T b) { return a * b; });
-    case OpKind::Add: return map2(o[0], o[1], out, [](T a, T b) { return a + b; });
     case OpKind::NllLoss: return nllLoss(op, out);
     case OpKind::MseLoss: return realLoss(op, out, [](T p, T y) { T d = p - y; return d * d; });
     case OpKind::BceLoss:
@@ -123,14 +164,6 @@ private:
         return (T(1) - y) * z + m + std::log(std::exp(-m) + std::exp(-z - m));
       });
     case OpKind::CountCorrect: return countCorrect(op, out);
-    case OpKind::ReluGrad: return map2(o[0], o[1], out, [](T dy, T y) { return y > T(0) ? dy : T(0); });
-    case OpKind::SigmoidGrad:
-      return map2(o[0], o[1], out, [](T dy, T y) { return dy * (T(1) - y) * y; });
-    case OpKind::TanhGrad: return map2(o[0], o[1], out, [](T dy, T y) { return dy * (T(1) - y * y); });
-    case OpKind::LeakyReluGrad: {
-      T s = T(op.attrs.getDouble("negative_slope", 0.01));
-      return map2(o[0], o[1], out, [s](T dy, T x) { return x > T(0) ? dy : dy * s; });
-    }
     case OpKind::SoftmaxGrad: return softmaxGrad(o[0], o[1], out, false);
     case OpKind::LogSoftmaxGrad: return softmaxGrad(o[0], o[1], out, true);
     case OpKind::SumRows: {
@@ -164,25 +197,14 @@ private:
     }
     case OpKind::SgdUpdate: return sgd(op);
     case OpKind::AdamUpdate: return adam(op);
+    default: break;
     }
-    assert(false && "unknown op kind");
+    assert(false && "an op with neither math nor a kernel in the interpreter");
   }
 
-  template <typename F> void map1(const Value* a, Buf<T>& out, F f) {
-    const Buf<T>& x = get(a);
-    for (size_t i = 0; i < x.size(); ++i) out[i] = f(x[i]);
-  }
   template <typename F> void map2(const Value* a, const Value* b, Buf<T>& out, F f) {
     const Buf<T>&x = get(a), &y = get(b);
     for (size_t i = 0; i < x.size(); ++i) out[i] = f(x[i], y[i]);
-  }
-
-  void normalize(const Op& op, const Buf<T>& x, Buf<T>& out) {
-    // ToTensor: x / 255 (fp32); Normalize: (x - mean) / std, in that order.
-    T div = T(op.attrs.getDouble("divisor", 1.0));
-    T mean = T(op.attrs.getDouble("mean", 0.0));
-    T sd = T(op.attrs.getDouble("std", 1.0));
-    for (size_t i = 0; i < x.size(); ++i) out[i] = (x[i] / div - mean) / sd;
   }
 
   void matmul(const Op& op, Buf<T>& out) {

@@ -2,6 +2,8 @@
 #include "compiler/ir/model_builder.h"
 
 #include <fmt/format.h>
+#include <stdexcept>
+#include <variant>
 
 namespace descent {
 
@@ -68,6 +70,15 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
       a.set("dim", int64_t(1));
       h = g->add(OpKind::LogSoftmax, {h}, a, l.loc);
       break;
+    case LayerKind::Activation: {
+      // A layer of sema's activation table: its op and attributes as recorded.
+      const OpInfo* info = findOp(l.op);
+      if (!info) throw std::logic_error("model builder: unknown op " + l.op);
+      for (const auto& [name, value] : l.attrs)
+        std::visit([&, &name = name](const auto& v) { a.set(name, v); }, value);
+      h = g->add(info->kind, {h}, a, l.loc);
+      break;
+    }
     case LayerKind::Dropout:
       if (!opts.training || l.p == 0) break; // model.eval(): identity
       a.set("p", l.p);

@@ -1,5 +1,7 @@
 // The op table (generated from ops.def) and each op's shape rule.
 #include "compiler/ir/graph.h"
+#include "compiler/ir/op_defs.h"
+#include "compiler/ir/op_math.h"
 
 #include <fmt/format.h>
 
@@ -191,14 +193,25 @@ std::string inferSgdUpdate(const Op& op, TensorType&) {
 
 std::string inferAdamUpdate(const Op& op, TensorType&) { return checkUpdateCommon(op); }
 
+using AttrCheck = std::string (*)(const Attrs&);
+
+/// The attribute check of an op's math struct (op_math.h), when it has one.
+template <class Math> std::string checkMathAttrs(const Attrs& a) {
+  if constexpr (requires { Math::check(a); }) return Math::check(a);
+  else return {};
+}
+
 struct Entry {
   OpInfo info;
   Rule rule;
+  unsigned traits;
+  AttrCheck attr_check;
 };
 
+using namespace optrait;
 const Entry kOps[] = {
-#define OP(Enum, Name, Min, Max, Cat, RuleFn)                                                      \
-  {{OpKind::Enum, Name, Min, Max, OpCategory::Cat}, RuleFn},
+#define OP(Enum, Name, Min, Max, Cat, RuleFn, Traits, Grad, Math)                                  \
+  {{OpKind::Enum, Name, Min, Max, OpCategory::Cat}, RuleFn, Traits, checkMathAttrs<opmath::Math>},
 #include "compiler/ir/ops.def"
 #undef OP
 };
@@ -207,6 +220,7 @@ const Entry kOps[] = {
 
 const OpInfo& opInfo(OpKind kind) { return kOps[size_t(kind)].info; }
 const char* opName(OpKind kind) { return opInfo(kind).name; }
+unsigned opTraits(OpKind kind) { return kOps[size_t(kind)].traits; }
 
 const OpInfo* findOp(const std::string& name) {
   for (const Entry& e : kOps)
@@ -223,7 +237,8 @@ std::string inferType(const Op& op, TensorType& out) {
     return fmt::format("{} takes {} to {} operands, got {}", e.info.name, e.info.min_operands,
                        e.info.max_operands, n);
   }
-  return e.rule(op, out);
+  std::string error = e.attr_check(op.attrs);
+  return error.empty() ? e.rule(op, out) : error;
 }
 
 } // namespace descent

@@ -4,6 +4,8 @@
 // into its epilogue while their other operands are already computed.
 #include "compiler/passes/fuse.h"
 
+#include "compiler/ir/op_defs.h"
+
 #include <algorithm>
 #include <fmt/format.h>
 #include <unordered_map>
@@ -25,31 +27,9 @@ const char* kernelKindName(KernelKind k) {
 
 namespace {
 
-bool isElementwise(OpKind k) {
-  switch (k) {
-  case OpKind::Normalize:
-  case OpKind::AddBias:
-  case OpKind::Relu:
-  case OpKind::Sigmoid:
-  case OpKind::Tanh:
-  case OpKind::LeakyRelu:
-  case OpKind::Mul:
-  case OpKind::Add:
-  case OpKind::ReluGrad:
-  case OpKind::SigmoidGrad:
-  case OpKind::TanhGrad:
-  case OpKind::LeakyReluGrad:
-  case OpKind::NllLossGrad:
-  case OpKind::MseLossGrad:
-  case OpKind::BceLossGrad:
-  case OpKind::BceWithLogitsGrad:
-  case OpKind::LogSoftmaxNllGrad:
-  case OpKind::SigmoidBceGrad: return true;
-  default: return false;
-  }
-}
-
-bool isUpdate(OpKind k) { return k == OpKind::SgdUpdate || k == OpKind::AdamUpdate; }
+// What kind of kernel an op needs comes from its traits (compiler/ir/ops.def).
+bool isElementwise(OpKind k) { return hasTrait(k, optrait::Elementwise); }
+bool isUpdate(OpKind k) { return hasTrait(k, optrait::Update); }
 
 /// Rows and columns of a tensor seen as a matrix ([C] is one row).
 std::pair<int64_t, int64_t> matrixShape(const TensorType& t) {
@@ -112,7 +92,7 @@ private:
   /// kernel already scheduled, or recomputed inline (dropout masks).
   bool available(const Value* v) const {
     if (!v->def) return true;
-    if (v->def->kind == OpKind::DropoutMask) return true;
+    if (hasTrait(v->def->kind, optrait::Recompute)) return true;
     return done_.count(v->def) && !deferred_.count(v->def);
   }
 
@@ -181,8 +161,7 @@ private:
           k.sink = u;
           return;
         }
-        if (!isElementwise(u->kind) || !u->result) continue;
-        if (u->kind == OpKind::Normalize) continue;
+        if (!hasTrait(u->kind, optrait::Epilogue) || !u->result) continue;
         auto [r, c] = matrixShape(u->result->type);
         if (r != k.rows || c != k.cols || (kg_.batched.count(u->result) > 0) != k.rows_batched) {
           refuse(fmt::format("{} %{} into {}", opName(u->kind), u->result->name, k.name),
@@ -295,13 +274,14 @@ private:
         return nullptr;
       return us[0];
     };
-    switch (op->kind) {
-    case OpKind::DropoutMask:
+    if (hasTrait(op->kind, optrait::Recompute)) {
       // A pure function of (seed, step, element): recomputed wherever it is
       // read instead of being stored (the forward mul and the backward mul).
       done_.insert(op);
       remat_.insert(op);
       return;
+    }
+    switch (op->kind) {
     case OpKind::Normalize: {
       bool fold = !outputs_.count(res) && !uses(res).empty();
       for (const Op* u : uses(res))
@@ -393,9 +373,10 @@ private:
       }
       return;
     }
-    case OpKind::Softmax:
-    case OpKind::SoftmaxGrad:
-    case OpKind::LogSoftmaxGrad: {
+    default: break;
+    }
+    if (hasTrait(op->kind, optrait::RowWise) && res) {
+      // softmax, softmax_grad, log_softmax_grad (log_softmax has its kernel above)
       Kernel& k = open(KernelKind::RowOp, opName(op->kind), op);
       take(k, op);
       k.rows = res->type.shape[0];
@@ -403,19 +384,14 @@ private:
       k.rows_batched = kg_.batched.count(res) > 0;
       return;
     }
-    case OpKind::NllLoss:
-    case OpKind::MseLoss:
-    case OpKind::BceLoss:
-    case OpKind::BceWithLogits:
-    case OpKind::CountCorrect: {
+    if (hasTrait(op->kind, optrait::Reduction) && res) {
+      // losses and metrics (sum_rows has its kernel above): ordered sums on task 0
       Kernel& k = open(KernelKind::Loss, opName(op->kind), op);
       take(k, op);
       std::tie(k.rows, k.cols) = matrixShape(op->operands[0]->type);
       k.rows_batched = kg_.batched.count(op->operands[0]) > 0;
       k.parallel = false;
       return;
-    }
-    default: break;
     }
     if (!isElementwise(op->kind) || !res) {
       error_ = fmt::format("the JIT cannot schedule op {}", opName(op->kind));

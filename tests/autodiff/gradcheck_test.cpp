@@ -89,6 +89,19 @@ TEST_CASE("gradcheck: activations", "[gradcheck]") {
   }
 }
 
+TEST_CASE("gradcheck: GELU, SiLU, ELU and Softplus on both sides of their switches", "[gradcheck]") {
+  // Softplus with beta=2, threshold=1 switches at x = 0.5, inside the range of
+  // the pre-activations; ELU's negative side and GELU's tails are reached too.
+  for (std::string act : {"gelu %a {approximate=\"none\"}", "gelu %a {approximate=\"tanh\"}", "silu %a",
+                          "elu %a {alpha=0.7}", "softplus %a {beta=2.0, threshold=1.0}",
+                          "softplus %a {beta=1.0, threshold=20.0}"}) {
+    SECTION(act) {
+      check(withMse("%a0: f32[3,4] \"a0\", %b: f32[4,5] \"b\"",
+                    "  %a = matmul %a0, %b : f32[3,5]\n  %r = " + act + " : f32[3,5]\n", "f32[3,5]"));
+    }
+  }
+}
+
 TEST_CASE("gradcheck: dropout (x * mask) with a fixed mask", "[gradcheck]") {
   check(R"(graph @t(%t: f32[4,6], %seed: i32[], %step: i32[]) params(%a: f32[4,6] "a") {
   %m = dropout_mask %seed, %step {cols=6, p=0.5, rows=4, salt=1} : f32[4,6]

@@ -141,6 +141,12 @@ TEST_CASE("the IR parser reports line:col and the problem", "[ir]") {
   CHECK(err == "2:8: matmul inner dimensions differ: 3 vs 4 (f32[2,3] x f32[4,5])");
   CHECK_FALSE(parseGraph("graph @g(%x: q8[2]) {\n}\n", err));
   CHECK(err == "1:14: unknown dtype 'q8'");
+  // Attribute checks of an op's math definition (compiler/ir/op_math.h).
+  CHECK_FALSE(parseGraph("graph @g(%x: f32[2,3]) {\n  %0 = gelu %x {approximate=\"fast\"} : f32[2,3]\n}\n", err));
+  CHECK(err == "2:8: approximate must be \"none\" or \"tanh\", got \"fast\"");
+  CHECK_FALSE(parseGraph("graph @g(%x: f32[2,3]) {\n  %0 = softplus %x {beta=0.0} : f32[2,3]\n}\n", err));
+  CHECK(err == "2:8: softplus beta must not be 0");
+  CHECK(parseGraph("graph @g(%x: f32[2,3]) {\n  %0 = gelu %x {approximate=\"tanh\"} : f32[2,3]\n}\n", err));
 }
 
 TEST_CASE("the verifier rejects reads after an update and state misuse", "[ir]") {

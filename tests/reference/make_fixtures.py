@@ -71,6 +71,27 @@ FIXTURES = [
     ("dropout_eval_ce", 13, ("class", 3), 5,
      "Linear(13, 7), ReLU(),\n    Dropout(p=0.5),\n    Linear(7, 3),",
      'CrossEntropyLoss(reduction="mean")', "SGD(lr=0.1)", "eval"),
+    # The activations of issue 11. Inputs scaled by `x_scale` drive the
+    # pre-activations into the tails where the formulas switch: GELU's tanh
+    # form for large |x|, Softplus above its threshold, ELU's negative side.
+    ("gelu_none_nll_sgd", 9, ("class", 4), 8,
+     "Linear(9, 12), GELU(),\n    Linear(12, 4), LogSoftmax(dim=1),",
+     'NLLLoss(reduction="mean")', "SGD(lr=0.05, momentum=0.5)", "train", 4.0),
+    ("gelu_tanh_ce_adam", 7, ("class", 3), 8,
+     "Linear(7, 10), GELU(approximate=\"tanh\"),\n    Linear(10, 3),",
+     'CrossEntropyLoss(reduction="mean")', "Adam(lr=0.01)", "train", 6.0),
+    ("silu_mse_sgd", 6, ("f32", 2), 8,
+     "Linear(6, 10), SiLU(),\n    Linear(10, 2),",
+     'MSELoss(reduction="mean")', "SGD(lr=0.02)", "train", 5.0),
+    ("elu_bcelogits_sgd", 5, ("f32", 2), 8,
+     "Linear(5, 9), ELU(alpha=0.7),\n    Linear(9, 2),",
+     'BCEWithLogitsLoss(reduction="mean")', "SGD(lr=0.1, momentum=0.5)", "train", 3.0),
+    ("softplus_nll_adam", 8, ("class", 5), 8,
+     "Linear(8, 11), Softplus(beta=2.0, threshold=3.0),\n    Linear(11, 5), LogSoftmax(dim=1),",
+     'NLLLoss(reduction="sum")', "Adam(lr=0.005)", "train", 3.0),
+    ("softplus_default_mse_sgd", 4, ("f32", 1), 8,
+     "Linear(4, 6), Softplus(),\n    Linear(6, 1),",
+     'MSELoss(reduction="mean")', "SGD(lr=0.002)", "train", 16.0),
 ]
 
 
@@ -96,8 +117,8 @@ def model_text(name, features, target, batch, layers, loss, opt):
             f"epochs    = {STEPS}\n")
 
 
-def make_batch(features, target, batch, loss):
-    x = torch.randn(batch, features, dtype=torch.float32)
+def make_batch(features, target, batch, loss, x_scale=1.0):
+    x = torch.randn(batch, features, dtype=torch.float32) * x_scale
     kind, size = target
     if kind == "class":
         y = torch.randint(0, size, (batch,), dtype=torch.int64)
@@ -172,7 +193,8 @@ def deviation(a, b):
 
 
 def generate(entry):
-    name, features, target, batch, layers, loss_text, opt_text, mode = entry
+    name, features, target, batch, layers, loss_text, opt_text, mode = entry[:8]
+    x_scale = entry[8] if len(entry) > 8 else 1.0
     d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
     text = model_text(name, features, target, batch, layers, loss_text, opt_text)
@@ -187,7 +209,7 @@ def generate(entry):
     nnspec.write_safetensors(os.path.join(d, "init.safetensors"), init,
                              {"format": "pt", "fixture": name})
 
-    x, y = make_batch(features, target, batch, criterion)
+    x, y = make_batch(features, target, batch, criterion, x_scale)
     write_csv(os.path.join(d, "data.csv"), features, target, x, y)
 
     kind, size = target
@@ -235,11 +257,22 @@ def generate(entry):
 
 
 def main():
+    """With fixture names as arguments, rewrites only those (float32 results
+    can differ in the last bit between machines: leave the others alone)."""
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float32)
-    if os.path.isdir(OUT):
+    only = set(sys.argv[1:])
+    unknown = only - {e[0] for e in FIXTURES}
+    if unknown:
+        sys.exit(f"make_fixtures.py: no fixture named {', '.join(sorted(unknown))}")
+    if not only and os.path.isdir(OUT):
         shutil.rmtree(OUT)
     for entry in FIXTURES:
+        if only and entry[0] not in only:
+            continue
+        d = os.path.join(OUT, entry[0])
+        if os.path.isdir(d):
+            shutil.rmtree(d)
         generate(entry)
         print("wrote", entry[0])
 

@@ -58,6 +58,7 @@ def _namespace():
         "Sequential": nn.Sequential, "Linear": nn.Linear, "ReLU": nn.ReLU,
         "Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh, "LeakyReLU": nn.LeakyReLU,
         "Softmax": nn.Softmax, "LogSoftmax": nn.LogSoftmax, "Dropout": nn.Dropout,
+        "GELU": nn.GELU, "SiLU": nn.SiLU, "ELU": nn.ELU, "Softplus": nn.Softplus,
         "NLLLoss": nn.NLLLoss, "CrossEntropyLoss": nn.CrossEntropyLoss,
         "MSELoss": nn.MSELoss, "BCELoss": nn.BCELoss,
         "BCEWithLogitsLoss": nn.BCEWithLogitsLoss,

@@ -34,7 +34,17 @@ struct RefLayer {
   int64_t in = 0, out = 0;
   bool bias = true;
   double slope = 0.01;
+  bool gelu_tanh = false;                 ///< GELU(approximate="tanh")
+  double alpha = 1.0;                     ///< ELU
+  double beta = 1.0, threshold = 20.0;    ///< Softplus
 };
+
+/// The number after `name=` in a layer's arguments, or `fallback`.
+double numberArg(const std::string& args, const std::string& name, double fallback) {
+  std::smatch m;
+  if (!std::regex_search(args, m, std::regex(name + R"(=([0-9.e+-]+))"))) return fallback;
+  return std::stod(m[1]);
+}
 
 std::vector<RefLayer> parseLayers(const std::string& text) {
   auto open = text.find("Sequential(");
@@ -57,6 +67,13 @@ std::vector<RefLayer> parseLayers(const std::string& text) {
       std::smatch m;
       REQUIRE(std::regex_search(args, m, std::regex(R"(negative_slope=([0-9.e-]+))")));
       l.slope = std::stod(m[1]);
+    } else if (l.kind == "GELU") {
+      l.gelu_tanh = args.find("tanh") != std::string::npos;
+    } else if (l.kind == "ELU") {
+      l.alpha = numberArg(args, "alpha", 1.0);
+    } else if (l.kind == "Softplus") {
+      l.beta = numberArg(args, "beta", 1.0);
+      l.threshold = numberArg(args, "threshold", 20.0);
     }
     layers.push_back(l);
   }
@@ -97,6 +114,16 @@ Matrix forward(const std::vector<RefLayer>& layers, const SafeTensors& st, const
         for (double& v : row) v = std::tanh(v);
       } else if (l.kind == "LeakyReLU") {
         for (double& v : row) v = v >= 0 ? v : l.slope * v;
+      } else if (l.kind == "GELU") {
+        for (double& v : row)
+          v = l.gelu_tanh ? 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)))
+                          : 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+      } else if (l.kind == "SiLU") {
+        for (double& v : row) v = v / (1 + std::exp(-v));
+      } else if (l.kind == "ELU") {
+        for (double& v : row) v = v > 0 ? v : l.alpha * std::expm1(v);
+      } else if (l.kind == "Softplus") {
+        for (double& v : row) v = v * l.beta > l.threshold ? v : std::log1p(std::exp(v * l.beta)) / l.beta;
       } else if (l.kind == "Softmax" || l.kind == "LogSoftmax") {
         double m = *std::max_element(row.begin(), row.end()), s = 0;
         for (double v : row) s += std::exp(v - m);

@@ -1,0 +1,211 @@
+// Elementwise code of the emitter: the vector backend that instantiates the
+// op math of compiler/ir/op_math.h (ops.def's math column), the loss
+// gradients (they read labels and the runtime row count), dropout masks,
+// optimizer updates and the epilogue that chains them after a kernel's anchor.
+#include "compiler/codegen/emitter.h"
+#include "compiler/ir/op_math.h"
+
+#include <cmath>
+#include <type_traits>
+
+namespace descent::emit_detail {
+
+struct Emitter::VecMath {
+  Emitter& e;
+  using V = LV*;
+  using Mask = LV*;
+  V c(double v) { return e.vcf(v); }
+  V add(V a, V b) { return e.B.CreateFAdd(a, b); }
+  V sub(V a, V b) { return e.B.CreateFSub(a, b); }
+  V mul(V a, V b) { return e.B.CreateFMul(a, b); }
+  V div(V a, V b) { return e.B.CreateFDiv(a, b); }
+  V neg(V a) { return e.B.CreateFNeg(a); }
+  V exp(V a) { return e.exp(a); }
+  V log(V a) { return e.log(a); }
+  V log1p(V a) { return e.log1p(a); }
+  V tanh(V a) { return e.tanh(a); }
+  V erf(V a) { return e.erf(a); }
+  Mask gt(V a, V b) { return e.B.CreateFCmpOGT(a, b); }
+  Mask le(V a, V b) { return e.B.CreateFCmpOLE(a, b); }
+  V select(Mask m, V a, V b) { return e.B.CreateSelect(m, a, b); }
+};
+
+template <class Math> LV* Emitter::evalMath(const Op* op, const std::function<LV*(size_t)>& get) {
+  if constexpr (std::is_same_v<Math, opmath::NoMath>) {
+    return nullptr;
+  } else {
+    auto p = Math::params(op->attrs);
+    LV* x[2] = {nullptr, nullptr};
+    for (size_t i = 0; i < op->operands.size() && i < 2; ++i)
+      x[i] = get(i);
+    VecMath m{*this};
+    return Math::eval(m, p, x);
+  }
+}
+
+LV* Emitter::elemMath(const Op* op, const std::function<LV*(size_t)>& get) {
+  switch (op->kind) {
+#define OP(Enum, Name, Min, Max, Cat, Shape, Traits, Grad, Math)                                   \
+  case OpKind::Enum:                                                                               \
+    return evalMath<opmath::Math>(op, get);
+#include "compiler/ir/ops.def"
+#undef OP
+  }
+  return nullptr;
+}
+
+LV* Emitter::lossDivisor(const Op* op, int64_t cols_per_row) {
+  if (op->attrs.getString("reduction", "mean") != "mean") return nullptr;
+  LV* cnt = kg_->batched.count(op->operands[0]) ? nArg : c64(op->operands[0]->type.shape[0]);
+  cnt = B.CreateMul(cnt, c64(cols_per_row));
+  return B.CreateSIToFP(cnt, f32);
+}
+
+LV* Emitter::dropoutMask(const Op* op, const ElemCtx& ctx) {
+  int64_t cols = op->attrs.getInt("cols");
+  double p = op->attrs.getDouble("p", 0.5);
+  int64_t salt = op->attrs.getInt("salt");
+  LV* k1 = B.CreateAdd(B.CreateShl(B.CreateZExt(seedArg, i64), 32), stepArg);
+  LV* h1 = mix(B.CreateXor(k1, c64(int64_t(0x9E3779B97F4A7C15ull))));
+  std::vector<Constant*> lanes;
+  for (int i = 0; i < W; ++i)
+    lanes.push_back(ConstantInt::get(i64, i));
+  LV* idx = B.CreateAdd(splat(B.CreateAdd(B.CreateMul(ctx.row, c64(cols)), ctx.col)),
+                        llvm::ConstantVector::get(lanes));
+  LV* k2 = B.CreateOr(B.CreateAnd(idx, ConstantInt::get(vi64, 0xffffffffull)),
+                      ConstantInt::get(vi64, uint64_t(uint32_t(salt)) << 32));
+  LV* h = mix(B.CreateXor(splat(h1), k2));
+  LV* r = B.CreateTrunc(B.CreateLShr(h, ConstantInt::get(vi64, 40)), vi32);
+  uint32_t thr = uint32_t(std::ceil(p * 16777216.0));
+  float scale = 1.0f / float(1.0 - p);
+  return B.CreateSelect(B.CreateICmpUGE(r, ConstantInt::get(vi32, thr)), vcf(scale), vcf(0.0));
+}
+
+LV* Emitter::mix(LV* z) {
+  Type* t = z->getType();
+  z = B.CreateMul(B.CreateXor(z, B.CreateLShr(z, ConstantInt::get(t, 30))),
+                  ConstantInt::get(t, 0xBF58476D1CE4E5B9ull));
+  z = B.CreateMul(B.CreateXor(z, B.CreateLShr(z, ConstantInt::get(t, 27))),
+                  ConstantInt::get(t, 0x94D049BB133111EBull));
+  return B.CreateXor(z, B.CreateLShr(z, ConstantInt::get(t, 31)));
+}
+
+LV* Emitter::oneHot(const Value* labels, const ElemCtx& ctx) {
+  LV* lab =
+      B.CreateAlignedLoad(i32, B.CreateInBoundsGEP(i32, bufBase(labels), ctx.row), llvm::Align(4));
+  std::vector<Constant*> lanes;
+  for (int i = 0; i < W; ++i)
+    lanes.push_back(ConstantInt::get(i64, i));
+  LV* cols = B.CreateAdd(splat(ctx.col), llvm::ConstantVector::get(lanes));
+  LV* eq = B.CreateICmpEQ(cols, splat(B.CreateSExt(lab, i64)));
+  return B.CreateSelect(eq, vcf(1.0), vcf(0.0));
+}
+
+LV* Emitter::elem(const Op* op, const ElemCtx& ctx, const std::function<LV*(size_t)>& get) {
+  if (LV* r = elemMath(op, get)) return r;
+  switch (op->kind) {
+  case OpKind::NllLossGrad:
+  case OpKind::LogSoftmaxNllGrad: {
+    LV* oh = oneHot(op->operands[1], ctx);
+    LV* g = op->kind == OpKind::NllLossGrad ? B.CreateFNeg(oh) : B.CreateFSub(exp(get(0)), oh);
+    if (LV* d = lossDivisor(op, 1)) g = B.CreateFDiv(g, splat(d));
+    return g;
+  }
+  case OpKind::MseLossGrad:
+  case OpKind::BceLossGrad:
+  case OpKind::BceWithLogitsGrad:
+  case OpKind::SigmoidBceGrad: {
+    LV* p = get(0);
+    LV* t = get(1);
+    LV* g = nullptr;
+    if (op->kind == OpKind::MseLossGrad) {
+      // PyTorch: norm * (p - y), norm = 2/numel (mean) or 2 (sum)
+      LV* norm = vcf(2.0);
+      if (LV* d = lossDivisor(op, op->operands[0]->type.shape[1]))
+        norm = splat(B.CreateFDiv(cf(2.0, f32), d));
+      return B.CreateFMul(norm, B.CreateFSub(p, t));
+    } else if (op->kind == OpKind::BceLossGrad) {
+      LV* den = B.CreateFMul(B.CreateFSub(vcf(1), p), p);
+      den = vmax(den, vcf(1e-12));
+      g = B.CreateFDiv(B.CreateFSub(p, t), den);
+    } else if (op->kind == OpKind::BceWithLogitsGrad)
+      g = B.CreateFSub(sigmoid(p), t);
+    else
+      g = B.CreateFSub(p, t);
+    if (LV* d = lossDivisor(op, op->operands[0]->type.shape[1])) g = B.CreateFDiv(g, splat(d));
+    return g;
+  }
+  default:
+    break;
+  }
+  llvm::report_fatal_error(llvm::Twine("descent: not an elementwise op: ") + opName(op->kind));
+}
+
+void Emitter::update(const Op* u, LV* g, const ElemCtx& ctx) {
+  const Value* w = u->operands[0];
+  LV* wv = loadOperand(w, ctx);
+  double wd = u->attrs.getDouble("weight_decay", 0.0);
+  if (wd != 0) g = B.CreateFAdd(g, B.CreateFMul(wv, vcf(wd)));
+  double lr = u->attrs.getDouble("lr", 0.001);
+  if (u->kind == OpKind::SgdUpdate) {
+    double mom = u->attrs.getDouble("momentum", 0.0);
+    if (mom != 0) {
+      const Value* bufv = u->operands[3];
+      LV* buf = loadOperand(bufv, ctx);
+      double damp = u->attrs.getDouble("dampening", 0.0);
+      LV* blended = B.CreateFAdd(B.CreateFMul(buf, vcf(mom)), B.CreateFMul(g, vcf(1.0 - damp)));
+      // torch.optim.SGD: the buffer starts as a copy of the first gradient.
+      LV* first = B.CreateICmpSLE(stepArg, c64(1));
+      buf = B.CreateSelect(first, g, blended);
+      storeValue(bufv, buf, ctx);
+      g = u->attrs.getBool("nesterov") ? B.CreateFAdd(g, B.CreateFMul(buf, vcf(mom))) : buf;
+    }
+    storeValue(w, B.CreateFAdd(wv, B.CreateFMul(g, vcf(-lr))), ctx);
+    return;
+  }
+  double b1 = u->attrs.getDouble("beta1", 0.9), b2 = u->attrs.getDouble("beta2", 0.999);
+  double eps = u->attrs.getDouble("eps", 1e-8);
+  const Value* mv = u->operands[3];
+  const Value* vv = u->operands[4];
+  LV* m = loadOperand(mv, ctx);
+  LV* v = loadOperand(vv, ctx);
+  m = B.CreateFAdd(B.CreateFMul(m, vcf(b1)), B.CreateFMul(g, vcf(1.0 - b1)));
+  v = B.CreateFAdd(B.CreateFMul(v, vcf(b2)), B.CreateFMul(B.CreateFMul(g, g), vcf(1.0 - b2)));
+  storeValue(mv, m, ctx);
+  storeValue(vv, v, ctx);
+  int64_t so = bg_->scalar_offset.at(u);
+  LV* sp = B.CreateInBoundsGEP(i8, arena, c64(so));
+  LV* step_size = splat(B.CreateAlignedLoad(f32, sp, llvm::Align(4)));
+  LV* bc2 = splat(B.CreateAlignedLoad(f32, B.CreateInBoundsGEP(f32, sp, c64(1)), llvm::Align(4)));
+  LV* denom = B.CreateFAdd(B.CreateFDiv(B.CreateIntrinsic(llvm::Intrinsic::sqrt, {vf}, {v}), bc2),
+                           vcf(eps));
+  // param.addcdiv_(m, denom, value=-step_size): w + (-step_size)*m/denom
+  storeValue(w, B.CreateFAdd(wv, B.CreateFDiv(B.CreateFMul(B.CreateFNeg(step_size), m), denom)),
+             ctx);
+}
+
+void Emitter::epilogue(const Kernel& k, std::map<const Value*, LV*> vals, const ElemCtx& ctx,
+                       size_t first_op) {
+  for (const auto& [v, x] : vals)
+    if (k.stores.count(v)) storeValue(v, x, ctx);
+  for (size_t oi = first_op; oi < k.ops.size(); ++oi) {
+    const Op* op = k.ops[oi];
+    auto get = [&](size_t i) -> LV* {
+      const Value* o = op->operands[i];
+      auto it = vals.find(o);
+      if (it != vals.end()) return it->second;
+      LV* l = loadOperand(o, ctx);
+      vals[o] = l;
+      return l;
+    };
+    if (op == k.sink) {
+      update(op, get(1), ctx);
+      continue;
+    }
+    LV* r = elem(op, ctx, get);
+    vals[op->result] = r;
+    if (k.stores.count(op->result)) storeValue(op->result, r, ctx);
+  }
+}
+
+} // namespace descent::emit_detail

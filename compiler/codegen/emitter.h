@@ -1,0 +1,262 @@
+// Internal to compiler/codegen: the LLVM IR emitter of a kernel schedule, one
+// class whose members are defined by concern in
+//   emit.cpp              kernel scaffolding (signature, loops, task split),
+//                         memory (buffers, vector loads/stores), map and
+//                         column-sum kernels, emitKernels();
+//   emit_math.cpp         the vector math library (exp, log, tanh, erf, ...);
+//   emit_elementwise.cpp  the vector backend of compiler/ir/op_math.h, loss
+//                         gradients, dropout masks, optimizer updates, epilogues;
+//   emit_gemm.cpp         the register-blocked GEMM micro-kernel and transposes;
+//   emit_rows.cpp         row kernels: softmax, log_softmax + losses, losses.
+// Explicit <W x float> vectors and llvm.fmuladd throughout; every kernel takes
+// (arena, x, y, n, step, seed, task, ntasks); buffers sit at constant arena
+// offsets, so alias analysis sees distinct, 64-byte-aligned regions.
+#pragma once
+
+#include "compiler/codegen/emit.h"
+
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace descent::emit_detail {
+
+using llvm::BasicBlock;
+using llvm::Constant;
+using llvm::ConstantFP;
+using llvm::ConstantInt;
+using llvm::Function;
+using llvm::PHINode;
+using llvm::Type;
+using LV = llvm::Value;
+
+/// Where an elementwise expression is evaluated: one vector of W lanes at
+/// (row, col .. col+W-1) of the kernel's [rows, cols] space.
+struct ElemCtx {
+  LV* row = nullptr;       ///< i64
+  LV* col = nullptr;       ///< i64, first lane
+  int64_t lanes_valid = 0; ///< W for a full vector, fewer for the masked tail
+};
+
+class Emitter {
+public:
+  Emitter(llvm::LLVMContext& c, llvm::Module& m, int width, std::string cpu, std::string features)
+      : C(c), M(m), B(c), W(width), cpu_(std::move(cpu)), features_(std::move(features)) {
+    f32 = Type::getFloatTy(C);
+    i1 = Type::getInt1Ty(C);
+    i8 = Type::getInt8Ty(C);
+    i32 = Type::getInt32Ty(C);
+    i64 = Type::getInt64Ty(C);
+    ptr = llvm::PointerType::getUnqual(C);
+    vf = llvm::FixedVectorType::get(f32, W);
+    vi32 = llvm::FixedVectorType::get(i32, W);
+    vi64 = llvm::FixedVectorType::get(i64, W);
+  }
+
+  void emitGraph(const BackendGraph& bg) {
+    bg_ = &bg;
+    kg_ = bg.kg;
+    for (const Kernel& k : kg_->kernels)
+      emitKernel(k);
+  }
+
+  void emitOne(const BackendGraph& bg, size_t kernel) {
+    bg_ = &bg;
+    kg_ = bg.kg;
+    emitKernel(kg_->kernels.at(kernel));
+  }
+
+private:
+  // --- function scaffolding -------------------------------------------------------------------
+
+  void emitKernel(const Kernel& k);
+
+  /// Scalars carried across loops: allocas in the entry block, which mem2reg turns into registers.
+  LV* entryAlloca(Type* t);
+
+  LV* c64(int64_t v) { return ConstantInt::get(i64, v); }
+  LV* c32(int64_t v) { return ConstantInt::get(i32, v); }
+  Constant* cf(double v, Type* t) { return ConstantFP::get(t, v); }
+  Constant* vcf(double v) { return ConstantFP::get(vf, float(v)); }
+
+  /// for (i = start; i < end; i += step) body(i). Body may create blocks.
+  void forLoop(LV* start, LV* end, int64_t step, const std::function<void(LV*)>& body,
+               const char* name = "i");
+
+  /// for (i = start; i < end; i += step) carried = body(i, carried): a counted
+  /// loop whose carried values (accumulators) stay in registers as phis.
+  /// Returns the carried values at the exit. Body may create blocks.
+  std::vector<LV*>
+  phiLoop(LV* start, LV* end, int64_t step, const std::vector<LV*>& init,
+          const std::function<std::vector<LV*>(LV*, const std::vector<LV*>&)>& body,
+          const char* name);
+
+  /// if (cond) then()
+  void ifThen(LV* cond, const std::function<void()>& then);
+
+  /// Rows of the kernel's iteration space: runtime n or a constant.
+  LV* rowsOf(bool batched, int64_t rows) { return batched ? nArg : c64(rows); }
+
+  /// [begin, end) of `count` items for this task: contiguous, balanced chunks.
+  std::pair<LV*, LV*> split(LV* count);
+
+  // --- memory ---------------------------------------------------------------------------------
+
+  LV* bufBase(int buffer);
+  LV* bufBase(const Value* v) { return bufBase(kg_->buffer_of.at(v)); }
+  bool isInput(const Value* v) const { return v->kind == ValueKind::Input; }
+
+  /// Alignment of a W-float vector at element (row*ld + col) with col a multiple of W.
+  llvm::Align vecAlign(const Value* v, int64_t ld);
+
+  Constant* laneMask(int64_t valid);
+
+  LV* loadVec(LV* base, LV* index, llvm::Align al, int64_t valid, LV* passthru = nullptr);
+  void storeVec(LV* val, LV* base, LV* index, llvm::Align al, int64_t valid);
+
+  LV* splat(LV* s) { return B.CreateVectorSplat(W, s); }
+  LV* fma(LV* a, LV* b, LV* c) {
+    return B.CreateIntrinsic(llvm::Intrinsic::fmuladd, {a->getType()}, {a, b, c});
+  }
+  LV* hsum(LV* v) { // ordered: lane 0 first, so the result does not depend on anything but the data
+    return B.CreateIntrinsic(llvm::Intrinsic::vector_reduce_fadd, {v->getType()},
+                             {cf(0.0, f32), v});
+  }
+  LV* hmax(LV* v) {
+    return B.CreateIntrinsic(llvm::Intrinsic::vector_reduce_fmax, {v->getType()}, {v});
+  }
+  LV* vmax(LV* a, LV* b) { return B.CreateSelect(B.CreateFCmpOGT(a, b), a, b); }
+
+  // --- math: Cephes-style exp and log, on any float scalar or vector type ---------------------
+
+  LV* cst(LV* like, double v) { return ConstantFP::get(like->getType(), v); }
+  LV* icst(Type* t, int64_t v) { return ConstantInt::get(t, v); }
+  Type* intLike(LV* like);
+
+  LV* exp(LV* x);
+
+  LV* log(LV* x);
+
+  LV* sigmoid(LV* x);
+
+  LV* tanh(LV* x);
+
+  /// erf(x): |x| < 0.5 by its Taylor series to x^11 (truncation < 3e-8
+  /// relative), beyond by Abramowitz-Stegun 7.1.26 (absolute error < 1.5e-7),
+  /// with the sign of x.
+  LV* erf(LV* x);
+
+  /// log1p(u) = log(w) - ((w - 1) - u)/w with w = 1 + u: the correction
+  /// restores what rounding 1 + u lost, so tiny u give u, not 0.
+  LV* log1p(LV* u);
+
+  // --- elementwise ------------------------------------------------------------------------------
+
+  /// The vector math backend of compiler/ir/op_math.h: W-lane float vectors.
+  struct VecMath;
+
+  /// Evaluates `op`'s math (op_math.h) on vectors; nullptr for ops without.
+  template <class Math> LV* evalMath(const Op* op, const std::function<LV*(size_t)>& get);
+
+  LV* elemMath(const Op* op, const std::function<LV*(size_t)>& get);
+
+  /// 1/n or 1/(n*cols) for mean reductions, 1 for sum (as a float divisor).
+  LV* lossDivisor(const Op* op, int64_t cols_per_row);
+
+  /// The dropout mask at ctx: 0 or 1/(1-p), from the counter-based hash of
+  /// compiler/interp/dropout_rng.h (bit-exact with the interpreter).
+  LV* dropoutMask(const Op* op, const ElemCtx& ctx);
+  LV* mix(LV* z);
+
+  /// Loads operand `v` at ctx as a float vector (labels: the splatted row label).
+  LV* loadOperand(const Value* v, const ElemCtx& ctx);
+
+  void storeValue(const Value* v, LV* val, const ElemCtx& ctx);
+
+  /// onehot(col == label[row]) as 0/1 floats.
+  LV* oneHot(const Value* labels, const ElemCtx& ctx);
+
+  /// One elementwise op on vectors. `get(i)` yields operand i as a float vector.
+  /// Ops with math (ops.def's math column) evaluate it with the vector
+  /// backend; the loss gradients, which read labels and the runtime row
+  /// count, have their code here.
+  LV* elem(const Op* op, const ElemCtx& ctx, const std::function<LV*(size_t)>& get);
+
+  /// Applies update op `u` to its param at ctx (param viewed as [rows, cols]) with gradient g.
+  void update(const Op* u, LV* g, const ElemCtx& ctx);
+
+  /// Runs the elementwise ops of `k` (all but the anchor) at ctx, starting from
+  /// `seed` values, stores what must be stored, and applies the sink.
+  void epilogue(const Kernel& k, std::map<const Value*, LV*> vals, const ElemCtx& ctx,
+                size_t first_op);
+
+  /// Visits the column vectors [vbegin, vend) of a `cols`-wide row: full
+  /// vectors in a loop, then the masked tail vector.
+  void forColumnVectors(LV* vbegin, LV* vend, int64_t cols,
+                        const std::function<void(LV* col, int64_t valid)>& body);
+
+  // --- kernels --------------------------------------------------------------------------------
+
+  void emitMap(const Kernel& k);
+
+  void emitColumnSum(const Kernel& k);
+
+  void emitTranspose(const Kernel& k);
+
+  /// Tile shape of the micro-kernel for a GEMM with `nvec` column vectors.
+  std::pair<int, int> tileShape(int64_t N);
+
+  /// A(i, k) as a float scalar (with the normalize folded into the load).
+  LV* loadA(const GemmInfo& g, LV* i, LV* kk);
+
+  /// Alignment of B-operand vector loads at (k*ldb + j), j a multiple of W:
+  /// an input batch guarantees 4 bytes; arena buffers are 64-byte aligned, so
+  /// the row stride decides (a transposed copy of W has no graph value).
+  llvm::Align bAlign(const GemmInfo& g);
+
+  /// The register-blocked micro-kernel: an mr x (nv*W) tile of C at (i0, j0),
+  /// K-loop with accumulators in registers (loop-carried phis), then the epilogue.
+  void microKernel(const Kernel& k, LV* i0, LV* j0, int mr, int nv, int64_t last_valid, LV* K,
+                   LV* M, LV* packed = nullptr, int64_t packed_ld = 0);
+
+  void emitGemm(const Kernel& k);
+
+  /// Row maximum, sum of exp(x - max) and log of that sum over one row of `v`.
+  struct RowStats {
+    LV* mx;
+    LV* sum;
+  };
+  RowStats rowSoftmaxStats(const Value* v, LV* r, int64_t cols);
+
+  void emitRowSoftmaxLoss(const Kernel& k);
+
+  /// 1.0 when the first maximum of row (x - mx) - lse equals `label`, else 0.
+  LV* argmaxIs(LV* row, int64_t cols, LV* label, LV* mx, LV* lse);
+
+  void emitRowOp(const Kernel& k);
+
+  void emitLoss(const Kernel& k);
+
+  llvm::LLVMContext& C;
+  llvm::Module& M;
+  llvm::IRBuilder<> B;
+  int W;
+  std::string cpu_, features_;
+  Type *f32, *i1, *i8, *i32, *i64, *ptr;
+  llvm::FixedVectorType *vf, *vi32, *vi64;
+  const BackendGraph* bg_ = nullptr;
+  const KernelGraph* kg_ = nullptr;
+  Function* F = nullptr;
+  LV *arena = nullptr, *xArg = nullptr, *yArg = nullptr, *nArg = nullptr, *stepArg = nullptr,
+     *seedArg = nullptr, *taskArg = nullptr, *ntasksArg = nullptr;
+};
+
+} // namespace descent::emit_detail

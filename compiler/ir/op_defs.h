@@ -1,0 +1,31 @@
+// Traits of the ops (the traits column of ops.def) and their lookup. The fuser
+// decides kernels from these; the interpreter and the emitter evaluate the
+// math column (op_math.h). No LLVM here.
+#pragma once
+
+#include "compiler/ir/graph.h"
+
+namespace descent {
+
+/// What the fuser needs to know about an op (see ops.def for each meaning).
+namespace optrait {
+enum : unsigned {
+  None = 0,
+  Elementwise = 1u << 0,
+  Epilogue = 1u << 1,
+  RowWise = 1u << 2,
+  Reduction = 1u << 3,
+  Contraction = 1u << 4,
+  Update = 1u << 5,
+  Recompute = 1u << 6,
+  FoldIntoLoads = 1u << 7,
+};
+} // namespace optrait
+
+/// The traits column of `kind`'s ops.def row.
+unsigned opTraits(OpKind kind);
+inline bool hasTrait(OpKind kind, unsigned trait) {
+  return (opTraits(kind) & trait) != 0;
+}
+
+} // namespace descent

@@ -1,7 +1,7 @@
 // The compiled engine: the train graph and the eval graph of a model compiled
 // into one JIT program (fused LLVM kernels sharing params and optimizer state).
 // The remainder batch of an epoch runs the same kernels with a smaller n.
-#include "compiler/codegen/program.h"
+#include "runtime/executor.h"
 #include "compiler/passes/train_graph.h"
 #include "runtime/engine.h"
 

@@ -3,7 +3,7 @@
 // peak, projected epoch time, compile time, and a per-kernel breakdown.
 // It reports figures; it never judges them.
 #include "compiler/codegen/peak.h"
-#include "compiler/codegen/program.h"
+#include "runtime/executor.h"
 #include "compiler/frontend/frontend.h"
 #include "compiler/frontend/summary.h"
 #include "compiler/ir/param_init.h"

@@ -1,6 +1,6 @@
 // Gradient checking (see gradcheck.h). Directional derivatives keep the cost
 // at 2 forward runs per direction whatever the tensor size.
-#include "compiler/autodiff/gradcheck.h"
+#include "runtime/gradcheck.h"
 
 #include "compiler/ir/model_builder.h"
 #include "compiler/ir/param_init.h"

@@ -1,7 +1,7 @@
 // The subcommands of the `descent` CLI (see commands.h).
 #include "tools/commands.h"
 
-#include "compiler/autodiff/gradcheck.h"
+#include "runtime/gradcheck.h"
 #include "compiler/frontend/ast_printer.h"
 #include "compiler/frontend/frontend.h"
 #include "compiler/frontend/summary.h"

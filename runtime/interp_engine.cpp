@@ -2,7 +2,7 @@
 // fp32. It shares the trainer, checkpoints and data path with the JIT engine,
 // which makes it the end-to-end oracle for the compiled one.
 #include "compiler/interp/interpreter.h"
-#include "compiler/passes/train_graph.h"
+#include "runtime/compiled_model.h"
 #include "runtime/engine.h"
 
 #include <map>
@@ -16,8 +16,8 @@ class InterpEngine final : public Engine {
 public:
   InterpEngine(const ModelSpec& spec, const EngineOptions& opts) : spec_(spec), opts_(opts) {
     const Graph& g = trainGraph(opts.batch);
-    for (const Value* p : g.params()) params_.push_back(info(p));
-    for (const Value* s : g.states()) states_.push_back(info(s));
+    for (const Value* p : g.params()) params_.push_back(tensorInfo(*p));
+    for (const Value* s : g.states()) states_.push_back(tensorInfo(*s));
     for (const TensorInfo& p : params_) state_.params.emplace_back(size_t(p.numel()), 0.0f);
     initInterpState(g, state_);
   }
@@ -53,14 +53,6 @@ public:
   }
 
 private:
-  static TensorInfo info(const Value* v) {
-    TensorInfo t;
-    t.name = v->external_name;
-    t.shape = v->type.shape;
-    // Weights (and their optimizer state) are stored [in, out]; PyTorch keeps [out, in].
-    t.transposed = v->type.rank() == 2;
-    return t;
-  }
 
   static size_t index(const std::vector<TensorInfo>& ts, const std::string& name) {
     for (size_t i = 0; i < ts.size(); ++i)
@@ -68,22 +60,21 @@ private:
     throw std::invalid_argument("no tensor named " + name);
   }
 
-  const Graph& trainGraph(int64_t n) {
-    auto& g = train_[n];
-    if (!g) {
-      BuildOptions o;
+  // The graphs of compileModel without the backend, one pair per row count
+  // (the interpreter runs static shapes; a remainder batch gets its own).
+  const CompiledModel& graphs(int64_t n) {
+    auto& m = models_[n];
+    if (!m.train) {
+      CompileOptions o;
       o.batch = n;
       o.input_u8 = opts_.input_u8;
-      g = buildTrainGraph(spec_, o);
+      o.jit = false;
+      m = compileModel(spec_, o);
     }
-    return *g;
+    return m;
   }
-
-  const Graph& evalGraph(int64_t n) {
-    auto& g = eval_[n];
-    if (!g) g = buildEvalGraph(spec_, n, opts_.input_u8);
-    return *g;
-  }
+  const Graph& trainGraph(int64_t n) { return *graphs(n).train; }
+  const Graph& evalGraph(int64_t n) { return *graphs(n).eval; }
 
   InterpInputs<float> inputs(const Graph& g, const void* x, const void* y, int64_t n) const {
     InterpInputs<float> in;
@@ -109,7 +100,7 @@ private:
   EngineOptions opts_;
   std::vector<TensorInfo> params_, states_;
   InterpState<float> state_;
-  std::map<int64_t, std::unique_ptr<Graph>> train_, eval_;
+  std::map<int64_t, CompiledModel> models_;
   std::vector<float> output_;
 };
 

@@ -16,9 +16,9 @@
 namespace descent {
 
 struct CompileOptions {
-  int64_t batch = 64;     ///< the largest batch; smaller (remainder) batches run the same code
-  bool input_u8 = false;  ///< images as bytes (IDX data)
-  bool eval = true;       ///< also the eval step (`bench` times the train step alone)
+  int64_t batch = 64;    ///< the largest batch; smaller (remainder) batches run the same code
+  bool input_u8 = false; ///< images as bytes (IDX data)
+  bool eval = true;      ///< also the eval step (`bench` times the train step alone)
   /// Compile the graphs to kernels. false: the graphs only, for the
   /// interpreter, which runs them as they are.
   bool jit = true;

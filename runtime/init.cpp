@@ -25,8 +25,10 @@ void initParams(Engine& engine, uint64_t seed) {
   ParamInit init(seed);
   for (const TensorInfo& p : engine.params()) {
     // Each param's fan-in is in its description (a bias has its weight's).
-    if (p.desc.fan_in > 0) init.fill(engine.param(p.name), p.numel(), p.desc.fan_in);
-    else std::fill_n(engine.param(p.name), p.numel(), 0.0f);
+    if (p.desc.fan_in > 0)
+      init.fill(engine.param(p.name), p.numel(), p.desc.fan_in);
+    else
+      std::fill_n(engine.param(p.name), p.numel(), 0.0f);
   }
   for (const TensorInfo& s : engine.states()) std::fill_n(engine.state(s.name), s.numel(), 0.0f);
 }

@@ -16,8 +16,10 @@ class InterpEngine final : public Engine {
 public:
   InterpEngine(const ModelSpec& spec, const EngineOptions& opts) : spec_(spec), opts_(opts) {
     const Graph& g = trainGraph(opts.batch);
-    for (const Value* p : g.params()) params_.push_back(tensorInfo(*p));
-    for (const Value* s : g.states()) states_.push_back(tensorInfo(*s));
+    for (const Value* p : g.params())
+      params_.push_back(tensorInfo(*p));
+    for (const Value* s : g.states())
+      states_.push_back(tensorInfo(*s));
     for (const TensorInfo& p : params_) state_.params.emplace_back(size_t(p.numel()), 0.0f);
     initInterpState(g, state_);
   }
@@ -53,7 +55,6 @@ public:
   }
 
 private:
-
   static size_t index(const std::vector<TensorInfo>& ts, const std::string& name) {
     for (size_t i = 0; i < ts.size(); ++i)
       if (ts[i].name == name) return i;

@@ -5,7 +5,6 @@
 #include "runtime/compiled_model.h"
 #include "runtime/engine.h"
 
-
 namespace descent {
 
 namespace {
@@ -20,8 +19,10 @@ public:
     c.jit_options.threads = opts.threads;
     model_ = compileModel(spec, c);
     program_ = model_.program.get();
-    for (const Value* p : model_.train->params()) params_.push_back(tensorInfo(*p));
-    for (const Value* s : model_.train->states()) states_.push_back(tensorInfo(*s));
+    for (const Value* p : model_.train->params())
+      params_.push_back(tensorInfo(*p));
+    for (const Value* s : model_.train->states())
+      states_.push_back(tensorInfo(*s));
   }
 
   const std::vector<TensorInfo>& params() const override { return params_; }
@@ -38,7 +39,9 @@ public:
     program_->run(CompiledModel::kEval, x, y, n, 1, 0);
     EvalResult r;
     r.loss = program_->outputScalar(CompiledModel::kEval, "loss");
-    r.correct = spec_.target_kind == TargetKind::Class ? program_->outputScalar(CompiledModel::kEval, "correct") : 0;
+    r.correct = spec_.target_kind == TargetKind::Class
+                    ? program_->outputScalar(CompiledModel::kEval, "correct")
+                    : 0;
     r.output = program_->outputData(CompiledModel::kEval, "output");
     return r;
   }
@@ -55,7 +58,6 @@ public:
   Program& program() { return *program_; }
 
 private:
-
   ModelSpec spec_;
   CompiledModel model_;
   Program* program_ = nullptr;

@@ -114,7 +114,8 @@ int runBench(const CommonArgs& a) {
   }
 
   std::vector<double> enter_us;
-  auto timings = prog->profile(CompiledModel::kTrain, x, y, B, int(std::max<int64_t>(50, steps / 4)), &enter_us);
+  auto timings = prog->profile(CompiledModel::kTrain, x, y, B,
+                               int(std::max<int64_t>(50, steps / 4)), &enter_us);
   double total = 0, gemm_us = 0, gemm_flops = 0;
   for (const auto& k : timings) {
     total += k.micros;

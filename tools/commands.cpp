@@ -1,7 +1,6 @@
 // The subcommands of the `descent` CLI (see commands.h).
 #include "tools/commands.h"
 
-#include "runtime/gradcheck.h"
 #include "compiler/frontend/ast_printer.h"
 #include "compiler/frontend/frontend.h"
 #include "compiler/frontend/summary.h"
@@ -12,6 +11,7 @@
 #include "runtime/checkpoint.h"
 #include "runtime/dataset.h"
 #include "runtime/errors.h"
+#include "runtime/gradcheck.h"
 #include "runtime/init.h"
 #include "runtime/trainer.h"
 #include "tools/render.h"

@@ -89,7 +89,8 @@ void addOptimizerUpdates(Graph& g, const OptimizerSpec& opt,
     if (opt.kind == OptimizerKind::SGD) {
       std::vector<Value*> operands{w, dw, step};
       if (opt.momentum != 0)
-        operands.push_back(g.addState(w->name + "_buf", w->type, ext + ".momentum_buffer", stateDesc(w)));
+        operands.push_back(
+            g.addState(w->name + "_buf", w->type, ext + ".momentum_buffer", stateDesc(w)));
       g.add(OpKind::SgdUpdate, operands, sgdAttrs(opt), loc, w);
     } else {
       Value* m = g.addState(w->name + "_exp_avg", w->type, ext + ".exp_avg", stateDesc(w));

@@ -208,8 +208,10 @@ std::unique_ptr<Graph> cloneGraph(const Graph& g) {
     map[v] = nv;
   };
   for (Value* v : g.inputs()) copyValue(out->addInput(v->name, v->type, v->role), v);
-  for (Value* v : g.params()) copyValue(out->addParam(v->name, v->type, v->external_name, v->desc), v);
-  for (Value* v : g.states()) copyValue(out->addState(v->name, v->type, v->external_name, v->desc), v);
+  for (Value* v : g.params())
+    copyValue(out->addParam(v->name, v->type, v->external_name, v->desc), v);
+  for (Value* v : g.states())
+    copyValue(out->addState(v->name, v->type, v->external_name, v->desc), v);
   int max_id = 0;
   for (const auto& op : g.ops()) {
     std::vector<Value*> operands;

@@ -37,9 +37,9 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
     wb[i].first = g->addParam(fmt::format("w{}", l.index), f32(wd.irShape()),
                               fmt::format("{}.weight", l.index), wd);
     if (l.bias)
-      wb[i].second = g->addParam(fmt::format("b{}", l.index), f32({l.out_features}),
-                                 fmt::format("{}.bias", l.index),
-                                 identityDesc({l.out_features}, wd.fan_in));
+      wb[i].second =
+          g->addParam(fmt::format("b{}", l.index), f32({l.out_features}),
+                      fmt::format("{}.bias", l.index), identityDesc({l.out_features}, wd.fan_in));
   }
 
   Value* h = x;

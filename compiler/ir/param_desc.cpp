@@ -12,7 +12,8 @@ namespace {
 /// Row-major strides of `shape`.
 std::vector<int64_t> stridesOf(const std::vector<int64_t>& shape) {
   std::vector<int64_t> s(shape.size(), 1);
-  for (size_t i = shape.size(); i-- > 1;) s[i - 1] = s[i] * shape[i];
+  for (size_t i = shape.size(); i-- > 1;)
+    s[i - 1] = s[i] * shape[i];
   return s;
 }
 
@@ -24,9 +25,11 @@ template <typename F> void forEachElement(const ParamDesc& d, F f) {
   const size_t rank = ir.size();
   // The PyTorch stride of each IR dimension.
   std::vector<int64_t> step(rank);
-  for (size_t i = 0; i < rank; ++i) step[i] = tstride[size_t(d.perm[i])];
+  for (size_t i = 0; i < rank; ++i)
+    step[i] = tstride[size_t(d.perm[i])];
   int64_t n = 1;
-  for (int64_t e : ir) n *= e;
+  for (int64_t e : ir)
+    n *= e;
   std::vector<int64_t> idx(rank, 0);
   int64_t t = 0;
   for (int64_t k = 0; k < n; ++k) {
@@ -47,7 +50,8 @@ template <typename F> void forEachElement(const ParamDesc& d, F f) {
 
 std::vector<int64_t> ParamDesc::irShape() const {
   std::vector<int64_t> s(perm.size());
-  for (size_t i = 0; i < perm.size(); ++i) s[i] = torch_shape[size_t(perm[i])];
+  for (size_t i = 0; i < perm.size(); ++i)
+    s[i] = torch_shape[size_t(perm[i])];
   return s;
 }
 
@@ -70,7 +74,8 @@ ParamDesc permutedDesc(std::vector<int64_t> torch_shape, std::vector<int> perm, 
 int64_t torchFanIn(const std::vector<int64_t>& torch_shape) {
   if (torch_shape.size() < 2) return 0; // PyTorch defines it for weights (rank >= 2) only
   int64_t f = torch_shape[1];
-  for (size_t i = 2; i < torch_shape.size(); ++i) f *= torch_shape[i];
+  for (size_t i = 2; i < torch_shape.size(); ++i)
+    f *= torch_shape[i];
   return f;
 }
 

@@ -5,7 +5,8 @@ namespace descent {
 
 std::vector<int64_t> paramFanIns(const Graph& g) {
   std::vector<int64_t> out;
-  for (const Value* p : g.params()) out.push_back(p->desc.fan_in);
+  for (const Value* p : g.params())
+    out.push_back(p->desc.fan_in);
   return out;
 }
 

@@ -6,8 +6,8 @@
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
-#include <optional>
 #include <fmt/format.h>
+#include <optional>
 
 namespace descent {
 
@@ -89,8 +89,10 @@ private:
       ParamDesc desc = paramDesc(type.shape);
       std::string bad = checkParamDesc(desc, type.shape);
       if (!bad.empty()) failAt(at, fmt::format("%{}: {}", name, bad));
-      if (params) g_->addParam(name, type, external, desc);
-      else g_->addState(name, type, external, desc);
+      if (params)
+        g_->addParam(name, type, external, desc);
+      else
+        g_->addState(name, type, external, desc);
     } while (acceptChar(','));
     expectChar(')');
   }
@@ -107,10 +109,16 @@ private:
         size_t at = mark();
         std::string key = ident();
         expectChar('=');
-        if (key == "torch_shape") torch_shape = intList();
-        else if (key == "perm") perm = intList();
-        else if (key == "fan_in") fan_in = integer();
-        else failAt(at, fmt::format("unknown param description '{}' (expected torch_shape, perm or fan_in)", key));
+        if (key == "torch_shape")
+          torch_shape = intList();
+        else if (key == "perm")
+          perm = intList();
+        else if (key == "fan_in")
+          fan_in = integer();
+        else
+          failAt(at,
+                 fmt::format(
+                     "unknown param description '{}' (expected torch_shape, perm or fan_in)", key));
       } while (acceptChar(','));
       expectChar('}');
     }
@@ -120,7 +128,8 @@ private:
       d = identityDesc(torch_shape ? *torch_shape : ir_shape, fan_in);
       return d;
     }
-    for (int64_t p : *perm) d.perm.push_back(p >= 0 && p < int64_t(perm->size()) ? int(p) : -1);
+    for (int64_t p : *perm)
+      d.perm.push_back(p >= 0 && p < int64_t(perm->size()) ? int(p) : -1);
     if (torch_shape) {
       d.torch_shape = *torch_shape;
     } else if (d.perm.size() == ir_shape.size()) {
@@ -135,7 +144,8 @@ private:
     std::vector<int64_t> v;
     expectChar('[');
     if (!peekChar(']')) {
-      do v.push_back(integer());
+      do
+        v.push_back(integer());
       while (acceptChar(','));
     }
     expectChar(']');

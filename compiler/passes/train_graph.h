@@ -16,11 +16,11 @@ namespace descent {
 
 /// Which graphs lowerModel builds, at which batch and input dtype.
 struct LowerOptions {
-  int64_t batch = 64;     ///< rows of the batch (the largest; remainders run the same graphs)
-  bool input_u8 = false;  ///< images arrive as uint8 pixels (IDX data)
-  bool forward = false;   ///< the forward graph with Dropout active (`ir --stage graph`, gradcheck)
-  bool train = true;      ///< the train step: forward, backward, optimizer updates
-  bool eval = true;       ///< the eval step: Dropout off, outputs "loss", "output", "correct"
+  int64_t batch = 64;    ///< rows of the batch (the largest; remainders run the same graphs)
+  bool input_u8 = false; ///< images arrive as uint8 pixels (IDX data)
+  bool forward = false;  ///< the forward graph with Dropout active (`ir --stage graph`, gradcheck)
+  bool train = true;     ///< the train step: forward, backward, optimizer updates
+  bool eval = true;      ///< the eval step: Dropout off, outputs "loss", "output", "correct"
 };
 
 /// The graphs of one model; those not asked for are null.

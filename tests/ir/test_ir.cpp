@@ -218,7 +218,8 @@ TEST_CASE("inputs carry their role; internal names step aside for the user's", "
   CHECK(plain->inputByRole(InputRole::Step) == nullptr); // a role is declared, never guessed from a name
 }
 
-TEST_CASE("paramFanIns reads each parameter's fan-in from its description, not names or order", "[ir][init]") {
+TEST_CASE("paramFanIns reads each parameter's fan-in from its description, not names or order",
+          "[ir][init]") {
   ModelSpec spec = specWith({linear(6, 4, /*bias=*/false), layer(LayerKind::ReLU), linear(4, 3)}, 6,
                             LossKind::MSELoss, TargetKind::Real, 3);
   BuildOptions o;
@@ -282,7 +283,7 @@ TEST_CASE("params describe their PyTorch shape, layout and fan-in", "[ir][params
   REQUIRE(g->params().size() == 3);
   const ParamDesc& w0 = g->params()[0]->desc;
   CHECK(w0.torch_shape == std::vector<int64_t>{4, 6}); // nn.Linear(6, 4).weight is [out, in]
-  CHECK(w0.perm == std::vector<int>{1, 0});             // stored [in, out]
+  CHECK(w0.perm == std::vector<int>{1, 0});            // stored [in, out]
   CHECK(w0.irShape() == g->params()[0]->type.shape);
   CHECK(w0.fan_in == 6);
   const ParamDesc& b2 = g->params()[2]->desc;
@@ -309,14 +310,18 @@ TEST_CASE("params describe their PyTorch shape, layout and fan-in", "[ir][params
   INFO(err);
   REQUIRE(back);
   CHECK(printGraph(*back) == text);
-  for (size_t i = 0; i < train->params().size(); ++i) CHECK(back->params()[i]->desc == train->params()[i]->desc);
-  for (size_t i = 0; i < train->states().size(); ++i) CHECK(back->states()[i]->desc == train->states()[i]->desc);
+  for (size_t i = 0; i < train->params().size(); ++i)
+    CHECK(back->params()[i]->desc == train->params()[i]->desc);
+  for (size_t i = 0; i < train->states().size(); ++i)
+    CHECK(back->states()[i]->desc == train->states()[i]->desc);
 }
 
 TEST_CASE("the parser rejects a param description that does not fit the tensor", "[ir][params]") {
   std::string err;
-  CHECK_FALSE(parseGraph("graph @g() params(%w: f32[2,3] \"w\" {torch_shape=[2,3], perm=[1,0]}) {\n}\n", err));
-  CHECK(err.find("%w: PyTorch shape [2,3] permuted by [1,0] is [3,2], not the IR's [2,3]") != std::string::npos);
+  CHECK_FALSE(parseGraph(
+      "graph @g() params(%w: f32[2,3] \"w\" {torch_shape=[2,3], perm=[1,0]}) {\n}\n", err));
+  CHECK(err.find("%w: PyTorch shape [2,3] permuted by [1,0] is [3,2], not the IR's [2,3]") !=
+        std::string::npos);
   CHECK_FALSE(parseGraph("graph @g() params(%w: f32[2,3] \"w\" {perm=[0,0]}) {\n}\n", err));
   CHECK(err.find("%w: [0,0] is not a permutation of 0..1") != std::string::npos);
   CHECK_FALSE(parseGraph("graph @g() params(%w: f32[2,3] \"w\" {perm=[1,0,2]}) {\n}\n", err));
@@ -338,15 +343,18 @@ TEST_CASE("the layout permutation works for any rank: a 4-D conv weight", "[ir][
   CHECK(d.irShape() == std::vector<int64_t>{2, 4, 3, 5});
   CHECK(checkParamDesc(d, {2, 4, 3, 5}).empty());
   const int64_t n = 5 * 3 * 2 * 4;
-  std::vector<float> torch(size_t(n)), ir(size_t(n), -1.0f), back(size_t(n), -1.0f);
-  for (int64_t i = 0; i < n; ++i) torch[size_t(i)] = float(i);
+  std::vector<float> torch(static_cast<size_t>(n)), ir(static_cast<size_t>(n), -1.0f),
+      back(static_cast<size_t>(n), -1.0f);
+  for (int64_t i = 0; i < n; ++i)
+    torch[size_t(i)] = float(i);
   torchToIr(d, torch.data(), ir.data());
   // IR element [h][w][c][o] is PyTorch's [o][c][h][w], computed independently.
   for (int64_t h = 0; h < 2; ++h)
     for (int64_t w = 0; w < 4; ++w)
       for (int64_t c = 0; c < 3; ++c)
         for (int64_t o = 0; o < 5; ++o)
-          REQUIRE(ir[size_t(((h * 4 + w) * 3 + c) * 5 + o)] == torch[size_t(((o * 3 + c) * 2 + h) * 4 + w)]);
+          REQUIRE(ir[size_t(((h * 4 + w) * 3 + c) * 5 + o)] ==
+                  torch[size_t(((o * 3 + c) * 2 + h) * 4 + w)]);
   irToTorch(d, ir.data(), back.data());
   CHECK(back == torch);
   // A Linear weight: the transpose.

@@ -18,7 +18,6 @@ CompiledModel compileModel(const ModelSpec& spec, const CompileOptions& opts) {
   CompiledModel m;
   m.train = std::move(lowered.train);
   m.eval = std::move(lowered.eval);
-  if (!opts.jit) return m;
   std::vector<const Graph*> graphs{m.train.get()};
   if (m.eval) graphs.push_back(m.eval.get());
   std::string error;

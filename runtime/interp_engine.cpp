@@ -2,7 +2,7 @@
 // fp32. It shares the trainer, checkpoints and data path with the JIT engine,
 // which makes it the end-to-end oracle for the compiled one.
 #include "compiler/interp/interpreter.h"
-#include "runtime/compiled_model.h"
+#include "compiler/passes/train_graph.h"
 #include "runtime/engine.h"
 
 #include <map>
@@ -61,16 +61,17 @@ private:
     throw std::invalid_argument("no tensor named " + name);
   }
 
-  // The graphs of compileModel without the backend, one pair per row count
-  // (the interpreter runs static shapes; a remainder batch gets its own).
-  const CompiledModel& graphs(int64_t n) {
+  // The graph half of the pipeline (lowerModel; compileModel adds the JIT
+  // backend on top, which the interpreter does not need, nor does the fuzz
+  // build, which has no LLVM), one pair per row count: the interpreter runs
+  // static shapes, so a remainder batch gets its own.
+  const LoweredModel& graphs(int64_t n) {
     auto& m = models_[n];
     if (!m.train) {
-      CompileOptions o;
+      LowerOptions o;
       o.batch = n;
       o.input_u8 = opts_.input_u8;
-      o.jit = false;
-      m = compileModel(spec_, o);
+      m = lowerModel(spec_, o);
     }
     return m;
   }
@@ -101,7 +102,7 @@ private:
   EngineOptions opts_;
   std::vector<TensorInfo> params_, states_;
   InterpState<float> state_;
-  std::map<int64_t, CompiledModel> models_;
+  std::map<int64_t, LoweredModel> models_;
   std::vector<float> output_;
 };
 

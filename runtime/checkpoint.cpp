@@ -19,28 +19,17 @@ namespace descent {
 
 namespace {
 
-// PyTorch shape of a tensor the engine stores transposed.
-std::vector<int64_t> torchShape(const TensorInfo& t) {
-  if (!t.transposed) return t.shape;
-  return {t.shape[1], t.shape[0]};
-}
-
-// Copies `n` rows x `m` cols from src into dst transposed (dst is m x n).
-void transpose(const float* src, float* dst, int64_t n, int64_t m) {
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < m; ++j) dst[j * n + i] = src[i * m + j];
-}
-
+// The layout conversion at the edge: PyTorch's shape and order in the file,
+// the IR's in the engine, as the tensor's description says (any rank).
 StTensor exportTensor(const TensorInfo& t, const float* data) {
-  std::vector<float> out(data, data + t.numel());
-  if (t.transposed) transpose(data, out.data(), t.shape[0], t.shape[1]);
-  return fromFloats(torchShape(t), out);
+  std::vector<float> out(size_t(t.numel()));
+  irToTorch(t.desc, data, out.data());
+  return fromFloats(t.desc.torch_shape, out);
 }
 
 void importTensor(const SafeTensors& st, const TensorInfo& t, float* data, const std::string& path) {
-  std::vector<float> v = requireFloats(st, t.name, torchShape(t), path);
-  if (t.transposed) transpose(v.data(), data, t.shape[1], t.shape[0]);
-  else std::copy(v.begin(), v.end(), data);
+  std::vector<float> v = requireFloats(st, t.name, t.desc.torch_shape, path);
+  torchToIr(t.desc, v.data(), data);
 }
 
 /// `s` with every byte that is not part of valid UTF-8 replaced by U+FFFD:

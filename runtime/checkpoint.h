@@ -43,8 +43,9 @@ std::string optimizerStatePath(const std::string& path);
 
 /// Writes both files: both temporaries are written and fsynced before either
 /// is renamed into place, so a failed write (disk full) leaves the previous
-/// pair untouched and no temporary behind. Weights are transposed from the
-/// engine's [in, out] to PyTorch's [out, in]. Metadata strings that are not
+/// pair untouched and no temporary behind. Each tensor is permuted from the
+/// engine's layout to PyTorch's as its description says (a Linear weight:
+/// [in, out] to [out, in]). Metadata strings that are not
 /// valid UTF-8 (a model file name) have the bad bytes replaced by U+FFFD.
 /// `faults` is a test seam (see atomic_file.h).
 void saveCheckpoint(const std::string& path, Engine& engine, const ModelSpec& spec,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "compiler/frontend/model_spec.h"
+#include "compiler/ir/graph.h"
 
 #include <cstdint>
 #include <memory>
@@ -16,9 +17,14 @@ namespace descent {
 struct TensorInfo {
   std::string name;           ///< PyTorch name: "0.weight", "0.weight.momentum_buffer"
   std::vector<int64_t> shape; ///< IR layout: weights are [in, out]
-  bool transposed = false;    ///< true for weights: PyTorch stores the transpose
+  /// PyTorch's shape, the permutation to the IR layout, the fan-in: the
+  /// graph's description of the tensor (compiler/ir/param_desc.h).
+  ParamDesc desc;
   int64_t numel() const;
 };
+
+/// The TensorInfo of a graph's param or state value.
+TensorInfo tensorInfo(const Value& v);
 
 /// What one eval batch gives.
 struct EvalResult {

@@ -13,13 +13,22 @@ int64_t TensorInfo::numel() const {
   return n;
 }
 
+TensorInfo tensorInfo(const Value& v) {
+  TensorInfo t;
+  t.name = v.external_name;
+  t.shape = v.type.shape;
+  t.desc = v.desc;
+  return t;
+}
+
 void initParams(Engine& engine, uint64_t seed) {
   ParamInit init(seed);
-  int64_t fan_in = 0;
   for (const TensorInfo& p : engine.params()) {
-    // Weights come before their bias; both use the layer's fan_in (inputs).
-    if (p.transposed) fan_in = p.shape[0];
-    init.fill(engine.param(p.name), p.numel(), fan_in);
+    // Each param's fan-in is in its description (a bias has its weight's).
+    if (p.desc.fan_in > 0)
+      init.fill(engine.param(p.name), p.numel(), p.desc.fan_in);
+    else
+      std::fill_n(engine.param(p.name), p.numel(), 0.0f);
   }
   for (const TensorInfo& s : engine.states()) std::fill_n(engine.state(s.name), s.numel(), 0.0f);
 }

@@ -16,8 +16,10 @@ class InterpEngine final : public Engine {
 public:
   InterpEngine(const ModelSpec& spec, const EngineOptions& opts) : spec_(spec), opts_(opts) {
     const Graph& g = trainGraph(opts.batch);
-    for (const Value* p : g.params()) params_.push_back(info(p));
-    for (const Value* s : g.states()) states_.push_back(info(s));
+    for (const Value* p : g.params())
+      params_.push_back(tensorInfo(*p));
+    for (const Value* s : g.states())
+      states_.push_back(tensorInfo(*s));
     for (const TensorInfo& p : params_) state_.params.emplace_back(size_t(p.numel()), 0.0f);
     initInterpState(g, state_);
   }
@@ -53,37 +55,28 @@ public:
   }
 
 private:
-  static TensorInfo info(const Value* v) {
-    TensorInfo t;
-    t.name = v->external_name;
-    t.shape = v->type.shape;
-    // Weights (and their optimizer state) are stored [in, out]; PyTorch keeps [out, in].
-    t.transposed = v->type.rank() == 2;
-    return t;
-  }
-
   static size_t index(const std::vector<TensorInfo>& ts, const std::string& name) {
     for (size_t i = 0; i < ts.size(); ++i)
       if (ts[i].name == name) return i;
     throw std::invalid_argument("no tensor named " + name);
   }
 
-  const Graph& trainGraph(int64_t n) {
-    auto& g = train_[n];
-    if (!g) {
-      BuildOptions o;
+  // The graph half of the pipeline (lowerModel; compileModel adds the JIT
+  // backend on top, which the interpreter does not need, nor does the fuzz
+  // build, which has no LLVM), one pair per row count: the interpreter runs
+  // static shapes, so a remainder batch gets its own.
+  const LoweredModel& graphs(int64_t n) {
+    auto& m = models_[n];
+    if (!m.train) {
+      LowerOptions o;
       o.batch = n;
       o.input_u8 = opts_.input_u8;
-      g = buildTrainGraph(spec_, o);
+      m = lowerModel(spec_, o);
     }
-    return *g;
+    return m;
   }
-
-  const Graph& evalGraph(int64_t n) {
-    auto& g = eval_[n];
-    if (!g) g = buildEvalGraph(spec_, n, opts_.input_u8);
-    return *g;
-  }
+  const Graph& trainGraph(int64_t n) { return *graphs(n).train; }
+  const Graph& evalGraph(int64_t n) { return *graphs(n).eval; }
 
   InterpInputs<float> inputs(const Graph& g, const void* x, const void* y, int64_t n) const {
     InterpInputs<float> in;
@@ -109,7 +102,7 @@ private:
   EngineOptions opts_;
   std::vector<TensorInfo> params_, states_;
   InterpState<float> state_;
-  std::map<int64_t, std::unique_ptr<Graph>> train_, eval_;
+  std::map<int64_t, LoweredModel> models_;
   std::vector<float> output_;
 };
 

@@ -1,12 +1,9 @@
 // The compiled engine: the train graph and the eval graph of a model compiled
-// into one JIT program (fused LLVM kernels sharing params and optimizer state).
-// The remainder batch of an epoch runs the same kernels with a smaller n.
-#include "compiler/codegen/program.h"
-#include "compiler/passes/train_graph.h"
+// by compileModel into one JIT program (fused LLVM kernels sharing params and
+// optimizer state). The remainder batch of an epoch runs the same kernels
+// with a smaller n.
+#include "runtime/compiled_model.h"
 #include "runtime/engine.h"
-
-#include <fmt/format.h>
-#include <stdexcept>
 
 namespace descent {
 
@@ -15,19 +12,17 @@ namespace {
 class JitEngine final : public Engine {
 public:
   JitEngine(const ModelSpec& spec, const EngineOptions& opts) : spec_(spec) {
-    BuildOptions b;
-    b.batch = opts.batch;
-    b.input_u8 = opts.input_u8;
-    train_ = buildTrainGraph(spec, b);
-    eval_ = buildEvalGraph(spec, opts.batch, opts.input_u8);
-    JitOptions j;
-    j.cpu = opts.cpu;
-    j.threads = opts.threads;
-    std::string error;
-    program_ = Program::compile({train_.get(), eval_.get()}, j, error);
-    if (!program_) throw std::runtime_error(fmt::format("{}: JIT compilation failed: {}", spec.path, error));
-    for (const Value* p : train_->params()) params_.push_back(info(p));
-    for (const Value* s : train_->states()) states_.push_back(info(s));
+    CompileOptions c;
+    c.batch = opts.batch;
+    c.input_u8 = opts.input_u8;
+    c.jit_options.cpu = opts.cpu;
+    c.jit_options.threads = opts.threads;
+    model_ = compileModel(spec, c);
+    program_ = model_.program.get();
+    for (const Value* p : model_.train->params())
+      params_.push_back(tensorInfo(*p));
+    for (const Value* s : model_.train->states())
+      states_.push_back(tensorInfo(*s));
   }
 
   const std::vector<TensorInfo>& params() const override { return params_; }
@@ -36,16 +31,18 @@ public:
   float* state(const std::string& name) override { return program_->state(name); }
 
   float trainStep(const void* x, const void* y, int64_t n, int64_t step, int32_t seed) override {
-    program_->run(0, x, y, n, step, seed);
-    return program_->outputScalar(0, "loss");
+    program_->run(CompiledModel::kTrain, x, y, n, step, seed);
+    return program_->outputScalar(CompiledModel::kTrain, "loss");
   }
 
   EvalResult eval(const void* x, const void* y, int64_t n) override {
-    program_->run(1, x, y, n, 1, 0);
+    program_->run(CompiledModel::kEval, x, y, n, 1, 0);
     EvalResult r;
-    r.loss = program_->outputScalar(1, "loss");
-    r.correct = spec_.target_kind == TargetKind::Class ? program_->outputScalar(1, "correct") : 0;
-    r.output = program_->outputData(1, "output");
+    r.loss = program_->outputScalar(CompiledModel::kEval, "loss");
+    r.correct = spec_.target_kind == TargetKind::Class
+                    ? program_->outputScalar(CompiledModel::kEval, "correct")
+                    : 0;
+    r.output = program_->outputData(CompiledModel::kEval, "output");
     return r;
   }
 
@@ -61,17 +58,9 @@ public:
   Program& program() { return *program_; }
 
 private:
-  static TensorInfo info(const Value* v) {
-    TensorInfo t;
-    t.name = v->external_name;
-    t.shape = v->type.shape;
-    t.transposed = v->type.rank() == 2; // weights are [in, out]; PyTorch keeps [out, in]
-    return t;
-  }
-
   ModelSpec spec_;
-  std::unique_ptr<Graph> train_, eval_;
-  std::unique_ptr<Program> program_;
+  CompiledModel model_;
+  Program* program_ = nullptr;
   std::vector<TensorInfo> params_, states_;
 };
 

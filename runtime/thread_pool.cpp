@@ -1,3 +1,3 @@
-// The thread pool is header-only (see thread_pool.h for why); this file keeps
+// The thread pool is header-only (see thread_pool.h); this file keeps
 // the header compiling on its own inside descent_runtime.
 #include "runtime/thread_pool.h"

@@ -3,12 +3,11 @@
 // peak, projected epoch time, compile time, and a per-kernel breakdown.
 // It reports figures; it never judges them.
 #include "compiler/codegen/peak.h"
-#include "compiler/codegen/program.h"
 #include "compiler/frontend/frontend.h"
 #include "compiler/frontend/summary.h"
 #include "compiler/ir/param_init.h"
-#include "compiler/passes/train_graph.h"
 #include "runtime/atomic_file.h"
+#include "runtime/compiled_model.h"
 #include "tools/commands.h"
 
 #include <algorithm>
@@ -38,24 +37,22 @@ int runBench(const CommonArgs& a) {
   const int threads =
       a.threads ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
 
-  BuildOptions bo;
-  bo.batch = B;
-  bo.input_u8 = u8;
-  auto train = buildTrainGraph(spec, bo);
-  JitOptions jo;
-  jo.cpu = a.cpu;
-  jo.threads = threads;
+  CompileOptions co;
+  co.batch = B;
+  co.input_u8 = u8;
+  co.eval = false; // the train step alone is timed
+  co.jit_options.cpu = a.cpu;
+  co.jit_options.threads = threads;
 
   // Compile a few times: the first pays for LLVM's one-time set-up.
   std::vector<double> compile_ms;
-  std::unique_ptr<Program> prog;
+  CompiledModel model;
   for (int i = 0; i < 5; ++i) {
-    std::string error;
-    prog = Program::compile({train.get()}, jo, error);
-    if (!prog)
-      throw std::runtime_error(fmt::format("{}: JIT compilation failed: {}", a.model, error));
-    compile_ms.push_back(prog->compileMillis());
+    model = compileModel(spec, co);
+    compile_ms.push_back(model.program->compileMillis());
   }
+  Program* prog = model.program.get();
+  const Graph* train = model.train.get();
 
   // A random batch; the weights get PyTorch-like magnitudes so nothing saturates.
   std::mt19937 rng(1);
@@ -83,13 +80,13 @@ int runBench(const CommonArgs& a) {
   int64_t steps = a.steps ? a.steps : 2000;
   int32_t step = 1;
   for (int i = 0; i < 200; ++i)
-    prog->run(0, x, y, B, step++, 1);
+    prog->run(CompiledModel::kTrain, x, y, B, step++, 1);
   std::vector<double> per_step;
   const int64_t chunk = std::max<int64_t>(1, steps / 10);
   for (int64_t done = 0; done < steps; done += chunk) {
     auto t0 = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < chunk; ++i)
-      prog->run(0, x, y, B, step++, 1);
+      prog->run(CompiledModel::kTrain, x, y, B, step++, 1);
     per_step.push_back(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
         double(chunk));
@@ -117,7 +114,8 @@ int runBench(const CommonArgs& a) {
   }
 
   std::vector<double> enter_us;
-  auto timings = prog->profile(0, x, y, B, int(std::max<int64_t>(50, steps / 4)), &enter_us);
+  auto timings = prog->profile(CompiledModel::kTrain, x, y, B,
+                               int(std::max<int64_t>(50, steps / 4)), &enter_us);
   double total = 0, gemm_us = 0, gemm_flops = 0;
   for (const auto& k : timings) {
     total += k.micros;

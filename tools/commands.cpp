@@ -1,18 +1,17 @@
 // The subcommands of the `descent` CLI (see commands.h).
 #include "tools/commands.h"
 
-#include "compiler/autodiff/gradcheck.h"
 #include "compiler/frontend/ast_printer.h"
 #include "compiler/frontend/frontend.h"
 #include "compiler/frontend/summary.h"
 #include "compiler/ir/dot.h"
-#include "compiler/ir/model_builder.h"
 #include "compiler/ir/printer.h"
 #include "compiler/passes/train_graph.h"
 #include "runtime/atomic_file.h"
 #include "runtime/checkpoint.h"
 #include "runtime/dataset.h"
 #include "runtime/errors.h"
+#include "runtime/gradcheck.h"
 #include "runtime/init.h"
 #include "runtime/trainer.h"
 #include "tools/render.h"
@@ -162,11 +161,15 @@ int runIr(const CommonArgs& a) {
   applyOverrides(spec, a);
   bool u8 = spec.fitsDefaultData();
   if (a.stage == "graph" || a.stage == "train") {
-    BuildOptions o;
+    LowerOptions o;
     o.batch = spec.batch;
     o.input_u8 = u8;
-    auto g = a.stage == "graph" ? buildForwardGraph(spec, o) : buildTrainGraph(spec, o);
-    std::cout << (a.dot ? graphToDot(*g) : printGraph(*g));
+    o.forward = a.stage == "graph";
+    o.train = a.stage == "train";
+    o.eval = false;
+    LoweredModel m = lowerModel(spec, o);
+    const Graph& g = o.forward ? *m.forward : *m.train;
+    std::cout << (a.dot ? graphToDot(g) : printGraph(g));
     return 0;
   }
   if (a.engine == "interp") throw UsageError(fmt::format("--stage {} needs --engine jit", a.stage));

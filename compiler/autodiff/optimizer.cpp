@@ -62,6 +62,14 @@ void placeUpdates(Graph& g) {
   }
 }
 
+/// Optimizer state has its param's PyTorch shape and layout (torch.optim
+/// keeps it like the param) and starts at zero (fan_in 0).
+ParamDesc stateDesc(const Value* param) {
+  ParamDesc d = param->desc;
+  d.fan_in = 0;
+  return d;
+}
+
 } // namespace
 
 void addOptimizerUpdates(Graph& g, const OptimizerSpec& opt,
@@ -81,11 +89,12 @@ void addOptimizerUpdates(Graph& g, const OptimizerSpec& opt,
     if (opt.kind == OptimizerKind::SGD) {
       std::vector<Value*> operands{w, dw, step};
       if (opt.momentum != 0)
-        operands.push_back(g.addState(w->name + "_buf", w->type, ext + ".momentum_buffer"));
+        operands.push_back(
+            g.addState(w->name + "_buf", w->type, ext + ".momentum_buffer", stateDesc(w)));
       g.add(OpKind::SgdUpdate, operands, sgdAttrs(opt), loc, w);
     } else {
-      Value* m = g.addState(w->name + "_exp_avg", w->type, ext + ".exp_avg");
-      Value* v = g.addState(w->name + "_exp_avg_sq", w->type, ext + ".exp_avg_sq");
+      Value* m = g.addState(w->name + "_exp_avg", w->type, ext + ".exp_avg", stateDesc(w));
+      Value* v = g.addState(w->name + "_exp_avg_sq", w->type, ext + ".exp_avg_sq", stateDesc(w));
       g.add(OpKind::AdamUpdate, {w, dw, step, m, v}, adamAttrs(opt), loc, w);
     }
   }

@@ -1,6 +1,6 @@
-// Internal interface between the program (arena, threads; no LLVM) and the
-// LLVM side of the backend (IR emission, optimization, JIT). Not installed:
-// included only by compiler/codegen/*.cpp. Declares no LLVM types.
+// The backend's interface: what the executor (runtime/executor.cpp: arena,
+// threads; no LLVM) asks of the LLVM side (IR emission, optimization, JIT).
+// Declares no LLVM types, so layers above codegen can include it.
 #pragma once
 
 #include "compiler/passes/kernel_graph.h"

@@ -95,16 +95,22 @@ Value* Graph::addInput(const std::string& name, TensorType type, InputRole role)
   return v;
 }
 
-Value* Graph::addParam(const std::string& name, TensorType type, const std::string& external) {
+Value* Graph::addParam(const std::string& name, TensorType type, const std::string& external,
+                       ParamDesc desc) {
+  assert(checkParamDesc(desc, type.shape).empty());
   Value* v = newValue(uniqueName(name), std::move(type), ValueKind::Param);
   v->external_name = external;
+  v->desc = std::move(desc);
   params_.push_back(v);
   return v;
 }
 
-Value* Graph::addState(const std::string& name, TensorType type, const std::string& external) {
+Value* Graph::addState(const std::string& name, TensorType type, const std::string& external,
+                       ParamDesc desc) {
+  assert(checkParamDesc(desc, type.shape).empty());
   Value* v = newValue(uniqueName(name), std::move(type), ValueKind::State);
   v->external_name = external;
+  v->desc = std::move(desc);
   states_.push_back(v);
   return v;
 }
@@ -202,8 +208,10 @@ std::unique_ptr<Graph> cloneGraph(const Graph& g) {
     map[v] = nv;
   };
   for (Value* v : g.inputs()) copyValue(out->addInput(v->name, v->type, v->role), v);
-  for (Value* v : g.params()) copyValue(out->addParam(v->name, v->type, v->external_name), v);
-  for (Value* v : g.states()) copyValue(out->addState(v->name, v->type, v->external_name), v);
+  for (Value* v : g.params())
+    copyValue(out->addParam(v->name, v->type, v->external_name, v->desc), v);
+  for (Value* v : g.states())
+    copyValue(out->addState(v->name, v->type, v->external_name, v->desc), v);
   int max_id = 0;
   for (const auto& op : g.ops()) {
     std::vector<Value*> operands;

@@ -4,6 +4,7 @@
 // structure and the mutation helpers passes use.
 #pragma once
 
+#include "compiler/ir/param_desc.h"
 #include "compiler/ir/types.h"
 #include "compiler/support/source_loc.h"
 
@@ -81,6 +82,8 @@ struct Value {
   /// Params: the PyTorch state_dict name ("0.weight"). State: the param's name
   /// plus the state's name ("0.weight.momentum_buffer").
   std::string external_name;
+  /// Params and state: PyTorch's shape, the layout permutation, the fan-in.
+  ParamDesc desc;
   /// Inputs: what the input is for.
   InputRole role = InputRole::None;
 };
@@ -132,8 +135,12 @@ public:
   /// value get a fresh suffix (uniqueName), so that internal names such as
   /// %step or %w0 never collide with the user's input and target names.
   Value* addInput(const std::string& name, TensorType type, InputRole role = InputRole::None);
-  Value* addParam(const std::string& name, TensorType type, const std::string& external);
-  Value* addState(const std::string& name, TensorType type, const std::string& external);
+  /// Params and state carry their description (param_desc.h); its IR shape
+  /// must be `type`'s (asserted: the parser checks text input first).
+  Value* addParam(const std::string& name, TensorType type, const std::string& external,
+                  ParamDesc desc);
+  Value* addState(const std::string& name, TensorType type, const std::string& external,
+                  ParamDesc desc);
 
   /// Appends an op; its result type is inferred (asserts the op is valid:
   /// passes build only valid ops). Returns the result (nullptr for updates).

@@ -32,11 +32,16 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const Layer& l = spec.layers[i];
     if (l.kind != LayerKind::Linear) continue;
-    wb[i].first = g->addParam(fmt::format("w{}", l.index), f32({l.in_features, l.out_features}),
-                              fmt::format("{}.weight", l.index));
+    // nn.Linear's weight is [out, in] in PyTorch; the IR stores it [in, out]
+    // (docs/ir.md). Both weight and bias draw with the weight's fan-in.
+    ParamDesc wd = permutedDesc({l.out_features, l.in_features}, {1, 0});
+    wd.fan_in = torchFanIn(wd.torch_shape);
+    wb[i].first = g->addParam(fmt::format("w{}", l.index), f32(wd.irShape()),
+                              fmt::format("{}.weight", l.index), wd);
     if (l.bias)
-      wb[i].second = g->addParam(fmt::format("b{}", l.index), f32({l.out_features}),
-                                 fmt::format("{}.bias", l.index));
+      wb[i].second =
+          g->addParam(fmt::format("b{}", l.index), f32({l.out_features}),
+                      fmt::format("{}.bias", l.index), identityDesc({l.out_features}, wd.fan_in));
   }
 
   Value* h = x;

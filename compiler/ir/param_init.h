@@ -1,6 +1,6 @@
 // PyTorch's default initialisation of nn.Linear parameters, in one place:
 // the seeded draw every user of random parameters shares (runtime init,
-// gradcheck, bench, tests), and each parameter's fan-in read off the graph.
+// gradcheck, bench, tests), and each parameter's fan-in from its description.
 #pragma once
 
 #include "compiler/ir/graph.h"
@@ -34,11 +34,8 @@ private:
   std::mt19937_64 rng_;
 };
 
-/// The fan-in of each of `g.params()` (same order), from the graph's
-/// structure rather than names or order: a weight is the right operand of a
-/// forward `matmul` (stored [in, out], so its fan-in is shape[0]); a bias is
-/// the operand of the `add_bias` applied to such a product. Params used
-/// otherwise get 1.
+/// The fan-in of each of `g.params()` (same order), as their descriptions
+/// (Value::desc) declare it: never guessed from names, order or rank.
 std::vector<int64_t> paramFanIns(const Graph& g);
 
 } // namespace descent

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <fmt/format.h>
+#include <optional>
 
 namespace descent {
 
@@ -84,10 +85,71 @@ private:
       auto [name, type] = arg();
       std::string external = stringLit();
       if (g_->findValue(name)) fail(fmt::format("%{} defined twice", name));
-      if (params) g_->addParam(name, type, external);
-      else g_->addState(name, type, external);
+      size_t at = mark();
+      ParamDesc desc = paramDesc(type.shape);
+      std::string bad = checkParamDesc(desc, type.shape);
+      if (!bad.empty()) failAt(at, fmt::format("%{}: {}", name, bad));
+      if (params)
+        g_->addParam(name, type, external, desc);
+      else
+        g_->addState(name, type, external, desc);
     } while (acceptChar(','));
     expectChar(')');
+  }
+
+  /// `{torch_shape=[..], perm=[..], fan_in=N}`, each part optional, or
+  /// nothing: PyTorch's layout (identity), fan-in 0. A missing torch_shape
+  /// follows from the IR shape and perm.
+  ParamDesc paramDesc(const std::vector<int64_t>& ir_shape) {
+    std::optional<std::vector<int64_t>> torch_shape;
+    std::optional<std::vector<int64_t>> perm;
+    int64_t fan_in = 0;
+    if (acceptChar('{')) {
+      do {
+        size_t at = mark();
+        std::string key = ident();
+        expectChar('=');
+        if (key == "torch_shape")
+          torch_shape = intList();
+        else if (key == "perm")
+          perm = intList();
+        else if (key == "fan_in")
+          fan_in = integer();
+        else
+          failAt(at,
+                 fmt::format(
+                     "unknown param description '{}' (expected torch_shape, perm or fan_in)", key));
+      } while (acceptChar(','));
+      expectChar('}');
+    }
+    ParamDesc d;
+    d.fan_in = fan_in;
+    if (!perm) {
+      d = identityDesc(torch_shape ? *torch_shape : ir_shape, fan_in);
+      return d;
+    }
+    for (int64_t p : *perm)
+      d.perm.push_back(p >= 0 && p < int64_t(perm->size()) ? int(p) : -1);
+    if (torch_shape) {
+      d.torch_shape = *torch_shape;
+    } else if (d.perm.size() == ir_shape.size()) {
+      d.torch_shape.assign(ir_shape.size(), 0);
+      for (size_t i = 0; i < d.perm.size(); ++i)
+        if (d.perm[i] >= 0) d.torch_shape[size_t(d.perm[i])] = ir_shape[i];
+    }
+    return d;
+  }
+
+  std::vector<int64_t> intList() {
+    std::vector<int64_t> v;
+    expectChar('[');
+    if (!peekChar(']')) {
+      do
+        v.push_back(integer());
+      while (acceptChar(','));
+    }
+    expectChar(']');
+    return v;
   }
 
   std::pair<std::string, TensorType> arg() {

@@ -2,6 +2,7 @@
 #include "compiler/ir/printer.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace descent {
 
@@ -16,9 +17,21 @@ std::string quote(const std::string& s) {
   return out + "\"";
 }
 
+/// A param's description (param_desc.h) in braces, leaving out what is
+/// implied: the layout when it is PyTorch's, the fan-in when it is 0.
+std::string printDesc(const ParamDesc& d) {
+  std::vector<std::string> parts;
+  if (!d.isIdentity()) {
+    parts.push_back(fmt::format("torch_shape=[{}]", fmt::join(d.torch_shape, ",")));
+    parts.push_back(fmt::format("perm=[{}]", fmt::join(d.perm, ",")));
+  }
+  if (d.fan_in) parts.push_back(fmt::format("fan_in={}", d.fan_in));
+  return parts.empty() ? "" : fmt::format(" {{{}}}", fmt::join(parts, ", "));
+}
+
 std::string printArg(const Value* v, bool with_external) {
   std::string s = fmt::format("%{}: {}", v->name, v->type.str());
-  if (with_external) s += " " + quote(v->external_name);
+  if (with_external) s += " " + quote(v->external_name) + printDesc(v->desc);
   if (v->role != InputRole::None) s += std::string(" ") + inputRoleName(v->role);
   return s;
 }

@@ -1,4 +1,4 @@
-// Train-stage pipeline (see train_graph.h). Every pass is followed by the
+// The graph pipeline (see train_graph.h). Every pass is followed by the
 // verifier: a failure is a compiler bug, so it throws std::logic_error with
 // the pass name and the verifier's report.
 #include "compiler/passes/train_graph.h"
@@ -79,6 +79,20 @@ std::unique_ptr<Graph> buildEvalGraph(const ModelSpec& spec, int64_t batch, bool
   eliminateDeadCode(*g);
   verified(*g, "dce");
   return g;
+}
+
+LoweredModel lowerModel(const ModelSpec& spec, const LowerOptions& opts) {
+  LoweredModel m;
+  BuildOptions b;
+  b.batch = opts.batch;
+  b.input_u8 = opts.input_u8;
+  if (opts.forward) {
+    m.forward = buildForwardGraph(spec, b);
+    verified(*m.forward, "the forward build");
+  }
+  if (opts.train) m.train = buildTrainGraph(spec, b);
+  if (opts.eval) m.eval = buildEvalGraph(spec, opts.batch, opts.input_u8);
+  return m;
 }
 
 } // namespace descent

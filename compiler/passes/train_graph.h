@@ -1,6 +1,9 @@
-// The train-stage pipeline: forward graph + autodiff + simplification + CSE +
-// DCE (+ optimizer updates), verified after every pass. What `descent ir
-// --stage train`, the interpreter tests, gradcheck and the codegen start from.
+// The graph half of the one compile pipeline: a checked model (ModelSpec) to
+// its forward, train and eval graphs (forward graph + autodiff +
+// simplification + CSE + DCE (+ optimizer updates), verified after every
+// pass). lowerModel is the entry point; runtime/compiled_model.h adds the
+// backend on top. The build* functions are its stages, kept public for tests
+// that check one stage alone.
 #pragma once
 
 #include "compiler/frontend/model_spec.h"
@@ -10,6 +13,23 @@
 #include <memory>
 
 namespace descent {
+
+/// Which graphs lowerModel builds, at which batch and input dtype.
+struct LowerOptions {
+  int64_t batch = 64;    ///< rows of the batch (the largest; remainders run the same graphs)
+  bool input_u8 = false; ///< images arrive as uint8 pixels (IDX data)
+  bool forward = false;  ///< the forward graph with Dropout active (`ir --stage graph`, gradcheck)
+  bool train = true;     ///< the train step: forward, backward, optimizer updates
+  bool eval = true;      ///< the eval step: Dropout off, outputs "loss", "output", "correct"
+};
+
+/// The graphs of one model; those not asked for are null.
+struct LoweredModel {
+  std::unique_ptr<Graph> forward, train, eval;
+};
+
+/// The one graph pipeline every command, engine and test starts from.
+LoweredModel lowerModel(const ModelSpec& spec, const LowerOptions& opts);
 
 /// Forward + gradients: outputs "loss" and "grad:<external name>" for every
 /// param (e.g. "grad:0.weight", IR layout [in, out]).

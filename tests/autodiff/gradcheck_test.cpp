@@ -1,7 +1,7 @@
 // Gradient checks (fp64 central differences vs the autodiff graph, run by the
 // interpreter) of every differentiable op, every loss with both reductions,
 // the fused loss gradients, and every model file.
-#include "compiler/autodiff/gradcheck.h"
+#include "runtime/gradcheck.h"
 #include "compiler/passes/train_graph.h"
 #include "tests/common/test_support.h"
 

@@ -91,3 +91,32 @@ TEST_CASE("grad graphs of every model round-trip through the parser", "[pipeline
     }
   }
 }
+
+// lowerModel is the one entry point (compileModel, the engines, `descent ir`
+// and gradcheck call it); it must build exactly what the stages build.
+TEST_CASE("lowerModel builds the forward, train and eval graphs of the stages", "[pipeline]") {
+  for (const std::string& path : allModelFiles()) {
+    SECTION(path) {
+      ModelSpec spec = loadModel(path);
+      LowerOptions lo;
+      lo.batch = 9;
+      lo.input_u8 = spec.fitsDefaultData();
+      lo.forward = true;
+      LoweredModel m = lowerModel(spec, lo);
+      BuildOptions bo;
+      bo.batch = 9;
+      bo.input_u8 = lo.input_u8;
+      REQUIRE(m.forward);
+      REQUIRE(m.train);
+      REQUIRE(m.eval);
+      CHECK(printGraph(*m.forward) == printGraph(*buildForwardGraph(spec, bo)));
+      CHECK(printGraph(*m.train) == printGraph(*buildTrainGraph(spec, bo)));
+      CHECK(printGraph(*m.eval) == printGraph(*buildEvalGraph(spec, 9, lo.input_u8)));
+      lo.forward = lo.eval = false;
+      LoweredModel only_train = lowerModel(spec, lo);
+      CHECK(!only_train.forward);
+      CHECK(!only_train.eval);
+      CHECK(only_train.train);
+    }
+  }
+}

@@ -2,7 +2,7 @@
 // batches, running the JIT Program and the reference interpreter side by side.
 #pragma once
 
-#include "compiler/codegen/program.h"
+#include "runtime/executor.h"
 #include "compiler/frontend/frontend.h"
 #include "compiler/interp/interpreter.h"
 #include "compiler/ir/param_init.h"

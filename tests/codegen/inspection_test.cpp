@@ -1,6 +1,7 @@
 // Inspection stages of the JIT: the kernel stage (FileCheck on the notebook
 // model), optimized LLVM IR and assembly, compile-time reporting.
 #include "helpers.h"
+#include "runtime/compiled_model.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -11,17 +12,18 @@ using namespace descent::cgtest;
 
 namespace {
 
+/// The notebook model's train step through the one pipeline (compileModel).
 std::unique_ptr<Program> compileMnist(const std::string& cpu, std::unique_ptr<Graph>& keep) {
   ModelSpec spec = loadModel(sourceDir() + "/models/mnist_mlp.nn");
-  BuildOptions opts;
+  CompileOptions opts;
   opts.batch = spec.batch;
   opts.input_u8 = true;
-  keep = buildTrainGraph(spec, opts);
-  std::string err;
-  auto prog = Program::compile({keep.get()}, JitOptions{cpu, 1}, err);
-  INFO(err);
-  REQUIRE(prog);
-  return prog;
+  opts.eval = false;
+  opts.jit_options = JitOptions{cpu, 1};
+  CompiledModel m = compileModel(spec, opts);
+  keep = std::move(m.train);
+  REQUIRE(m.program);
+  return std::move(m.program);
 }
 
 } // namespace

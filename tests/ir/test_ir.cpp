@@ -6,6 +6,7 @@
 #include "compiler/ir/parser.h"
 #include "compiler/ir/printer.h"
 #include "compiler/ir/verifier.h"
+#include "compiler/passes/train_graph.h"
 #include "tests/common/test_support.h"
 
 #include <catch2/catch.hpp>
@@ -223,17 +224,19 @@ TEST_CASE("inputs carry their role; internal names step aside for the user's", "
   CHECK(plain->inputByRole(InputRole::Step) == nullptr); // a role is declared, never guessed from a name
 }
 
-TEST_CASE("paramFanIns reads each parameter's fan-in off the graph, not names or order", "[ir][init]") {
+TEST_CASE("paramFanIns reads each parameter's fan-in from its description, not names or order",
+          "[ir][init]") {
   ModelSpec spec = specWith({linear(6, 4, /*bias=*/false), layer(LayerKind::ReLU), linear(4, 3)}, 6,
                             LossKind::MSELoss, TargetKind::Real, 3);
   BuildOptions o;
   o.batch = 2;
   auto g = buildForwardGraph(spec, o);
   CHECK(paramFanIns(*g) == std::vector<int64_t>{6, 4, 4}); // 0.weight, 2.weight, 2.bias
-  // Parsed with the bias listed first and names that say nothing.
+  // Parsed with the bias listed first and names that say nothing: the text's
+  // descriptions decide.
   std::string err;
   auto p = parseGraph(R"(graph @g(%a: f32[2,5] input)
-    params(%q: f32[3] "p", %r: f32[5,3] "q") {
+    params(%q: f32[3] "p" {fan_in=5}, %r: f32[5,3] "q" {torch_shape=[3,5], perm=[1,0], fan_in=5}) {
   %0 = matmul %a, %r : f32[2,3]
   %1 = add_bias %0, %q : f32[2,3]
   return loss=%1
@@ -275,4 +278,99 @@ TEST_CASE("Graphviz output has a node per op and an edge per use", "[ir]") {
   size_t uses = g->outputs().size();
   for (const auto& op : g->ops()) uses += op->operands.size();
   CHECK(edges == uses);
+}
+
+TEST_CASE("params describe their PyTorch shape, layout and fan-in", "[ir][params]") {
+  ModelSpec spec = specWith({linear(6, 4, /*bias=*/false), layer(LayerKind::ReLU), linear(4, 3)}, 6,
+                            LossKind::MSELoss, TargetKind::Real, 3);
+  BuildOptions o;
+  o.batch = 2;
+  auto g = buildForwardGraph(spec, o);
+  REQUIRE(g->params().size() == 3);
+  const ParamDesc& w0 = g->params()[0]->desc;
+  CHECK(w0.torch_shape == std::vector<int64_t>{4, 6}); // nn.Linear(6, 4).weight is [out, in]
+  CHECK(w0.perm == std::vector<int>{1, 0});            // stored [in, out]
+  CHECK(w0.irShape() == g->params()[0]->type.shape);
+  CHECK(w0.fan_in == 6);
+  const ParamDesc& b2 = g->params()[2]->desc;
+  CHECK(b2.torch_shape == std::vector<int64_t>{3});
+  CHECK(b2.isIdentity());
+  CHECK(b2.fan_in == 4); // the bias draws with its weight's fan-in
+
+  // Optimizer state has its param's layout and starts at zero.
+  ModelSpec adam = specWith({linear(6, 4)}, 6, LossKind::MSELoss, TargetKind::Real, 4);
+  adam.optimizer.kind = OptimizerKind::Adam;
+  auto train = buildTrainGraph(adam, o);
+  REQUIRE(!train->states().empty());
+  for (const Value* s : train->states()) {
+    CHECK(s->desc.fan_in == 0);
+    CHECK(s->desc.irShape() == s->type.shape);
+  }
+  CHECK(train->states()[0]->desc.perm == std::vector<int>{1, 0});
+
+  // The description prints and parses back.
+  std::string text = printGraph(*train);
+  CHECK(text.find("\"0.weight\" {torch_shape=[4,6], perm=[1,0], fan_in=6}") != std::string::npos);
+  std::string err;
+  auto back = parseGraph(text, err);
+  INFO(err);
+  REQUIRE(back);
+  CHECK(printGraph(*back) == text);
+  for (size_t i = 0; i < train->params().size(); ++i)
+    CHECK(back->params()[i]->desc == train->params()[i]->desc);
+  for (size_t i = 0; i < train->states().size(); ++i)
+    CHECK(back->states()[i]->desc == train->states()[i]->desc);
+}
+
+TEST_CASE("the parser rejects a param description that does not fit the tensor", "[ir][params]") {
+  std::string err;
+  CHECK_FALSE(parseGraph(
+      "graph @g() params(%w: f32[2,3] \"w\" {torch_shape=[2,3], perm=[1,0]}) {\n}\n", err));
+  CHECK(err.find("%w: PyTorch shape [2,3] permuted by [1,0] is [3,2], not the IR's [2,3]") !=
+        std::string::npos);
+  CHECK_FALSE(parseGraph("graph @g() params(%w: f32[2,3] \"w\" {perm=[0,0]}) {\n}\n", err));
+  CHECK(err.find("%w: [0,0] is not a permutation of 0..1") != std::string::npos);
+  CHECK_FALSE(parseGraph("graph @g() params(%w: f32[2,3] \"w\" {perm=[1,0,2]}) {\n}\n", err));
+  CHECK(err.find("%w: the permutation has 3 entries") != std::string::npos);
+  CHECK_FALSE(parseGraph("graph @g() params(%w: f32[2,3] \"w\" {fan=3}) {\n}\n", err));
+  CHECK(err.find("unknown param description 'fan'") != std::string::npos);
+  // No description: PyTorch's layout, fan-in 0.
+  auto g = parseGraph("graph @g() params(%w: f32[2,3] \"w\") {\n}\n", err);
+  REQUIRE(g);
+  CHECK(g->params()[0]->desc == identityDesc({2, 3}, 0));
+}
+
+TEST_CASE("the layout permutation works for any rank: a 4-D conv weight", "[ir][params]") {
+  // nn.Conv2d(3, 5, kernel_size=(2, 4)).weight is [out, in, kh, kw] = [5, 3, 2, 4];
+  // a backend might store it [kh, kw, in, out].
+  ParamDesc d = permutedDesc({5, 3, 2, 4}, {2, 3, 1, 0});
+  d.fan_in = torchFanIn(d.torch_shape);
+  CHECK(d.fan_in == 3 * 2 * 4); // in * kh * kw, as torch.nn.init computes it
+  CHECK(d.irShape() == std::vector<int64_t>{2, 4, 3, 5});
+  CHECK(checkParamDesc(d, {2, 4, 3, 5}).empty());
+  const int64_t n = 5 * 3 * 2 * 4;
+  std::vector<float> torch(static_cast<size_t>(n)), ir(static_cast<size_t>(n), -1.0f),
+      back(static_cast<size_t>(n), -1.0f);
+  for (int64_t i = 0; i < n; ++i)
+    torch[size_t(i)] = float(i);
+  torchToIr(d, torch.data(), ir.data());
+  // IR element [h][w][c][o] is PyTorch's [o][c][h][w], computed independently.
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t w = 0; w < 4; ++w)
+      for (int64_t c = 0; c < 3; ++c)
+        for (int64_t o = 0; o < 5; ++o)
+          REQUIRE(ir[size_t(((h * 4 + w) * 3 + c) * 5 + o)] ==
+                  torch[size_t(((o * 3 + c) * 2 + h) * 4 + w)]);
+  irToTorch(d, ir.data(), back.data());
+  CHECK(back == torch);
+  // A Linear weight: the transpose.
+  ParamDesc lin = permutedDesc({2, 3}, {1, 0});
+  std::vector<float> t{0, 1, 2, 3, 4, 5}, r(6);
+  torchToIr(lin, t.data(), r.data());
+  CHECK(r == std::vector<float>{0, 3, 1, 4, 2, 5});
+  // Identity and scalars copy as they are.
+  std::vector<float> s{7}, s2{0};
+  torchToIr(identityDesc({}), s.data(), s2.data());
+  CHECK(s2[0] == 7);
+  CHECK(torchFanIn({10, 64}) == 64);
 }

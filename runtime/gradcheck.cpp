@@ -1,8 +1,7 @@
 // Gradient checking (see gradcheck.h). Directional derivatives keep the cost
 // at 2 forward runs per direction whatever the tensor size.
-#include "compiler/autodiff/gradcheck.h"
+#include "runtime/gradcheck.h"
 
-#include "compiler/ir/model_builder.h"
 #include "compiler/ir/param_init.h"
 #include "compiler/passes/train_graph.h"
 
@@ -77,10 +76,11 @@ GradcheckReport gradcheckGraph(const Graph& forward, const InterpInputs<double>&
 }
 
 GradcheckReport gradcheck(const ModelSpec& spec, const GradcheckOptions& opts) {
-  BuildOptions bo;
-  bo.batch = std::max<int64_t>(1, std::min(opts.batch, spec.batch));
-  bo.training = true;
-  auto fwd = buildForwardGraph(spec, bo);
+  LowerOptions lo;
+  lo.batch = std::max<int64_t>(1, std::min(opts.batch, spec.batch));
+  lo.forward = true; // Dropout active, as in training
+  lo.train = lo.eval = false;
+  auto fwd = std::move(lowerModel(spec, lo).forward);
   std::mt19937_64 rng(opts.seed);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
 

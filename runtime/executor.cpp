@@ -1,8 +1,10 @@
-// Program: arena layout (params, state, outputs, tables, scratch), the JIT
-// session, and running a step's kernels on the thread pool (chunks claimed
-// dynamically, a wait for the chunks in flight between kernels). No LLVM
-// headers here (see jit.cpp / emit.cpp).
-#include "compiler/codegen/program.h"
+// The executor (class Program): arena layout (params, state, outputs, tables,
+// scratch), the JIT session from the backend (compiler/codegen/backend.h),
+// and running a step's kernels on the thread pool (chunks claimed
+// dynamically, a wait for the chunks in flight between kernels). It lives in
+// runtime/ because it owns threads and memory; the backend below it only
+// emits and links code. No LLVM headers here.
+#include "runtime/executor.h"
 
 #include "compiler/codegen/backend.h"
 #include "compiler/passes/fuse.h"

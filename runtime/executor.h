@@ -1,6 +1,7 @@
-// The public face of the LLVM backend for the runtime: compiles one or more
-// graphs (train step, eval step) of one model into JIT kernels sharing params
-// and optimizer state, and runs them on a thread pool. No LLVM types here.
+// The executor: compiles one or more graphs (train step, eval step) of one
+// model through the LLVM backend (compiler/codegen) into JIT kernels sharing
+// params and optimizer state in one arena, and runs them on a thread pool.
+// No LLVM types here.
 #pragma once
 
 #include "compiler/ir/graph.h"

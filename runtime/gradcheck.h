@@ -2,7 +2,7 @@
 // simplification, run by the fp64 interpreter) against central differences of
 // the loss. Used by `descent gradcheck model.nn` and the autodiff tests.
 // It sits in runtime/, above both the passes that build the grad graph and
-// the interpreter that runs it (docs/architecture-layers.md).
+// the interpreter that runs it (docs/architecture.md).
 #pragma once
 
 #include "compiler/frontend/model_spec.h"

@@ -71,7 +71,7 @@ FIXTURES = [
     ("dropout_eval_ce", 13, ("class", 3), 5,
      "Linear(13, 7), ReLU(),\n    Dropout(p=0.5),\n    Linear(7, 3),",
      'CrossEntropyLoss(reduction="mean")', "SGD(lr=0.1)", "eval"),
-    # The activations of issue 11. Inputs scaled by `x_scale` drive the
+    # The activations defined in op_math.h. Inputs scaled by `x_scale` drive the
     # pre-activations into the tails where the formulas switch: GELU's tanh
     # form for large |x|, Softplus above its threshold, ELU's negative side.
     ("gelu_none_nll_sgd", 9, ("class", 4), 8,

@@ -218,6 +218,18 @@ int64_t countLines(const std::string& path) {
   return n;
 }
 
+int64_t csvHeaderColumns(const std::string& path) {
+  LineReader in(path);
+  std::vector<std::string_view> fields;
+  std::string_view line;
+  while (in.next(line)) {
+    if (trim(line).empty()) continue;
+    splitFields(line, fields);
+    return static_cast<int64_t>(fields.size());
+  }
+  return 0;
+}
+
 int64_t countCsvRows(const std::string& path, int64_t expected_columns) {
   LineReader in(path);
   int64_t n = 0;

@@ -32,6 +32,10 @@ using CsvRowFn = std::function<void(std::span<const float> values, int64_t line,
 int64_t forEachCsvRow(const std::string& path, int64_t expected_columns,
                       const std::string& describe_columns, const CsvRowFn& row);
 
+/// The number of fields in the first non-blank line (the header row) of
+/// `path`, 0 for an empty file. Throws DataError when the file cannot be read.
+int64_t csvHeaderColumns(const std::string& path);
+
 /// Like CsvRowFn, with the row's fields as written in the file (trimmed), for
 /// messages that quote a value exactly or values that need more than float32.
 using CsvRowFieldsFn =

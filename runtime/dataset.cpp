@@ -86,12 +86,15 @@ DataSplit loadIdxDir(const std::string& dir, IdxSets sets) {
 }
 
 Dataset loadCsv(const std::string& path, int64_t features, int64_t targets_or_classes,
-                bool class_labels) {
-  const int64_t target_cols = class_labels ? 1 : targets_or_classes;
-  const std::string describe =
-      class_labels ? fmt::format("{} feature{} + 1 label", features, features == 1 ? "" : "s")
-                   : fmt::format("{} feature{} + {} target{}", features, features == 1 ? "" : "s",
-                                 target_cols, target_cols == 1 ? "" : "s");
+                bool class_labels, bool targets_optional) {
+  const bool has_targets = !targets_optional || csvHeaderColumns(path) != features;
+  const int64_t target_cols = !has_targets ? 0 : class_labels ? 1 : targets_or_classes;
+  const std::string feats = fmt::format("{} feature{}", features, features == 1 ? "" : "s");
+  std::string describe = !has_targets   ? feats
+                         : class_labels ? feats + " + 1 label"
+                                        : fmt::format("{} + {} target{}", feats, target_cols,
+                                                      target_cols == 1 ? "" : "s");
+  if (targets_optional && has_targets) describe += ", or " + feats + " without targets";
   const int64_t cols = features + target_cols;
 
   Dataset d;
@@ -99,6 +102,7 @@ Dataset loadCsv(const std::string& path, int64_t features, int64_t targets_or_cl
   d.features = features;
   d.is_u8 = false;
   d.class_labels = class_labels;
+  d.has_targets = has_targets;
   d.target_size = targets_or_classes;
   // Reserve from the line count so the arrays never regrow: a large CSV then
   // costs exactly its float32 arrays, with no doubling slack or final copy.
@@ -107,7 +111,9 @@ Dataset loadCsv(const std::string& path, int64_t features, int64_t targets_or_cl
   const auto max_rows =
       static_cast<size_t>(std::max<int64_t>(countCsvRows(path, cols) - 1, 0));
   d.f32.reserve(max_rows * static_cast<size_t>(features));
-  if (class_labels)
+  if (!has_targets) {
+    // no target columns to reserve
+  } else if (class_labels)
     d.labels.reserve(max_rows);
   else
     d.targets.reserve(max_rows * static_cast<size_t>(target_cols));
@@ -117,6 +123,7 @@ Dataset loadCsv(const std::string& path, int64_t features, int64_t targets_or_cl
       [&](std::span<const float> row, std::span<const std::string_view> fields, int64_t line,
           const std::vector<std::string>& header) {
         d.f32.insert(d.f32.end(), row.begin(), row.begin() + features);
+        if (!has_targets) return;
         if (!class_labels) {
           d.targets.insert(d.targets.end(), row.begin() + features, row.end());
           return;

@@ -20,6 +20,7 @@ struct Dataset {
   std::vector<float> f32;        ///< count*features otherwise
   int64_t target_size = 0;       ///< classes (labels) or values per sample (real targets)
   bool class_labels = true;
+  bool has_targets = true;       ///< false: a CSV of features only (predict --out)
   std::vector<int32_t> labels;   ///< count, when class_labels
   std::vector<float> targets;    ///< count*target_size otherwise
   int64_t image_rows = 0, image_cols = 0; ///< for drawing (28x28), 0 for CSV
@@ -52,8 +53,10 @@ DataSplit loadIdxDir(const std::string& dir, IdxSets sets = IdxSets::All);
 /// divided by 255 before a model's Normalize. Throws DataError with `file:ROW:`
 /// locations (rows are 1-based, the header is row 1), also for a missing
 /// header row (a first row of numbers, see forEachCsvRow).
+/// With `targets_optional` (prediction), a file whose header has exactly
+/// `features` columns loads as features only (`has_targets` false).
 Dataset loadCsv(const std::string& path, int64_t features, int64_t targets_or_classes,
-                bool class_labels);
+                bool class_labels, bool targets_optional = false);
 
 /// Throws DataError("<source>: label L of sample I is out of range for C classes")
 /// when a class label is outside [0, classes). No-op for real targets.

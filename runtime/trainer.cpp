@@ -87,7 +87,13 @@ void gatherBatch(const Dataset& d, const std::vector<int64_t>& indices, int64_t 
       std::memcpy(&out.x_f32[size_t(r * f)], &d.f32[size_t(indices[size_t(begin + r)] * f)],
                   size_t(f) * sizeof(float));
   }
-  if (d.class_labels) {
+  if (!d.has_targets) {
+    // Features only (prediction): the step still reads a target, so zeros.
+    if (d.class_labels)
+      out.y_labels.assign(size_t(n), 0);
+    else
+      out.y_real.assign(size_t(n * d.target_size), 0.0f);
+  } else if (d.class_labels) {
     out.y_labels.resize(size_t(n));
     for (int64_t r = 0; r < n; ++r) out.y_labels[size_t(r)] = d.labels[size_t(indices[size_t(begin + r)])];
   } else {

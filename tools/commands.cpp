@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 #include <future>
 #include <iostream>
+#include <numeric>
 
 namespace descent {
 
@@ -57,6 +58,7 @@ void checkFits(const ModelSpec& spec, const Dataset& d) {
     throw DataError(
         fmt::format("{}: samples have {} features, but {} expects {} (input {}: f32[{}])", d.source,
                     d.features, spec.path, spec.input_size, spec.input_name, spec.input_size));
+  if (!d.has_targets) return;
   if (spec.target_kind == TargetKind::Class) {
     if (!d.class_labels)
       throw DataError(fmt::format("{}: has real-valued targets, but {} expects class labels",
@@ -72,9 +74,10 @@ void checkFits(const ModelSpec& spec, const Dataset& d) {
   }
 }
 
-Dataset loadCsvFor(const ModelSpec& spec, const std::string& path) {
+/// `targets_optional`: predict also takes a CSV of features only.
+Dataset loadCsvFor(const ModelSpec& spec, const std::string& path, bool targets_optional = false) {
   bool classes = spec.target_kind == TargetKind::Class;
-  return loadCsv(path, spec.input_size, spec.target_size, classes);
+  return loadCsv(path, spec.input_size, spec.target_size, classes, targets_optional);
 }
 
 /// --data, or the default dataset when the model fits it.
@@ -94,8 +97,10 @@ bool dataIsImages(const ModelSpec& spec, const CommonArgs& a) {
 }
 
 /// `eval_only`: load only the set eval and predict use (the test set when
-/// there is one), not a training set they would never read.
-DataSplit loadData(const ModelSpec& spec, const CommonArgs& a, bool eval_only = false) {
+/// there is one), not a training set they would never read. `targets_optional`:
+/// a CSV may hold features only (predict).
+DataSplit loadData(const ModelSpec& spec, const CommonArgs& a, bool eval_only = false,
+                   bool targets_optional = false) {
   DataSplit split;
   std::string data = dataPath(spec, a);
   if (eval_only && !a.test_data.empty()) {
@@ -103,10 +108,10 @@ DataSplit loadData(const ModelSpec& spec, const CommonArgs& a, bool eval_only = 
   } else if (std::filesystem::is_directory(data))
     split = loadIdxDir(data, eval_only ? IdxSets::EvalOnly : IdxSets::All);
   else if (endsWith(data, ".csv") || std::filesystem::exists(data))
-    split.train = loadCsvFor(spec, data);
+    split.train = loadCsvFor(spec, data, targets_optional);
   else
     throw DataError(fmt::format("{}: No such file or directory", data));
-  if (!a.test_data.empty()) split.test = loadCsvFor(spec, a.test_data);
+  if (!a.test_data.empty()) split.test = loadCsvFor(spec, a.test_data, targets_optional);
   if (split.train.count) checkFits(spec, split.train);
   if (split.test) checkFits(spec, *split.test);
   return split;
@@ -244,15 +249,64 @@ int runEval(const CommonArgs& a) {
   return 0;
 }
 
+namespace {
+
+/// The CSV `predict --out` writes: for class targets the predicted class and
+/// the class probabilities (as `predict` draws them), for real targets the
+/// model's outputs; `index` is the sample's 0-based position in the data.
+std::string predictionsCsv(Engine& engine, const ModelSpec& spec, const Dataset& d) {
+  const bool classes = spec.target_kind == TargetKind::Class;
+  const int64_t outputs = spec.outputSize();
+  std::string csv = classes ? "index,predicted" : "index";
+  for (int64_t j = 0; j < outputs; ++j)
+    csv += classes        ? fmt::format(",prob_{}", j)
+           : outputs == 1 ? "," + spec.target_name
+                          : fmt::format(",{}_{}", spec.target_name, j);
+  csv += '\n';
+  std::vector<int64_t> order(size_t(d.count));
+  std::iota(order.begin(), order.end(), 0);
+  BatchBuffers buf;
+  std::vector<float> row;
+  for (int64_t begin = 0; begin < d.count; begin += spec.batch) {
+    const int64_t end = std::min(d.count, begin + spec.batch);
+    gatherBatch(d, order, begin, end, buf);
+    EvalResult r = engine.eval(buf.x(), buf.y(), end - begin);
+    for (int64_t i = 0; i < end - begin; ++i) {
+      csv += std::to_string(begin + i);
+      const float* out = r.output + i * outputs;
+      if (classes) {
+        row.assign(out, out + outputs);
+        std::vector<double> p = outputProbabilities(spec, row);
+        csv += fmt::format(",{}", std::max_element(p.begin(), p.end()) - p.begin());
+        for (double v : p)
+          csv += fmt::format(",{:.9g}", v);
+      } else {
+        for (int64_t j = 0; j < outputs; ++j)
+          csv += fmt::format(",{:.9g}", out[j]);
+      }
+      csv += '\n';
+    }
+  }
+  return csv;
+}
+
+} // namespace
+
 int runPredict(const CommonArgs& a) {
   ModelSpec spec = loadModel(a.model);
-  DataSplit data = loadData(spec, a, /*eval_only=*/true);
+  if (!a.out.empty()) checkWritable(a.out);
+  DataSplit data = loadData(spec, a, /*eval_only=*/true, /*targets_optional=*/true);
   const Dataset& d = data.test ? *data.test : data.train;
-  if (a.index >= d.count)
+  if (a.out.empty() && a.index >= d.count)
     throw UsageError(fmt::format("--index {} is out of range: {} has {}", a.index, d.source,
                                  plural(d.count, "sample")));
   auto engine = makeEngine(spec, a, d.is_u8);
   loadWeights(a.weights, *engine);
+  if (!a.out.empty()) {
+    writeFileAtomic(a.out, predictionsCsv(*engine, spec, d));
+    fmt::print("wrote {} for {} to {}\n", plural(d.count, "prediction"), d.source, a.out);
+    return 0;
+  }
   BatchBuffers buf;
   std::vector<int64_t> idx{a.index};
   gatherBatch(d, idx, 0, 1, buf);

@@ -27,7 +27,7 @@ ModelSpec loadModel(const std::string& path);
 
 /// Everything any subcommand may take; 0 / "" means "not given".
 struct CommonArgs {
-  std::string model, data, test_data, stage, init, save, metrics, weights, cpu;
+  std::string model, data, test_data, stage, init, save, metrics, weights, cpu, out;
   std::string engine = "jit";
   bool dot = false, no_shuffle = false, tty = false, json = false;
   int64_t epochs = 0, batch = 0, index = 0, steps = 0;

@@ -174,6 +174,14 @@ std::string describe(const CLI::App& app, const CLI::ParseError& e) {
       return fmt::format("{} needs {} (see descent {} --help)", cmd, what.substr(0, is), cmd);
     return what;
   }
+  if (dynamic_cast<const CLI::ExcludesError*>(&e)) {
+    // CLI11: "--index excludes --out".
+    auto ex = what.find(" excludes ");
+    if (ex != std::string::npos)
+      return fmt::format("{} and {} cannot be given together (see descent {} --help)",
+                         what.substr(0, ex), what.substr(ex + 10), cmd);
+    return what;
+  }
   if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
     std::vector<std::string> extra = app.remaining(true);
     if (extra.empty()) return what;
@@ -288,13 +296,16 @@ int main(int argc, char** argv) {
   evalc->add_option("--weights", a.weights, "checkpoint (safetensors)")->required();
   evalc->add_option("--batch", a.batch, "batch size (default: the model's)")->check(kBatchRange);
 
-  CLI::App* predict = app.add_subcommand("predict", "classify one test sample and draw it");
+  CLI::App* predict = app.add_subcommand(
+      "predict", "classify one test sample and draw it, or write every prediction to a CSV file");
   addModel(predict);
   addData(predict);
   addEngine(predict, true);
   predict->add_option("--weights", a.weights, "checkpoint (safetensors)")->required();
-  predict->add_option("--index", a.index, "sample index in the test set")
-      ->check(intIn("--index", 0, INT64_MAX));
+  CLI::Option* index = predict->add_option("--index", a.index, "sample index in the test set")
+                           ->check(intIn("--index", 0, INT64_MAX));
+  predict->add_option("--out", a.out, "write one row per sample of the data to this CSV file")
+      ->excludes(index);
 
   CLI::App* grad = app.add_subcommand("gradcheck", "compare compiled gradients with finite differences");
   addModel(grad);

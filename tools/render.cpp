@@ -59,10 +59,11 @@ std::string renderPrediction(const ModelSpec& spec, const Dataset& d, int64_t in
                              const std::vector<float>& output,
                              const std::vector<std::string>& names) {
   std::string out;
-  std::string truth = d.class_labels ? names[size_t(d.labels[size_t(index)])] : "";
+  std::string truth = d.class_labels && d.has_targets ? names[size_t(d.labels[size_t(index)])] : "";
   if (spec.target_kind != TargetKind::Class) {
     out += fmt::format("sample {} of {}\n  prediction:", index, d.source);
     for (float v : output) out += fmt::format(" {:.6g}", v);
+    if (!d.has_targets) return out + "\n";
     out += "\n  target:    ";
     for (int64_t j = 0; j < d.target_size; ++j)
       out += fmt::format(" {:.6g}", d.targets[size_t(index * d.target_size + j)]);
@@ -102,8 +103,9 @@ std::string renderPrediction(const ModelSpec& spec, const Dataset& d, int64_t in
     size_t ri = r >= 4 ? r - 4 : right.size();
     out += l + (img_w ? "   " : "") + (ri < right.size() ? right[ri] : "") + "\n";
   }
-  out += fmt::format("\nsample {} of {}: predicted {} ({:.1f}%), true class {}\n", index, d.source,
-                     names[size_t(best)], 100 * p[size_t(best)], truth);
+  out += fmt::format("\nsample {} of {}: predicted {} ({:.1f}%){}\n", index, d.source,
+                     names[size_t(best)], 100 * p[size_t(best)],
+                     truth.empty() ? "" : ", true class " + truth);
   return out;
 }
 

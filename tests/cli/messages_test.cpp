@@ -63,6 +63,8 @@ TEST_CASE("integer flags say their range in words", "[cli]") {
               "--batch must be <= 1048576, got 99999999999999999999");
   checkMisuse("train models/mnist_mlp.nn --threads 1000", "--threads must be <= 256, got 1000");
   checkMisuse("predict models/mnist_mlp.nn --weights w --index -1", "--index must be >= 0, got -1");
+  checkMisuse("predict models/mnist_mlp.nn --weights w --index 2 --out p.csv",
+              "--index and --out cannot be given together (see descent predict --help)");
   checkMisuse("bench models/mnist_mlp.nn --steps 0", "--steps must be >= 1, got 0");
   checkMisuse("ir models/mnist_mlp.nn --stage grph",
               "--stage must be ast, graph, train, kernels, llvm or asm, got 'grph' (did you mean "

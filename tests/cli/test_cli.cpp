@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cmath>
 #include <fmt/format.h>
+#include <sstream>
 
 using namespace descent;
 using namespace descent::testing;
@@ -195,6 +196,107 @@ TEST_CASE("checkpoints: PyTorch layout, eval round trip, exact resume", "[cli]")
   REQUIRE(p.code == 0);
   CHECK(p.out.find("predicted") != std::string::npos);
   CHECK(p.out.find("Class Probability") != std::string::npos);
+}
+
+// Splits a CSV line into fields.
+std::vector<std::string> csvFields(const std::string& line) {
+  std::vector<std::string> f;
+  std::stringstream ss(line);
+  for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
+  return f;
+}
+
+TEST_CASE("predict --out writes every sample's class and probabilities, matching eval", "[cli]") {
+  ScratchDir tmp;
+  writeSmallIdx(tmp.path.string(), 150); // 2 full batches of 64 and a remainder of 22
+  std::string data = tmp.path.string();
+  REQUIRE(runDescent(fmt::format("train models/mnist_mlp.nn --data {} --epochs 2 --save {}", data,
+                                 tmp / "w.safetensors")).code == 0);
+  const DataSplit split = loadIdxDir(data, IdxSets::EvalOnly);
+  REQUIRE(split.test);
+  for (const char* engine : kEngines) {
+    INFO(engine);
+    RunResult p = runDescent(fmt::format("predict models/mnist_mlp.nn --data {} --weights {} --out {} --engine {}",
+                                         data, tmp / "w.safetensors", tmp / "p.csv", engine));
+    INFO(p.err);
+    REQUIRE(p.code == 0);
+    CHECK(p.out.find("wrote 150 predictions") != std::string::npos);
+    std::ifstream in(tmp / "p.csv");
+    std::string line;
+    REQUIRE(std::getline(in, line));
+    CHECK(line == "index,predicted,prob_0,prob_1,prob_2,prob_3,prob_4,prob_5,prob_6,prob_7,prob_8,prob_9");
+    int64_t rows = 0, correct = 0;
+    while (std::getline(in, line)) {
+      std::vector<std::string> f = csvFields(line);
+      REQUIRE(f.size() == 12);
+      CHECK(std::stoll(f[0]) == rows);
+      double sum = 0, best = -1;
+      int64_t argmax = -1;
+      for (int c = 0; c < 10; ++c) {
+        double v = std::stod(f[size_t(2 + c)]);
+        CHECK(v >= 0);
+        sum += v;
+        if (v > best) best = v, argmax = c;
+      }
+      CHECK(std::abs(sum - 1) < 1e-6);
+      CHECK(std::stoll(f[1]) == argmax);
+      correct += argmax == split.test->labels[size_t(rows)];
+      ++rows;
+    }
+    CHECK(rows == 150);
+    // The same accuracy eval reports for these weights on this test set.
+    RunResult ev = runDescent(fmt::format("eval models/mnist_mlp.nn --data {} --weights {} --engine {}", data,
+                                          tmp / "w.safetensors", engine));
+    REQUIRE(ev.code == 0);
+    CHECK(ev.out.find(fmt::format("accuracy  {:.2f}%", 100.0 * double(correct) / 150)) != std::string::npos);
+  }
+}
+
+TEST_CASE("predict --out takes a CSV without target columns", "[cli]") {
+  ScratchDir tmp;
+  writeRegressionCsv(tmp / "reg.csv", 70, 8, 5);
+  // The same samples without the target column.
+  {
+    std::ifstream in(tmp / "reg.csv");
+    std::ofstream out(tmp / "features.csv");
+    for (std::string line; std::getline(in, line);) out << line.substr(0, line.rfind(',')) << "\n";
+  }
+  REQUIRE(runDescent(fmt::format("train models/regression_mse.nn --data {} --epochs 2 --save {}", tmp / "reg.csv",
+                                 tmp / "w.safetensors")).code == 0);
+  RunResult a = runDescent(fmt::format("predict models/regression_mse.nn --data {} --weights {} --out {}",
+                                       tmp / "reg.csv", tmp / "w.safetensors", tmp / "a.csv"));
+  RunResult b = runDescent(fmt::format("predict models/regression_mse.nn --data {} --weights {} --out {}",
+                                       tmp / "features.csv", tmp / "w.safetensors", tmp / "b.csv"));
+  INFO(a.err << b.err);
+  REQUIRE(a.code == 0);
+  REQUIRE(b.code == 0);
+  std::string want = readText(tmp / "a.csv");
+  CHECK(want.rfind("index,y\n0,", 0) == 0);
+  CHECK(std::count(want.begin(), want.end(), '\n') == 71);
+  CHECK(readText(tmp / "b.csv") == want);
+  // One sample of the label-less file, drawn: no target line.
+  RunResult one = runDescent(fmt::format("predict models/regression_mse.nn --data {} --weights {} --index 3",
+                                         tmp / "features.csv", tmp / "w.safetensors"));
+  REQUIRE(one.code == 0);
+  CHECK(one.out.find("prediction:") != std::string::npos);
+  CHECK(one.out.find("target:") == std::string::npos);
+
+  // Training still needs the targets.
+  RunResult t = runDescent(fmt::format("train models/regression_mse.nn --data {}", tmp / "features.csv"));
+  CHECK(t.code == 1);
+  CHECK(t.err.find("expected 9 columns (8 features + 1 target), got 8") != std::string::npos);
+  // A file that is neither says both shapes it could have had.
+  std::ofstream(tmp / "short.csv") << "a,b,c\n1,2,3\n";
+  RunResult s = runDescent(fmt::format("predict models/regression_mse.nn --data {} --weights {} --out {}",
+                                       tmp / "short.csv", tmp / "w.safetensors", tmp / "s.csv"));
+  CHECK(s.code == 1);
+  CHECK(s.err == fmt::format("error: {}:1: expected 9 columns (8 features + 1 target, or 8 features without "
+                             "targets), got 3\n", tmp / "short.csv"));
+  // An unwritable --out is reported before any work, and nothing is left behind.
+  RunResult w = runDescent(fmt::format("predict models/regression_mse.nn --data {} --weights {} --out {}",
+                                       tmp / "reg.csv", tmp / "w.safetensors", tmp / "no-such-dir/p.csv"));
+  CHECK(w.code == 1);
+  CHECK(w.err.find(tmp / "no-such-dir/p.csv") != std::string::npos);
 }
 
 TEST_CASE("bad data and checkpoints give one clear error naming the file", "[cli]") {

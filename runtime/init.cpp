@@ -23,13 +23,10 @@ TensorInfo tensorInfo(const Value& v) {
 
 void initParams(Engine& engine, uint64_t seed) {
   ParamInit init(seed);
-  for (const TensorInfo& p : engine.params()) {
-    // Each param's fan-in is in its description (a bias has its weight's).
-    if (p.desc.fan_in > 0)
-      init.fill(engine.param(p.name), p.numel(), p.desc.fan_in);
-    else
-      std::fill_n(engine.param(p.name), p.numel(), 0.0f);
-  }
+  // Each param's distribution and fan-in are in its description (a bias
+  // has its weight's fan-in).
+  for (const TensorInfo& p : engine.params())
+    init.fill(engine.param(p.name), p.numel(), p.desc);
   for (const TensorInfo& s : engine.states()) std::fill_n(engine.state(s.name), s.numel(), 0.0f);
 }
 

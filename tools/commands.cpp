@@ -42,6 +42,12 @@ ModelSpec loadModel(const std::string& path) {
 
 namespace {
 
+/// The seed: --seed, else the model's `seed =`, else `fallback`.
+uint64_t seedOf(const ModelSpec& spec, const CommonArgs& a, uint64_t fallback) {
+  if (a.seed_given) return a.seed;
+  return spec.seed ? *spec.seed : fallback;
+}
+
 void applyOverrides(ModelSpec& spec, const CommonArgs& a) {
   if (a.epochs) spec.epochs = a.epochs;
   if (a.batch) spec.batch = a.batch;
@@ -214,12 +220,12 @@ int runTrain(const CommonArgs& a) {
       resuming = fmt::format(" (resuming after epoch {}, step {})", start.epoch, start.step);
     fmt::print("loaded {}{}\n", a.init, resuming);
   } else {
-    initParams(*engine, a.seed);
+    initParams(*engine, seedOf(spec, a, 0));
   }
   TrainOptions o;
   o.epochs = spec.epochs;
   o.batch = spec.batch;
-  o.seed = a.seed;
+  o.seed = seedOf(spec, a, 0);
   o.shuffle = !a.no_shuffle;
   o.save_path = a.save;
   o.metrics_path = a.metrics;
@@ -323,7 +329,8 @@ namespace descent {
 int runGradcheck(const CommonArgs& a) {
   ModelSpec spec = loadModel(a.model);
   GradcheckOptions o;
-  o.seed = a.seed ? a.seed : 1;
+  o.seed = seedOf(spec, a, 0);
+  if (o.seed == 0) o.seed = 1;
   GradcheckReport r = gradcheck(spec, o);
   std::cout << r.text;
   if (!r.passed) {

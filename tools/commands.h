@@ -34,6 +34,7 @@ struct CommonArgs {
   int threads = 0;
   double lr = 0;
   uint64_t seed = 0;
+  bool seed_given = false; ///< --seed was given: it overrides the model's `seed =`
   const std::atomic<bool>* interrupt = nullptr;
 };
 

@@ -343,6 +343,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  a.seed_given = trainc->count("--seed") + grad->count("--seed") > 0;
   std::signal(SIGINT, onInterrupt);
   std::signal(SIGTERM, onInterrupt);
   a.interrupt = &g_interrupted;

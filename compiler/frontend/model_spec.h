@@ -2,6 +2,7 @@
 // builder consumes. Every default is PyTorch's; every item keeps its location.
 #pragma once
 
+#include "compiler/frontend/init_dist.h"
 #include "compiler/support/source_loc.h"
 
 #include <cstdint>
@@ -35,6 +36,8 @@ struct Layer {
   int64_t in_features = 0;     ///< Linear
   int64_t out_features = 0;    ///< Linear
   bool bias = true;            ///< Linear
+  InitDist weight_init{};      ///< Linear: `init=` resolved (Default: PyTorch's)
+  InitDist bias_init{};        ///< Linear: `bias_init=` resolved
   double negative_slope = 0.01; ///< LeakyReLU
   int64_t dim = 1;             ///< Softmax, LogSoftmax (only 1 is accepted)
   double p = 0.5;              ///< Dropout
@@ -84,6 +87,9 @@ struct ModelSpec {
   std::optional<TransformSpec> transform;
   int64_t batch = 64;
   int64_t epochs = 1;
+  /// `seed = N` (torch.manual_seed's range, negative ones taken modulo 2^64);
+  /// the CLI's --seed overrides it.
+  std::optional<uint64_t> seed;
 
   /// Output features of the last layer (= input_size when there is no Linear).
   int64_t outputSize() const;

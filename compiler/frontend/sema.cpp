@@ -65,7 +65,7 @@ const std::vector<std::string> kLossNames = {"NLLLoss", "CrossEntropyLoss", "MSE
 const std::vector<std::string> kOptimizerNames = {"SGD", "Adam"};
 const std::vector<std::string> kTransformNames = {"Normalize"};
 const std::vector<std::string> kStatementKeys = {"model", "loss", "optimizer", "transform", "batch",
-                                                 "epochs"};
+                                                 "epochs", "seed"};
 
 // The type an argument must have.
 enum class PType {
@@ -75,6 +75,7 @@ enum class PType {
   String,
   FloatPair, // betas=(0.9, 0.999)
   Channel,   // Normalize's mean/std: a number or a 1-tuple like (0.5,)
+  Init,      // a torch.nn.init function: kaiming_uniform(nonlinearity="relu"), zeros
 };
 
 struct Param {
@@ -142,6 +143,8 @@ const char* typeDescription(PType t) {
   case PType::String: return "a string";
   case PType::FloatPair: return "a pair of numbers like (0.9, 0.999)";
   case PType::Channel: return "a number or a 1-tuple like (0.5,)";
+  case PType::Init:
+    return "a torch.nn.init function like kaiming_uniform(nonlinearity=\"relu\")";
   }
   return "";
 }
@@ -386,6 +389,7 @@ public:
     if (const ast::Stmt* s = find("transform")) checkTransform(*s);
     if (const ast::Stmt* s = find("batch")) checkCount(*s, spec_.batch, kMaxBatch);
     if (const ast::Stmt* s = find("epochs")) checkCount(*s, spec_.epochs, kMaxEpochs);
+    if (const ast::Stmt* s = find("seed")) checkSeed(*s);
     checkTargetAgainstLoss();
     reportMissing();
     if (diags_.hasErrors()) return std::nullopt;
@@ -618,7 +622,9 @@ private:
     layer.kind = LayerKind(it - kLayerNames.begin());
     static const std::vector<Param> linear = {{"in_features", PType::Int, true},
                                               {"out_features", PType::Int, true},
-                                              {"bias", PType::Bool}};
+                                              {"bias", PType::Bool},
+                                              {"init", PType::Init, false, false},
+                                              {"bias_init", PType::Init, false, false}};
     static const std::vector<Param> inplaceOnly = {{"inplace", PType::Bool}};
     static const std::vector<Param> none = {};
     static const std::vector<Param> leaky = {{"negative_slope", PType::Float},
@@ -672,6 +678,7 @@ private:
                      fmt::format("the previous Linear has out_features={}", features));
       }
       features = okOut ? layer.out_features : -1;
+      if (okIn && okOut) checkLinearInit(args, layer);
       break;
     }
     case LayerKind::ReLU: args.getBool("inplace", inplace); break;
@@ -872,6 +879,164 @@ private:
       return;
     }
     out = v.int_value;
+  }
+
+  /// Linear's `init=` (the weight, fans in/out) and `bias_init=`.
+  void checkLinearInit(BoundArgs& args, Layer& layer) {
+    if (const ast::Expr* e = args.get("init"))
+      if (auto d = checkInit(*e, layer.in_features, layer.out_features)) layer.weight_init = *d;
+    if (const ast::Expr* e = args.get("bias_init")) {
+      if (!layer.bias) {
+        error(e->loc, "bias_init is given but the layer has bias=False",
+              "remove bias_init, or the bias=False");
+        return;
+      }
+      if (auto d = checkInit(*e, 0, 0)) layer.bias_init = *d;
+    }
+  }
+
+  /// `seed = N`: an integer, negative ones taken modulo 2^64 as
+  /// torch.manual_seed does (the lexer already refuses numbers beyond 64 bits).
+  void checkSeed(const ast::Stmt& s) {
+    const ast::Expr& v = s.value;
+    if (v.kind == ast::ExprKind::Error) return;
+    if (v.kind != ast::ExprKind::Int) {
+      error(v.loc, fmt::format("'seed' must be an integer, got {}", valueDescription(v)),
+            "like 'seed = 42' (the CLI's --seed overrides it)");
+      return;
+    }
+    spec_.seed = uint64_t(v.int_value);
+  }
+
+  /// `init=` / `bias_init=` of a layer: a torch.nn.init function, called
+  /// (`kaiming_uniform(nonlinearity="relu")`) or named (`xavier_uniform`, its
+  /// defaults), with or without the trailing underscore, resolved with the
+  /// tensor's fans to the distribution it draws (torch/nn/init.py, 1.13).
+  /// `fan_in` 0: a 1-D tensor, for which xavier/kaiming are PyTorch's error.
+  std::optional<InitDist> checkInit(const ast::Expr& e, int64_t fan_in, int64_t fan_out) {
+    if (e.kind == ast::ExprKind::Error) return std::nullopt;
+    static const std::vector<std::string> names = {
+        "uniform",        "normal",        "constant",        "ones",          "zeros",
+        "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"};
+    if (e.kind != ast::ExprKind::Call && e.kind != ast::ExprKind::Name) {
+      error(e.loc,
+            fmt::format("an init must be a torch.nn.init function, got {}", valueDescription(e)),
+            "like init=kaiming_uniform(nonlinearity=\"relu\") or init=zeros");
+      return std::nullopt;
+    }
+    ast::Expr call = e;
+    call.kind = ast::ExprKind::Call;
+    if (!call.text.empty() && call.text.back() == '_') call.text.pop_back(); // kaiming_uniform_
+    auto it = std::find(names.begin(), names.end(), call.text);
+    if (it == names.end()) {
+      unknownName(e, "an init function", names);
+      return std::nullopt;
+    }
+    const std::string& fn = *it;
+    static const std::vector<Param> uniform = {{"a", PType::Float}, {"b", PType::Float}};
+    static const std::vector<Param> normal = {{"mean", PType::Float}, {"std", PType::Float}};
+    static const std::vector<Param> constant = {{"val", PType::Float, true}};
+    static const std::vector<Param> none = {};
+    static const std::vector<Param> xavier = {{"gain", PType::Float}};
+    static const std::vector<Param> kaiming = {
+        {"a", PType::Float}, {"mode", PType::String}, {"nonlinearity", PType::String}};
+    const std::vector<Param>* params = &none;
+    if (fn == "uniform")
+      params = &uniform;
+    else if (fn == "normal")
+      params = &normal;
+    else if (fn == "constant")
+      params = &constant;
+    else if (fn.starts_with("xavier"))
+      params = &xavier;
+    else if (fn.starts_with("kaiming"))
+      params = &kaiming;
+    BoundArgs args(call, *params, diags_);
+    if (!args.bind()) return std::nullopt;
+    InitDist d;
+    if (fn == "zeros" || fn == "ones" || fn == "constant") {
+      d.kind = InitDist::Kind::Constant;
+      d.a = fn == "ones" ? 1.0 : 0.0;
+      if (fn == "constant" && !args.getFloat("val", d.a)) return std::nullopt;
+      return d;
+    }
+    if (fn == "uniform") {
+      d.kind = InitDist::Kind::Uniform;
+      d.b = 1.0;
+      if (!args.getFloat("a", d.a) || !args.getFloat("b", d.b)) return std::nullopt;
+      if (d.a > d.b) {
+        args.error(e.loc, fmt::format("uniform_ expects to return a [from, to) range, but found "
+                                      "from={} > to={}",
+                                      d.a, d.b));
+        return std::nullopt;
+      }
+      return d;
+    }
+    if (fn == "normal") {
+      d.kind = InitDist::Kind::Normal;
+      d.b = 1.0;
+      if (!args.getFloat("mean", d.a) || !args.getFloat("std", d.b)) return std::nullopt;
+      if (d.b < 0) {
+        args.rangeError("std", ">= 0.0");
+        return std::nullopt;
+      }
+      return d;
+    }
+    // xavier_* and kaiming_*: torch.nn.init._calculate_fan_in_and_fan_out.
+    if (fan_in == 0) {
+      error(e.loc, "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions",
+            "a bias takes zeros, ones, constant(val), uniform(a, b) or normal(mean, std)");
+      return std::nullopt;
+    }
+    const bool isUniform = fn.ends_with("uniform");
+    double stdev = 0;
+    if (fn.starts_with("xavier")) {
+      double gain = 1.0;
+      if (!args.getFloat("gain", gain)) return std::nullopt;
+      stdev = gain * std::sqrt(2.0 / double(fan_in + fan_out));
+    } else {
+      double a = 0;
+      std::string mode = "fan_in", nonlinearity = "leaky_relu";
+      if (!args.getFloat("a", a) || !args.getString("mode", mode) ||
+          !args.getString("nonlinearity", nonlinearity))
+        return std::nullopt;
+      if (mode != "fan_in" && mode != "fan_out") {
+        args.error(args.get("mode")->loc,
+                   fmt::format("Mode {} not supported, please use one of fan_in, fan_out", mode));
+        return std::nullopt;
+      }
+      // torch.nn.init.calculate_gain(nonlinearity, a)
+      static const std::vector<std::string> gains = {
+          "linear",           "conv1d",  "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+          "conv_transpose3d", "sigmoid", "tanh",   "relu",   "leaky_relu",       "selu"};
+      double gain = 1.0;
+      if (nonlinearity == "tanh")
+        gain = 5.0 / 3;
+      else if (nonlinearity == "relu")
+        gain = std::sqrt(2.0);
+      else if (nonlinearity == "leaky_relu")
+        gain = std::sqrt(2.0 / (1 + a * a));
+      else if (nonlinearity == "selu")
+        gain = 3.0 / 4;
+      else if (std::find(gains.begin(), gains.end(), nonlinearity) == gains.end()) {
+        std::string hint = didYouMean(nonlinearity, gains);
+        args.error(args.get("nonlinearity")->loc,
+                   fmt::format("Unsupported nonlinearity {}", nonlinearity),
+                   hint.empty() ? "one of " + fmt::format("{}", fmt::join(gains, ", ")) : hint);
+        return std::nullopt;
+      }
+      stdev = gain / std::sqrt(double(mode == "fan_in" ? fan_in : fan_out));
+    }
+    if (isUniform) {
+      const double bound = std::sqrt(3.0) * stdev;
+      d.kind = InitDist::Kind::Uniform;
+      d.a = -bound;
+      d.b = bound;
+    } else {
+      d.kind = InitDist::Kind::Normal;
+      d.b = stdev;
+    }
+    return d;
   }
 
   void checkTargetAgainstLoss() {

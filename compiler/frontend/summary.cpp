@@ -151,6 +151,7 @@ std::string renderSummary(const ModelSpec& spec) {
     out += fmt::format("Transform: Normalize({}, {})\n", spec.transform->mean, spec.transform->std);
   out += fmt::format("Batch:     {}\n", B);
   out += fmt::format("Epochs:    {}\n", spec.epochs);
+  if (spec.seed) out += fmt::format("Seed:      {}\n", *spec.seed);
   return out;
 }
 

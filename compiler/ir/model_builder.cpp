@@ -36,12 +36,15 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
     // (docs/ir.md). Both weight and bias draw with the weight's fan-in.
     ParamDesc wd = permutedDesc({l.out_features, l.in_features}, {1, 0});
     wd.fan_in = torchFanIn(wd.torch_shape);
+    wd.init = l.weight_init;
     wb[i].first = g->addParam(fmt::format("w{}", l.index), f32(wd.irShape()),
                               fmt::format("{}.weight", l.index), wd);
-    if (l.bias)
-      wb[i].second =
-          g->addParam(fmt::format("b{}", l.index), f32({l.out_features}),
-                      fmt::format("{}.bias", l.index), identityDesc({l.out_features}, wd.fan_in));
+    if (l.bias) {
+      ParamDesc bd = identityDesc({l.out_features}, wd.fan_in);
+      bd.init = l.bias_init;
+      wb[i].second = g->addParam(fmt::format("b{}", l.index), f32({l.out_features}),
+                                 fmt::format("{}.bias", l.index), bd);
+    }
   }
 
   Value* h = x;

@@ -1,9 +1,11 @@
 // What a parameter (or optimizer-state tensor) is in PyTorch's terms: its
 // shape there, the permutation from PyTorch's layout to the IR's, and the
-// fan-in its initialization uses. Init, checkpoints, both engines and
+// fan-in and distribution its initialization uses. Init, checkpoints, both engines and
 // gradcheck read this description instead of guessing from rank or order;
 // the permutation code works for any rank (a conv weight [out,in,kh,kw]).
 #pragma once
+
+#include "compiler/frontend/init_dist.h"
 
 #include <cstdint>
 #include <string>
@@ -22,6 +24,8 @@ struct ParamDesc {
   /// a=sqrt(5) for weights, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for biases,
   /// both the same bound); 0 for tensors initialized to zero (optimizer state).
   int64_t fan_in = 0;
+  /// The model's `init=`/`bias_init=`, resolved; Default draws by fan_in.
+  InitDist init{};
 
   /// The IR's shape: torch_shape permuted by perm.
   std::vector<int64_t> irShape() const;

@@ -5,6 +5,7 @@
 
 #include "compiler/ir/graph.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -30,7 +31,40 @@ public:
     }
   }
 
+  /// Fills `n` values of a tensor described by `d`: from its `init`
+  /// distribution (the model's init=), else as fill(fan_in) above, or zeros
+  /// for a fan-in of 0 (optimizer state). Normal values come in Box-Muller
+  /// pairs (the last of an odd count is dropped); a constant draws nothing.
+  template <typename T> void fill(T* data, int64_t n, const ParamDesc& d) {
+    const double a = d.init.a, b = d.init.b;
+    switch (d.init.kind) {
+    case InitDist::Kind::Default:
+      if (d.fan_in > 0)
+        fill(data, n, d.fan_in);
+      else
+        std::fill_n(data, n, T(0));
+      return;
+    case InitDist::Kind::Constant:
+      std::fill_n(data, n, T(float(a)));
+      return;
+    case InitDist::Kind::Uniform:
+      for (int64_t i = 0; i < n; ++i)
+        data[i] = T(float(a + (b - a) * unit()));
+      return;
+    case InitDist::Kind::Normal:
+      for (int64_t i = 0; i < n; i += 2) {
+        const double r = std::sqrt(-2 * std::log(1 - unit())); // 1 - u in (0, 1]
+        const double t = 2 * M_PI * unit();
+        data[i] = T(float(a + b * r * std::cos(t)));
+        if (i + 1 < n) data[i + 1] = T(float(a + b * r * std::sin(t)));
+      }
+      return;
+    }
+  }
+
 private:
+  double unit() { return double(rng_() >> 11) * 0x1.0p-53; } // [0, 1)
+
   std::mt19937_64 rng_;
 };
 

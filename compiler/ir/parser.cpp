@@ -104,6 +104,7 @@ private:
     std::optional<std::vector<int64_t>> torch_shape;
     std::optional<std::vector<int64_t>> perm;
     int64_t fan_in = 0;
+    InitDist init;
     if (acceptChar('{')) {
       do {
         size_t at = mark();
@@ -115,17 +116,28 @@ private:
           perm = intList();
         else if (key == "fan_in")
           fan_in = integer();
-        else
-          failAt(at,
-                 fmt::format(
-                     "unknown param description '{}' (expected torch_shape, perm or fan_in)", key));
+        else if (key == "init") {
+          size_t value_at = mark();
+          std::string text = stringLit();
+          std::optional<InitDist> d = parseInitDist(text);
+          if (!d)
+            failAt(value_at, fmt::format("bad init '{}' (expected constant(v), uniform(a, b) with "
+                                         "a <= b, or normal(mean, std) with std >= 0)",
+                                         text));
+          init = *d;
+        } else
+          failAt(at, fmt::format("unknown param description '{}' (expected torch_shape, perm, "
+                                 "fan_in or init)",
+                                 key));
       } while (acceptChar(','));
       expectChar('}');
     }
     ParamDesc d;
     d.fan_in = fan_in;
+    d.init = init;
     if (!perm) {
       d = identityDesc(torch_shape ? *torch_shape : ir_shape, fan_in);
+      d.init = init;
       return d;
     }
     for (int64_t p : *perm)

@@ -26,6 +26,8 @@ std::string printDesc(const ParamDesc& d) {
     parts.push_back(fmt::format("perm=[{}]", fmt::join(d.perm, ",")));
   }
   if (d.fan_in) parts.push_back(fmt::format("fan_in={}", d.fan_in));
+  if (d.init.kind != InitDist::Kind::Default)
+    parts.push_back(fmt::format("init=\"{}\"", initDistText(d.init)));
   return parts.empty() ? "" : fmt::format(" {{{}}}", fmt::join(parts, ", "));
 }
 

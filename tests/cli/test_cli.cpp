@@ -299,6 +299,27 @@ TEST_CASE("predict --out takes a CSV without target columns", "[cli]") {
   CHECK(w.err.find(tmp / "no-such-dir/p.csv") != std::string::npos);
 }
 
+TEST_CASE("seed = N in the model seeds the run; --seed overrides it", "[cli]") {
+  ScratchDir tmp;
+  writeSmallIdx(tmp.path.string(), 100);
+  std::string model = readText("models/mnist_mlp.nn");
+  std::ofstream(tmp / "seeded.nn") << model << "\nseed = 3\n";
+  auto run = [&](const std::string& file, const std::string& flags, const std::string& out) {
+    RunResult r = runDescent(fmt::format("train {} --data {} --epochs 1 {} --save {}", file, tmp.path.string(),
+                                         flags, tmp / out));
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    std::map<std::string, std::vector<uint8_t>> params; // the file's metadata names the model
+    for (const auto& [name, t] : readSafetensors(tmp / out).tensors) params[name] = t.data;
+    return params;
+  };
+  auto in_file = run(tmp / "seeded.nn", "", "a.safetensors");
+  CHECK(in_file == run("models/mnist_mlp.nn", "--seed 3", "b.safetensors"));
+  auto unseeded = run("models/mnist_mlp.nn", "", "c.safetensors");
+  CHECK(in_file != unseeded);
+  CHECK(run(tmp / "seeded.nn", "--seed 0", "d.safetensors") == unseeded);
+}
+
 TEST_CASE("bad data and checkpoints give one clear error naming the file", "[cli]") {
   ScratchDir tmp;
   writeRegressionCsv(tmp / "reg.csv", 40, 8, 1);

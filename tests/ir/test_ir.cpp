@@ -10,6 +10,7 @@
 #include "tests/common/test_support.h"
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 #include <set>
 
 using namespace descent;
@@ -245,6 +246,39 @@ TEST_CASE("paramFanIns reads each parameter's fan-in from its description, not n
   INFO(err);
   REQUIRE(p);
   CHECK(paramFanIns(*p) == std::vector<int64_t>{5, 5});
+}
+
+TEST_CASE("a param's init distribution prints, parses back, and bad ones are refused", "[ir]") {
+  const char* text = R"IR(graph @g(%a: f32[2,5] input)
+    params(%q: f32[3] "p" {fan_in=5, init="constant(0.25)"}, %r: f32[5,3] "q" {torch_shape=[3,5], perm=[1,0], fan_in=5, init="normal(0, 0.05050762722761054)"}, %s: f32[3] "s" {init="uniform(-0.1, 0.30000000000000004)"}) {
+  %0 = matmul %a, %r : f32[2,3]
+  %1 = add_bias %0, %q : f32[2,3]
+  %2 = add_bias %1, %s : f32[2,3]
+  return loss=%2
+})IR";
+  std::string err;
+  auto g = parseGraph(text, err);
+  INFO(err);
+  REQUIRE(g);
+  const auto& ps = g->params();
+  CHECK(ps[0]->desc.init == InitDist{InitDist::Kind::Constant, 0.25, 0});
+  CHECK(ps[1]->desc.init == InitDist{InitDist::Kind::Normal, 0, 0.05050762722761054});
+  CHECK(ps[2]->desc.init == InitDist{InitDist::Kind::Uniform, -0.1, 0.30000000000000004});
+  // print -> parse -> print is the identity (the doubles round-trip exactly).
+  std::string printed = printGraph(*g);
+  CHECK(printed.find("init=\"uniform(-0.1, 0.30000000000000004)\"") != std::string::npos);
+  auto again = parseGraph(printed, err);
+  REQUIRE(again);
+  CHECK(printGraph(*again) == printed);
+  for (const char* bad : {"uniform(1, 0)", "normal(0, -1)", "gauss(0, 1)", "constant()", "normal(0, 1"}) {
+    INFO(bad);
+    std::string t = fmt::format(R"IR(graph @g(%a: f32[2,3] input) params(%q: f32[3] "p" {{init="{}"}}) {{
+  %0 = add_bias %a, %q : f32[2,3]
+  return loss=%0
+}})IR", bad);
+    CHECK_FALSE(parseGraph(t, err));
+    CHECK(err.find(fmt::format("bad init '{}'", bad)) != std::string::npos);
+  }
 }
 
 TEST_CASE("attributes print and parse back with their types", "[ir]") {

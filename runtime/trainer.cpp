@@ -105,10 +105,18 @@ void gatherBatch(const Dataset& d, const std::vector<int64_t>& indices, int64_t 
   }
 }
 
+Task taskOf(const ModelSpec& spec) {
+  if (spec.target_kind == TargetKind::Class) return Task::Classes;
+  if (spec.loss.kind == LossKind::BCELoss || spec.loss.kind == LossKind::BCEWithLogitsLoss)
+    return Task::Binary;
+  return Task::Regression;
+}
+
 EvalStats evaluate(Engine& engine, const ModelSpec& spec, const Dataset& data, int64_t batch) {
   EvalStats s;
   s.count = data.count;
-  bool classes = spec.target_kind == TargetKind::Class;
+  s.task = taskOf(spec);
+  bool classes = s.task == Task::Classes;
   s.classes = classes ? spec.target_size : 0;
   if (classes) s.confusion.assign(size_t(s.classes * s.classes), 0);
   std::vector<int64_t> idx(size_t(data.count));
@@ -116,6 +124,12 @@ EvalStats evaluate(Engine& engine, const ModelSpec& spec, const Dataset& data, i
   BatchBuffers buf;
   double loss_sum = 0, correct = 0;
   const int64_t outputs = spec.outputSize();
+  // Binary: hits over all outputs. Regression: per output column, the sums
+  // for R² (of y, y², squared residuals) and of absolute errors.
+  const double threshold = spec.loss.kind == LossKind::BCEWithLogitsLoss ? 0.0 : 0.5;
+  double hits = 0, abs_sum = 0;
+  const auto cols = static_cast<size_t>(outputs);
+  std::vector<double> sum_y(cols), sum_y2(cols), ss_res(cols);
   for (int64_t b = 0; b < data.count; b += batch) {
     int64_t e = std::min(data.count, b + batch), n = e - b;
     gatherBatch(data, idx, b, e, buf);
@@ -128,10 +142,35 @@ EvalStats evaluate(Engine& engine, const ModelSpec& spec, const Dataset& data, i
         int64_t best = std::max_element(row, row + outputs) - row;
         s.confusion[size_t(buf.y_labels[size_t(i)] * s.classes + best)]++;
       }
+    } else if (r.output) {
+      for (int64_t i = 0; i < n * outputs; ++i) {
+        const double p = r.output[i], y = buf.y_real[size_t(i)];
+        if (s.task == Task::Binary) {
+          hits += (p > threshold) == (y > 0.5);
+        } else {
+          const size_t c = size_t(i % outputs);
+          sum_y[c] += y;
+          sum_y2[c] += y * y;
+          ss_res[c] += (p - y) * (p - y);
+          abs_sum += std::abs(p - y);
+        }
+      }
     }
   }
   s.loss = data.count ? loss_sum / double(data.count) : 0;
-  s.accuracy = data.count ? correct / double(data.count) : 0;
+  const double values = double(data.count * outputs);
+  if (s.task == Task::Classes) s.accuracy = data.count ? correct / double(data.count) : 0;
+  if (s.task == Task::Binary) s.accuracy = data.count ? hits / values : 0;
+  if (s.task == Task::Regression && data.count) {
+    s.mae = abs_sum / values;
+    // sklearn: a constant column scores 1 when predicted exactly, else 0.
+    for (size_t c = 0; c < size_t(outputs); ++c) {
+      const double n = double(data.count);
+      const double ss_tot = sum_y2[c] - sum_y[c] * sum_y[c] / n;
+      s.r2 += ss_tot > 0 ? 1 - ss_res[c] / ss_tot : ss_res[c] == 0 ? 1 : 0;
+    }
+    s.r2 /= double(outputs);
+  }
   return s;
 }
 
@@ -244,7 +283,11 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
       EvalStats ev = evaluate(engine, spec, *test, opts.batch);
       st.test_loss = ev.loss;
       line += fmt::format("  test loss {:.6f}", ev.loss);
-      if (spec.target_kind == TargetKind::Class) {
+      if (ev.task == Task::Regression) {
+        st.test_r2 = ev.r2;
+        st.test_mae = ev.mae;
+        line += fmt::format("  test R² {:.4f}  test MAE {:.6f}", ev.r2, ev.mae);
+      } else {
         st.test_accuracy = ev.accuracy;
         line += fmt::format("  test accuracy {:6.2f}%", 100 * ev.accuracy);
       }
@@ -261,6 +304,8 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
       j["train_loss"] = st.train_loss;
       if (st.test_loss) j["test_loss"] = *st.test_loss;
       if (st.test_accuracy) j["test_accuracy"] = *st.test_accuracy;
+      if (st.test_r2) j["test_r2"] = *st.test_r2;
+      if (st.test_mae) j["test_mae"] = *st.test_mae;
       j["seconds"] = st.seconds;
       j["samples_per_second"] = st.samples_per_second;
       metrics += j.dump() + "\n";

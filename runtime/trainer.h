@@ -44,7 +44,8 @@ struct EpochStats {
   int64_t epoch = 0;
   double train_loss = 0;                ///< mean of the batch losses
   std::optional<double> test_loss;      ///< mean over all test samples
-  std::optional<double> test_accuracy;  ///< class targets only, in [0, 1]
+  std::optional<double> test_accuracy;  ///< class and binary (BCE) targets, in [0, 1]
+  std::optional<double> test_r2, test_mae; ///< regression targets
   double seconds = 0;                   ///< training time of the epoch, evaluation excluded
   double samples_per_second = 0;
 };
@@ -68,10 +69,24 @@ std::string resumeMismatch(const TrainProgress& start, const TrainOptions& opts,
 TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, const Dataset* test,
                   const TrainOptions& opts, TrainProgress start);
 
+/// What a model's outputs are scored by, from its loss.
+enum class Task {
+  Classes,    ///< NLLLoss, CrossEntropyLoss: argmax against the label
+  Binary,     ///< BCELoss (probabilities), BCEWithLogitsLoss (logits): each output thresholded
+  Regression, ///< the rest (MSELoss): R² and mean absolute error
+};
+Task taskOf(const ModelSpec& spec);
+
 struct EvalStats {
   int64_t count = 0;
+  Task task = Task::Classes;
   double loss = 0;           ///< mean per sample
-  double accuracy = 0;       ///< class targets
+  /// Classes: argmax == label. Binary: output > 0.5 (> 0 for logits) equals
+  /// target > 0.5, over every output of every sample.
+  double accuracy = 0;
+  /// Regression: sklearn's r2_score (R² per output column, averaged) and
+  /// mean_absolute_error over every output.
+  double r2 = 0, mae = 0;
   int64_t classes = 0;
   std::vector<int64_t> confusion; ///< classes x classes, [true][predicted]
 };

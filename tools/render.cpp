@@ -13,7 +13,9 @@ std::string renderEval(const EvalStats& s, const std::string& source,
                        const std::vector<std::string>& names) {
   std::string out =
       fmt::format("{}: {}\nloss      {:.6f}\n", source, plural(s.count, "sample"), s.loss);
-  if (s.classes == 0) return out;
+  if (s.task == Task::Regression)
+    return out + fmt::format("R²        {:.6f}\nMAE       {:.6f}\n", s.r2, s.mae);
+  if (s.task == Task::Binary) return out + fmt::format("accuracy  {:.2f}%\n", 100 * s.accuracy);
   out += fmt::format("accuracy  {:.2f}%\n\nper class:\n", 100 * s.accuracy);
   const int64_t C = s.classes;
   size_t w = 5;

@@ -320,6 +320,104 @@ TEST_CASE("seed = N in the model seeds the run; --seed overrides it", "[cli]") {
   CHECK(run(tmp / "seeded.nn", "--seed 0", "d.safetensors") == unseeded);
 }
 
+/// Column `col` of a CSV file with a header row, as numbers.
+std::vector<double> csvColumn(const std::string& path, size_t col) {
+  std::vector<double> v;
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line))
+    if (!line.empty()) v.push_back(std::stod(csvFields(line).at(col)));
+  return v;
+}
+
+/// The number after `key` in `text` (e.g. "R²        0.913547").
+double numberAfter(const std::string& text, const std::string& key) {
+  size_t at = text.find(key);
+  REQUIRE(at != std::string::npos);
+  return std::stod(text.substr(at + key.size()));
+}
+
+TEST_CASE("regression models report R² and MAE, BCE models binary accuracy", "[cli]") {
+  ScratchDir tmp;
+  writeRegressionCsv(tmp / "reg.csv", 200, 8, 11);
+  writeBinaryCsv(tmp / "bin.csv", 200, 12);
+  {
+    // R² and MAE recomputed here from predict --out (two-pass mean, as sklearn).
+    RunResult t = runDescent(fmt::format("train models/regression_mse.nn --data {0} --test-data {0} --epochs 3 "
+                                         "--save {1} --metrics {2}",
+                                         tmp / "reg.csv", tmp / "r.safetensors", tmp / "r.jsonl"));
+    INFO(t.err);
+    REQUIRE(t.code == 0);
+    CHECK(t.out.find("test R² ") != std::string::npos);
+    REQUIRE(runDescent(fmt::format("predict models/regression_mse.nn --data {} --weights {} --out {}",
+                                   tmp / "reg.csv", tmp / "r.safetensors", tmp / "p.csv")).code == 0);
+    std::vector<double> y = csvColumn(tmp / "reg.csv", 8), p = csvColumn(tmp / "p.csv", 1);
+    REQUIRE(y.size() == 200);
+    REQUIRE(p.size() == 200);
+    double mean = 0, ss_tot = 0, ss_res = 0, abs_err = 0;
+    for (double v : y) mean += v / 200;
+    for (size_t i = 0; i < 200; ++i) {
+      ss_tot += (y[i] - mean) * (y[i] - mean);
+      ss_res += (y[i] - p[i]) * (y[i] - p[i]);
+      abs_err += std::abs(y[i] - p[i]) / 200;
+    }
+    const double r2 = 1 - ss_res / ss_tot;
+    RunResult ev = runDescent(fmt::format("eval models/regression_mse.nn --data {} --weights {}", tmp / "reg.csv",
+                                          tmp / "r.safetensors"));
+    REQUIRE(ev.code == 0);
+    CHECK(std::abs(numberAfter(ev.out, "R²") - r2) < 2e-6);
+    CHECK(std::abs(numberAfter(ev.out, "MAE") - abs_err) < 2e-6);
+    CHECK(ev.out.find("accuracy") == std::string::npos);
+    auto last = readJsonl(tmp / "r.jsonl").back();
+    CHECK(std::abs(last["test_r2"].get<double>() - r2) < 1e-6);
+    CHECK(std::abs(last["test_mae"].get<double>() - abs_err) < 1e-6);
+    CHECK_FALSE(last.contains("test_accuracy"));
+  }
+  {
+    // Sigmoid outputs thresholded at 0.5 against the 0/1 targets.
+    RunResult t = runDescent(fmt::format("train models/binary_bce.nn --data {0} --test-data {0} --epochs 2 "
+                                         "--save {1} --metrics {2}",
+                                         tmp / "bin.csv", tmp / "b.safetensors", tmp / "b.jsonl"));
+    INFO(t.err);
+    REQUIRE(t.code == 0);
+    REQUIRE(runDescent(fmt::format("predict models/binary_bce.nn --data {} --weights {} --out {}",
+                                   tmp / "bin.csv", tmp / "b.safetensors", tmp / "q.csv")).code == 0);
+    std::vector<double> y = csvColumn(tmp / "bin.csv", 2), p = csvColumn(tmp / "q.csv", 1);
+    REQUIRE(p.size() == 200);
+    int hits = 0;
+    for (size_t i = 0; i < 200; ++i) hits += (p[i] > 0.5) == (y[i] > 0.5);
+    RunResult ev = runDescent(fmt::format("eval models/binary_bce.nn --data {} --weights {}", tmp / "bin.csv",
+                                          tmp / "b.safetensors"));
+    REQUIRE(ev.code == 0);
+    CHECK(ev.out.find(fmt::format("accuracy  {:.2f}%", hits / 2.0)) != std::string::npos);
+    auto last = readJsonl(tmp / "b.jsonl").back();
+    CHECK(last["test_accuracy"].get<double>() == hits / 200.0);
+    CHECK(t.out.find(fmt::format("test accuracy {:6.2f}%", hits / 2.0)) != std::string::npos);
+  }
+  {
+    // Logits (BCEWithLogitsLoss) are thresholded at 0.
+    std::ofstream(tmp / "logits.nn") << "input x: f32[2]\ntarget y: f32[1]\n"
+                                        "model = Sequential(Linear(2, 1))\nloss = BCEWithLogitsLoss()\n"
+                                        "optimizer = SGD(lr=0.5)\nbatch = 16\n";
+    REQUIRE(runDescent(fmt::format("train {} --data {} --epochs 1 --save {}", tmp / "logits.nn", tmp / "bin.csv",
+                                   tmp / "l.safetensors")).code == 0);
+    REQUIRE(runDescent(fmt::format("predict {} --data {} --weights {} --out {}", tmp / "logits.nn",
+                                   tmp / "bin.csv", tmp / "l.safetensors", tmp / "l.csv")).code == 0);
+    std::vector<double> y = csvColumn(tmp / "bin.csv", 2), z = csvColumn(tmp / "l.csv", 1);
+    int hits = 0, negative = 0;
+    for (size_t i = 0; i < 200; ++i) {
+      hits += (z[i] > 0) == (y[i] > 0.5);
+      negative += z[i] < 0;
+    }
+    CHECK(negative > 0); // logits, not probabilities
+    RunResult ev = runDescent(fmt::format("eval {} --data {} --weights {}", tmp / "logits.nn", tmp / "bin.csv",
+                                          tmp / "l.safetensors"));
+    REQUIRE(ev.code == 0);
+    CHECK(ev.out.find(fmt::format("accuracy  {:.2f}%", hits / 2.0)) != std::string::npos);
+  }
+}
+
 TEST_CASE("bad data and checkpoints give one clear error naming the file", "[cli]") {
   ScratchDir tmp;
   writeRegressionCsv(tmp / "reg.csv", 40, 8, 1);

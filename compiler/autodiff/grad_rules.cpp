@@ -89,9 +89,10 @@ Grads gradAdd(GradContext& c) { return {c.needs[0] ? c.dy : nullptr, c.needs[1] 
 template <OpKind GradKind> Grads gradLoss(GradContext& c) {
   if (c.dy) throw std::logic_error("autodiff: a loss is only differentiated as the root");
   if (c.needs[1]) throw std::logic_error("autodiff: no gradient with respect to a loss target");
-  return {c.out.emit(GradKind, {c.op.operands[0], c.op.operands[1]},
-                     copyAttr(c.op, "reduction", std::string("mean"))),
-          nullptr};
+  // The reduction and the loss's own arguments (beta, delta).
+  Attrs a = c.op.attrs;
+  if (!a.find("reduction")) a.set("reduction", std::string("mean"));
+  return {c.out.emit(GradKind, {c.op.operands[0], c.op.operands[1]}, std::move(a)), nullptr};
 }
 
 /// Ops with no gradient rule: normalize and dropout_mask (only data flows

@@ -3,6 +3,7 @@
 // gradients (they read labels and the runtime row count), dropout masks,
 // optimizer updates and the epilogue that chains them after a kernel's anchor.
 #include "compiler/codegen/emitter.h"
+#include "compiler/ir/op_defs.h"
 #include "compiler/ir/op_math.h"
 
 #include <cmath>
@@ -35,9 +36,11 @@ template <class Math> LV* Emitter::evalMath(const Op* op, const std::function<LV
     return nullptr;
   } else {
     auto p = Math::params(op->attrs);
-    LV* x[2] = {nullptr, nullptr};
+    // x[2]: a loss gradient's norm (LossNorm), which `get` supplies.
+    LV* x[3] = {nullptr, nullptr, nullptr};
     for (size_t i = 0; i < op->operands.size() && i < 2; ++i)
       x[i] = get(i);
+    if (hasTrait(op->kind, optrait::LossNorm)) x[2] = get(2);
     VecMath m{*this};
     return Math::eval(m, p, x);
   }
@@ -102,6 +105,15 @@ LV* Emitter::oneHot(const Value* labels, const ElemCtx& ctx) {
 }
 
 LV* Emitter::elem(const Op* op, const ElemCtx& ctx, const std::function<LV*(size_t)>& get) {
+  if (hasTrait(op->kind, optrait::LossNorm)) {
+    // x[2] = 1/count for "mean" (computed in double, then rounded, like
+    // PyTorch's norm scalar), 1 for "sum".
+    LV* norm = vcf(1.0);
+    if (LV* d = lossDivisor(op, op->operands[0]->type.shape[1]))
+      norm = splat(B.CreateFPTrunc(
+          B.CreateFDiv(cf(1.0, B.getDoubleTy()), B.CreateFPExt(d, B.getDoubleTy())), f32));
+    return elemMath(op, [&](size_t i) { return i == 2 ? norm : get(i); });
+  }
   if (LV* r = elemMath(op, get)) return r;
   switch (op->kind) {
   case OpKind::NllLossGrad:

@@ -183,7 +183,10 @@ void Emitter::emitLoss(const Kernel& k) {
             LV* p = loadOperand(op->operands[0], ctx);
             LV* t = loadOperand(op->operands[1], ctx);
             LV* term = nullptr;
-            if (op->kind == OpKind::MseLoss) {
+            // A loss with a math struct (op_math.h) gives its term there.
+            if (LV* t_math = elemMath(op, [&](size_t i) { return i == 0 ? p : t; })) {
+              term = t_math;
+            } else if (op->kind == OpKind::MseLoss) {
               LV* d = B.CreateFSub(p, t);
               term = B.CreateFMul(d, d);
             } else if (op->kind == OpKind::BceLoss) {

@@ -25,6 +25,9 @@ const char* lossName(LossKind k) {
   case LossKind::MSELoss: return "MSELoss";
   case LossKind::BCELoss: return "BCELoss";
   case LossKind::BCEWithLogitsLoss: return "BCEWithLogitsLoss";
+  case LossKind::L1Loss: return "L1Loss";
+  case LossKind::SmoothL1Loss: return "SmoothL1Loss";
+  case LossKind::HuberLoss: return "HuberLoss";
   }
   return "?";
 }

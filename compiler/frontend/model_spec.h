@@ -17,7 +17,16 @@ namespace descent {
 /// Activation: a layer of sema's activation table (GELU, SiLU, ELU,
 /// Softplus), described by `name`, `op` and `attrs` instead of its own kind.
 enum class LayerKind { Linear, ReLU, Sigmoid, Tanh, LeakyReLU, Softmax, LogSoftmax, Dropout, Activation };
-enum class LossKind { NLLLoss, CrossEntropyLoss, MSELoss, BCELoss, BCEWithLogitsLoss };
+enum class LossKind {
+  NLLLoss,
+  CrossEntropyLoss,
+  MSELoss,
+  BCELoss,
+  BCEWithLogitsLoss,
+  L1Loss,
+  SmoothL1Loss,
+  HuberLoss,
+};
 enum class Reduction { Mean, Sum };
 enum class OptimizerKind { SGD, Adam };
 /// `target y: class[N]` (integer labels) or `target y: f32[N]` (real values).
@@ -51,6 +60,8 @@ struct Layer {
 struct LossSpec {
   LossKind kind = LossKind::NLLLoss;
   Reduction reduction = Reduction::Mean;
+  double beta = 1.0;  ///< SmoothL1Loss
+  double delta = 1.0; ///< HuberLoss
   SourceLoc loc;
 };
 

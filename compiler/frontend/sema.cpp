@@ -60,8 +60,9 @@ std::string quoted(const std::string& s) {
 }
 
 // (kLayerNames follows the activation table, which it includes.)
-const std::vector<std::string> kLossNames = {"NLLLoss", "CrossEntropyLoss", "MSELoss", "BCELoss",
-                                             "BCEWithLogitsLoss"};
+const std::vector<std::string> kLossNames = {"NLLLoss",      "CrossEntropyLoss",  "MSELoss",
+                                             "BCELoss",      "BCEWithLogitsLoss", "L1Loss",
+                                             "SmoothL1Loss", "HuberLoss"};
 const std::vector<std::string> kOptimizerNames = {"SGD", "Adam"};
 const std::vector<std::string> kTransformNames = {"Normalize"};
 const std::vector<std::string> kStatementKeys = {"model", "loss", "optimizer", "transform", "batch",
@@ -770,10 +771,28 @@ private:
     // PyTorch's first positional parameter is `weight`; passing a reduction
     // positionally would mean something else there, so it is keyword-only here.
     static const std::vector<Param> params = {{"reduction", PType::String, false, false}};
-    BoundArgs args(v, params, diags_);
+    static const std::vector<Param> smooth = {{"reduction", PType::String, false, false},
+                                              {"beta", PType::Float, false, false}};
+    static const std::vector<Param> huber = {{"reduction", PType::String, false, false},
+                                             {"delta", PType::Float, false, false}};
+    const LossKind kind = spec_.loss.kind;
+    BoundArgs args(v,
+                   kind == LossKind::SmoothL1Loss ? smooth
+                   : kind == LossKind::HuberLoss  ? huber
+                                                  : params,
+                   diags_);
     if (!args.bind()) return;
     std::string reduction = "mean";
     if (!args.getString("reduction", reduction)) return;
+    // torch.nn.functional's checks, with its messages.
+    if (kind == LossKind::SmoothL1Loss && args.getFloat("beta", spec_.loss.beta) &&
+        spec_.loss.beta < 0)
+      args.error(args.get("beta")->loc, "smooth_l1_loss does not support negative values for beta.",
+                 "beta = 0 is L1Loss; a positive beta is the width of the quadratic zone");
+    if (kind == LossKind::HuberLoss && args.getFloat("delta", spec_.loss.delta) &&
+        spec_.loss.delta <= 0)
+      args.error(args.get("delta")->loc,
+                 "huber_loss does not support non-positive values for delta.");
     if (reduction == "mean") spec_.loss.reduction = Reduction::Mean;
     else if (reduction == "sum") spec_.loss.reduction = Reduction::Sum;
     else if (reduction == "none")

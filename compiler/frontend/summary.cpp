@@ -144,8 +144,12 @@ std::string renderSummary(const ModelSpec& spec) {
   out += thin + "\n";
   out += fmt::format("Target:    {}: {}[{}]\n", spec.target_name,
                      spec.target_kind == TargetKind::Class ? "class" : "f32", spec.target_size);
-  out += fmt::format("Loss:      {}(reduction='{}')\n", lossName(spec.loss.kind),
-                     reductionName(spec.loss.reduction));
+  std::string loss_args;
+  if (spec.loss.kind == LossKind::SmoothL1Loss)
+    loss_args = fmt::format(", beta={}", spec.loss.beta);
+  if (spec.loss.kind == LossKind::HuberLoss) loss_args = fmt::format(", delta={}", spec.loss.delta);
+  out += fmt::format("Loss:      {}(reduction='{}'{})\n", lossName(spec.loss.kind),
+                     reductionName(spec.loss.reduction), loss_args);
   out += fmt::format("Optimizer: {}\n", optimizerRepr(spec.optimizer));
   if (spec.transform)
     out += fmt::format("Transform: Normalize({}, {})\n", spec.transform->mean, spec.transform->std);

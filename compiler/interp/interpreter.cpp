@@ -7,6 +7,7 @@
 #include "compiler/interp/interpreter.h"
 
 #include "compiler/interp/dropout_rng.h"
+#include "compiler/ir/op_defs.h"
 #include "compiler/ir/op_math.h"
 
 #include <algorithm>
@@ -113,7 +114,9 @@ private:
 
   /// Evaluates an op's math (ops.def's math column) element by element; an
   /// operand with fewer elements (add_bias's [N] bias) repeats along the
-  /// rows. False for ops without elementwise math.
+  /// rows. A loss (Reduction) sums its terms, divided by their count for
+  /// "mean"; a loss gradient (LossNorm) also reads x[2] = 1/count or 1, as
+  /// PyTorch's backward kernels scale. False for ops without elementwise math.
   template <class Math> bool evalMath(const Op& op, Buf<T>& out) {
     if constexpr (std::is_same_v<Math, opmath::NoMath>) {
       return false;
@@ -123,7 +126,18 @@ private:
       const size_t n = op.operands.size();
       assert(n <= 2);
       const Buf<T>* in[2] = {&get(op.operands[0]), n > 1 ? &get(op.operands[1]) : nullptr};
-      T x[2] = {T(0), T(0)};
+      const auto count = int64_t(in[0]->size());
+      T x[3] = {T(0), T(0), T(1.0 / double(reductionDivisor<double>(op, count)))};
+      if (hasTrait(op.kind, optrait::Reduction)) {
+        T sum = T(0);
+        for (size_t i = 0; i < in[0]->size(); ++i) {
+          for (size_t k = 0; k < n; ++k)
+            x[k] = (*in[k])[i];
+          sum += Math::eval(m, p, x);
+        }
+        out[0] = sum / reductionDivisor<T>(op, count);
+        return true;
+      }
       for (size_t i = 0; i < out.size(); ++i) {
         for (size_t k = 0; k < n; ++k) x[k] = (*in[k])[i % in[k]->size()];
         out[i] = Math::eval(m, p, x);

@@ -115,6 +115,23 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
   }
   case LossKind::MSELoss: loss = g->add(OpKind::MseLoss, {h, y}, red, lloc, nullptr, g->uniqueName("loss")); break;
   case LossKind::BCELoss: loss = g->add(OpKind::BceLoss, {h, y}, red, lloc, nullptr, g->uniqueName("loss")); break;
+  case LossKind::L1Loss:
+    loss = g->add(OpKind::L1Loss, {h, y}, red, lloc, nullptr, g->uniqueName("loss"));
+    break;
+  case LossKind::SmoothL1Loss: {
+    // PyTorch: beta == 0 is exactly l1_loss (forward and backward).
+    Attrs a = red;
+    if (spec.loss.beta > 0) a.set("beta", spec.loss.beta);
+    loss = g->add(spec.loss.beta > 0 ? OpKind::SmoothL1Loss : OpKind::L1Loss, {h, y}, a, lloc,
+                  nullptr, g->uniqueName("loss"));
+    break;
+  }
+  case LossKind::HuberLoss: {
+    Attrs a = red;
+    a.set("delta", spec.loss.delta);
+    loss = g->add(OpKind::HuberLoss, {h, y}, a, lloc, nullptr, g->uniqueName("loss"));
+    break;
+  }
   case LossKind::BCEWithLogitsLoss:
     loss = g->add(OpKind::BceWithLogits, {h, y}, red, lloc, nullptr, g->uniqueName("loss"));
     break;

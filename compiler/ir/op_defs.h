@@ -19,6 +19,7 @@ enum : unsigned {
   Update = 1u << 5,
   Recompute = 1u << 6,
   FoldIntoLoads = 1u << 7,
+  LossNorm = 1u << 8, ///< a loss gradient: its math reads x[2] = 1/count (mean) or 1 (sum)
 };
 } // namespace optrait
 

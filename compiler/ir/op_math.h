@@ -249,4 +249,84 @@ struct SoftplusGradMath {
   }
 };
 
+// --- real-target losses (PyTorch 1.13's CPU kernels) ------------------------------------------
+//
+// A loss op's struct is its per-element term (the kernel sums the terms and
+// divides by the element count for reduction "mean"); its gradient's struct
+// reads x[0] = prediction, x[1] = target, x[2] = norm (1/count for "mean",
+// 1 for "sum"), in the order of PyTorch's backward kernel with grad_output 1.
+// Where ATen has a vector and a scalar form, the vector one is written: it is
+// what runs on all but the tail of a contiguous tensor.
+
+/// L1Loss: |p - y| (composite in 1.13: abs, then mean/sum).
+struct L1LossMath : Plain<L1LossMath> {
+  template <class M> static typename M::V eval(M& m, NoParams, const typename M::V* x) {
+    typename M::V d = m.sub(x[0], x[1]);
+    return m.select(m.gt(d, m.c(0)), d, m.neg(d));
+  }
+};
+/// Autograd through abs and mean: norm * sgn(p - y), sgn(0) = 0.
+struct L1LossGradMath : Plain<L1LossGradMath> {
+  template <class M> static typename M::V eval(M& m, NoParams, const typename M::V* x) {
+    typename M::V d = m.sub(x[0], x[1]);
+    typename M::V sgn =
+        m.select(m.gt(d, m.c(0)), m.c(1), m.select(m.gt(m.c(0), d), m.c(-1), m.c(0)));
+    return m.mul(x[2], sgn);
+  }
+};
+
+/// SmoothL1Loss(beta): z = |p - y|; z >= beta ? z - 0.5*beta : 0.5*z*z/beta.
+struct SmoothL1LossMath {
+  struct P {
+    double beta;
+  };
+  static P params(const Attrs& a) { return {a.getDouble("beta", 1.0)}; }
+  template <class M> static typename M::V eval(M& m, const P& p, const typename M::V* x) {
+    typename M::V d = m.sub(x[0], x[1]);
+    typename M::V z = m.select(m.gt(d, m.c(0)), d, m.neg(d));
+    typename M::V beta = m.c(p.beta);
+    return m.select(m.le(beta, z), m.sub(z, m.mul(m.c(0.5), beta)),
+                    m.div(m.mul(m.mul(m.c(0.5), z), z), beta));
+  }
+};
+/// norm * (|x| >= beta ? (x > 0 ? 1 : -1) : x / beta), x = p - y.
+struct SmoothL1LossGradMath {
+  using P = SmoothL1LossMath::P;
+  static P params(const Attrs& a) { return SmoothL1LossMath::params(a); }
+  template <class M> static typename M::V eval(M& m, const P& p, const typename M::V* x) {
+    typename M::V d = m.sub(x[0], x[1]);
+    typename M::V z = m.select(m.gt(d, m.c(0)), d, m.neg(d));
+    typename M::V beta = m.c(p.beta);
+    typename M::V sign = m.select(m.gt(d, m.c(0)), m.c(1), m.c(-1));
+    return m.mul(x[2], m.select(m.le(beta, z), sign, m.div(d, beta)));
+  }
+};
+
+/// HuberLoss(delta): z = |p - y|; z < delta ? 0.5*z*z : delta*(z - 0.5*delta).
+struct HuberLossMath {
+  struct P {
+    double delta;
+  };
+  static P params(const Attrs& a) { return {a.getDouble("delta", 1.0)}; }
+  template <class M> static typename M::V eval(M& m, const P& p, const typename M::V* x) {
+    typename M::V d = m.sub(x[0], x[1]);
+    typename M::V z = m.select(m.gt(d, m.c(0)), d, m.neg(d));
+    typename M::V delta = m.c(p.delta);
+    return m.select(m.le(delta, z), m.mul(delta, m.sub(z, m.mul(m.c(0.5), delta))),
+                    m.mul(m.mul(m.c(0.5), z), z));
+  }
+};
+/// norm * (|x| >= delta ? (x > 0 ? 1 : -1) * delta : x), x = p - y.
+struct HuberLossGradMath {
+  using P = HuberLossMath::P;
+  static P params(const Attrs& a) { return HuberLossMath::params(a); }
+  template <class M> static typename M::V eval(M& m, const P& p, const typename M::V* x) {
+    typename M::V d = m.sub(x[0], x[1]);
+    typename M::V z = m.select(m.gt(d, m.c(0)), d, m.neg(d));
+    typename M::V delta = m.c(p.delta);
+    typename M::V sign = m.select(m.gt(d, m.c(0)), m.c(1), m.c(-1));
+    return m.mul(x[2], m.select(m.le(delta, z), m.mul(sign, delta), d));
+  }
+};
+
 } // namespace descent::opmath

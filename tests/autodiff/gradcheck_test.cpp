@@ -150,6 +150,17 @@ TEST_CASE("gradcheck: every loss with reduction mean and sum", "[gradcheck]") {
       check("graph @t(%t: f32[4,3]) params(%a: f32[4,3] \"a\") {\n"
             "  %loss = bce_with_logits %a, %t " + r + " : f32[]\n  return loss=%loss\n}");
     }
+    // The random points of check() put residuals on both sides of beta and
+    // delta (0.3): both branches of each formula are differentiated.
+    for (std::string loss : {"l1_loss", "smooth_l1_loss", "huber_loss"}) {
+      SECTION(loss + " " + red) {
+        std::string attrs = loss == "smooth_l1_loss" ? "{beta=0.3, reduction=\"" + red + "\"}"
+                            : loss == "huber_loss"   ? "{delta=0.3, reduction=\"" + red + "\"}"
+                                                     : r;
+        check("graph @t(%t: f32[4,3]) params(%a: f32[4,3] \"a\") {\n  %loss = " + loss + " %a, %t " +
+              attrs + " : f32[]\n  return loss=%loss\n}");
+      }
+    }
   }
 }
 

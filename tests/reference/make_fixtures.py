@@ -92,6 +92,17 @@ FIXTURES = [
     ("softplus_default_mse_sgd", 4, ("f32", 1), 8,
      "Linear(4, 6), Softplus(),\n    Linear(6, 1),",
      'MSELoss(reduction="mean")', "SGD(lr=0.002)", "train", 16.0),
+    # The regression losses defined in op_math.h, with inputs scaled so the
+    # residuals fall on both sides of beta/delta.
+    ("l1_mean_sgd", 6, ("f32", 2), 8,
+     "Linear(6, 8), Tanh(),\n    Linear(8, 2),",
+     'L1Loss(reduction="mean")', "SGD(lr=0.05, momentum=0.5)", "train", 2.0),
+    ("smoothl1_sum_adam", 5, ("f32", 3), 8,
+     "Linear(5, 7), ReLU(),\n    Linear(7, 3),",
+     'SmoothL1Loss(reduction="sum", beta=0.5)', "Adam(lr=0.01)", "train", 2.0),
+    ("huber_mean_sgd", 7, ("f32", 1), 8,
+     "Linear(7, 6), ReLU(),\n    Linear(6, 1),",
+     'HuberLoss(reduction="mean", delta=0.4)', "SGD(lr=0.05)", "train", 3.0),
 ]
 
 
@@ -224,6 +235,8 @@ def generate(entry):
         "target_size": size,
         "loss_name": type(criterion).__name__,
         "reduction": criterion.reduction,
+        # SmoothL1Loss's beta, HuberLoss's delta (absent for the others).
+        **{k: getattr(criterion, k) for k in ("beta", "delta") if hasattr(criterion, k)},
         "optimizer": {"kind": opt_kind, **{k: (list(v) if isinstance(v, tuple) else v)
                                            for k, v in opt_kw.items()}},
         "param_shapes": {k: list(v.shape) for k, v in init.items()},

@@ -61,7 +61,8 @@ def _namespace():
         "GELU": nn.GELU, "SiLU": nn.SiLU, "ELU": nn.ELU, "Softplus": nn.Softplus,
         "NLLLoss": nn.NLLLoss, "CrossEntropyLoss": nn.CrossEntropyLoss,
         "MSELoss": nn.MSELoss, "BCELoss": nn.BCELoss,
-        "BCEWithLogitsLoss": nn.BCEWithLogitsLoss,
+        "BCEWithLogitsLoss": nn.BCEWithLogitsLoss, "L1Loss": nn.L1Loss,
+        "SmoothL1Loss": nn.SmoothL1Loss, "HuberLoss": nn.HuberLoss,
         "SGD": sgd, "Adam": adam, "Normalize": normalize,
         "true": True, "false": False, "True": True, "False": False,
     }

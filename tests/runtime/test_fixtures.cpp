@@ -136,8 +136,11 @@ Matrix forward(const std::vector<RefLayer>& layers, const SafeTensors& st, const
   return x;
 }
 
-double lossOf(const std::string& name, const std::string& reduction, const Matrix& out,
-              const Dataset& d) {
+/// The fixture's loss in double precision; `e` gives its name, reduction and
+/// SmoothL1Loss's beta or HuberLoss's delta.
+double lossOf(const json& e, const Matrix& out, const Dataset& d) {
+  const std::string name = e.at("loss_name"), reduction = e.at("reduction");
+  const double beta = e.value("beta", 1.0), delta = e.value("delta", 1.0);
   double total = 0;
   int64_t n = 0;
   for (size_t r = 0; r < out.size(); ++r) {
@@ -160,6 +163,12 @@ double lossOf(const std::string& name, const std::string& reduction, const Matri
         total -= t * std::max(std::log(z), -100.0) + (1 - t) * std::max(std::log1p(-z), -100.0);
       else if (name == "BCEWithLogitsLoss")
         total += std::max(z, 0.0) - z * t + std::log1p(std::exp(-std::abs(z)));
+      else if (name == "L1Loss")
+        total += std::abs(z - t);
+      else if (name == "SmoothL1Loss")
+        total += std::abs(z - t) < beta ? 0.5 * (z - t) * (z - t) / beta : std::abs(z - t) - 0.5 * beta;
+      else if (name == "HuberLoss")
+        total += std::abs(z - t) < delta ? 0.5 * (z - t) * (z - t) : delta * (std::abs(z - t) - 0.5 * delta);
       else
         FAIL("unknown loss " << name);
     }
@@ -194,7 +203,7 @@ TEST_CASE("reference fixtures are complete and parse", "[fixtures]") {
     CHECK(model.find("batch     = " + std::to_string(batch)) != std::string::npos);
     CHECK(model.find("epochs    = 20") != std::string::npos);
     CHECK(model.find(std::string(e.at("loss_name")) + "(reduction=\"" +
-                     std::string(e.at("reduction")) + "\")") != std::string::npos);
+                     std::string(e.at("reduction")) + "\"") != std::string::npos);
 
     // init.safetensors: F32 tensors with the PyTorch shapes expected.json lists.
     const SafeTensors st = readSafetensors(dir / "init.safetensors");
@@ -243,7 +252,7 @@ TEST_CASE("reference fixtures' output and loss match an fp64 forward pass", "[fi
     // PyTorch ran in float32: allow the tolerance README.md recommends.
     const double scale = std::max(maxAbs(want), 1e-30);
     for (size_t i = 0; i < got.size(); ++i) REQUIRE(std::abs(got[i] - want[i]) <= 1e-5 * scale);
-    const double loss = lossOf(e.at("loss_name"), e.at("reduction"), out, d);
+    const double loss = lossOf(e, out, d);
     CHECK(loss == Approx(e.at("loss").get<double>()).epsilon(1e-5));
   }
 }

@@ -119,6 +119,10 @@ LV* Emitter::elem(const Op* op, const ElemCtx& ctx, const std::function<LV*(size
   case OpKind::NllLossGrad:
   case OpKind::LogSoftmaxNllGrad: {
     LV* oh = oneHot(op->operands[1], ctx);
+    // label_smoothing e: the target distribution (1 - e)*onehot + e/C.
+    if (double e = op->attrs.getDouble("label_smoothing", 0.0); e != 0)
+      oh = B.CreateFAdd(B.CreateFMul(vcf(1 - e), oh),
+                        vcf(e / double(op->operands[0]->type.shape[1])));
     LV* g = op->kind == OpKind::NllLossGrad ? B.CreateFNeg(oh) : B.CreateFSub(exp(get(0)), oh);
     if (LV* d = lossDivisor(op, 1)) g = B.CreateFDiv(g, splat(d));
     return g;

@@ -36,24 +36,34 @@ void Emitter::emitRowSoftmaxLoss(const Kernel& k) {
   int64_t cols = k.cols;
   int64_t nvec = (cols + W - 1) / W;
   LV* rows = rowsOf(k.rows_batched, k.rows);
+  // CrossEntropyLoss(label_smoothing=e) also sums -logp over every class.
+  double smoothing = 0;
+  for (const Op* op : k.ops)
+    if (op->kind == OpKind::NllLoss) smoothing = op->attrs.getDouble("label_smoothing", 0.0);
   // Task 0 does all rows: the loss is a sum in row order.
   ifThen(B.CreateICmpEQ(taskArg, c32(0)), [&] {
     LV* lossAcc = entryAlloca(f32);
     LV* corrAcc = entryAlloca(f32);
+    LV* smoothAcc = entryAlloca(f32);
     B.CreateStore(cf(0.0, f32), lossAcc);
     B.CreateStore(cf(0.0, f32), corrAcc);
+    B.CreateStore(cf(0.0, f32), smoothAcc);
     forLoop(
         c64(0), rows, 1,
         [&](LV* r) {
           RowStats st = rowSoftmaxStats(z, r, cols);
           LV* lse = log(st.sum);
           std::map<const Value*, LV*> rowVals;
+          LV* negSum = vcf(0);
           for (int64_t c = 0; c < nvec; ++c) {
             int64_t valid = std::min<int64_t>(W, cols - c * W);
             ElemCtx ctx{r, c64(c * W), valid};
             LV* x = loadOperand(z, ctx);
             LV* lp = B.CreateFSub(B.CreateFSub(x, splat(st.mx)), splat(lse));
             if (k.stores.count(logp)) storeValue(logp, lp, ctx);
+            if (smoothing != 0)
+              negSum = B.CreateFSub(negSum,
+                                    valid < W ? B.CreateSelect(laneMask(valid), lp, vcf(0)) : lp);
             for (const Op* op : k.ops)
               if (op->kind == OpKind::LogSoftmaxNllGrad) {
                 LV* gr = elem(op, ctx, [&](size_t) { return lp; });
@@ -72,6 +82,8 @@ void Emitter::emitRowSoftmaxLoss(const Kernel& k) {
                   B.CreateAlignedLoad(f32, B.CreateInBoundsGEP(f32, zrow, lab), llvm::Align(4));
               LV* lpl = B.CreateFSub(B.CreateFSub(zl, st.mx), lse);
               B.CreateStore(B.CreateFSub(B.CreateLoad(f32, lossAcc), lpl), lossAcc);
+              if (smoothing != 0)
+                B.CreateStore(B.CreateFAdd(B.CreateLoad(f32, smoothAcc), hsum(negSum)), smoothAcc);
             } else {
               B.CreateStore(
                   B.CreateFAdd(B.CreateLoad(f32, corrAcc), argmaxIs(zrow, cols, lab, st.mx, lse)),
@@ -84,6 +96,13 @@ void Emitter::emitRowSoftmaxLoss(const Kernel& k) {
       if (op->kind == OpKind::NllLoss) {
         LV* l = B.CreateLoad(f32, lossAcc);
         if (LV* d = lossDivisor(op, 1)) l = B.CreateFDiv(l, d);
+        if (smoothing != 0) {
+          // torch 1.13: (1 - e) * nll + smooth * (e / C), each reduced alike.
+          LV* smooth = B.CreateLoad(f32, smoothAcc);
+          if (LV* d = lossDivisor(op, 1)) smooth = B.CreateFDiv(smooth, d);
+          l = B.CreateFAdd(B.CreateFMul(cf(1 - smoothing, f32), l),
+                           B.CreateFMul(smooth, cf(smoothing / double(cols), f32)));
+        }
         B.CreateAlignedStore(l, bufBase(op->result), llvm::Align(4));
       } else if (op->kind == OpKind::CountCorrect) {
         B.CreateAlignedStore(B.CreateLoad(f32, corrAcc), bufBase(op->result), llvm::Align(4));
@@ -155,9 +174,14 @@ void Emitter::emitRowOp(const Kernel& k) {
 
 void Emitter::emitLoss(const Kernel& k) {
   const Op* op = k.ops[0];
+  // CrossEntropyLoss(label_smoothing=e) also sums -logp over every class.
+  const double smoothing =
+      op->kind == OpKind::NllLoss ? op->attrs.getDouble("label_smoothing", 0.0) : 0.0;
   ifThen(B.CreateICmpEQ(taskArg, c32(0)), [&] {
     LV* acc = entryAlloca(f32);
     B.CreateStore(cf(0.0, f32), acc);
+    LV* smooth_acc = entryAlloca(f32);
+    B.CreateStore(cf(0.0, f32), smooth_acc);
     LV* rows = rowsOf(k.rows_batched, k.rows);
     int64_t cols = k.cols;
     forLoop(
@@ -174,6 +198,16 @@ void Emitter::emitLoss(const Kernel& k) {
                                  f32, B.CreateInBoundsGEP(f32, row, lab), llvm::Align(4)))
                            : argmaxIs(row, cols, lab, nullptr, nullptr);
             B.CreateStore(B.CreateFAdd(B.CreateLoad(f32, acc), term), acc);
+            if (smoothing != 0) {
+              LV* s = vcf(0);
+              for (int64_t c = 0; c < (cols + W - 1) / W; ++c) {
+                ElemCtx ctx{r, c64(c * W), std::min<int64_t>(W, cols - c * W)};
+                LV* lp = loadOperand(op->operands[0], ctx);
+                if (ctx.lanes_valid < W) lp = B.CreateSelect(laneMask(ctx.lanes_valid), lp, vcf(0));
+                s = B.CreateFSub(s, lp);
+              }
+              B.CreateStore(B.CreateFAdd(B.CreateLoad(f32, smooth_acc), hsum(s)), smooth_acc);
+            }
             return;
           }
           int64_t nvec = (cols + W - 1) / W;
@@ -210,6 +244,13 @@ void Emitter::emitLoss(const Kernel& k) {
     LV* l = B.CreateLoad(f32, acc);
     if (op->kind != OpKind::CountCorrect)
       if (LV* d = lossDivisor(op, op->kind == OpKind::NllLoss ? 1 : cols)) l = B.CreateFDiv(l, d);
+    if (smoothing != 0) {
+      // torch 1.13: (1 - e) * nll + smooth * (e / C), each reduced alike.
+      LV* smooth = B.CreateLoad(f32, smooth_acc);
+      if (LV* d = lossDivisor(op, 1)) smooth = B.CreateFDiv(smooth, d);
+      l = B.CreateFAdd(B.CreateFMul(cf(1 - smoothing, f32), l),
+                       B.CreateFMul(smooth, cf(smoothing / double(cols), f32)));
+    }
     B.CreateAlignedStore(l, bufBase(op->result), llvm::Align(4));
   });
 }

@@ -62,6 +62,7 @@ struct LossSpec {
   Reduction reduction = Reduction::Mean;
   double beta = 1.0;  ///< SmoothL1Loss
   double delta = 1.0; ///< HuberLoss
+  double label_smoothing = 0.0; ///< CrossEntropyLoss
   SourceLoc loc;
 };
 

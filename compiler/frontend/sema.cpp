@@ -775,11 +775,14 @@ private:
                                               {"beta", PType::Float, false, false}};
     static const std::vector<Param> huber = {{"reduction", PType::String, false, false},
                                              {"delta", PType::Float, false, false}};
+    static const std::vector<Param> ce = {{"reduction", PType::String, false, false},
+                                          {"label_smoothing", PType::Float, false, false}};
     const LossKind kind = spec_.loss.kind;
     BoundArgs args(v,
-                   kind == LossKind::SmoothL1Loss ? smooth
-                   : kind == LossKind::HuberLoss  ? huber
-                                                  : params,
+                   kind == LossKind::SmoothL1Loss       ? smooth
+                   : kind == LossKind::HuberLoss        ? huber
+                   : kind == LossKind::CrossEntropyLoss ? ce
+                                                        : params,
                    diags_);
     if (!args.bind()) return;
     std::string reduction = "mean";
@@ -789,6 +792,12 @@ private:
         spec_.loss.beta < 0)
       args.error(args.get("beta")->loc, "smooth_l1_loss does not support negative values for beta.",
                  "beta = 0 is L1Loss; a positive beta is the width of the quadratic zone");
+    if (kind == LossKind::CrossEntropyLoss &&
+        args.getFloat("label_smoothing", spec_.loss.label_smoothing) &&
+        (spec_.loss.label_smoothing < 0 || spec_.loss.label_smoothing > 1))
+      args.error(args.get("label_smoothing")->loc,
+                 fmt::format("label_smoothing must be between 0.0 and 1.0. Got: {}",
+                             spec_.loss.label_smoothing));
     if (kind == LossKind::HuberLoss && args.getFloat("delta", spec_.loss.delta) &&
         spec_.loss.delta <= 0)
       args.error(args.get("delta")->loc,

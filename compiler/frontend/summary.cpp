@@ -148,6 +148,8 @@ std::string renderSummary(const ModelSpec& spec) {
   if (spec.loss.kind == LossKind::SmoothL1Loss)
     loss_args = fmt::format(", beta={}", spec.loss.beta);
   if (spec.loss.kind == LossKind::HuberLoss) loss_args = fmt::format(", delta={}", spec.loss.delta);
+  if (spec.loss.label_smoothing > 0)
+    loss_args = fmt::format(", label_smoothing={}", spec.loss.label_smoothing);
   out += fmt::format("Loss:      {}(reduction='{}'{})\n", lossName(spec.loss.kind),
                      reductionName(spec.loss.reduction), loss_args);
   out += fmt::format("Optimizer: {}\n", optimizerRepr(spec.optimizer));

@@ -292,6 +292,16 @@ private:
     T sum = T(0);
     for (int64_t i = 0; i < m; ++i) sum += -lp[size_t(i * n + label(y, i, n))];
     out[0] = sum / reductionDivisor<T>(op, m);
+    // CrossEntropyLoss(label_smoothing=e), torch 1.13's cross_entropy:
+    // (1 - e) * nll + smooth * (e / C), smooth = -sum(logp) reduced like nll.
+    const double e = op.attrs.getDouble("label_smoothing", 0.0);
+    if (e == 0) return;
+    T smooth = T(0);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        smooth += -lp[size_t(i * n + j)];
+    smooth /= reductionDivisor<T>(op, m);
+    out[0] = T(1 - e) * out[0] + smooth * T(e / double(n));
   }
 
   template <typename F> void realLoss(const Op& op, Buf<T>& out, F f) {
@@ -314,15 +324,18 @@ private:
   }
 
   /// nll_loss_grad: -onehot/B; log_softmax_nll_grad: (exp(logp) - onehot)/B.
+  /// With label_smoothing e, the target distribution (1 - e)*onehot + e/C.
   void classGrad(const Op& op, Buf<T>& out, bool with_softmax) {
     const Buf<T>&lp = get(op.operands[0]), &y = get(op.operands[1]);
     int64_t m = rows(op.operands[0]), n = cols(op.operands[0]);
     T div = reductionDivisor<T>(op, m);
+    const double e = op.attrs.getDouble("label_smoothing", 0.0);
     for (int64_t i = 0; i < m; ++i) {
       int64_t c = label(y, i, n);
       for (int64_t j = 0; j < n; ++j) {
         size_t k = size_t(i * n + j);
         T onehot = j == c ? T(1) : T(0);
+        if (e != 0) onehot = T(1 - e) * onehot + T(e / double(n));
         out[k] = ((with_softmax ? std::exp(lp[k]) : T(0)) - onehot) / div;
       }
     }

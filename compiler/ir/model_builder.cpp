@@ -110,7 +110,9 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
     Attrs d;
     d.set("dim", int64_t(1));
     Value* lp = g->add(OpKind::LogSoftmax, {h}, d, lloc);
-    loss = g->add(OpKind::NllLoss, {lp, y}, red, lloc, nullptr, g->uniqueName("loss"));
+    Attrs a = red;
+    if (spec.loss.label_smoothing > 0) a.set("label_smoothing", spec.loss.label_smoothing);
+    loss = g->add(OpKind::NllLoss, {lp, y}, a, lloc, nullptr, g->uniqueName("loss"));
     break;
   }
   case LossKind::MSELoss: loss = g->add(OpKind::MseLoss, {h, y}, red, lloc, nullptr, g->uniqueName("loss")); break;

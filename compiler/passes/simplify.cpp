@@ -40,8 +40,9 @@ int simplify(Graph& g) {
     const Pattern* p = match(op);
     if (!p) continue;
     const Op& inner = *op.operands[0]->def;
-    Attrs a;
-    a.set("reduction", inner.attrs.getString("reduction", "mean"));
+    // The loss gradient's attributes (reduction, label_smoothing) carry over.
+    Attrs a = inner.attrs;
+    if (!a.find("reduction")) a.set("reduction", std::string("mean"));
     a.set("fused", std::string(p->label));
     Value* fused = g.add(p->fused, {inner.operands[0], inner.operands[1]}, a, op.loc, op.from);
     // Move the new op (appended last) to where the replaced one is, so every

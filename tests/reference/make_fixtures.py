@@ -100,6 +100,12 @@ FIXTURES = [
     ("smoothl1_sum_adam", 5, ("f32", 3), 8,
      "Linear(5, 7), ReLU(),\n    Linear(7, 3),",
      'SmoothL1Loss(reduction="sum", beta=0.5)', "Adam(lr=0.01)", "train", 2.0),
+    ("ce_smoothing_mean_sgd", 8, ("class", 5), 8,
+     "Linear(8, 9), ReLU(),\n    Linear(9, 5),",
+     'CrossEntropyLoss(reduction="mean", label_smoothing=0.1)', "SGD(lr=0.1, momentum=0.5)", "train"),
+    ("ce_smoothing_sum_adam", 6, ("class", 3), 5,
+     "Linear(6, 4), Tanh(),\n    Linear(4, 3), LogSoftmax(dim=1),",
+     'CrossEntropyLoss(reduction="sum", label_smoothing=0.3)', "Adam(lr=0.01)", "train"),
     ("huber_mean_sgd", 7, ("f32", 1), 8,
      "Linear(7, 6), ReLU(),\n    Linear(6, 1),",
      'HuberLoss(reduction="mean", delta=0.4)', "SGD(lr=0.05)", "train", 3.0),
@@ -235,8 +241,10 @@ def generate(entry):
         "target_size": size,
         "loss_name": type(criterion).__name__,
         "reduction": criterion.reduction,
-        # SmoothL1Loss's beta, HuberLoss's delta (absent for the others).
-        **{k: getattr(criterion, k) for k in ("beta", "delta") if hasattr(criterion, k)},
+        # SmoothL1Loss's beta, HuberLoss's delta, CrossEntropyLoss's
+        # label_smoothing when not 0 (absent for the others).
+        **{k: getattr(criterion, k) for k in ("beta", "delta", "label_smoothing")
+           if getattr(criterion, k, 0)},
         "optimizer": {"kind": opt_kind, **{k: (list(v) if isinstance(v, tuple) else v)
                                            for k, v in opt_kw.items()}},
         "param_shapes": {k: list(v.shape) for k, v in init.items()},

@@ -141,6 +141,7 @@ Matrix forward(const std::vector<RefLayer>& layers, const SafeTensors& st, const
 double lossOf(const json& e, const Matrix& out, const Dataset& d) {
   const std::string name = e.at("loss_name"), reduction = e.at("reduction");
   const double beta = e.value("beta", 1.0), delta = e.value("delta", 1.0);
+  const double smoothing = e.value("label_smoothing", 0.0);
   double total = 0;
   int64_t n = 0;
   for (size_t r = 0; r < out.size(); ++r) {
@@ -151,6 +152,10 @@ double lossOf(const json& e, const Matrix& out, const Dataset& d) {
         double m = *std::max_element(o.begin(), o.end()), s = 0;
         for (double z : o) s += std::exp(z - m);
         v = v - m - std::log(s);
+        // label_smoothing e: (1 - e) * -logp[y] + e * mean_c(-logp[c])
+        double mean_logp = 0;
+        for (double z : o) mean_logp += (z - m - std::log(s)) / double(o.size());
+        v = (1 - smoothing) * v + smoothing * mean_logp;
       }
       total -= v;
       ++n;

@@ -9,8 +9,10 @@
 #include "compiler/passes/train_graph.h"
 #include "runtime/atomic_file.h"
 #include "runtime/checkpoint.h"
+#include "runtime/engine.h"
 #include "runtime/errors.h"
 #include "runtime/executor.h"
+#include "runtime/init.h"
 #include "tools/commands.h"
 
 #include <filesystem>
@@ -170,7 +172,7 @@ std::string header(const ModelSpec& spec, const std::string& M, const Schedule& 
       cString(M), s.arena_bytes, s.persistent_bytes, first.batch, spec.input_size, outputs,
       u8 ? 1 : 0, labels ? 1 : 0, s.tensors.size(), luts.empty() ? "0" : M + "_luts_", luts.size(),
       entryInit(train, "train"), entryInit(eval, "eval"), spec.optimizer.lr,
-      adam && !inference ? 1 : 0, cString(adam ? "adam" : "sgd"), fmt::arg("M", M));
+      adam && !inference ? 1 : 0, cString(optimizerName(spec.optimizer.kind)), fmt::arg("M", M));
   // The API: thin wrappers binding the table.
   h << fmt::format(R"(/* Creates an instance (its own arena of {M}_ARENA_BYTES, parameters zero,
  * 1 thread, step 0, seed 0). Returns 0 or a DESCENT_AOT_* error code. */
@@ -203,6 +205,15 @@ static inline int {M}_predict({M}* m, const void* x, int n, float* out) {{
   return descent_aot_predict(m, x, n, out);
 }}
 static inline const char* {M}_strerror(int code) {{ return descent_aot_strerror(code); }}
+/* Loads the parameters of a checkpoint `descent train --save` wrote (PATH)
+ * and, when PATH's .optim.safetensors sibling is there for this optimizer,
+ * the optimizer state and the step (else they are zeroed, as descent does).
+ * DESCENT_AOT_EMISMATCH: another model's checkpoint (nothing is loaded then
+ * only if the model file is refused). */
+static inline int {M}_load({M}* m, const char* path) {{ return descent_aot_load(m, path); }}
+/* Writes PATH and its .optim.safetensors sibling, which descent reads back
+ * (`descent train --init PATH`, eval, predict). */
+static inline int {M}_save({M}* m, const char* path) {{ return descent_aot_save(m, path); }}
 
 #ifdef __cplusplus
 }}
@@ -261,6 +272,24 @@ int runCompile(const AotArgs& a) {
   if (lib.empty()) throw DataError(fmt::format("{}: writing the library failed: {}", lpath, error));
   writeFileAtomic(lpath, lib);
   writeFileAtomic(hpath, header(spec, M, s, graphs, a.inference, lo.input_u8));
+  // The parameters the library starts from: those `descent train --seed S`
+  // initializes (M.init.safetensors), or the checkpoint given with --weights
+  // (validated, and rewritten beside the library as M.safetensors).
+  auto engine = makeInterpEngine(spec, EngineOptions{spec.batch, lo.input_u8, 1, ""});
+  TrainProgress progress;
+  std::string wpath;
+  if (!a.weights.empty()) {
+    progress = loadCheckpoint(a.weights, *engine, spec);
+    wpath = (fs::path(a.out) / (M + ".safetensors")).string();
+  } else {
+    initParams(*engine, a.seed);
+    wpath = (fs::path(a.out) / (M + ".init.safetensors")).string();
+  }
+  saveCheckpoint(wpath, *engine, spec, progress);
+  std::cout << fmt::format("wrote {} ({})\n", wpath,
+                           a.weights.empty()
+                               ? fmt::format("the initial parameters of --seed {}", a.seed)
+                               : "the parameters of " + a.weights);
   std::cout << fmt::format(
       "wrote {} and {} ({} kernels, arena {} bytes)\n", hpath, lpath,
       [&] {

@@ -3,6 +3,7 @@
 // static library (docs/aot.md).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace descent {
@@ -10,6 +11,7 @@ namespace descent {
 struct AotArgs {
   std::string model, out, weights, cpu;
   bool inference = false;
+  uint64_t seed = 0; ///< the initial parameters written as M.init.safetensors
 };
 
 /// Writes OUT/M.h and OUT/libM.a (and OUT/M.safetensors with --weights) for

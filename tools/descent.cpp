@@ -328,6 +328,11 @@ int main(int argc, char** argv) {
   compilec->add_option("--cpu", aot.cpu, "target CPU (default: native, this machine), e.g. x86-64-v3")
       ->check(cpuName(false));
   compilec->add_flag("--inference", aot.inference, "only the forward pass (eval mode)");
+  compilec->add_option("--weights", aot.weights,
+                       "checkpoint to ship beside the library as M.safetensors (validated)");
+  compilec->add_option("--seed", aot.seed,
+                       "seed of the initial parameters written as M.init.safetensors (as train --seed)")
+      ->transform(seedValue("--seed"));
 
   try {
     app.parse(argc, argv);

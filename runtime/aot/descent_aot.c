@@ -300,3 +300,373 @@ const char* descent_aot_strerror(int code) {
   default: return "unknown error";
   }
 }
+
+/* ---- Checkpoints: safetensors files as runtime/checkpoint.cpp writes them:
+ * PATH holds the parameters in PyTorch's layout, PATH's ".optim" sibling
+ * ("run.safetensors" -> "run.optim.safetensors") the optimizer state and the
+ * step. Only the tensors of this model, F32, with their exact shapes. */
+
+#include <stdio.h>
+
+/* The JSON of a safetensors header, read just enough: an object of objects. */
+struct json {
+  const char *p, *end;
+};
+
+static void ws(struct json* j) {
+  while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\t' || *j->p == '\r')) ++j->p;
+}
+
+static int lit(struct json* j, char c) {
+  ws(j);
+  if (j->p < j->end && *j->p == c) {
+    ++j->p;
+    return 1;
+  }
+  return 0;
+}
+
+/* A string without escapes other than \" and \\ (names and metadata descent writes). */
+static int str(struct json* j, char* out, size_t cap) {
+  if (!lit(j, '"')) return 0;
+  size_t n = 0;
+  while (j->p < j->end && *j->p != '"') {
+    char c = *j->p++;
+    if (c == '\\') {
+      if (j->p >= j->end) return 0;
+      c = *j->p++;
+      if (c != '"' && c != '\\' && c != '/') return 0;
+    }
+    if (n + 1 >= cap) return 0;
+    out[n++] = c;
+  }
+  if (j->p >= j->end) return 0;
+  ++j->p;
+  out[n] = 0;
+  return 1;
+}
+
+static int integer(struct json* j, int64_t* v) {
+  ws(j);
+  int64_t x = 0;
+  const char* start = j->p;
+  while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
+    if (x > (INT64_MAX - 9) / 10) return 0;
+    x = x * 10 + (*j->p++ - '0');
+  }
+  *v = x;
+  return j->p != start;
+}
+
+static int int_list(struct json* j, int64_t* v, int cap, int* n) {
+  *n = 0;
+  if (!lit(j, '[')) return 0;
+  if (lit(j, ']')) return 1;
+  do {
+    if (*n >= cap || !integer(j, &v[*n])) return 0;
+    ++*n;
+  } while (lit(j, ','));
+  return lit(j, ']');
+}
+
+struct st_entry {
+  char name[256];
+  char dtype[16];
+  int64_t shape[8], off[2];
+  int ndim, noff;
+};
+
+#define MAX_META 16
+struct st_file {
+  unsigned char* bytes;
+  int64_t size, data;  /* data: where the tensor bytes start */
+  struct st_entry* e;
+  int n;
+  char meta_key[MAX_META][64], meta_val[MAX_META][256];
+  int nmeta;
+};
+
+static void st_free(struct st_file* f) {
+  free(f->bytes);
+  free(f->e);
+}
+
+/* Reads and parses a safetensors file. 0 or an error code. */
+static int st_read(const char* path, struct st_file* f, int max_entries) {
+  memset(f, 0, sizeof *f);
+  FILE* fp = fopen(path, "rb");
+  if (!fp) return DESCENT_AOT_EIO;
+  int rc = DESCENT_AOT_EIO;
+  if (fseek(fp, 0, SEEK_END) == 0) {
+    long size = ftell(fp);
+    if (size >= 8 && fseek(fp, 0, SEEK_SET) == 0) {
+      f->bytes = (unsigned char*)malloc((size_t)size);
+      if (!f->bytes)
+        rc = DESCENT_AOT_ENOMEM;
+      else if (fread(f->bytes, 1, (size_t)size, fp) == (size_t)size) {
+        f->size = size;
+        rc = 0;
+      }
+    } else if (size >= 0 && size < 8) {
+      rc = DESCENT_AOT_EFORMAT;
+    }
+  }
+  fclose(fp);
+  if (rc) return rc;
+  uint64_t hl = 0;
+  for (int i = 7; i >= 0; --i) hl = hl << 8 | f->bytes[i];
+  if (hl > (uint64_t)(f->size - 8)) return DESCENT_AOT_EFORMAT;
+  f->data = 8 + (int64_t)hl;
+  f->e = (struct st_entry*)calloc((size_t)max_entries + 1, sizeof *f->e);
+  if (!f->e) return DESCENT_AOT_ENOMEM;
+  struct json j = {(const char*)f->bytes + 8, (const char*)f->bytes + f->data};
+  char key[256];
+  if (!lit(&j, '{')) return DESCENT_AOT_EFORMAT;
+  if (lit(&j, '}')) return 0;
+  do {
+    if (!str(&j, key, sizeof key) || !lit(&j, ':') || !lit(&j, '{')) return DESCENT_AOT_EFORMAT;
+    if (strcmp(key, "__metadata__") == 0) {
+      if (lit(&j, '}')) continue;
+      do {
+        if (f->nmeta >= MAX_META) return DESCENT_AOT_EFORMAT;
+        if (!str(&j, f->meta_key[f->nmeta], 64) || !lit(&j, ':') ||
+            !str(&j, f->meta_val[f->nmeta], 256))
+          return DESCENT_AOT_EFORMAT;
+        ++f->nmeta;
+      } while (lit(&j, ','));
+      if (!lit(&j, '}')) return DESCENT_AOT_EFORMAT;
+      continue;
+    }
+    if (f->n >= max_entries) return DESCENT_AOT_EMISMATCH; /* more tensors than the model has */
+    struct st_entry* e = &f->e[f->n++];
+    strcpy(e->name, key);
+    e->ndim = -1;
+    do {
+      char field[32];
+      if (!str(&j, field, sizeof field) || !lit(&j, ':')) return DESCENT_AOT_EFORMAT;
+      if (strcmp(field, "dtype") == 0) {
+        if (!str(&j, e->dtype, sizeof e->dtype)) return DESCENT_AOT_EFORMAT;
+      } else if (strcmp(field, "shape") == 0) {
+        if (!int_list(&j, e->shape, 8, &e->ndim)) return DESCENT_AOT_EFORMAT;
+      } else if (strcmp(field, "data_offsets") == 0) {
+        if (!int_list(&j, e->off, 2, &e->noff) || e->noff != 2) return DESCENT_AOT_EFORMAT;
+      } else {
+        return DESCENT_AOT_EFORMAT;
+      }
+    } while (lit(&j, ','));
+    if (!lit(&j, '}') || e->ndim < 0 || e->noff != 2 || e->off[0] > e->off[1] ||
+        e->off[1] > f->size - f->data)
+      return DESCENT_AOT_EFORMAT;
+  } while (lit(&j, ','));
+  return lit(&j, '}') ? 0 : DESCENT_AOT_EFORMAT;
+}
+
+static const char* st_meta(const struct st_file* f, const char* key) {
+  for (int i = 0; i < f->nmeta; ++i)
+    if (strcmp(f->meta_key[i], key) == 0) return f->meta_val[i];
+  return NULL;
+}
+
+/* Strides of the IR layout: IR dim i has PyTorch extent shape[perm[i]]. */
+static void copy_permuted(const struct descent_aot_tensor* t, const float* torch, float* ir, int to_ir) {
+  int64_t irshape[4] = {1, 1, 1, 1}, tstride[4] = {0, 0, 0, 0}, s = 1;
+  int nd = t->ndim < 1 ? 1 : t->ndim;
+  for (int d = t->ndim - 1; d >= 0; --d) {
+    tstride[d] = s;
+    s *= t->shape[d];
+  }
+  if (t->ndim == 0) tstride[0] = 1;
+  for (int i = 0; i < t->ndim; ++i) irshape[i] = t->shape[t->perm[i]];
+  int64_t idx[4] = {0, 0, 0, 0};
+  for (int64_t flat = 0; flat < t->numel; ++flat) {
+    int64_t src = 0;
+    for (int i = 0; i < t->ndim; ++i) src += idx[i] * tstride[t->perm[i]];
+    if (to_ir)
+      ir[flat] = torch[src];
+    else
+      ((float*)torch)[src] = ir[flat];
+    for (int i = nd - 1; i >= 0; --i) {
+      if (++idx[i] < irshape[i]) break;
+      idx[i] = 0;
+    }
+  }
+}
+
+/* Checks f holds exactly the tensors of `model` with param == want (names,
+ * F32, shapes) and copies them into the arena. */
+static int import_tensors(struct descent_aot* s, const struct st_file* f, int want) {
+  const struct descent_aot_model* m = s->model;
+  int count = 0;
+  for (int i = 0; i < m->ntensors; ++i) {
+    const struct descent_aot_tensor* t = &m->tensors[i];
+    if (t->param != want) continue;
+    ++count;
+    const struct st_entry* e = NULL;
+    for (int k = 0; k < f->n; ++k)
+      if (strcmp(f->e[k].name, t->name) == 0) e = &f->e[k];
+    if (!e || strcmp(e->dtype, "F32") != 0 || e->ndim != t->ndim) return DESCENT_AOT_EMISMATCH;
+    for (int d = 0; d < t->ndim; ++d)
+      if (e->shape[d] != t->shape[d]) return DESCENT_AOT_EMISMATCH;
+    if (e->off[1] - e->off[0] != t->numel * 4) return DESCENT_AOT_EFORMAT;
+  }
+  if (count != f->n) return DESCENT_AOT_EMISMATCH;
+  for (int i = 0; i < m->ntensors; ++i) {
+    const struct descent_aot_tensor* t = &m->tensors[i];
+    if (t->param != want) continue;
+    for (int k = 0; k < f->n; ++k)
+      if (strcmp(f->e[k].name, t->name) == 0) {
+        float* tmp = (float*)malloc((size_t)t->numel * 4 + 1);
+        if (!tmp) return DESCENT_AOT_ENOMEM;
+        memcpy(tmp, f->bytes + f->data + f->e[k].off[0], (size_t)t->numel * 4); /* little-endian host */
+        copy_permuted(t, tmp, (float*)(s->arena + t->offset), 1);
+        free(tmp);
+      }
+  }
+  return 0;
+}
+
+static void optim_path(const char* path, char* out, size_t cap) {
+  size_t n = strlen(path), e = strlen(".safetensors");
+  if (n > e && strcmp(path + n - e, ".safetensors") == 0 && n + 6 < cap) {
+    memcpy(out, path, n - e);
+    strcpy(out + n - e, ".optim.safetensors");
+  } else if (n + 19 < cap) {
+    strcpy(out, path);
+    strcat(out, ".optim.safetensors");
+  } else {
+    out[0] = 0;
+  }
+}
+
+static int has_state(const struct descent_aot_model* m) {
+  for (int i = 0; i < m->ntensors; ++i)
+    if (!m->tensors[i].param) return 1;
+  return 0;
+}
+
+int descent_aot_load(struct descent_aot* s, const char* path) {
+  if (!s || !path) return DESCENT_AOT_ENULL;
+  struct st_file f;
+  int rc = st_read(path, &f, s->model->ntensors);
+  if (!rc) rc = import_tensors(s, &f, 1);
+  st_free(&f);
+  if (rc) return rc;
+  /* The optimizer file, when there is one for this optimizer: state and step.
+   * Otherwise the state is zeroed and the step is 0, as descent does. */
+  for (int i = 0; i < s->model->ntensors; ++i)
+    if (!s->model->tensors[i].param)
+      memset(s->arena + s->model->tensors[i].offset, 0, (size_t)s->model->tensors[i].numel * 4);
+  s->step = 0;
+  char opath[4096];
+  optim_path(path, opath, sizeof opath);
+  FILE* probe = opath[0] ? fopen(opath, "rb") : NULL;
+  if (!probe) return 0;
+  fclose(probe);
+  rc = st_read(opath, &f, s->model->ntensors);
+  if (!rc) {
+    const char* opt = st_meta(&f, "optimizer");
+    const char* step = st_meta(&f, "step");
+    if (opt && strcmp(opt, s->model->optimizer) == 0 && (has_state(s->model) ? f.n > 0 : 1)) {
+      rc = has_state(s->model) ? import_tensors(s, &f, 0) : 0;
+      if (!rc && step) {
+        char* end = NULL;
+        long long v = strtoll(step, &end, 10);
+        if (*end || v < 0 || v >= ((long long)1 << 53)) rc = DESCENT_AOT_EFORMAT;
+        else s->step = v;
+      }
+    }
+  }
+  st_free(&f);
+  return rc;
+}
+
+static uint32_t crc32_of(const unsigned char* p, size_t n) {
+  uint32_t c = 0xffffffffu;
+  for (size_t i = 0; i < n; ++i) {
+    c ^= p[i];
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+  }
+  return c ^ 0xffffffffu;
+}
+
+/* Serializes the tensors with param == want and the metadata into a new buffer. */
+static unsigned char* st_build(struct descent_aot* s, int want, const char* meta, size_t* size) {
+  const struct descent_aot_model* m = s->model;
+  size_t cap = 256 + strlen(meta), data = 0;
+  for (int i = 0; i < m->ntensors; ++i)
+    if (m->tensors[i].param == want) {
+      cap += strlen(m->tensors[i].name) + 160;
+      data += (size_t)m->tensors[i].numel * 4;
+    }
+  char* h = (char*)malloc(cap);
+  if (!h) return NULL;
+  size_t n = 0, off = 0;
+  n += (size_t)sprintf(h + n, "{\"__metadata__\":{%s}", meta);
+  for (int i = 0; i < m->ntensors; ++i) {
+    const struct descent_aot_tensor* t = &m->tensors[i];
+    if (t->param != want) continue;
+    n += (size_t)sprintf(h + n, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[", t->name);
+    for (int d = 0; d < t->ndim; ++d) n += (size_t)sprintf(h + n, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+    n += (size_t)sprintf(h + n, "],\"data_offsets\":[%lld,%lld]}", (long long)off,
+                         (long long)(off + (size_t)t->numel * 4));
+    off += (size_t)t->numel * 4;
+  }
+  h[n++] = '}';
+  while ((8 + n) % 8) h[n++] = ' ';
+  unsigned char* b = (unsigned char*)malloc(8 + n + data + 1);
+  if (!b) {
+    free(h);
+    return NULL;
+  }
+  for (int i = 0; i < 8; ++i) b[i] = (unsigned char)((uint64_t)n >> (8 * i));
+  memcpy(b + 8, h, n);
+  free(h);
+  unsigned char* d = b + 8 + n;
+  for (int i = 0; i < m->ntensors; ++i) {
+    const struct descent_aot_tensor* t = &m->tensors[i];
+    if (t->param != want) continue;
+    copy_permuted(t, (const float*)d, (float*)(s->arena + t->offset), 0);
+    d += (size_t)t->numel * 4;
+  }
+  *size = 8 + n + data;
+  return b;
+}
+
+/* Writes to PATH.tmp, then renames (a failed write leaves PATH as it was). */
+static int write_file(const char* path, const unsigned char* b, size_t n) {
+  char tmp[4200];
+  if (strlen(path) + 5 > sizeof tmp) return DESCENT_AOT_EARG;
+  strcpy(tmp, path);
+  strcat(tmp, ".tmp");
+  FILE* fp = fopen(tmp, "wb");
+  if (!fp) return DESCENT_AOT_EIO;
+  int ok = fwrite(b, 1, n, fp) == n;
+  ok = (fclose(fp) == 0) && ok;
+  if (!ok || rename(tmp, path) != 0) {
+    remove(tmp);
+    return DESCENT_AOT_EIO;
+  }
+  return 0;
+}
+
+int descent_aot_save(struct descent_aot* s, const char* path) {
+  if (!s || !path) return DESCENT_AOT_ENULL;
+  char opath[4096], meta[512];
+  optim_path(path, opath, sizeof opath);
+  if (!opath[0]) return DESCENT_AOT_EARG;
+  size_t on = 0, mn = 0;
+  snprintf(meta, sizeof meta, "\"epoch\":\"0\",\"optimizer\":\"%s\",\"step\":\"%lld\"", s->model->optimizer,
+           (long long)s->step);
+  unsigned char* ob = st_build(s, 0, meta, &on);
+  if (!ob) return DESCENT_AOT_ENOMEM;
+  snprintf(meta, sizeof meta,
+           "\"format\":\"pt\",\"model\":\"%s\",\"optimizer_file_crc32\":\"%08x\",\"producer\":\"descent\","
+           "\"step\":\"%lld\"",
+           s->model->name, crc32_of(ob, on), (long long)s->step);
+  unsigned char* mb = st_build(s, 1, meta, &mn);
+  int rc = mb ? write_file(opath, ob, on) : DESCENT_AOT_ENOMEM;
+  if (!rc) rc = write_file(path, mb, mn);
+  free(ob);
+  free(mb);
+  return rc;
+}

@@ -76,7 +76,7 @@ struct descent_aot_model {
   struct descent_aot_entry train, eval; /* nkernels 0: not compiled */
   double lr;
   int lr_settable; /* 1: the lr is a per-step scalar (Adam); 0: baked into the kernels (SGD) */
-  const char* optimizer; /* "sgd" or "adam": checked against the optimizer file */
+  const char* optimizer; /* "SGD", "Adam": the optimizer file must name it */
 };
 
 struct descent_aot;
@@ -95,6 +95,9 @@ int descent_aot_eval(struct descent_aot* inst, const void* x, const void* y, int
                      int* correct);
 int descent_aot_predict(struct descent_aot* inst, const void* x, int n, float* out);
 const char* descent_aot_strerror(int code);
+/* Checkpoints: the files `descent train --save` writes (docs/aot.md). */
+int descent_aot_load(struct descent_aot* inst, const char* path);
+int descent_aot_save(struct descent_aot* inst, const char* path);
 
 #ifdef __cplusplus
 }

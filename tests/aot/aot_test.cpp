@@ -8,6 +8,8 @@
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <fmt/format.h>
+#include <fstream>
+#include <sstream>
 
 using namespace descent;
 using descent::testing::RunResult;
@@ -97,18 +99,21 @@ std::string jitTranscript(const std::string& model, int threads, int steps, int 
   return out;
 }
 
-/// Compiles `model` ahead of time into `dir` and builds step_driver.c against it.
-std::string buildDriver(const ScratchDir& dir, const std::string& model, const std::string& name) {
-  RunResult c =
-      descent::testing::runDescent(fmt::format("compile {} --out {}", model, dir / "lib"));
+/// Compiles `model` ahead of time (with `flags`) into `dir` and builds the
+/// driver (tests/aot/<driver>) against it.
+std::string buildDriver(const ScratchDir& dir, const std::string& model, const std::string& name,
+                        const std::string& flags = "",
+                        const std::string& driver = "step_driver.c") {
+  RunResult c = descent::testing::runDescent(
+      fmt::format("compile {} --out {} {}", model, dir / "lib", flags));
   INFO(c.err);
   REQUIRE(c.code == 0);
   std::string exe = dir / "driver";
   RunResult cc =
-      sh(fmt::format("cc -std=c99 -Wall -Werror -O1 -DMODEL={n} -include {d}/{n}.h -o {e} "
-                     "{src}/tests/aot/step_driver.c {d}/lib{n}.a -lpthread -lm",
+      sh(fmt::format("cc -std=c99 -Wall -Werror -O1 -DMODEL={n} -I{d} -include {d}/{n}.h -o {e} "
+                     "{src}/tests/aot/{drv} {d}/lib{n}.a -lpthread -lm",
                      fmt::arg("n", name), fmt::arg("d", dir / "lib"), fmt::arg("e", exe),
-                     fmt::arg("src", DESCENT_SOURCE_DIR)));
+                     fmt::arg("src", DESCENT_SOURCE_DIR), fmt::arg("drv", driver)));
   INFO(cc.err);
   REQUIRE(cc.code == 0);
   return exe;
@@ -144,4 +149,76 @@ TEST_CASE("the program built against the AOT library links no LLVM and no C++ ru
   CHECK(r.out.find("LLVM") == std::string::npos);
   CHECK(r.out.find("libstdc++") == std::string::npos);
   CHECK(r.out.find("libfmt") == std::string::npos);
+}
+
+TEST_CASE(
+    "the --inference library's eval and predictions are the JIT eval step's (descent predict)") {
+  ScratchDir dir;
+  std::string exe = buildDriver(dir, "models/mnist_ce.nn", "mnist_ce", "--inference");
+  CHECK(descent::testing::readText(dir / "lib/mnist_ce.h").find("#define mnist_ce_HAS_TRAIN 0") !=
+        std::string::npos);
+  RunResult r = sh(exe + " 1 0 0");
+  REQUIRE(r.code == 0);
+  std::string jit = jitTranscript("models/mnist_ce.nn", 1, 0, 0);
+  // The inference library holds no optimizer state: compare the rest.
+  std::string want;
+  std::istringstream lines(jit);
+  for (std::string line; std::getline(lines, line);)
+    if (line.find("momentum") == std::string::npos && line.find("exp_avg") == std::string::npos)
+      want += line + "\n";
+  CHECK(r.out == want);
+}
+
+TEST_CASE(
+    "API misuse returns error codes; checkpoints go both ways between descent and the library") {
+  ScratchDir dir;
+  REQUIRE(descent::testing::runDescent(
+              fmt::format("compile models/wide_mlp.nn --out {}", dir / "other"))
+              .code == 0);
+  std::string exe = buildDriver(dir, "models/mnist_mlp.nn", "mnist_mlp", "", "misuse_driver.c");
+  {
+    std::ofstream garbage(dir / "garbage.safetensors");
+    garbage << "\x10\0\0\0\0\0\0\0{\"a\": [1, 2, 3]}";
+  }
+  RunResult r = sh(fmt::format("{} {} {} {} {}", exe, dir / "lib/mnist_mlp.init.safetensors",
+                               dir / "other/wide_mlp.init.safetensors", dir / "garbage.safetensors",
+                               dir / "saved.safetensors"));
+  INFO(exe << ": " << r.out << r.err);
+  REQUIRE(r.code == 0);
+  // descent reads what the library wrote (params, optimizer file and its CRC, the step).
+  RunResult e = descent::testing::runDescent(fmt::format(
+      "train models/mnist_mlp.nn --init {} --epochs 1 --threads 1", dir / "saved.safetensors"));
+  INFO(e.out << e.err);
+  CHECK(e.code == 0);
+  CHECK(e.out.find("resuming after epoch 0, step 1") != std::string::npos);
+}
+
+TEST_CASE("examples/aot/train_mnist.c trains one epoch with the numbers of descent train") {
+  ScratchDir dir;
+  REQUIRE(
+      descent::testing::runDescent(fmt::format("compile models/mnist_mlp.nn --out {}", dir / "lib"))
+          .code == 0);
+  RunResult cc =
+      sh(fmt::format("cc -std=c99 -Wall -Werror -O2 -I{d} -o {e} {src}/examples/aot/train_mnist.c "
+                     "{d}/libmnist_mlp.a -lpthread -lm -lz",
+                     fmt::arg("d", dir / "lib"), fmt::arg("e", dir / "train_mnist"),
+                     fmt::arg("src", DESCENT_SOURCE_DIR)));
+  INFO(cc.err);
+  REQUIRE(cc.code == 0);
+  RunResult ex = sh(fmt::format("{} /usr/share/datasets/fashion-mnist {}", dir / "train_mnist",
+                                dir / "lib/mnist_mlp.init.safetensors"));
+  INFO(ex.err);
+  REQUIRE(ex.code == 0);
+  RunResult tr = descent::testing::runDescent("train models/mnist_mlp.nn --epochs 1 --threads 1");
+  REQUIRE(tr.code == 0);
+  auto field = [](const std::string& text, const std::string& key) {
+    size_t p = text.find(key);
+    REQUIRE(p != std::string::npos);
+    p += key.size();
+    while (text[p] == ' ')
+      ++p;
+    return text.substr(p, text.find_first_of(" \n", p) - p);
+  };
+  CHECK(field(ex.out, "train loss") == field(tr.out, "train loss"));
+  CHECK(field(ex.out, "test accuracy") == field(tr.out, "test accuracy"));
 }

@@ -169,8 +169,8 @@ TEST_CASE(
   CHECK(r.out == want);
 }
 
-TEST_CASE(
-    "API misuse returns error codes; checkpoints go both ways between descent and the library") {
+TEST_CASE("API misuse returns error codes, and checkpoints go both ways between descent and the "
+          "library") {
   ScratchDir dir;
   REQUIRE(descent::testing::runDescent(
               fmt::format("compile models/wide_mlp.nn --out {}", dir / "other"))

@@ -239,6 +239,20 @@ int runCompile(const AotArgs& a) {
   checkWritable(hpath);
   checkWritable(lpath);
 
+  // The parameters the library starts from: those `descent train --seed S`
+  // initializes (M.init.safetensors), or the checkpoint given with --weights
+  // (validated, and rewritten beside the library as M.safetensors), checked
+  // before anything is written.
+  auto engine = makeInterpEngine(spec, EngineOptions{spec.batch, spec.fitsDefaultData(), 1, ""});
+  TrainProgress progress;
+  std::string wpath;
+  if (!a.weights.empty()) {
+    progress = loadCheckpoint(a.weights, *engine, spec);
+    wpath = (fs::path(a.out) / (M + ".safetensors")).string();
+  } else {
+    initParams(*engine, a.seed);
+    wpath = (fs::path(a.out) / (M + ".init.safetensors")).string();
+  }
   LowerOptions lo;
   lo.batch = spec.batch;
   lo.input_u8 = spec.fitsDefaultData();
@@ -272,19 +286,6 @@ int runCompile(const AotArgs& a) {
   if (lib.empty()) throw DataError(fmt::format("{}: writing the library failed: {}", lpath, error));
   writeFileAtomic(lpath, lib);
   writeFileAtomic(hpath, header(spec, M, s, graphs, a.inference, lo.input_u8));
-  // The parameters the library starts from: those `descent train --seed S`
-  // initializes (M.init.safetensors), or the checkpoint given with --weights
-  // (validated, and rewritten beside the library as M.safetensors).
-  auto engine = makeInterpEngine(spec, EngineOptions{spec.batch, lo.input_u8, 1, ""});
-  TrainProgress progress;
-  std::string wpath;
-  if (!a.weights.empty()) {
-    progress = loadCheckpoint(a.weights, *engine, spec);
-    wpath = (fs::path(a.out) / (M + ".safetensors")).string();
-  } else {
-    initParams(*engine, a.seed);
-    wpath = (fs::path(a.out) / (M + ".init.safetensors")).string();
-  }
   saveCheckpoint(wpath, *engine, spec, progress);
   std::cout << fmt::format("wrote {} ({})\n", wpath,
                            a.weights.empty()

@@ -5,6 +5,7 @@
 #include "runtime/compiled_model.h"
 #include "tests/cli/cli_test_util.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <fmt/format.h>
@@ -221,4 +222,20 @@ TEST_CASE("examples/aot/train_mnist.c trains one epoch with the numbers of desce
   };
   CHECK(field(ex.out, "train loss") == field(tr.out, "train loss"));
   CHECK(field(ex.out, "test accuracy") == field(tr.out, "test accuracy"));
+}
+
+TEST_CASE("descent compile refuses another model's --weights before writing anything") {
+  ScratchDir dir;
+  REQUIRE(descent::testing::runDescent(
+              fmt::format("compile models/wide_mlp.nn --out {}", dir / "other"))
+              .code == 0);
+  RunResult r = descent::testing::runDescent(
+      fmt::format("compile models/mnist_mlp.nn --out {} --weights {}", dir / "lib",
+                  dir / "other/wide_mlp.init.safetensors"));
+  CHECK(r.code == 1);
+  CHECK(r.err.find("wide_mlp.init.safetensors: tensor '0.weight' has shape [1024, 784], expected "
+                   "[128, 784]") != std::string::npos);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK(!std::filesystem::exists(dir / "lib/mnist_mlp.h"));
+  CHECK(!std::filesystem::exists(dir / "lib/libmnist_mlp.a"));
 }

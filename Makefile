@@ -7,7 +7,7 @@ FUZZBUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 CMAKE_FLAGS = -G Ninja -DLLVM_DIR=/usr/lib/llvm-19/lib/cmake/llvm
 
-.PHONY: setup build test test-sanitize test-tsan demo bench fuzz fuzz-smoke clean
+.PHONY: setup build test test-sanitize test-tsan demo aot-demo bench fuzz fuzz-smoke clean
 
 setup:
 	@scripts/setup.sh
@@ -50,6 +50,19 @@ test-tsan: setup $(TSANBUILD)/build.ninja
 demo: setup build
 	$(BUILD)/descent train models/mnist_mlp.nn --save $(BUILD)/mnist_mlp.safetensors
 	$(BUILD)/descent predict models/mnist_mlp.nn --weights $(BUILD)/mnist_mlp.safetensors --index 0
+
+# Ahead-of-time compilation (docs/aot.md): the notebook model as a C library,
+# trained for one epoch by examples/aot/train_mnist.c (built by the system C
+# compiler against only the generated files); the line it prints equals the
+# one of `descent train`, printed after it.
+AOTDIR = $(BUILD)/aot-demo
+aot-demo: setup build
+	$(BUILD)/descent compile models/mnist_mlp.nn --out $(AOTDIR)
+	cc -std=c99 -Wall -Werror -O2 -I$(AOTDIR) -o $(AOTDIR)/train_mnist examples/aot/train_mnist.c \
+	  $(AOTDIR)/libmnist_mlp.a -lpthread -lm -lz
+	$(AOTDIR)/train_mnist /usr/share/datasets/fashion-mnist $(AOTDIR)/mnist_mlp.init.safetensors \
+	  $(AOTDIR)/mnist_mlp.safetensors
+	$(BUILD)/descent train models/mnist_mlp.nn --epochs 1 --threads 1
 
 bench: setup build
 	@scripts/setup.sh --bench

@@ -12,6 +12,7 @@
 #include "compiler/passes/plan_buffers.h"
 #include "runtime/thread_pool.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -300,6 +301,28 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
     for (const Kernel& k : e.kg->kernels) e.chunks.push_back(chunksFor(k, impl->pool->size(), options.split_all));
   impl->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return std::unique_ptr<Program>(new Program(std::move(impl)));
+}
+
+Schedule Program::schedule() const {
+  Schedule s;
+  s.arena_bytes = impl_->arena_bytes;
+  s.persistent_bytes = impl_->persistent_bytes;
+  for (const auto& [name, off] : impl_->param_offset) {
+    bool is_param = std::find(impl_->param_names.begin(), impl_->param_names.end(), name) !=
+                    impl_->param_names.end();
+    s.tensors.push_back({name, off, impl_->param_size.at(name), is_param});
+  }
+  std::sort(s.tensors.begin(), s.tensors.end(),
+            [](const Schedule::Tensor& a, const Schedule::Tensor& b) { return a.offset < b.offset; });
+  for (const auto& e : impl_->entries) {
+    Schedule::Entry se;
+    se.kg = e.kg.get();
+    se.bg = e.bg;
+    se.adam = e.adam;
+    for (const Kernel& k : e.kg->kernels) se.pieces_per_thread.push_back(chunksFor(k, 2, false) / 2);
+    s.entries.push_back(std::move(se));
+  }
+  return s;
 }
 
 float* Program::param(const std::string& name) {

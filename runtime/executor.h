@@ -4,6 +4,7 @@
 // No LLVM types here.
 #pragma once
 
+#include "compiler/codegen/backend.h"
 #include "compiler/ir/graph.h"
 
 #include <cstdint>
@@ -32,6 +33,27 @@ struct KernelTiming {
   /// its own; a worker: for the kernels before it, which includes the
   /// one-piece kernels the caller runs alone).
   std::vector<double> thread_run_us, thread_wait_us;
+};
+
+/// The schedule run() executes, for an ahead-of-time driver (`descent
+/// compile`, runtime/aot/) that must run the same kernels the same way.
+struct Schedule {
+  int64_t arena_bytes = 0, persistent_bytes = 0;
+  struct Tensor {
+    std::string name; ///< external name ("0.weight", "0.weight.exp_avg")
+    int64_t offset = 0, numel = 0;
+    bool param = false; ///< false: optimizer state
+  };
+  std::vector<Tensor> tensors; ///< params and state, in arena order
+  struct Entry {
+    const KernelGraph* kg = nullptr;
+    BackendGraph bg; ///< the kernels with their arena offsets, LUTs and scalar slots
+    /// Per kernel: the pieces it is cut into per thread when the step runs
+    /// on more than one thread (0: one piece, run by the caller).
+    std::vector<int> pieces_per_thread;
+    std::vector<std::pair<const Op*, int64_t>> adam; ///< adam ops and their scalar slots
+  };
+  std::vector<Entry> entries;
 };
 
 /// One JIT session holding the entry points compiled from several graphs.
@@ -67,6 +89,9 @@ public:
   const float* outputData(size_t index, const std::string& name) const;
   /// The static batch entry `index` was built for (the maximum n).
   int64_t batch(size_t index) const;
+
+  /// The arena layout and kernel schedule (see Schedule).
+  Schedule schedule() const;
 
   /// `descent ir --stage kernels`: every kernel, its fused ops, buffers and refused fusions.
   std::string kernelsText() const;

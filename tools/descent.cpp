@@ -1,4 +1,4 @@
-// The `descent` command line: check, ir, train, eval, predict, gradcheck, bench, opt.
+// The `descent` command line: check, ir, train, eval, predict, gradcheck, bench, opt, compile.
 // Exit codes: 0 success, 1 an error in the user's input (model file, data,
 // checkpoint, a diverging run, out of memory), 2 command-line misuse.
 // Every command-line mistake is reported on one line in the user's terms
@@ -8,6 +8,7 @@
 #include "runtime/errors.h"
 #include "runtime/trainer.h"
 #include "tools/commands.h"
+#include "tools/compile.h"
 #include "tools/opt.h"
 
 #include <CLI/CLI.hpp>
@@ -40,7 +41,7 @@ void onInterrupt(int sig) {
 }
 
 const std::vector<std::string> kCommands = {"check",   "ir",        "train", "eval",
-                                            "predict", "gradcheck", "bench", "opt"};
+                                            "predict", "gradcheck", "bench", "opt", "compile"};
 
 std::string joinNames(const std::vector<std::string>& names) {
   std::string out;
@@ -330,6 +331,20 @@ int main(int argc, char** argv) {
       ->check(oneOf("--pass", optPassNames()))
       ->allow_extra_args(false);
 
+  CLI::App* compilec = app.add_subcommand(
+      "compile", "compile the train step and predictor ahead of time into a C library (docs/aot.md)");
+  AotArgs aot;
+  compilec->add_option("model", aot.model, "model file (.nn)")->required();
+  compilec->add_option("--out", aot.out, "directory for M.h and libM.a")->required();
+  compilec->add_option("--cpu", aot.cpu, "target CPU (default: native, this machine), e.g. x86-64-v3")
+      ->check(cpuName(false));
+  compilec->add_flag("--inference", aot.inference, "only the forward pass (eval mode)");
+  compilec->add_option("--weights", aot.weights,
+                       "checkpoint to ship beside the library as M.safetensors (validated)");
+  compilec->add_option("--seed", aot.seed,
+                       "seed of the initial parameters written as M.init.safetensors (as train --seed)")
+      ->transform(seedValue("--seed"));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -360,6 +375,7 @@ int main(int argc, char** argv) {
     if (*grad) return runGradcheck(a);
     if (*bench) return runBench(a);
     if (*opt) return runOpt(opt_file, opt_passes);
+    if (*compilec) return runCompile(aot);
   } catch (const ReportedError&) {
     return 1;
   } catch (const UsageError& e) {

@@ -47,4 +47,17 @@ public:
   virtual std::string timingText() const = 0;
 };
 
+/// Ahead-of-time compilation (`descent compile`): the same kernels the JIT
+/// compiles for `graphs` (same emission, optimization pipeline and target
+/// options), emitted into one relocatable ELF object (its symbols are each
+/// graph's prefix + kernel name). `cpu` "" means the host. Returns the
+/// object's bytes; empty and `error` set on failure.
+std::string emitObjectFile(const std::vector<BackendGraph>& graphs, const std::string& cpu,
+                           std::string& error);
+
+/// A GNU ar archive (with a symbol table) holding `members` (name, object
+/// bytes), as bytes; empty and `error` set on failure.
+std::string staticLibrary(const std::vector<std::pair<std::string, std::string>>& members,
+                          std::string& error);
+
 } // namespace descent

@@ -14,6 +14,7 @@
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/MC/MCSubtargetInfo.h>
+#include <llvm/Object/ArchiveWriter.h>
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/SmallVectorMemoryBuffer.h>
 #include <llvm/Support/TargetSelect.h>
@@ -94,8 +95,9 @@ double compileCost(const Kernel& k) {
 
 class LlvmSession final : public JitSession {
 public:
-  bool init(const std::vector<BackendGraph>& graphs, const std::string& cpu, std::string& error) {
-    auto t0 = std::chrono::steady_clock::now();
+  /// The target: CPU, features, vector width and the code generation options
+  /// shared by the JIT, the printable stages and the AOT object.
+  bool setTarget(const std::vector<BackendGraph>& graphs, const std::string& cpu, std::string& error) {
     graphs_ = graphs;
     initTargets();
     llvm::orc::JITTargetMachineBuilder jtmb(llvm::Triple(llvm::sys::getProcessTriple()));
@@ -129,6 +131,13 @@ public:
     features_ = TM->getTargetFeatureString().str();
     const llvm::MCSubtargetInfo* sti = TM->getMCSubtargetInfo();
     width_ = sti->checkFeatures("+avx512f") ? 16 : 8;
+    return true;
+  }
+
+  bool init(const std::vector<BackendGraph>& graphs, const std::string& cpu, std::string& error) {
+    auto t0 = std::chrono::steady_clock::now();
+    if (!setTarget(graphs, cpu, error)) return false;
+    llvm::orc::JITTargetMachineBuilder& jtmb = *jtmb_;
 
     // Split the kernels over a few modules (largest first onto the least
     // loaded) and run emission, optimization and machine code for each on its own
@@ -251,6 +260,27 @@ public:
     });
   }
 
+  /// All kernels in one module, emitted as a relocatable object file.
+  std::string objectFile(std::string& error) const {
+    llvm::LLVMContext ctx;
+    auto tm = jtmb_->createTargetMachine();
+    if (!tm) {
+      error = errText(tm.takeError());
+      return {};
+    }
+    auto m = buildModule(ctx, **tm, {}, nullptr, &error);
+    if (!m) return {};
+    llvm::SmallString<0> buf;
+    llvm::raw_svector_ostream os(buf);
+    llvm::legacy::PassManager pm;
+    if ((*tm)->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile)) {
+      error = "internal error: the target cannot emit an object file";
+      return {};
+    }
+    pm.run(*m);
+    return std::string(buf.str());
+  }
+
   std::string assembly() const override {
     return withRebuiltModule([](llvm::Module& m, llvm::TargetMachine& tm) -> std::string {
       llvm::SmallString<0> buf;
@@ -360,6 +390,28 @@ private:
 };
 
 } // namespace
+
+std::string emitObjectFile(const std::vector<BackendGraph>& graphs, const std::string& cpu,
+                           std::string& error) {
+  LlvmSession s;
+  if (!s.setTarget(graphs, cpu, error)) return {};
+  return s.objectFile(error);
+}
+
+std::string staticLibrary(const std::vector<std::pair<std::string, std::string>>& members,
+                          std::string& error) {
+  initTargets(); // the symbol table reads the members' symbols
+  std::vector<llvm::NewArchiveMember> ms;
+  for (const auto& [name, bytes] : members) ms.emplace_back(llvm::MemoryBufferRef(bytes, name));
+  auto buf = llvm::writeArchiveToBuffer(ms, llvm::SymtabWritingMode::NormalSymtab,
+                                        llvm::object::Archive::K_GNU, /*Deterministic=*/true,
+                                        /*Thin=*/false);
+  if (!buf) {
+    error = errText(buf.takeError());
+    return {};
+  }
+  return std::string((*buf)->getBufferStart(), (*buf)->getBufferSize());
+}
 
 std::unique_ptr<JitSession> JitSession::create(const std::vector<BackendGraph>& graphs,
                                                const std::string& cpu, std::string& error) {

@@ -26,11 +26,11 @@ TEST_CASE("unknown and missing commands are named", "[cli]") {
   checkMisuse(
       "trian models/mnist_mlp.nn",
       "unknown command 'trian' (did you mean 'train'?); the commands are check, ir, train, eval, "
-      "predict, gradcheck, bench or opt (see descent --help)");
+      "predict, gradcheck, bench, opt or compile (see descent --help)");
   checkMisuse("frobnicate",
               "unknown command 'frobnicate'; the commands are check, ir, train, eval, "
-              "predict, gradcheck, bench or opt (see descent --help)");
-  checkMisuse("", "no command given; use check, ir, train, eval, predict, gradcheck, bench or opt "
+              "predict, gradcheck, bench, opt or compile (see descent --help)");
+  checkMisuse("", "no command given; use check, ir, train, eval, predict, gradcheck, bench, opt or compile "
                   "(see descent --help)");
   checkMisuse("--epochs 3 train models/mnist_mlp.nn",
               "--epochs comes before the command; options go after it: descent COMMAND MODEL.nn [options]");

@@ -1,0 +1,241 @@
+// `descent compile` (docs/aot.md): the generated C library runs the JIT's
+// kernels in the JIT's order and partition, so its train step, eval and
+// predict are bitwise the JIT's (every model in models/, 1 and 2 threads);
+// the C program links no LLVM; API misuse returns error codes.
+#include "runtime/compiled_model.h"
+#include "tests/cli/cli_test_util.h"
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <fmt/format.h>
+#include <fstream>
+#include <sstream>
+
+using namespace descent;
+using descent::testing::RunResult;
+using descent::testing::ScratchDir;
+
+namespace {
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+uint32_t hashOf(const float* p, int64_t n) {
+  uint32_t h = 2166136261u;
+  for (int64_t i = 0; i < n; ++i)
+    h = (h ^ bits(p[i])) * 16777619u;
+  return h;
+}
+
+uint32_t nameHash(const std::string& s) {
+  uint32_t h = 0;
+  for (unsigned char c : s)
+    h = h * 31u + c;
+  return h;
+}
+
+RunResult sh(const std::string& cmd) {
+  ScratchDir tmp;
+  std::string full = cmd + " > " + (tmp / "out") + " 2> " + (tmp / "err");
+  int status = std::system(full.c_str());
+  RunResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = descent::testing::readText(tmp / "out");
+  r.err = descent::testing::readText(tmp / "err");
+  return r;
+}
+
+/// What step_driver.c prints, computed with the JIT.
+std::string jitTranscript(const std::string& model, int threads, int steps, int seed) {
+  ModelSpec spec = descent::testsupport::loadRepoModel(model);
+  CompileOptions o;
+  o.batch = spec.batch;
+  o.input_u8 = spec.fitsDefaultData();
+  o.jit_options.threads = threads;
+  CompiledModel cm = compileModel(spec, o);
+  Program& p = *cm.program;
+  Schedule s = p.schedule();
+  for (const auto& t : s.tensors) {
+    float* d = p.param(t.name);
+    uint32_t h = nameHash(t.name);
+    for (int64_t j = 0; j < t.numel; ++j)
+      d[j] = t.param ? float(int((j * 7 + h) % 17) - 8) * 0.01f : 0.0f;
+  }
+  const int B = int(spec.batch), IN = int(spec.input_size), OUT = int(spec.outputSize());
+  std::vector<uint8_t> xu(size_t(B) * IN);
+  std::vector<float> xf(size_t(B) * IN);
+  for (int i = 0; i < B * IN; ++i) {
+    xu[size_t(i)] = uint8_t((i * 31 + i / IN * 7) % 256);
+    xf[size_t(i)] = float((i * 31 + i / IN * 7) % 19 - 9) * 0.1f;
+  }
+  std::vector<int32_t> yl(static_cast<size_t>(B));
+  std::vector<float> yf(size_t(B) * OUT);
+  for (int i = 0; i < B; ++i)
+    yl[size_t(i)] = (i * 3) % OUT;
+  for (int i = 0; i < B * OUT; ++i)
+    yf[size_t(i)] = float(i % 5) * 0.2f;
+  const void* x = o.input_u8 ? static_cast<const void*>(xu.data()) : xf.data();
+  const void* y =
+      spec.target_kind == TargetKind::Class ? static_cast<const void*>(yl.data()) : yf.data();
+  std::string out;
+  for (int st = 0; st < steps; ++st) {
+    int n = st == steps - 1 && B > 3 ? B - 3 : B;
+    p.run(CompiledModel::kTrain, x, y, n, st + 1, seed);
+    out += fmt::format("step {} loss {:08x}\n", st + 1,
+                       bits(p.outputScalar(CompiledModel::kTrain, "loss")));
+  }
+  for (const auto& t : s.tensors)
+    out += fmt::format("{} {:08x}\n", t.name, hashOf(p.param(t.name), t.numel));
+  p.run(CompiledModel::kEval, x, y, B - 1, 1, 0);
+  float correct = p.outputScalar(CompiledModel::kEval, "correct");
+  out += fmt::format("eval loss {:08x} correct {}\n",
+                     bits(p.outputScalar(CompiledModel::kEval, "loss")),
+                     std::isnan(correct) ? -1 : int(correct));
+  out += fmt::format("predict {:08x}\n",
+                     hashOf(p.outputData(CompiledModel::kEval, "output"), int64_t(B - 1) * OUT));
+  return out;
+}
+
+/// Compiles `model` ahead of time (with `flags`) into `dir` and builds the
+/// driver (tests/aot/<driver>) against it.
+std::string buildDriver(const ScratchDir& dir, const std::string& model, const std::string& name,
+                        const std::string& flags = "",
+                        const std::string& driver = "step_driver.c") {
+  RunResult c = descent::testing::runDescent(
+      fmt::format("compile {} --out {} {}", model, dir / "lib", flags));
+  INFO(c.err);
+  REQUIRE(c.code == 0);
+  std::string exe = dir / "driver";
+  RunResult cc =
+      sh(fmt::format("cc -std=c99 -Wall -Werror -O1 -DMODEL={n} -I{d} -include {d}/{n}.h -o {e} "
+                     "{src}/tests/aot/{drv} {d}/lib{n}.a -lpthread -lm",
+                     fmt::arg("n", name), fmt::arg("d", dir / "lib"), fmt::arg("e", exe),
+                     fmt::arg("src", DESCENT_SOURCE_DIR), fmt::arg("drv", driver)));
+  INFO(cc.err);
+  REQUIRE(cc.code == 0);
+  return exe;
+}
+
+} // namespace
+
+TEST_CASE("the AOT train step, eval and predict are bitwise the JIT's for every model") {
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::string(DESCENT_SOURCE_DIR) + "/models")) {
+    if (entry.path().extension() != ".nn") continue;
+    std::string model = "models/" + entry.path().filename().string(),
+                name = entry.path().stem().string();
+    SECTION(name) {
+      ScratchDir dir;
+      std::string exe = buildDriver(dir, model, name);
+      for (int threads : {1, 2}) {
+        INFO(model << ", " << threads << " thread(s)");
+        RunResult r = sh(fmt::format("{} {} 3 7", exe, threads));
+        REQUIRE(r.code == 0);
+        CHECK(r.out == jitTranscript(model, threads, 3, 7));
+      }
+    }
+  }
+}
+
+TEST_CASE("the program built against the AOT library links no LLVM and no C++ runtime") {
+  ScratchDir dir;
+  std::string exe = buildDriver(dir, "models/mnist_mlp.nn", "mnist_mlp");
+  RunResult r = sh("readelf -d " + exe);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("(NEEDED)") != std::string::npos);
+  CHECK(r.out.find("LLVM") == std::string::npos);
+  CHECK(r.out.find("libstdc++") == std::string::npos);
+  CHECK(r.out.find("libfmt") == std::string::npos);
+}
+
+TEST_CASE(
+    "the --inference library's eval and predictions are the JIT eval step's (descent predict)") {
+  ScratchDir dir;
+  std::string exe = buildDriver(dir, "models/mnist_ce.nn", "mnist_ce", "--inference");
+  CHECK(descent::testing::readText(dir / "lib/mnist_ce.h").find("#define mnist_ce_HAS_TRAIN 0") !=
+        std::string::npos);
+  RunResult r = sh(exe + " 1 0 0");
+  REQUIRE(r.code == 0);
+  std::string jit = jitTranscript("models/mnist_ce.nn", 1, 0, 0);
+  // The inference library holds no optimizer state: compare the rest.
+  std::string want;
+  std::istringstream lines(jit);
+  for (std::string line; std::getline(lines, line);)
+    if (line.find("momentum") == std::string::npos && line.find("exp_avg") == std::string::npos)
+      want += line + "\n";
+  CHECK(r.out == want);
+}
+
+TEST_CASE("API misuse returns error codes, and checkpoints go both ways between descent and the "
+          "library") {
+  ScratchDir dir;
+  REQUIRE(descent::testing::runDescent(
+              fmt::format("compile models/wide_mlp.nn --out {}", dir / "other"))
+              .code == 0);
+  std::string exe = buildDriver(dir, "models/mnist_mlp.nn", "mnist_mlp", "", "misuse_driver.c");
+  {
+    std::ofstream garbage(dir / "garbage.safetensors");
+    garbage << "\x10\0\0\0\0\0\0\0{\"a\": [1, 2, 3]}";
+  }
+  RunResult r = sh(fmt::format("{} {} {} {} {}", exe, dir / "lib/mnist_mlp.init.safetensors",
+                               dir / "other/wide_mlp.init.safetensors", dir / "garbage.safetensors",
+                               dir / "saved.safetensors"));
+  INFO(exe << ": " << r.out << r.err);
+  REQUIRE(r.code == 0);
+  // descent reads what the library wrote (params, optimizer file and its CRC, the step).
+  RunResult e = descent::testing::runDescent(fmt::format(
+      "train models/mnist_mlp.nn --init {} --epochs 1 --threads 1", dir / "saved.safetensors"));
+  INFO(e.out << e.err);
+  CHECK(e.code == 0);
+  CHECK(e.out.find("resuming after epoch 0, step 1") != std::string::npos);
+}
+
+TEST_CASE("examples/aot/train_mnist.c trains one epoch with the numbers of descent train") {
+  ScratchDir dir;
+  REQUIRE(
+      descent::testing::runDescent(fmt::format("compile models/mnist_mlp.nn --out {}", dir / "lib"))
+          .code == 0);
+  RunResult cc =
+      sh(fmt::format("cc -std=c99 -Wall -Werror -O2 -I{d} -o {e} {src}/examples/aot/train_mnist.c "
+                     "{d}/libmnist_mlp.a -lpthread -lm -lz",
+                     fmt::arg("d", dir / "lib"), fmt::arg("e", dir / "train_mnist"),
+                     fmt::arg("src", DESCENT_SOURCE_DIR)));
+  INFO(cc.err);
+  REQUIRE(cc.code == 0);
+  RunResult ex = sh(fmt::format("{} /usr/share/datasets/fashion-mnist {}", dir / "train_mnist",
+                                dir / "lib/mnist_mlp.init.safetensors"));
+  INFO(ex.err);
+  REQUIRE(ex.code == 0);
+  RunResult tr = descent::testing::runDescent("train models/mnist_mlp.nn --epochs 1 --threads 1");
+  REQUIRE(tr.code == 0);
+  auto field = [](const std::string& text, const std::string& key) {
+    size_t p = text.find(key);
+    REQUIRE(p != std::string::npos);
+    p += key.size();
+    while (text[p] == ' ')
+      ++p;
+    return text.substr(p, text.find_first_of(" \n", p) - p);
+  };
+  CHECK(field(ex.out, "train loss") == field(tr.out, "train loss"));
+  CHECK(field(ex.out, "test accuracy") == field(tr.out, "test accuracy"));
+}
+
+TEST_CASE("descent compile refuses another model's --weights before writing anything") {
+  ScratchDir dir;
+  REQUIRE(descent::testing::runDescent(
+              fmt::format("compile models/wide_mlp.nn --out {}", dir / "other"))
+              .code == 0);
+  RunResult r = descent::testing::runDescent(
+      fmt::format("compile models/mnist_mlp.nn --out {} --weights {}", dir / "lib",
+                  dir / "other/wide_mlp.init.safetensors"));
+  CHECK(r.code == 1);
+  CHECK(r.err.find("wide_mlp.init.safetensors: tensor '0.weight' has shape [1024, 784], expected "
+                   "[128, 784]") != std::string::npos);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK(!std::filesystem::exists(dir / "lib/mnist_mlp.h"));
+  CHECK(!std::filesystem::exists(dir / "lib/libmnist_mlp.a"));
+}

@@ -60,10 +60,17 @@ bool endsWith(const std::string& s, const std::string& suffix) {
 }
 
 void checkFits(const ModelSpec& spec, const Dataset& d) {
-  if (d.features != spec.input_size)
-    throw DataError(
-        fmt::format("{}: samples have {} features, but {} expects {} (input {}: f32[{}])", d.source,
-                    d.features, spec.path, spec.input_size, spec.input_name, spec.input_size));
+  if (d.features != spec.input_size) {
+    // Any declared shape with the sample's element count fits (the bytes are
+    // the same); otherwise name both shapes.
+    std::vector<int64_t> sample = d.image_rows > 0
+                                      ? std::vector<int64_t>{d.image_rows, d.image_cols}
+                                      : std::vector<int64_t>{d.features};
+    throw DataError(fmt::format(
+        "{}: samples are {} ({} elements), but {} declares input {}: f32{} ({} elements)", d.source,
+        ModelSpec::shapeText(sample), d.features, spec.path, spec.input_name,
+        ModelSpec::shapeText(spec.inputShape()), spec.input_size));
+  }
   if (!d.has_targets) return;
   if (spec.target_kind == TargetKind::Class) {
     if (!d.class_labels)

@@ -42,12 +42,14 @@ struct Arg {
   Expr value;
 };
 
-/// `f32[784]` or `class[10]` in an input or target declaration.
+/// `f32[784]`, `f32[1, 28, 28]` or `class[10]` in an input or target declaration.
 struct TypeRef {
   std::string elem; ///< "f32", "class" (unchecked)
   SourceLoc loc;
-  int64_t size = 0;
+  int64_t size = 0; ///< the first dimension
   SourceLoc size_loc;
+  std::vector<int64_t> dims{};       ///< every dimension, as written (unchecked)
+  std::vector<SourceLoc> dim_locs{}; ///< where each dimension is written
 };
 
 enum class StmtKind {

@@ -2,6 +2,7 @@
 #include "compiler/frontend/ast_printer.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace descent {
 
@@ -44,8 +45,9 @@ std::string printAst(const ast::File& file) {
     switch (s.kind) {
     case ast::StmtKind::Input:
     case ast::StmtKind::Target:
-      out += fmt::format("  {} {}: {}[{}] {}\n", s.kind == ast::StmtKind::Input ? "Input" : "Target",
-                         s.name, s.type.elem, s.type.size, at(s.loc));
+      out +=
+          fmt::format("  {} {}: {}[{}] {}\n", s.kind == ast::StmtKind::Input ? "Input" : "Target",
+                      s.name, s.type.elem, fmt::join(s.type.dims, ", "), at(s.loc));
       break;
     case ast::StmtKind::Assign:
       out += fmt::format("  Assign {} {}\n", s.name, at(s.loc));

@@ -1,6 +1,9 @@
 // Out-of-line parts of ModelSpec (see model_spec.h): names and size queries.
 #include "compiler/frontend/model_spec.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 namespace descent {
 
 const char* layerName(LayerKind k) {
@@ -13,6 +16,8 @@ const char* layerName(LayerKind k) {
   case LayerKind::Softmax: return "Softmax";
   case LayerKind::LogSoftmax: return "LogSoftmax";
   case LayerKind::Dropout: return "Dropout";
+  case LayerKind::Flatten:
+    return "Flatten";
   case LayerKind::Activation: return "Activation";
   }
   return "?";
@@ -49,6 +54,12 @@ int64_t ModelSpec::parameterCount() const {
   for (const Layer& l : layers)
     if (l.kind == LayerKind::Linear) total += l.in_features * l.out_features + (l.bias ? l.out_features : 0);
   return total;
+}
+
+std::string ModelSpec::shapeText(const std::vector<int64_t>& shape, int64_t batch) {
+  if (batch > 0)
+    return fmt::format("[{}{}{}]", batch, shape.empty() ? "" : ", ", fmt::join(shape, ", "));
+  return fmt::format("[{}]", fmt::join(shape, ", "));
 }
 
 bool ModelSpec::fitsDefaultData() const {

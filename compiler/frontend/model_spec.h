@@ -16,7 +16,18 @@ namespace descent {
 
 /// Activation: a layer of sema's activation table (GELU, SiLU, ELU,
 /// Softplus), described by `name`, `op` and `attrs` instead of its own kind.
-enum class LayerKind { Linear, ReLU, Sigmoid, Tanh, LeakyReLU, Softmax, LogSoftmax, Dropout, Activation };
+enum class LayerKind {
+  Linear,
+  ReLU,
+  Sigmoid,
+  Tanh,
+  LeakyReLU,
+  Softmax,
+  LogSoftmax,
+  Dropout,
+  Flatten,
+  Activation
+};
 enum class LossKind {
   NLLLoss,
   CrossEntropyLoss,
@@ -50,6 +61,11 @@ struct Layer {
   double negative_slope = 0.01; ///< LeakyReLU
   int64_t dim = 1;             ///< Softmax, LogSoftmax (only 1 is accepted)
   double p = 0.5;              ///< Dropout
+  int64_t start_dim = 1;       ///< Flatten, as written (may be negative)
+  int64_t end_dim = -1;        ///< Flatten, as written (may be negative)
+  /// The layer's output shape per sample (without the batch), e.g. {784}
+  /// after Flatten() on f32[1, 28, 28].
+  std::vector<int64_t> out_shape{};
   std::string name{};          ///< Activation: PyTorch's layer name ("GELU")
   std::string op{};            ///< Activation: the graph IR op it becomes ("gelu")
   /// Activation: the op's attributes, every argument with its default filled in.
@@ -87,7 +103,11 @@ struct ModelSpec {
   std::string name;        ///< file stem, e.g. "mnist_mlp"
   std::string path;        ///< as given on the command line
   std::string input_name = "x";
-  int64_t input_size = 0;  ///< features per sample
+  int64_t input_size = 0; ///< elements per sample (the product of input_shape)
+  /// The declared shape per sample, without the batch: {784} or {1, 28, 28}
+  /// (PyTorch's C, H, W). Samples are contiguous row-major, so every shape
+  /// with the same element count has the same bytes.
+  std::vector<int64_t> input_shape{};
   SourceLoc input_loc;
   std::string target_name = "y";
   TargetKind target_kind = TargetKind::Class;
@@ -107,9 +127,16 @@ struct ModelSpec {
   int64_t outputSize() const;
   /// Number of trainable scalars (weights and biases).
   int64_t parameterCount() const;
-  /// The one place of the rule "784 features and 10 classes": the model fits
+  /// input_shape, or {input_size} for a spec built without one (tests).
+  std::vector<int64_t> inputShape() const {
+    return input_shape.empty() ? std::vector<int64_t>{input_size} : input_shape;
+  }
+  /// "[784]" or "[1, 28, 28]"; with `batch` > 0, the batch first: "[64, 1, 28, 28]".
+  static std::string shapeText(const std::vector<int64_t>& shape, int64_t batch = 0);
+  /// The one place of the rule "784 elements and 10 classes": the model fits
   /// the default dataset (Fashion-MNIST, 28x28 images in 10 classes), whose
-  /// samples arrive as uint8 pixels (the graph's input is then u8).
+  /// samples arrive as uint8 pixels (the graph's input is then u8). It counts
+  /// elements, so f32[784] and f32[1, 28, 28] both fit.
   bool fitsDefaultData() const;
 };
 

@@ -174,10 +174,18 @@ private:
       failHere(fmt::format("expected an integer size, found {}", describeToken(cur())));
     type.size = cur().int_value;
     type.size_loc = cur().loc;
+    type.dims.push_back(cur().int_value);
+    type.dim_locs.push_back(cur().loc);
     advance();
-    if (cur().kind == TokKind::Comma)
-      failHere("only one dimension is supported: inputs are flat feature vectors",
-               "flatten images like PyTorch's images.view(images.shape[0], -1): 28x28 -> f32[784]");
+    // More dimensions: f32[1, 28, 28] (one sample, without the batch).
+    while (cur().kind == TokKind::Comma) {
+      advance();
+      if (cur().kind != TokKind::Int)
+        failHere(fmt::format("expected an integer size, found {}", describeToken(cur())));
+      type.dims.push_back(cur().int_value);
+      type.dim_locs.push_back(cur().loc);
+      advance();
+    }
     if (cur().kind != TokKind::RBracket)
       failHere(fmt::format("expected ']', found {}", describeToken(cur())));
     advance();

@@ -128,10 +128,10 @@ const std::vector<ActivationLayer> kActivations = {
       {{"threshold", PType::Float}, 20.0}}},
 };
 
-constexpr size_t kFixedLayers = 8; // LayerKind::Linear .. LayerKind::Dropout
+constexpr size_t kFixedLayers = 9; // LayerKind::Linear .. LayerKind::Flatten
 const std::vector<std::string> kLayerNames = [] {
-  std::vector<std::string> v = {"Linear",    "ReLU",    "Sigmoid",    "Tanh",
-                                "LeakyReLU", "Softmax", "LogSoftmax", "Dropout"};
+  std::vector<std::string> v = {"Linear",  "ReLU",       "Sigmoid", "Tanh",   "LeakyReLU",
+                                "Softmax", "LogSoftmax", "Dropout", "Flatten"};
   for (const ActivationLayer& a : kActivations) v.push_back(a.name);
   return v;
 }();
@@ -463,12 +463,22 @@ private:
       error(at, "missing 'optimizer' statement", "like 'optimizer = SGD(lr=0.003)'");
   }
 
-  // The element type and size of an input or target declaration.
+  // The sizes of an input or target declaration: each dimension and their
+  // product (the elements per sample) within the limit.
   bool checkSize(const ast::TypeRef& t, const char* what) {
-    if (t.size < 1 || t.size > kMaxFeatures) {
-      error(t.size_loc, fmt::format("the size of the {} must be between 1 and {}, got {}", what,
-                                    kMaxFeatures, t.size));
-      return false;
+    int64_t elements = 1;
+    for (size_t i = 0; i < t.dims.size(); ++i) {
+      if (t.dims[i] < 1 || t.dims[i] > kMaxFeatures) {
+        error(t.dim_locs[i], fmt::format("the size of the {} must be between 1 and {}, got {}",
+                                         what, kMaxFeatures, t.dims[i]));
+        return false;
+      }
+      elements *= t.dims[i]; // both factors <= 2^24 and the running product is checked: no overflow
+      if (elements > kMaxFeatures) {
+        error(t.loc, fmt::format("the {} has {} elements per sample, more than the limit of {}",
+                                 what, elements, kMaxFeatures));
+        return false;
+      }
     }
     return true;
   }
@@ -484,7 +494,10 @@ private:
       return;
     }
     if (!checkSize(s.type, "input")) return;
-    spec_.input_size = s.type.size;
+    spec_.input_shape = s.type.dims;
+    spec_.input_size = 1;
+    for (int64_t d : s.type.dims)
+      spec_.input_size *= d;
     inputKnown_ = true;
   }
 
@@ -501,6 +514,14 @@ private:
       return;
     }
     if (!checkSize(s.type, "target")) return;
+    // Every model ends in a [batch, features] output (Linear's), so a target
+    // is one value or class index per output feature.
+    if (s.type.dims.size() > 1) {
+      error(s.type.dim_locs[1],
+            fmt::format("the target must have one dimension, not {}", s.type.dims.size()),
+            fmt::format("the model's output is [batch, features]: declare '{}[N]'", s.type.elem));
+      return;
+    }
     spec_.target_size = s.type.size;
     targetKnown_ = true;
   }
@@ -516,8 +537,6 @@ private:
     std::string hint = didYouMean(e.text, names);
     if (hint.empty()) {
       hint = fmt::format("known: {}", fmt::join(names, ", "));
-      if (e.text == "Flatten")
-        hint = "inputs are already flat: declare 'input x: f32[784]' for 28x28 images";
     }
     std::string kind = std::string(category).substr(std::string(category).find(' ') + 1);
     error(e.loc, fmt::format("unknown {} '{}'", kind, quoted(e.text)), hint);
@@ -564,6 +583,7 @@ private:
       return;
     }
     int64_t features = inputKnown_ ? spec_.input_size : -1; // -1: unknown after an error
+    shape_ = inputKnown_ ? spec_.input_shape : std::vector<int64_t>{};
     int64_t parameters = 0;
     bool sawLinear = false;
     bool allOk = true;
@@ -602,8 +622,88 @@ private:
   }
 
   // Checks one layer; updates `features` (the width flowing along the chain,
-  // -1 once unknown). `sawLinear`: a Linear came before (for the message).
+  // -1 once unknown) and shape_ (the shape per sample, empty once unknown).
+  // `sawLinear`: a Linear came before (for the message).
   std::optional<Layer> checkLayer(const ast::Expr& e, int index, int64_t& features, bool sawLinear) {
+    std::optional<Layer> layer = checkLayerArgs(e, index, features, sawLinear);
+    if (features < 0) shape_.clear();
+    if (layer) layer->out_shape = shape_;
+    return layer;
+  }
+
+  // The layer's output shape and PyTorch's dimension rules on it: Flatten
+  // merges dims, Linear and the row-wise layers need [batch, features]
+  // (PyTorch would apply Linear to the last dimension; descent asks for an
+  // explicit Flatten() there, the usual mistake with image inputs). Returns false if it reported an error.
+  bool checkShape(const ast::Expr& e, Layer& layer, BoundArgs& args, int64_t& features) {
+    if (shape_.empty()) return true; // unknown after an earlier error
+    const bool rowWise = layer.kind == LayerKind::Linear || layer.kind == LayerKind::Softmax ||
+                         layer.kind == LayerKind::LogSoftmax;
+    if (rowWise && shape_.size() > 1) {
+      std::string self = layer.kind == LayerKind::Linear
+                             ? fmt::format("Linear({}, {})", layer.in_features, layer.out_features)
+                             : fmt::format("{}(dim={})", e.text, layer.dim);
+      args.error(e.loc,
+                 fmt::format("{} needs a [batch, features] input but its input is {}", self,
+                             batched(shape_)),
+                 fmt::format("add Flatten() before it (the input has {} elements per sample)",
+                             product(shape_)));
+      features = -1;
+      return false;
+    }
+    if (layer.kind != LayerKind::Flatten) return true;
+    // torch.flatten: dims wrap like Python indices over the rank with the batch.
+    const int64_t rank = int64_t(shape_.size()) + 1;
+    int64_t dims[2] = {layer.start_dim, layer.end_dim};
+    const char* names[2] = {"start_dim", "end_dim"};
+    for (int i = 0; i < 2; ++i) {
+      if (dims[i] < -rank || dims[i] >= rank) {
+        args.error(args.get(names[i]) ? args.get(names[i])->loc : e.loc,
+                   fmt::format("Flatten(): Dimension out of range (expected to be in range of "
+                               "[{}, {}], but got {})",
+                               -rank, rank - 1, dims[i]),
+                   fmt::format("its input is {}", batched(shape_)));
+        features = -1;
+        return false;
+      }
+      if (dims[i] < 0) dims[i] += rank;
+    }
+    if (dims[0] > dims[1]) {
+      args.error(e.loc,
+                 "Flatten(): flatten() has invalid args: start_dim cannot come after end_dim");
+      features = -1;
+      return false;
+    }
+    if (dims[0] == 0) {
+      args.error(args.get("start_dim") ? args.get("start_dim")->loc : e.loc,
+                 "Flatten(start_dim=0) would merge the batch into the features",
+                 "dim 0 is the batch: use start_dim=1 (the default)");
+      features = -1;
+      return false;
+    }
+    std::vector<int64_t> out(shape_.begin(), shape_.begin() + (dims[0] - 1));
+    out.push_back(
+        product(std::vector<int64_t>(shape_.begin() + (dims[0] - 1), shape_.begin() + dims[1])));
+    out.insert(out.end(), shape_.begin() + dims[1], shape_.end());
+    shape_ = out;
+    features = shape_.size() == 1 ? shape_[0] : product(shape_);
+    return true;
+  }
+
+  // [N, 1, 28, 28]: a shape with the batch, as PyTorch's layers see it.
+  static std::string batched(const std::vector<int64_t>& v) {
+    return "[N, " + ModelSpec::shapeText(v).substr(1);
+  }
+
+  static int64_t product(const std::vector<int64_t>& v) {
+    int64_t n = 1;
+    for (int64_t d : v)
+      n *= d;
+    return n;
+  }
+
+  std::optional<Layer> checkLayerArgs(const ast::Expr& e, int index, int64_t& features,
+                                      bool sawLinear) {
     if (!expectCall(e, "a layer", "Linear(784, 128)")) {
       features = -1;
       return std::nullopt;
@@ -632,6 +732,7 @@ private:
                                              {"inplace", PType::Bool}};
     static const std::vector<Param> softmax = {{"dim", PType::Int}};
     static const std::vector<Param> dropout = {{"p", PType::Float}, {"inplace", PType::Bool}};
+    static const std::vector<Param> flatten = {{"start_dim", PType::Int}, {"end_dim", PType::Int}};
     const std::vector<Param>* params = &none;
     switch (layer.kind) {
     case LayerKind::Linear: params = &linear; break;
@@ -642,11 +743,12 @@ private:
     case LayerKind::Softmax:
     case LayerKind::LogSoftmax: params = &softmax; break;
     case LayerKind::Dropout: params = &dropout; break;
+    case LayerKind::Flatten: params = &flatten; break;
     case LayerKind::Activation: break; // checkActivation
     }
     BoundArgs args(e, *params, diags_);
     if (!args.bind()) {
-      if (layer.kind == LayerKind::Linear) features = -1;
+      if (layer.kind == LayerKind::Linear || layer.kind == LayerKind::Flatten) features = -1;
       return std::nullopt;
     }
     bool inplace = false;
@@ -663,6 +765,7 @@ private:
         args.rangeError("out_features", "between 1 and 16777216");
         okOut = false;
       }
+      if (okIn && okOut && !checkShape(e, layer, args, features)) return std::nullopt;
       if (okIn && okOut && features >= 0 && layer.in_features != features) {
         std::string self = fmt::format("Linear({}, {})", layer.in_features, layer.out_features);
         const ast::Expr* at = args.get("in_features");
@@ -679,6 +782,7 @@ private:
                      fmt::format("the previous Linear has out_features={}", features));
       }
       features = okOut ? layer.out_features : -1;
+      shape_ = {layer.out_features};
       if (okIn && okOut) checkLinearInit(args, layer);
       break;
     }
@@ -712,8 +816,16 @@ private:
         args.rangeError("p", "in [0, 1)");
       args.getBool("inplace", inplace);
       break;
+    case LayerKind::Flatten:
+      if (args.getInt("start_dim", layer.start_dim) && args.getInt("end_dim", layer.end_dim))
+        checkShape(e, layer, args, features);
+      else
+        features = -1;
+      break;
     case LayerKind::Activation: break; // checkActivation
     }
+    if ((layer.kind == LayerKind::Softmax || layer.kind == LayerKind::LogSoftmax) && args.ok())
+      checkShape(e, layer, args, features);
     if (!args.ok()) return std::nullopt;
     return layer;
   }
@@ -1126,6 +1238,7 @@ private:
   std::map<std::string, const ast::Stmt*> byKey_;
   bool inputKnown_ = false, targetKnown_ = false, lossOk_ = false, modelOk_ = false;
   int64_t outputSize_ = -1; // the model's output width, -1 if unknown
+  std::vector<int64_t> shape_; // checkModel: the shape per sample so far, empty if unknown
 };
 
 } // namespace

@@ -2,8 +2,8 @@
 //
 // FLOP conventions, per sample:
 //   forward   Linear: 2*in*out (one multiply and one add per weight) + out for
-//             the bias; every other layer: 1 per element it produces; the loss:
-//             1 per output element.
+//             the bias; Flatten: 0 (a view); every other layer: 1 per element
+//             it produces; the loss: 1 per output element.
 //   backward  Linear: 2*in*out for dW, 2*in*out for dX except for the first
 //             Linear (its dX would go to the input, which needs no gradient),
 //             out for db; layers after the first Linear: 1 per element; layers
@@ -56,6 +56,8 @@ std::string layerRepr(const Layer& l) {
   case LayerKind::Softmax:
   case LayerKind::LogSoftmax: return fmt::format("{}(dim={})", layerName(l.kind), l.dim);
   case LayerKind::Dropout: return fmt::format("Dropout(p={})", l.p);
+  case LayerKind::Flatten:
+    return fmt::format("Flatten(start_dim={}, end_dim={})", l.start_dim, l.end_dim);
   case LayerKind::Activation: return l.repr;
   default: return fmt::format("{}()", layerName(l.kind));
   }
@@ -67,6 +69,7 @@ FlopCounts countFlops(const ModelSpec& spec) {
   int64_t backward = 0;
   bool seenLinear = false;
   for (const Layer& l : spec.layers) {
+    if (l.kind == LayerKind::Flatten) continue; // a view: no arithmetic
     if (l.kind == LayerKind::Linear) {
       int64_t mm = 2 * l.in_features * l.out_features;
       int64_t bias = l.bias ? l.out_features : 0;
@@ -118,16 +121,18 @@ std::string renderSummary(const ModelSpec& spec) {
   out += rule + "\n";
   out += fmt::format("{:<5} {:<34} {:<18} {:>12}\n", "#", "Layer (type)", "Output Shape", "Param #");
   out += rule + "\n";
-  out += fmt::format("{:<5} {:<34} {:<18} {:>12}\n", "-",
-                     fmt::format("Input {}: f32[{}]", spec.input_name, spec.input_size),
-                     fmt::format("[{}, {}]", B, spec.input_size), 0);
+  out += fmt::format(
+      "{:<5} {:<34} {:<18} {:>12}\n", "-",
+      fmt::format("Input {}: f32{}", spec.input_name, ModelSpec::shapeText(spec.inputShape())),
+      ModelSpec::shapeText(spec.inputShape(), B), 0);
   int64_t width = spec.input_size;
   int64_t activations = B * spec.input_size; // elements kept for the backward pass
   for (const Layer& l : spec.layers) {
     if (l.kind == LayerKind::Linear) width = l.out_features;
-    activations += B * width;
+    if (l.kind != LayerKind::Flatten) activations += B * width; // Flatten stores nothing
+    std::vector<int64_t> shape = l.out_shape.empty() ? std::vector<int64_t>{width} : l.out_shape;
     out += fmt::format("{:<5} {:<34} {:<18} {:>12}\n", l.index, layerRepr(l),
-                       fmt::format("[{}, {}]", B, width), grouped(layerParams(l)));
+                       ModelSpec::shapeText(shape, B), grouped(layerParams(l)));
   }
   out += rule + "\n";
   int64_t params = spec.parameterCount();

@@ -87,6 +87,12 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
       h = g->add(info->kind, {h}, a, l.loc);
       break;
     }
+    case LayerKind::Flatten:
+      // Samples are contiguous row-major and the graph carries every tensor
+      // as [batch, elements per sample] (sema checked that only elementwise
+      // layers see an N-D shape), so flattening leaves the bytes and the
+      // graph as they are: no op.
+      break;
     case LayerKind::Dropout:
       if (!opts.training || l.p == 0) break; // model.eval(): identity
       a.set("p", l.p);

@@ -6,9 +6,10 @@
 #include "runtime/dataset.h"
 #include "runtime/safetensors.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <fmt/format.h>
 #include <sstream>
 
@@ -594,4 +595,98 @@ TEST_CASE("names are the user's: renamed inputs and targets work through every c
     CHECK(gc.code == 0);
     CHECK(gc.out.find("max relative error: ") != std::string::npos);
   }
+}
+
+namespace {
+
+// The tensor bytes of a safetensors file (its header names the model file and
+// the parameters, which Flatten's index shifts).
+std::string tensorBytes(const std::string& path) {
+  std::string s = readText(path);
+  REQUIRE(s.size() >= 8);
+  uint64_t header = 0;
+  for (int i = 7; i >= 0; --i)
+    header = header << 8 | uint8_t(s[size_t(i)]);
+  REQUIRE(s.size() >= 8 + header);
+  return s.substr(8 + header);
+}
+
+// Trains `model` on `data` and returns its metrics; the weights go to `save`.
+std::vector<nlohmann::json> trainFor(const std::string& model, const std::string& data,
+                                     const char* engine, const std::string& metrics,
+                                     const std::string& save) {
+  RunResult r = runDescent(
+      fmt::format("train {} --data {} --epochs 2 --seed 5 --engine {} --metrics {} --save {}",
+                  model, data, engine, metrics, save));
+  INFO(model << " " << engine << "\n" << r.err);
+  REQUIRE(r.code == 0);
+  auto rows = readJsonl(metrics);
+  REQUIRE(rows.size() == 2);
+  return rows;
+}
+
+} // namespace
+
+TEST_CASE("N-D inputs and Flatten: the same numbers as the flat model, both engines", "[cli][nd]") {
+  // Issue 11, item 2: f32[1, 28, 28] + Flatten() is the notebook model on the
+  // same bytes; an N-D input with elementwise layers before Flatten likewise.
+  ScratchDir tmp;
+  writeSmallIdx(tmp.path.string(), 300);
+  writeRegressionCsv(tmp / "reg.csv", 200, 70, 4);
+  const std::string tail = "loss = MSELoss()\noptimizer = SGD(lr=0.01, momentum=0.9)\nbatch = 32\n";
+  std::ofstream(tmp / "flat.nn")
+      << "input x: f32[70]\ntarget y: f32[1]\nmodel = Sequential(ReLU(), Dropout(0.3), "
+         "Linear(70, 5), Tanh(), Linear(5, 1))\n"
+      << tail;
+  std::ofstream(tmp / "nd.nn")
+      << "input x: f32[2, 5, 7]\ntarget y: f32[1]\nmodel = Sequential(ReLU(), Dropout(0.3), "
+         "Flatten(), Linear(70, 5), Tanh(), Linear(5, 1))\n"
+      << tail;
+  struct Pair {
+    std::string flat, nd, data;
+  } pairs[] = {{"models/mnist_mlp.nn", "models/mnist_flatten.nn", tmp.path.string()},
+               {tmp / "flat.nn", tmp / "nd.nn", tmp / "reg.csv"}};
+  for (const Pair& p : pairs) {
+    std::vector<std::vector<nlohmann::json>> byEngine;
+    for (const char* engine : kEngines) {
+      auto flat = trainFor(p.flat, p.data, engine, tmp / "f.jsonl", tmp / "f.safetensors");
+      auto nd = trainFor(p.nd, p.data, engine, tmp / "n.jsonl", tmp / "n.safetensors");
+      INFO(p.nd << " " << engine);
+      for (size_t e = 0; e < 2; ++e)
+        for (const char* key : {"train_loss", "test_loss"})
+          CHECK(nd[e][key] == flat[e][key]);
+      CHECK(tensorBytes(tmp / "n.safetensors") == tensorBytes(tmp / "f.safetensors"));
+      byEngine.push_back(nd);
+    }
+    // JIT against the interpreter: the same model within fp32 rounding.
+    for (size_t e = 0; e < 2; ++e)
+      CHECK(byEngine[0][e]["train_loss"].get<double>() ==
+            Approx(byEngine[1][e]["train_loss"].get<double>()).epsilon(1e-4));
+  }
+  // PyTorch's state_dict names: nn.Sequential(nn.Flatten(), nn.Linear(...)) has "1.weight".
+  std::string header = readText(tmp / "n.safetensors");
+  CHECK(header.find("\"3.weight\"") != std::string::npos);
+  CHECK(header.find("\"0.weight\"") == std::string::npos);
+}
+
+TEST_CASE("N-D inputs: check shows the shapes, a mismatching input names both shapes",
+          "[cli][nd]") {
+  RunResult r = runDescent("check models/mnist_flatten.nn");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("Input x: f32[1, 28, 28]") != std::string::npos);
+  CHECK(r.out.find("[64, 1, 28, 28]") != std::string::npos);
+  CHECK(r.out.find("0     Flatten(start_dim=1, end_dim=-1)   [64, 784]") != std::string::npos);
+  CHECK(r.out.find("109,386") != std::string::npos);
+  ScratchDir tmp;
+  writeSmallIdx(tmp.path.string(), 100);
+  std::ofstream(tmp / "cifar.nn")
+      << "input x: f32[3, 32, 32]\ntarget y: class[10]\n"
+         "model = Sequential(Flatten(), Linear(3072, 10), LogSoftmax(dim=1))\n"
+         "loss = NLLLoss()\noptimizer = SGD(lr=0.01)\n";
+  r = runDescent(fmt::format("train {} --data {}", tmp / "cifar.nn", tmp.path.string()));
+  CHECK(r.code == 1);
+  CHECK(r.err.find("samples are [28, 28] (784 elements), but") != std::string::npos);
+  CHECK(r.err.find("declares input x: f32[3, 32, 32] (3072 elements)") != std::string::npos);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
 }

@@ -137,3 +137,15 @@ TEST_CASE("summary: human-readable bytes") {
   CHECK(humanBytes(437544) == "427.3 KiB");
   CHECK(humanBytes(3 * 1024 * 1024) == "3.0 MiB");
 }
+
+TEST_CASE("models: mnist_flatten is the notebook's network on [1, 28, 28] images") {
+  ModelSpec s = load("mnist_flatten");
+  CHECK(s.input_shape == std::vector<int64_t>{1, 28, 28});
+  CHECK(s.input_size == 784);
+  CHECK(s.fitsDefaultData());
+  REQUIRE(s.layers.size() == 7);
+  CHECK(s.layers[0].kind == LayerKind::Flatten);
+  CHECK(s.layers[0].out_shape == std::vector<int64_t>{784});
+  CHECK(s.layers[1].index == 1); // PyTorch's state_dict prefix: "1.weight"
+  CHECK(s.parameterCount() == mlpParams({784, 128, 64, 10}));
+}

@@ -127,3 +127,39 @@ TEST_CASE("sema: the shape chain is checked for every Linear") {
   CHECK(d.errors()[0].message == "Linear(128, 64) expects 128 inputs but the previous layer gives 100");
   CHECK(d.errors()[1].message == "Linear(60, 10) expects 60 inputs but the previous layer gives 64");
 }
+
+TEST_CASE("sema: N-D inputs and Flatten follow torch.flatten's dimension rules") {
+  auto withInput = [](const std::string& input, const std::string& layers,
+                      const std::string& target = "class[10]") {
+    return "input x: f32" + input + "\ntarget y: " + target + "\nmodel = Sequential(" + layers +
+           ")\nloss = NLLLoss()\noptimizer = SGD(lr=0.1)\n";
+  };
+  ModelSpec s = checkOk(withInput("[3, 4, 5]", "ReLU(), Flatten(), Linear(60, 10)"));
+  CHECK(s.input_shape == std::vector<int64_t>{3, 4, 5});
+  CHECK(s.input_size == 60);
+  CHECK(s.layers[0].out_shape == std::vector<int64_t>{3, 4, 5});
+  CHECK(s.layers[1].out_shape == std::vector<int64_t>{60});
+  CHECK(s.layers[1].start_dim == 1);
+  CHECK(s.layers[1].end_dim == -1);
+  CHECK(s.layers[2].out_shape == std::vector<int64_t>{10});
+  // Negative dims count from the end, over the rank with the batch: [N, 3, 4, 5].
+  s = checkOk(withInput("[3, 4, 5]", "Flatten(-2, -1), Flatten(1, 2), Linear(60, 10)"));
+  CHECK(s.layers[0].out_shape == std::vector<int64_t>{3, 20});
+  CHECK(s.layers[1].out_shape == std::vector<int64_t>{60});
+  s = checkOk(withInput("[3, 4, 5]",
+                        "Flatten(start_dim=2, end_dim=2), Flatten(end_dim=3), Linear(60, 10)"));
+  CHECK(s.layers[0].out_shape == std::vector<int64_t>{3, 4, 5});
+  // Flatten on flat features is PyTorch's no-op; f32[1, 28, 28] fits the default data.
+  s = checkOk(withInput("[784]", "Flatten(), Linear(784, 10)"));
+  CHECK(s.layers[0].out_shape == std::vector<int64_t>{784});
+  CHECK(checkOk(withInput("[1, 28, 28]", "Flatten(), Linear(784, 10)")).fitsDefaultData());
+  CHECK_FALSE(checkOk(withInput("[2, 28, 28]", "Flatten(), Linear(1568, 10)")).fitsDefaultData());
+
+  std::string src = withInput("[1, 28, 28]", "Linear(28, 128), ReLU(), Linear(128, 10)");
+  Diagnostics d("t.nn", src);
+  CHECK_FALSE(check(src, d));
+  REQUIRE(d.errors().size() == 1);
+  CHECK(d.errors()[0].message ==
+        "Linear(28, 128) needs a [batch, features] input but its input is [N, 1, 28, 28]");
+  CHECK(d.errors()[0].hint == "add Flatten() before it (the input has 784 elements per sample)");
+}

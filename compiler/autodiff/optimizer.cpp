@@ -18,6 +18,7 @@ Attrs sgdAttrs(const OptimizerSpec& o) {
   if (o.dampening != 0) a.set("dampening", o.dampening);
   if (o.weight_decay != 0) a.set("weight_decay", o.weight_decay);
   if (o.nesterov) a.set("nesterov", true);
+  if (o.maximize) a.set("maximize", true);
   return a;
 }
 
@@ -28,6 +29,8 @@ Attrs adamAttrs(const OptimizerSpec& o) {
   a.set("beta2", o.beta2);
   a.set("eps", o.eps);
   a.set("weight_decay", o.weight_decay);
+  if (o.kind == OptimizerKind::AdamW) a.set("decoupled", true);
+  if (o.maximize) a.set("maximize", true);
   return a;
 }
 

@@ -16,7 +16,9 @@ namespace descent {
 /// Each update is placed right after the later of its gradient's definition
 /// and the param's last read (write-after-read: a layer's dX reads W before
 /// W is updated). Attributes: lr, momentum, dampening, weight_decay, nesterov
-/// (SGD; zero/false ones omitted) or lr, beta1, beta2, eps, weight_decay (Adam).
+/// (SGD; zero/false ones omitted) or lr, beta1, beta2, eps, weight_decay (Adam;
+/// AdamW adds decoupled=true: the param decays by (1 - lr*weight_decay) instead);
+/// maximize=true (either) negates the gradient first.
 /// %step (an input of the graph) is the 1-based step number. Semantics are
 /// torch.optim 1.13's, documented in docs/ir.md and implemented by the
 /// interpreter. Pairs with a null gradient are skipped.

@@ -160,9 +160,12 @@ LV* Emitter::elem(const Op* op, const ElemCtx& ctx, const std::function<LV*(size
 void Emitter::update(const Op* u, LV* g, const ElemCtx& ctx) {
   const Value* w = u->operands[0];
   LV* wv = loadOperand(w, ctx);
+  if (u->attrs.getBool("maximize")) g = B.CreateFNeg(g); // torch: grad = -grad first
   double wd = u->attrs.getDouble("weight_decay", 0.0);
-  if (wd != 0) g = B.CreateFAdd(g, B.CreateFMul(wv, vcf(wd)));
   double lr = u->attrs.getDouble("lr", 0.001);
+  // AdamW: param.mul_(1 - lr * weight_decay) (a double rounded to float once).
+  if (u->attrs.getBool("decoupled")) wv = B.CreateFMul(wv, vcf(1 - lr * wd));
+  else if (wd != 0) g = B.CreateFAdd(g, B.CreateFMul(wv, vcf(wd)));
   if (u->kind == OpKind::SgdUpdate) {
     double mom = u->attrs.getDouble("momentum", 0.0);
     if (mom != 0) {

@@ -39,7 +39,14 @@ const char* lossName(LossKind k) {
 
 const char* reductionName(Reduction r) { return r == Reduction::Mean ? "mean" : "sum"; }
 
-const char* optimizerName(OptimizerKind k) { return k == OptimizerKind::SGD ? "SGD" : "Adam"; }
+const char* optimizerName(OptimizerKind k) {
+  switch (k) {
+  case OptimizerKind::SGD: return "SGD";
+  case OptimizerKind::Adam: return "Adam";
+  case OptimizerKind::AdamW: return "AdamW";
+  }
+  return "?";
+}
 
 int64_t ModelSpec::outputSize() const {
   // Only Linear changes the width; every other layer is elementwise or row-wise.

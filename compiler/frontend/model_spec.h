@@ -39,7 +39,7 @@ enum class LossKind {
   HuberLoss,
 };
 enum class Reduction { Mean, Sum };
-enum class OptimizerKind { SGD, Adam };
+enum class OptimizerKind { SGD, Adam, AdamW };
 /// `target y: class[N]` (integer labels) or `target y: f32[N]` (real values).
 enum class TargetKind { Class, Real };
 
@@ -89,7 +89,8 @@ struct OptimizerSpec {
   // SGD
   double momentum = 0, dampening = 0, weight_decay = 0;
   bool nesterov = false;
-  // Adam
+  bool maximize = false; ///< all three: ascend the loss (the gradient is negated first)
+  // Adam, AdamW (whose weight_decay defaults to 0.01 and is decoupled)
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
 };
 

@@ -63,7 +63,7 @@ std::string quoted(const std::string& s) {
 const std::vector<std::string> kLossNames = {"NLLLoss",      "CrossEntropyLoss",  "MSELoss",
                                              "BCELoss",      "BCEWithLogitsLoss", "L1Loss",
                                              "SmoothL1Loss", "HuberLoss"};
-const std::vector<std::string> kOptimizerNames = {"SGD", "Adam"};
+const std::vector<std::string> kOptimizerNames = {"SGD", "Adam", "AdamW"}; // OptimizerKind order
 const std::vector<std::string> kTransformNames = {"Normalize"};
 const std::vector<std::string> kStatementKeys = {"model", "loss", "optimizer", "transform", "batch",
                                                  "epochs", "seed"};
@@ -940,14 +940,18 @@ private:
                                            {"momentum", PType::Float},
                                            {"dampening", PType::Float},
                                            {"weight_decay", PType::Float},
-                                           {"nesterov", PType::Bool}};
+                                           {"nesterov", PType::Bool},
+                                           {"maximize", PType::Bool, false, false}};
     static const std::vector<Param> adam = {{"lr", PType::Float},
                                             {"betas", PType::FloatPair},
                                             {"eps", PType::Float},
-                                            {"weight_decay", PType::Float}};
+                                            {"weight_decay", PType::Float},
+                                            {"maximize", PType::Bool, false, false}};
     BoundArgs args(v, o.kind == OptimizerKind::SGD ? sgd : adam, diags_);
     if (!args.bind()) return;
     o.lr = o.kind == OptimizerKind::SGD ? 0.0 : 0.001;
+    o.weight_decay = o.kind == OptimizerKind::AdamW ? 0.01 : 0.0; // torch.optim.AdamW's default
+    args.getBool("maximize", o.maximize);
     if (args.getFloat("lr", o.lr) && args.get("lr") && !(o.lr > 0))
       args.rangeError("lr", "> 0");
     if (args.getFloat("weight_decay", o.weight_decay) && args.get("weight_decay") &&

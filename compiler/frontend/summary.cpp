@@ -38,11 +38,13 @@ int64_t layerParams(const Layer& l) {
 }
 
 std::string optimizerRepr(const OptimizerSpec& o) {
+  const char* maximize = o.maximize ? ", maximize=True" : "";
   if (o.kind == OptimizerKind::SGD)
-    return fmt::format("SGD(lr={}, momentum={}, dampening={}, weight_decay={}, nesterov={})", o.lr,
-                       o.momentum, o.dampening, o.weight_decay, o.nesterov ? "True" : "False");
-  return fmt::format("Adam(lr={}, betas=({}, {}), eps={}, weight_decay={})", o.lr, o.beta1, o.beta2,
-                     o.eps, o.weight_decay);
+    return fmt::format("SGD(lr={}, momentum={}, dampening={}, weight_decay={}, nesterov={}{})",
+                       o.lr, o.momentum, o.dampening, o.weight_decay, o.nesterov ? "True" : "False",
+                       maximize);
+  return fmt::format("{}(lr={}, betas=({}, {}), eps={}, weight_decay={}{})", optimizerName(o.kind),
+                     o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, maximize);
 }
 
 } // namespace

@@ -349,9 +349,9 @@ private:
     Buf<T>* buf = op.operands.size() > 3 ? &mut(op.operands[3]) : nullptr;
     double lr = op.attrs.getDouble("lr"), momentum = op.attrs.getDouble("momentum");
     double dampening = op.attrs.getDouble("dampening"), wd = op.attrs.getDouble("weight_decay");
-    bool nesterov = op.attrs.getBool("nesterov");
+    bool nesterov = op.attrs.getBool("nesterov"), maximize = op.attrs.getBool("maximize");
     for (size_t i = 0; i < w.size(); ++i) {
-      T g = grad[i];
+      T g = maximize ? -grad[i] : grad[i];             // d_p = -d_p if maximize
       if (wd != 0) g = g + T(wd) * w[i];               // d_p.add(param, alpha=wd)
       if (buf) {
         T& b = (*buf)[i];
@@ -363,7 +363,7 @@ private:
     }
   }
 
-  /// torch.optim.Adam (1.13, _single_tensor_adam, amsgrad=False), step by step.
+  /// torch.optim.Adam / AdamW (1.13, _single_tensor_adam[w], amsgrad=False), step by step.
   void adam(const Op& op) {
     Buf<T>& w = mut(op.operands[0]);
     const Buf<T>& grad = get(op.operands[1]);
@@ -372,12 +372,15 @@ private:
     double lr = op.attrs.getDouble("lr"), b1 = op.attrs.getDouble("beta1", 0.9);
     double b2 = op.attrs.getDouble("beta2", 0.999), eps = op.attrs.getDouble("eps", 1e-8);
     double wd = op.attrs.getDouble("weight_decay");
+    bool decoupled = op.attrs.getBool("decoupled"); // AdamW (_single_tensor_adamw)
+    bool maximize = op.attrs.getBool("maximize");
     // Python floats: bias corrections and the step size are doubles.
     double bc1 = 1 - std::pow(b1, step), bc2 = 1 - std::pow(b2, step);
     double step_size = lr / bc1, bc2_sqrt = std::sqrt(bc2);
     for (size_t i = 0; i < w.size(); ++i) {
-      T g = grad[i];
-      if (wd != 0) g = g + T(wd) * w[i];
+      T g = maximize ? -grad[i] : grad[i];              // grad = -grad if maximize
+      if (decoupled) w[i] = w[i] * T(1 - lr * wd);      // param.mul_(1 - lr * weight_decay)
+      else if (wd != 0) g = g + T(wd) * w[i];
       m[i] = m[i] * T(b1);
       m[i] = m[i] + T(1 - b1) * g;                      // exp_avg.mul_(b1).add_(g, alpha=1-b1)
       v[i] = v[i] * T(b2);

@@ -48,7 +48,7 @@ std::vector<std::vector<double>> referenceSgd(const OptimizerSpec& o) {
   std::vector<std::vector<double>> out;
   for (int t = 1; t <= 20; ++t) {
     for (size_t i = 0; i < 6; ++i) {
-      double g = 2 * (w[i] - kT[i]) + o.weight_decay * w[i];
+      double g = (o.maximize ? -1 : 1) * 2 * (w[i] - kT[i]) + o.weight_decay * w[i];
       if (o.momentum != 0) {
         buf[i] = t == 1 ? g : o.momentum * buf[i] + (1 - o.dampening) * g;
         g = o.nesterov ? g + o.momentum * buf[i] : buf[i];
@@ -65,7 +65,10 @@ std::vector<std::vector<double>> referenceAdam(const OptimizerSpec& o) {
   std::vector<std::vector<double>> out;
   for (int t = 1; t <= 20; ++t) {
     for (size_t i = 0; i < 6; ++i) {
-      double g = 2 * (w[i] - kT[i]) + o.weight_decay * w[i];
+      // Adam: L2 penalty in the gradient; AdamW: w decays by lr*weight_decay first.
+      bool decoupled = o.kind == OptimizerKind::AdamW;
+      double g = (o.maximize ? -1 : 1) * 2 * (w[i] - kT[i]) + (decoupled ? 0 : o.weight_decay * w[i]);
+      if (decoupled) w[i] -= o.lr * o.weight_decay * w[i];
       m[i] = o.beta1 * m[i] + (1 - o.beta1) * g;
       v[i] = o.beta2 * v[i] + (1 - o.beta2) * g * g;
       double mhat = m[i] / (1 - std::pow(o.beta1, t));
@@ -146,6 +149,40 @@ TEST_CASE("Adam over 20 steps: defaults, betas, eps, weight decay (bias correcti
       if (c.wd == 0)
         for (size_t i = 0; i < 6; ++i)
           CHECK(got[0][i] == Approx(kW0[i] - c.lr * (kW0[i] > kT[i] ? 1 : -1)).epsilon(1e-6));
+    }
+  }
+}
+
+TEST_CASE("AdamW (decoupled weight decay) and maximize over 20 steps", "[optimizer]") {
+  struct Case {
+    const char* name;
+    OptimizerKind kind;
+    double lr, wd;
+    bool maximize;
+  };
+  for (Case c : {Case{"AdamW default decay", OptimizerKind::AdamW, 0.01, 0.01, false},
+                 Case{"AdamW large decay", OptimizerKind::AdamW, 0.05, 0.5, false},
+                 Case{"AdamW maximize", OptimizerKind::AdamW, 0.01, 0.1, true},
+                 Case{"Adam maximize + L2", OptimizerKind::Adam, 0.01, 0.1, true}}) {
+    SECTION(c.name) {
+      OptimizerSpec o;
+      o.kind = c.kind;
+      o.lr = c.lr;
+      o.weight_decay = c.wd;
+      o.maximize = c.maximize;
+      std::vector<std::string> states;
+      compare(interpSteps(o, &states), referenceAdam(o));
+      CHECK(states == std::vector<std::string>{"0.weight.exp_avg", "0.weight.exp_avg_sq"});
+    }
+  }
+  for (bool momentum : {false, true}) {
+    SECTION(momentum ? "SGD maximize + momentum + L2" : "SGD maximize") {
+      OptimizerSpec o;
+      o.lr = 0.05;
+      o.momentum = momentum ? 0.9 : 0;
+      o.weight_decay = 0.1;
+      o.maximize = true;
+      compare(interpSteps(o, nullptr), referenceSgd(o));
     }
   }
 }

@@ -68,7 +68,7 @@ void checkTrain(const std::string& path, const TrainCase& tc, const std::string&
     // element cancels to ~0 its own relative error is large, and so is the
     // direction of that step, whatever the gradient's absolute accuracy. Allow
     // 5% of one step there (semantic errors are whole steps or more).
-    double atol = spec.optimizer.kind == OptimizerKind::Adam ? 0.05 * spec.optimizer.lr : 0.0;
+    double atol = spec.optimizer.kind != OptimizerKind::SGD ? 0.05 * spec.optimizer.lr : 0.0;
     for (size_t i = 0; i < ref->params().size(); ++i)
       requireClose(prog->param(ref->params()[i]->external_name), st.params[i], kTol,
                    ref->params()[i]->external_name, atol);

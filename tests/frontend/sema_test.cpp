@@ -56,6 +56,17 @@ TEST_CASE("sema: PyTorch defaults") {
   CHECK(a.optimizer.beta2 == Approx(0.999));
   CHECK(a.optimizer.eps == Approx(1e-8));
   CHECK(a.optimizer.weight_decay == 0);
+
+  // torch.optim.AdamW: Adam's defaults except weight_decay=0.01.
+  ModelSpec w = checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()", "AdamW()"));
+  CHECK(w.optimizer.kind == OptimizerKind::AdamW);
+  CHECK(w.optimizer.lr == Approx(0.001));
+  CHECK(w.optimizer.beta1 == Approx(0.9));
+  CHECK(w.optimizer.beta2 == Approx(0.999));
+  CHECK(w.optimizer.eps == Approx(1e-8));
+  CHECK(w.optimizer.weight_decay == 0.01);
+  ModelSpec w0 = checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()", "AdamW(weight_decay=0)"));
+  CHECK(w0.optimizer.weight_decay == 0);
 }
 
 TEST_CASE("sema: arguments by position and by keyword, Python spellings") {

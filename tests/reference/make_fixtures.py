@@ -109,6 +109,27 @@ FIXTURES = [
     ("huber_mean_sgd", 7, ("f32", 1), 8,
      "Linear(7, 6), ReLU(),\n    Linear(6, 1),",
      'HuberLoss(reduction="mean", delta=0.4)', "SGD(lr=0.05)", "train", 3.0),
+    # The optimizers of issue #14: AdamW's decoupled weight decay (its default
+    # 0.01, and a large one that dominates the update).
+    ("ce_mean_adamw_default", 9, ("class", 4), 8,
+     "Linear(9, 8), ReLU(),\n    Linear(8, 4),",
+     'CrossEntropyLoss(reduction="mean")', "AdamW()", "train"),
+    ("mse_sum_adamw_wd_betas", 6, ("f32", 2), 8,
+     "Linear(6, 7), Tanh(),\n    Linear(7, 2),",
+     'MSELoss(reduction="sum")',
+     "AdamW(lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.5)", "train"),
+    # maximize=True negates the gradient before everything else (weight decay,
+    # momentum); a negative lr on -loss is not the same arithmetic with decay.
+    ("mse_mean_sgd_maximize_momentum_wd", 5, ("f32", 2), 8,
+     "Linear(5, 6), Tanh(),\n    Linear(6, 2),",
+     'MSELoss(reduction="mean")',
+     "SGD(lr=0.01, momentum=0.9, weight_decay=0.01, maximize=True)", "train"),
+    ("nll_sum_adam_maximize_wd", 7, ("class", 3), 8,
+     "Linear(7, 6), ReLU(),\n    Linear(6, 3), LogSoftmax(dim=1),",
+     'NLLLoss(reduction="sum")', "Adam(lr=0.002, weight_decay=0.1, maximize=True)", "train"),
+    ("ce_mean_adamw_maximize", 6, ("class", 3), 8,
+     "Linear(6, 5), Sigmoid(),\n    Linear(5, 3),",
+     'CrossEntropyLoss(reduction="mean")', "AdamW(lr=0.003, maximize=True)", "train"),
 ]
 
 

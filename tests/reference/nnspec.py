@@ -43,12 +43,18 @@ def _statements(text):
 
 
 def _namespace():
-    def sgd(lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    def sgd(lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
+            maximize=False):
         return ("SGD", dict(lr=lr, momentum=momentum, dampening=dampening,
-                            weight_decay=weight_decay, nesterov=nesterov))
+                            weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
 
-    def adam(lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        return ("Adam", dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+    def adam(lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False):
+        return ("Adam", dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                             maximize=maximize))
+
+    def adamw(lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, *, maximize=False):
+        return ("AdamW", dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                              maximize=maximize))
 
     def normalize(mean, std):
         first = lambda v: v[0] if isinstance(v, (tuple, list)) else v
@@ -63,7 +69,7 @@ def _namespace():
         "MSELoss": nn.MSELoss, "BCELoss": nn.BCELoss,
         "BCEWithLogitsLoss": nn.BCEWithLogitsLoss, "L1Loss": nn.L1Loss,
         "SmoothL1Loss": nn.SmoothL1Loss, "HuberLoss": nn.HuberLoss,
-        "SGD": sgd, "Adam": adam, "Normalize": normalize,
+        "SGD": sgd, "Adam": adam, "AdamW": adamw, "Normalize": normalize,
         "true": True, "false": False, "True": True, "False": False,
     }
 
@@ -88,6 +94,8 @@ def make_optimizer(opt, params):
     kind, kw = opt
     if kind == "SGD":
         return optim.SGD(params, **kw)
+    if kind == "AdamW":
+        return optim.AdamW(params, **kw)
     return optim.Adam(params, **kw)
 
 

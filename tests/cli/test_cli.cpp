@@ -300,7 +300,7 @@ TEST_CASE("predict --out takes a CSV without target columns", "[cli]") {
   CHECK(w.err.find(tmp / "no-such-dir/p.csv") != std::string::npos);
 }
 
-TEST_CASE("seed = N in the model seeds the run; --seed overrides it", "[cli]") {
+TEST_CASE("seed = N in the model seeds the run, and --seed overrides it", "[cli]") {
   ScratchDir tmp;
   writeSmallIdx(tmp.path.string(), 100);
   std::string model = readText("models/mnist_mlp.nn");

@@ -174,7 +174,7 @@ TEST_CASE("the verifier rejects reads after an update and state misuse", "[ir]")
   CHECK(err.find("optimizer state %m read outside an update") != std::string::npos);
 }
 
-TEST_CASE("inputs carry their role; internal names step aside for the user's", "[ir][names]") {
+TEST_CASE("inputs carry their role, and internal names step aside for the user's", "[ir][names]") {
   // Issue 11, item 6: an input named like the step counter, the seed, a
   // parameter or the loss keeps its name; the internal value gets a suffix.
   ModelSpec spec = specWith({linear(6, 4), layer(LayerKind::Dropout), layer(LayerKind::LogSoftmax)}, 6,

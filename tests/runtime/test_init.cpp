@@ -110,7 +110,7 @@ TEST_CASE("init= schemes draw with torch.nn.init's bounds and standard deviation
   }
 }
 
-TEST_CASE("bias_init= and constant inits; the default init is unchanged by them", "[runtime]") {
+TEST_CASE("bias_init= and constant inits, and the default init is unchanged by them", "[runtime]") {
   ModelSpec plain = specOf("Linear(400, 300), ReLU(), Linear(300, 10)");
   ModelSpec inits = specOf("Linear(400, 300, bias_init=zeros), ReLU(), "
                            "Linear(300, 10, init=constant(0.25), bias_init=ones_)");
@@ -122,7 +122,7 @@ TEST_CASE("bias_init= and constant inits; the default init is unchanged by them"
   for (float v : b[3]) CHECK(v == 1.0f);
 }
 
-TEST_CASE("seed = N in the model file seeds the init; the same N gives the same params", "[runtime]") {
+TEST_CASE("seed = N in the model file seeds the init: the same N gives the same params", "[runtime]") {
   ModelSpec s7 = specOf("Linear(400, 10, init=normal(std=0.1))", "seed = 7\n");
   REQUIRE(s7.seed);
   CHECK(*s7.seed == 7);

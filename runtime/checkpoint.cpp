@@ -94,6 +94,7 @@ TrainProgress readProgress(const SafeTensors& optim, const std::string& opath) {
   // Every completed epoch took at least one step.
   p.epoch = metaInt<int64_t>(optim, opath, "epoch", 0, p.step);
   p.epoch_step = metaInt<int64_t>(optim, opath, "epoch_step", 0, p.step - p.epoch, 0);
+  p.scheduler = metaOf(optim, "scheduler"); // validated by the LrScheduler that loads it
   if (p.epoch_step == 0) return p;
   p.seed = metaInt<uint64_t>(optim, opath, "seed", 0, UINT64_MAX);
   p.batch = metaInt<int64_t>(optim, opath, "batch", 1, kMaxStep);
@@ -141,6 +142,7 @@ void saveCheckpoint(const std::string& path, Engine& engine, const ModelSpec& sp
   optim.metadata["optimizer"] = optimizerName(spec.optimizer.kind);
   optim.metadata["step"] = std::to_string(progress.step);
   optim.metadata["epoch"] = std::to_string(progress.epoch);
+  if (!progress.scheduler.empty()) optim.metadata["scheduler"] = progress.scheduler;
   if (progress.epoch_step > 0) {
     optim.metadata["epoch_step"] = std::to_string(progress.epoch_step);
     // fmt's shortest representation reads back as the same double.

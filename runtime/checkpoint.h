@@ -32,6 +32,9 @@ struct TrainProgress {
   bool shuffle = true;
   int64_t batch = 0;
   int64_t samples = 0;
+  /// The learning-rate schedule's state (runtime/scheduler.h, one line of
+  /// JSON), saved as the optimizer file's "scheduler" metadata; "" without one.
+  std::string scheduler;
 };
 
 /// The largest step and epoch a checkpoint may hold: 2^53, where doubles stop

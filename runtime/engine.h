@@ -51,6 +51,10 @@ public:
   /// One optimizer step on n <= batch rows; x is uint8 or float as the
   /// engine's input, y int32 labels or float targets. Returns the loss.
   virtual float trainStep(const void* x, const void* y, int64_t n, int64_t step, int32_t seed) = 0;
+  /// The learning rate and the momentum (SGD) or beta1 (Adam, AdamW) of the
+  /// next train steps, as a schedule sets them; until called, the model
+  /// file's. Per-step inputs of the compiled step: never recompiles.
+  virtual void setHyper(double lr, double momentum) = 0;
   /// Forward only, Dropout off (model.eval()).
   virtual EvalResult eval(const void* x, const void* y, int64_t n) = 0;
   /// Compile time in milliseconds (0 for the interpreter).

@@ -7,6 +7,7 @@
 #include "runtime/executor.h"
 
 #include "compiler/codegen/backend.h"
+#include "compiler/codegen/step_scalars.h"
 #include "compiler/passes/fuse.h"
 #include "compiler/passes/kernel_verifier.h"
 #include "compiler/passes/plan_buffers.h"
@@ -54,13 +55,18 @@ struct AlignedFree {
 
 } // namespace
 
+int updateKind(const Op& op) {
+  if (op.kind == OpKind::SgdUpdate) return DESCENT_UPDATE_SGD;
+  return op.attrs.getBool("decoupled") ? DESCENT_UPDATE_ADAMW : DESCENT_UPDATE_ADAM;
+}
+
 struct Program::Impl {
   struct Entry {
     std::unique_ptr<Graph> owned; ///< a clone: the caller's graphs may go away
     const Graph* graph = nullptr;
     std::unique_ptr<KernelGraph> kg;
     BackendGraph bg;
-    std::vector<std::pair<const Op*, int64_t>> adam; ///< adam ops and their scalar slots
+    std::vector<std::pair<const Op*, int64_t>> updates; ///< update ops and their scalar slots
     std::vector<int> chunks; ///< per kernel: pieces it is cut into (1 or the thread count)
   };
   std::vector<Entry> entries;
@@ -76,16 +82,13 @@ struct Program::Impl {
   std::atomic<int> sleepers{0};
   double compile_ms = 0;
 
+  double lr = 0, momentum = 0; ///< setHyper's values (from the update ops' attributes at first)
+
   void writeStepScalars(Entry& e, int64_t step) {
-    // Adam's bias corrections are computed in double on the host, as
-    // torch.optim.Adam does in Python, then rounded to float once.
-    for (auto [op, off] : e.adam) {
-      double b1 = op->attrs.getDouble("beta1", 0.9), b2 = op->attrs.getDouble("beta2", 0.999);
-      double lr = op->attrs.getDouble("lr", 0.001);
-      float* s = reinterpret_cast<float*>(arena.get() + off);
-      s[0] = float(lr / (1.0 - std::pow(b1, double(step))));
-      s[1] = float(std::sqrt(1.0 - std::pow(b2, double(step))));
-    }
+    for (auto [op, off] : e.updates)
+      descent_step_scalars(updateKind(*op), lr, momentum, op->attrs.getDouble("beta2", 0.999),
+                           op->attrs.getDouble("weight_decay", 0.0), step,
+                           reinterpret_cast<float*>(arena.get() + off));
   }
 
   /// Per-thread timings of profile(): time inside each kernel's pieces, time
@@ -230,6 +233,7 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
         if (v->kind == ValueKind::Param) impl->param_names.push_back(v->external_name);
       }
   int64_t scratch = 0;
+  bool hyper_set = false;
   for (size_t gi = 0; gi < graphs.size(); ++gi) {
     Impl::Entry e;
     e.owned = cloneGraph(*graphs[gi]);
@@ -253,10 +257,16 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
           k.gemm.a_normalize->operands[0]->type.dtype == DType::U8 && !e.bg.lut_offset.count(k.gemm.a_normalize))
         e.bg.lut_offset[k.gemm.a_normalize] = place(256 * 4);
       for (const Op* op : k.ops)
-        if (op->kind == OpKind::AdamUpdate && !e.bg.scalar_offset.count(op)) {
-          int64_t off = place(8);
+        if (opInfo(op->kind).category == OpCategory::Update && !e.bg.scalar_offset.count(op)) {
+          int64_t off = place(4 * DESCENT_STEP_SCALARS);
           e.bg.scalar_offset[op] = off;
-          e.adam.push_back({op, off});
+          e.updates.push_back({op, off});
+          if (!hyper_set) {
+            impl->lr = op->attrs.getDouble("lr", 0.001);
+            impl->momentum = op->kind == OpKind::SgdUpdate ? op->attrs.getDouble("momentum", 0.0)
+                                                           : op->attrs.getDouble("beta1", 0.9);
+            hyper_set = true;
+          }
         }
     }
     impl->entries.push_back(std::move(e));
@@ -318,7 +328,7 @@ Schedule Program::schedule() const {
     Schedule::Entry se;
     se.kg = e.kg.get();
     se.bg = e.bg;
-    se.adam = e.adam;
+    se.updates = e.updates;
     for (const Kernel& k : e.kg->kernels) se.pieces_per_thread.push_back(chunksFor(k, 2, false) / 2);
     s.entries.push_back(std::move(se));
   }
@@ -343,6 +353,15 @@ void Program::run(size_t index, const void* x, const void* y, int64_t n, int64_t
                   int32_t seed) {
   impl_->runKernels(index, x, y, n, step, seed, nullptr);
 }
+
+void Program::setHyper(double lr, double momentum) {
+  impl_->lr = lr;
+  impl_->momentum = momentum;
+}
+
+double Program::lr() const { return impl_->lr; }
+
+double Program::momentum() const { return impl_->momentum; }
 
 float Program::outputScalar(size_t index, const std::string& name) const {
   const Buffer* b = impl_->outputBuffer(index, name);

@@ -51,10 +51,15 @@ struct Schedule {
     /// Per kernel: the pieces it is cut into per thread when the step runs
     /// on more than one thread (0: one piece, run by the caller).
     std::vector<int> pieces_per_thread;
-    std::vector<std::pair<const Op*, int64_t>> adam; ///< adam ops and their scalar slots
+    /// Update ops and their per-step scalar slots (compiler/codegen/step_scalars.h).
+    std::vector<std::pair<const Op*, int64_t>> updates;
   };
   std::vector<Entry> entries;
 };
+
+/// The kind (DESCENT_UPDATE_*, compiler/codegen/step_scalars.h) of an update
+/// op's per-step scalars.
+int updateKind(const Op& op);
 
 /// One JIT session holding the entry points compiled from several graphs.
 class Program {
@@ -83,6 +88,12 @@ public:
   /// x is uint8 or float as the graph's %x dtype; y is int32 labels or float
   /// targets [n, N]; step is 1-based; seed feeds Dropout. Read outputs after.
   void run(size_t index, const void* x, const void* y, int64_t n, int64_t step, int32_t seed = 0);
+  /// The learning rate, and the momentum (SGD) or beta1 (Adam, AdamW), of the
+  /// next runs: per-step scalars, so changing them does not recompile. They
+  /// start as the update ops' `lr` and `momentum`/`beta1` attributes.
+  void setHyper(double lr, double momentum);
+  double lr() const;
+  double momentum() const;
   /// A scalar output of the last run of entry `index` ("loss", "correct"); NaN when absent.
   float outputScalar(size_t index, const std::string& name) const;
   /// A tensor output of the last run ("output": [n, classes]); nullptr when absent.

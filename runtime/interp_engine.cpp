@@ -34,8 +34,15 @@ public:
     InterpInputs<float> in = inputs(g, x, y, n);
     in.values[g.inputByRole(InputRole::Step)->name] = {float(step)};
     in.step = step; // exact beyond 2^24, where the float is not
+    in.lr = lr_;
+    in.momentum = momentum_;
     if (const Value* s = g.inputByRole(InputRole::Seed)) in.values[s->name] = {float(seed)};
     return interpret(g, in, state_)["loss"].at(0);
+  }
+
+  void setHyper(double lr, double momentum) override {
+    lr_ = lr;
+    momentum_ = momentum;
   }
 
   EvalResult eval(const void* x, const void* y, int64_t n) override {
@@ -104,6 +111,7 @@ private:
   InterpState<float> state_;
   std::map<int64_t, LoweredModel> models_;
   std::vector<float> output_;
+  std::optional<double> lr_, momentum_; ///< setHyper's values; unset: the attributes
 };
 
 } // namespace

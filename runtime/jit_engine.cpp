@@ -35,6 +35,8 @@ public:
     return program_->outputScalar(CompiledModel::kTrain, "loss");
   }
 
+  void setHyper(double lr, double momentum) override { program_->setHyper(lr, momentum); }
+
   EvalResult eval(const void* x, const void* y, int64_t n) override {
     program_->run(CompiledModel::kEval, x, y, n, 1, 0);
     EvalResult r;

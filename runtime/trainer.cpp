@@ -1,5 +1,6 @@
 // The training loop (see trainer.h).
 #include "runtime/trainer.h"
+#include "runtime/scheduler.h"
 
 #include "runtime/atomic_file.h"
 #include "runtime/errors.h"
@@ -213,6 +214,24 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
     if (!metrics.empty() && metrics.back() != '\n') metrics += '\n';
   }
   const int64_t steps_per_epoch = (data.count + opts.batch - 1) / opts.batch;
+  // The schedule continues from the checkpoint's state; OneCycleLR's default
+  // total is the whole run's steps (those before a resume included).
+  std::optional<LrScheduler> sched;
+  double lr = spec.optimizer.lr; // of the latest step
+  if (spec.scheduler) {
+    const int64_t run_steps = start.step + opts.epochs * steps_per_epoch - start.epoch_step;
+    sched.emplace(spec, start.epoch + opts.epochs, steps_per_epoch);
+    if (!start.scheduler.empty()) {
+      try {
+        sched->load(start.scheduler);
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(std::string("the checkpoint ") + e.what());
+      }
+    }
+    sched->checkSteps(run_steps, spec.path);
+    engine.setHyper(sched->lr(), sched->momentum());
+    result.progress.scheduler = sched->state();
+  }
 
   for (int64_t e = 0; e < opts.epochs && !result.interrupted; ++e) {
     const int64_t epoch = start.epoch + e + 1; // 1-based, continues across --init resumes
@@ -236,6 +255,7 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
       int64_t end = std::min(data.count, b + opts.batch);
       gatherBatch(data, idx, b, end, buf);
       int64_t step = result.progress.step + 1;
+      if (sched) lr = sched->lr();
       float loss = engine.trainStep(buf.x(), buf.y(), end - b, step, int32_t(opts.seed));
       if (!std::isfinite(loss)) {
         if (opts.progress_bar) clearProgress();
@@ -251,11 +271,15 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
             "training diverged: the loss is {} at epoch {}, step {} of {}{} (hint: lower the learning "
             "rate, e.g. --lr {:g})",
             std::isnan(loss) ? "nan" : "infinite", epoch, steps + 1, steps_per_epoch, kept,
-            spec.optimizer.lr / 10));
+            lr / 10));
       }
       result.progress.step = step;
       loss_sum += loss;
       ++steps;
+      if (sched && sched->perBatch()) { // OneCycleLR: scheduler.step() after optimizer.step()
+        sched->stepBatch();
+        engine.setHyper(sched->lr(), sched->momentum());
+      }
       if (opts.progress_bar && std::chrono::duration<double>(Clock::now() - last_draw).count() > 0.1) {
         last_draw = Clock::now();
         drawProgress(epoch, start.epoch + opts.epochs, end, data.count, loss_sum / double(steps), secondsSince(t0));
@@ -263,6 +287,7 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
     }
     double secs = secondsSince(t0);
     if (opts.progress_bar) clearProgress();
+    if (sched) result.progress.scheduler = sched->state();
     if (result.interrupted) {
       print(fmt::format("interrupted in epoch {} after {} of {} steps", epoch, steps,
                         steps_per_epoch));
@@ -273,6 +298,7 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
     st.epoch = epoch;
     st.train_loss = steps ? loss_sum / double(steps) : 0;
     st.seconds = secs;
+    st.lr = lr;
     const int64_t samples_run = data.count - first_step * opts.batch; // this session's part
     st.samples_per_second = secs > 0 ? double(samples_run) / secs : 0;
     result.progress.epoch = epoch;
@@ -292,10 +318,18 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
         line += fmt::format("  test accuracy {:6.2f}%", 100 * ev.accuracy);
       }
     }
+    if (sched) line += fmt::format("  lr {:.6g}", st.lr);
     line += fmt::format("  {:>9.0f} samples/s  {:.2f}s", st.samples_per_second, secs);
     print(line);
     result.epochs.push_back(st);
 
+    // scheduler.step() after the epoch (ReduceLROnPlateau: with the test loss,
+    // or the train loss without test data), before the checkpoint records it.
+    if (sched && !sched->perBatch()) {
+      sched->stepEpoch(st.test_loss ? *st.test_loss : st.train_loss);
+      engine.setHyper(sched->lr(), sched->momentum());
+      result.progress.scheduler = sched->state();
+    }
     // The checkpoint first: a failing metrics write must not cost the epoch.
     if (!opts.save_path.empty()) saveCheckpoint(opts.save_path, engine, spec, result.progress);
     if (!opts.metrics_path.empty()) {
@@ -306,6 +340,7 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
       if (st.test_accuracy) j["test_accuracy"] = *st.test_accuracy;
       if (st.test_r2) j["test_r2"] = *st.test_r2;
       if (st.test_mae) j["test_mae"] = *st.test_mae;
+      j["lr"] = st.lr;
       j["seconds"] = st.seconds;
       j["samples_per_second"] = st.samples_per_second;
       metrics += j.dump() + "\n";

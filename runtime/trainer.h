@@ -46,6 +46,7 @@ struct EpochStats {
   std::optional<double> test_loss;      ///< mean over all test samples
   std::optional<double> test_accuracy;  ///< class and binary (BCE) targets, in [0, 1]
   std::optional<double> test_r2, test_mae; ///< regression targets
+  double lr = 0;                        ///< the learning rate of the epoch's last step
   double seconds = 0;                   ///< training time of the epoch, evaluation excluded
   double samples_per_second = 0;
 };

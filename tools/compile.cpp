@@ -111,11 +111,12 @@ std::string header(const ModelSpec& spec, const std::string& M, const Schedule& 
       h << fmt::format("  {{{}{}, {}}},\n", e.bg.prefix, e.kg->kernels[k].name,
                        e.pieces_per_thread[k]);
     h << "};\n";
-    if (!e.adam.empty()) {
-      h << fmt::format("static const struct descent_aot_adam {}_{}_adam_[] = {{\n", M, tag);
-      for (auto [op, off] : e.adam)
-        h << fmt::format("  {{{}, {:.17g}, {:.17g}}},\n", off, op->attrs.getDouble("beta1", 0.9),
-                         op->attrs.getDouble("beta2", 0.999));
+    if (!e.updates.empty()) {
+      h << fmt::format("static const struct descent_aot_update {}_{}_updates_[] = {{\n", M, tag);
+      for (auto [op, off] : e.updates)
+        h << fmt::format("  {{{}, {}, {:.17g}, {:.17g}}},\n", off, updateKind(*op),
+                         op->attrs.getDouble("beta2", 0.999),
+                         op->attrs.getDouble("weight_decay", 0.0));
       h << "};\n";
     }
   };
@@ -160,11 +161,13 @@ std::string header(const ModelSpec& spec, const std::string& M, const Schedule& 
   auto entryInit = [&](const Schedule::Entry* e, const std::string& tag) {
     if (!e) return std::string("{0, 0, 0, 0, -1, -1, -1}");
     return fmt::format("{{{M}_{t}_kernels_, {}, {}, {}, {}, {}, {}}}", e->kg->kernels.size(),
-                       e->adam.empty() ? "0" : fmt::format("{}_{}_adam_", M, tag), e->adam.size(),
+                       e->updates.empty() ? "0" : fmt::format("{}_{}_updates_", M, tag),
+                       e->updates.size(),
                        outputOffset(*e->kg, "loss"), outputOffset(*e->kg, "correct"),
                        outputOffset(*e->kg, "output"), fmt::arg("M", M), fmt::arg("t", tag));
   };
-  bool adam = spec.optimizer.kind == OptimizerKind::Adam;
+  const OptimizerSpec& o = spec.optimizer;
+  double momentum = o.kind == OptimizerKind::SGD ? o.momentum : o.beta1;
   h << fmt::format(
       "\nstatic const struct descent_aot_model {M}_model_ = {{\n"
       "  {}, {}, {}, {}, {}, {}, {}, {},\n  {M}_tensors_, {},\n  {}, {},\n  {},\n  {},\n"
@@ -172,7 +175,7 @@ std::string header(const ModelSpec& spec, const std::string& M, const Schedule& 
       cString(M), s.arena_bytes, s.persistent_bytes, first.batch, spec.input_size, outputs,
       u8 ? 1 : 0, labels ? 1 : 0, s.tensors.size(), luts.empty() ? "0" : M + "_luts_", luts.size(),
       entryInit(train, "train"), entryInit(eval, "eval"), spec.optimizer.lr,
-      adam && !inference ? 1 : 0, cString(optimizerName(spec.optimizer.kind)), fmt::arg("M", M));
+      momentum, cString(optimizerName(spec.optimizer.kind)), fmt::arg("M", M));
   // The API: thin wrappers binding the table.
   h << fmt::format(R"(/* Creates an instance (its own arena of {M}_ARENA_BYTES, parameters zero,
  * 1 thread, step 0, seed 0). Returns 0 or a DESCENT_AOT_* error code. */
@@ -186,7 +189,7 @@ static inline int {M}_set_seed({M}* m, int32_t seed) {{ return descent_aot_set_s
 static inline int {M}_get_step(const {M}* m, int64_t* step) {{ return descent_aot_get_step(m, step); }}
 static inline int {M}_set_step({M}* m, int64_t step) {{ return descent_aot_set_step(m, step); }}
 static inline int {M}_get_lr(const {M}* m, double* lr) {{ return descent_aot_get_lr(m, lr); }}
-/* DESCENT_AOT_EUNSUPPORTED for SGD, whose lr is compiled into the kernels. */
+/* The learning rate of the next steps (a schedule sets it between steps). */
 static inline int {M}_set_lr({M}* m, double lr) {{ return descent_aot_set_lr(m, lr); }}
 /* A parameter or state tensor in the arena (IR layout), by state_dict name. */
 static inline int {M}_tensor({M}* m, const char* name, float** data, int64_t* numel) {{

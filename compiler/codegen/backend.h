@@ -26,7 +26,8 @@ struct BackendGraph {
   const KernelGraph* kg = nullptr;
   std::string prefix;                       ///< symbol prefix ("g0_") so graphs do not clash
   std::map<const Op*, int64_t> lut_offset;  ///< folded u8 normalize -> 256-float table
-  std::map<const Op*, int64_t> scalar_offset; ///< adam_update -> {step_size, bias_correction2_sqrt}
+  /// Update op -> its slot of per-step scalars (compiler/codegen/step_scalars.h).
+  std::map<const Op*, int64_t> scalar_offset;
 };
 
 /// A compiled set of kernels (one LLJIT session).

@@ -61,6 +61,12 @@ LV* Emitter::entryAlloca(Type* t) {
   return eb.CreateAlloca(t);
 }
 
+LV* Emitter::stepScalar(const Op* u, int index) {
+  llvm::IRBuilder<> eb(&F->getEntryBlock(), F->getEntryBlock().begin());
+  int64_t off = bg_->scalar_offset.at(u) + 4 * int64_t(index);
+  return eb.CreateAlignedLoad(f32, eb.CreateInBoundsGEP(i8, arena, c64(off)), llvm::Align(4));
+}
+
 void Emitter::forLoop(LV* start, LV* end, int64_t step, const std::function<void(LV*)>& body,
              const char* name) {
   phiLoop(start, end, step, {}, [&](LV* i, const std::vector<LV*>&) {

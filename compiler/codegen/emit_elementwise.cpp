@@ -3,6 +3,7 @@
 // gradients (they read labels and the runtime row count), dropout masks,
 // optimizer updates and the epilogue that chains them after a kernel's anchor.
 #include "compiler/codegen/emitter.h"
+#include "compiler/codegen/step_scalars.h"
 #include "compiler/ir/op_defs.h"
 #include "compiler/ir/op_math.h"
 
@@ -162,42 +163,45 @@ void Emitter::update(const Op* u, LV* g, const ElemCtx& ctx) {
   LV* wv = loadOperand(w, ctx);
   if (u->attrs.getBool("maximize")) g = B.CreateFNeg(g); // torch: grad = -grad first
   double wd = u->attrs.getDouble("weight_decay", 0.0);
-  double lr = u->attrs.getDouble("lr", 0.001);
-  // AdamW: param.mul_(1 - lr * weight_decay) (a double rounded to float once).
-  if (u->attrs.getBool("decoupled")) wv = B.CreateFMul(wv, vcf(1 - lr * wd));
-  else if (wd != 0) g = B.CreateFAdd(g, B.CreateFMul(wv, vcf(wd)));
+  // The hyper-parameters a schedule changes are per-step scalars, loaded from
+  // the op's slot (compiler/codegen/step_scalars.h), never constants.
+  auto scalar = [&](int i) { return splat(stepScalar(u, i)); };
   if (u->kind == OpKind::SgdUpdate) {
-    double mom = u->attrs.getDouble("momentum", 0.0);
-    if (mom != 0) {
+    if (wd != 0) g = B.CreateFAdd(g, B.CreateFMul(wv, vcf(wd))); // d_p.add(param, alpha=wd)
+    if (u->operands.size() > 3) {
       const Value* bufv = u->operands[3];
       LV* buf = loadOperand(bufv, ctx);
+      LV* mom = scalar(DESCENT_SGD_MOMENTUM);
       double damp = u->attrs.getDouble("dampening", 0.0);
-      LV* blended = B.CreateFAdd(B.CreateFMul(buf, vcf(mom)), B.CreateFMul(g, vcf(1.0 - damp)));
+      LV* blended = B.CreateFAdd(B.CreateFMul(buf, mom), B.CreateFMul(g, vcf(1.0 - damp)));
       // torch.optim.SGD: the buffer starts as a copy of the first gradient.
       LV* first = B.CreateICmpSLE(stepArg, c64(1));
       buf = B.CreateSelect(first, g, blended);
       storeValue(bufv, buf, ctx);
-      g = u->attrs.getBool("nesterov") ? B.CreateFAdd(g, B.CreateFMul(buf, vcf(mom))) : buf;
+      g = u->attrs.getBool("nesterov") ? B.CreateFAdd(g, B.CreateFMul(buf, mom)) : buf;
     }
-    storeValue(w, B.CreateFAdd(wv, B.CreateFMul(g, vcf(-lr))), ctx);
+    // param.add_(d_p, alpha=-lr)
+    storeValue(w, B.CreateFAdd(wv, B.CreateFMul(g, B.CreateFNeg(scalar(DESCENT_SGD_LR)))), ctx);
     return;
   }
-  double b1 = u->attrs.getDouble("beta1", 0.9), b2 = u->attrs.getDouble("beta2", 0.999);
+  // AdamW: param.mul_(1 - lr * weight_decay); Adam: grad = grad.add(param, alpha=wd).
+  if (u->attrs.getBool("decoupled")) wv = B.CreateFMul(wv, scalar(DESCENT_ADAM_DECAY));
+  else if (wd != 0) g = B.CreateFAdd(g, B.CreateFMul(wv, vcf(wd)));
+  double b2 = u->attrs.getDouble("beta2", 0.999);
   double eps = u->attrs.getDouble("eps", 1e-8);
   const Value* mv = u->operands[3];
   const Value* vv = u->operands[4];
   LV* m = loadOperand(mv, ctx);
   LV* v = loadOperand(vv, ctx);
-  m = B.CreateFAdd(B.CreateFMul(m, vcf(b1)), B.CreateFMul(g, vcf(1.0 - b1)));
+  m = B.CreateFAdd(B.CreateFMul(m, scalar(DESCENT_ADAM_BETA1)),
+                   B.CreateFMul(g, scalar(DESCENT_ADAM_ONE_MINUS_BETA1)));
   v = B.CreateFAdd(B.CreateFMul(v, vcf(b2)), B.CreateFMul(B.CreateFMul(g, g), vcf(1.0 - b2)));
   storeValue(mv, m, ctx);
   storeValue(vv, v, ctx);
-  int64_t so = bg_->scalar_offset.at(u);
-  LV* sp = B.CreateInBoundsGEP(i8, arena, c64(so));
-  LV* step_size = splat(B.CreateAlignedLoad(f32, sp, llvm::Align(4)));
-  LV* bc2 = splat(B.CreateAlignedLoad(f32, B.CreateInBoundsGEP(f32, sp, c64(1)), llvm::Align(4)));
-  LV* denom = B.CreateFAdd(B.CreateFDiv(B.CreateIntrinsic(llvm::Intrinsic::sqrt, {vf}, {v}), bc2),
-                           vcf(eps));
+  LV* step_size = scalar(DESCENT_ADAM_STEP_SIZE);
+  LV* denom = B.CreateFAdd(
+      B.CreateFDiv(B.CreateIntrinsic(llvm::Intrinsic::sqrt, {vf}, {v}), scalar(DESCENT_ADAM_BC2_SQRT)),
+      vcf(eps));
   // param.addcdiv_(m, denom, value=-step_size): w + (-step_size)*m/denom
   storeValue(w, B.CreateFAdd(wv, B.CreateFDiv(B.CreateFMul(B.CreateFNeg(step_size), m), denom)),
              ctx);

@@ -81,6 +81,10 @@ private:
 
   /// Scalars carried across loops: allocas in the entry block, which mem2reg turns into registers.
   LV* entryAlloca(Type* t);
+  /// Float `index` of update op u's per-step scalar slot (step_scalars.h), loaded
+  /// in the entry block: the slot is written before the step, so the load is
+  /// loop-invariant even where stores into the arena would keep LICM from hoisting it.
+  LV* stepScalar(const Op* u, int index);
 
   LV* c64(int64_t v) { return ConstantInt::get(i64, v); }
   LV* c32(int64_t v) { return ConstantInt::get(i32, v); }

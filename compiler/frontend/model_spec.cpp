@@ -48,6 +48,19 @@ const char* optimizerName(OptimizerKind k) {
   return "?";
 }
 
+const char* schedulerName(SchedulerKind k) {
+  switch (k) {
+  case SchedulerKind::StepLR: return "StepLR";
+  case SchedulerKind::MultiStepLR: return "MultiStepLR";
+  case SchedulerKind::ExponentialLR: return "ExponentialLR";
+  case SchedulerKind::CosineAnnealingLR: return "CosineAnnealingLR";
+  case SchedulerKind::LinearLR: return "LinearLR";
+  case SchedulerKind::OneCycleLR: return "OneCycleLR";
+  case SchedulerKind::ReduceLROnPlateau: return "ReduceLROnPlateau";
+  }
+  return "?";
+}
+
 int64_t ModelSpec::outputSize() const {
   // Only Linear changes the width; every other layer is elementwise or row-wise.
   int64_t n = input_size;

@@ -94,6 +94,49 @@ struct OptimizerSpec {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
 };
 
+/// `scheduler = ...`: torch.optim.lr_scheduler's classes, with their names,
+/// arguments and defaults (runtime/scheduler.h steps them).
+enum class SchedulerKind {
+  StepLR,
+  MultiStepLR,
+  ExponentialLR,
+  CosineAnnealingLR,
+  LinearLR,
+  OneCycleLR,
+  ReduceLROnPlateau
+};
+const char* schedulerName(SchedulerKind k);
+
+struct SchedulerSpec {
+  SchedulerKind kind = SchedulerKind::StepLR;
+  SourceLoc loc;
+  double gamma = 0.1;              ///< StepLR, MultiStepLR, ExponentialLR
+  int64_t step_size = 1;           ///< StepLR
+  std::vector<int64_t> milestones; ///< MultiStepLR (sorted, as torch's Counter is read)
+  int64_t T_max = 1;               ///< CosineAnnealingLR
+  double eta_min = 0;              ///< CosineAnnealingLR
+  double start_factor = 1.0 / 3, end_factor = 1.0; ///< LinearLR
+  int64_t total_iters = 5;         ///< LinearLR
+  // OneCycleLR: stepped after every batch. total_steps 0: epochs *
+  // steps_per_epoch, or (neither given) the run's own epochs and batches.
+  double max_lr = 0;
+  int64_t total_steps = 0, epochs = 0, steps_per_epoch = 0;
+  double pct_start = 0.3;
+  bool anneal_cos = true; ///< anneal_strategy "cos" (else "linear")
+  bool cycle_momentum = true;
+  double base_momentum = 0.85, max_momentum = 0.95;
+  double div_factor = 25.0, final_div_factor = 1e4;
+  bool three_phase = false;
+  // ReduceLROnPlateau: stepped with the epoch's test loss (train loss without test data).
+  bool mode_max = false;      ///< mode "max"
+  double factor = 0.1;
+  int64_t patience = 10;
+  double threshold = 1e-4;
+  bool threshold_abs = false; ///< threshold_mode "abs"
+  int64_t cooldown = 0;
+  double min_lr = 0, eps = 1e-8;
+};
+
 /// `transform = Normalize(mean, std)`: applied after scaling pixels to [0,1].
 struct TransformSpec {
   double mean = 0.0, std = 1.0;
@@ -118,6 +161,7 @@ struct ModelSpec {
   LossSpec loss;
   OptimizerSpec optimizer;
   std::optional<TransformSpec> transform;
+  std::optional<SchedulerSpec> scheduler;
   int64_t batch = 64;
   int64_t epochs = 1;
   /// `seed = N` (torch.manual_seed's range, negative ones taken modulo 2^64);

@@ -65,8 +65,11 @@ const std::vector<std::string> kLossNames = {"NLLLoss",      "CrossEntropyLoss",
                                              "SmoothL1Loss", "HuberLoss"};
 const std::vector<std::string> kOptimizerNames = {"SGD", "Adam", "AdamW"}; // OptimizerKind order
 const std::vector<std::string> kTransformNames = {"Normalize"};
-const std::vector<std::string> kStatementKeys = {"model", "loss", "optimizer", "transform", "batch",
-                                                 "epochs", "seed"};
+const std::vector<std::string> kSchedulerNames = {
+    "StepLR",   "MultiStepLR", "ExponentialLR",    "CosineAnnealingLR",
+    "LinearLR", "OneCycleLR",  "ReduceLROnPlateau"}; // SchedulerKind order
+const std::vector<std::string> kStatementKeys = {"model", "loss",  "optimizer", "scheduler",
+                                                 "transform", "batch", "epochs", "seed"};
 
 // The type an argument must have.
 enum class PType {
@@ -77,6 +80,7 @@ enum class PType {
   FloatPair, // betas=(0.9, 0.999)
   Channel,   // Normalize's mean/std: a number or a 1-tuple like (0.5,)
   Init,      // a torch.nn.init function: kaiming_uniform(nonlinearity="relu"), zeros
+  IntList,   // milestones=[30, 80]
 };
 
 struct Param {
@@ -146,6 +150,7 @@ const char* typeDescription(PType t) {
   case PType::Channel: return "a number or a 1-tuple like (0.5,)";
   case PType::Init:
     return "a torch.nn.init function like kaiming_uniform(nonlinearity=\"relu\")";
+  case PType::IntList: return "a list of integers like [30, 80]";
   }
   return "";
 }
@@ -310,6 +315,21 @@ public:
     return true;
   }
 
+  /// For an IntList: its integers.
+  bool getIntList(const char* name, std::vector<int64_t>& out) {
+    const ast::Expr* e = get(name);
+    if (!e || e->kind == ast::ExprKind::Error) return e == nullptr;
+    if (e->kind != ast::ExprKind::Tuple) return typeError(name, *e, PType::IntList);
+    std::vector<int64_t> v;
+    for (const ast::Expr& el : e->elements) {
+      if (el.kind == ast::ExprKind::Error) return false;
+      if (el.kind != ast::ExprKind::Int) return typeError(name, el, PType::IntList);
+      v.push_back(el.int_value);
+    }
+    out = std::move(v);
+    return true;
+  }
+
   /// Reports `name` out of range: "{call}(): {name} must be {cond}, got {text}".
   void rangeError(const char* name, const char* cond, const ast::Expr* at = nullptr,
                   std::string hint = {}) {
@@ -360,6 +380,7 @@ std::string categoryOf(const std::string& name) {
   if (in(kLossNames)) return "a loss";
   if (in(kOptimizerNames)) return "an optimizer";
   if (in(kTransformNames)) return "a transform";
+  if (in(kSchedulerNames)) return "a scheduler";
   if (name == "Sequential") return "a model";
   return {};
 }
@@ -369,6 +390,7 @@ const char* statementFor(const std::string& category) {
   if (category == "a loss") return "loss = ...";
   if (category == "an optimizer") return "optimizer = ...";
   if (category == "a transform") return "transform = ...";
+  if (category == "a scheduler") return "scheduler = ...";
   return "model = ...";
 }
 
@@ -388,6 +410,7 @@ public:
     if (const ast::Stmt* s = find("loss")) checkLoss(*s);
     if (const ast::Stmt* s = find("optimizer")) checkOptimizer(*s);
     if (const ast::Stmt* s = find("transform")) checkTransform(*s);
+    if (const ast::Stmt* s = find("scheduler")) checkScheduler(*s);
     if (const ast::Stmt* s = find("batch")) checkCount(*s, spec_.batch, kMaxBatch);
     if (const ast::Stmt* s = find("epochs")) checkCount(*s, spec_.epochs, kMaxEpochs);
     if (const ast::Stmt* s = find("seed")) checkSeed(*s);
@@ -438,7 +461,8 @@ private:
         else
           hint = didYouMean(s.name, kStatementKeys);
         if (hint.empty())
-          hint = "statements are input, target, model, loss, optimizer, transform, batch, epochs";
+          hint = "statements are input, target, model, loss, optimizer, scheduler, transform, "
+                 "batch, epochs, seed";
         error(s.name_loc, fmt::format("unknown statement '{}'", quoted(s.name)), hint);
         continue;
       }
@@ -986,6 +1010,159 @@ private:
       if (args.getFloat("eps", o.eps) && args.get("eps") && !(o.eps > 0))
         args.rangeError("eps", "> 0");
     }
+  }
+
+  // scheduler = StepLR(step_size=30): torch.optim.lr_scheduler's classes with
+  // their argument order (the optimizer argument may be written first, as in
+  // a PyTorch script), defaults and ValueErrors. Runs after checkOptimizer:
+  // OneCycleLR writes the optimizer's momentum like its constructor does.
+  void checkScheduler(const ast::Stmt& s) {
+    ast::Expr v = s.value;
+    if (!expectCall(v, "a scheduler", "scheduler = StepLR(step_size=30, gamma=0.1)")) return;
+    auto it = std::find(kSchedulerNames.begin(), kSchedulerNames.end(), v.text);
+    if (it == kSchedulerNames.end()) {
+      unknownName(v, "a scheduler", kSchedulerNames);
+      return;
+    }
+    if (!v.args.empty() && v.args[0].name.empty() && v.args[0].value.kind == ast::ExprKind::Name &&
+        v.args[0].value.text == "optimizer")
+      v.args.erase(v.args.begin()); // StepLR(optimizer, ...): the model's optimizer
+    SchedulerSpec sc;
+    sc.kind = SchedulerKind(it - kSchedulerNames.begin());
+    sc.loc = v.loc;
+    using K = SchedulerKind;
+    static const std::map<K, std::vector<Param>> params = {
+        {K::StepLR, {{"step_size", PType::Int, true}, {"gamma", PType::Float}}},
+        {K::MultiStepLR, {{"milestones", PType::IntList, true}, {"gamma", PType::Float}}},
+        {K::ExponentialLR, {{"gamma", PType::Float, true}}},
+        {K::CosineAnnealingLR, {{"T_max", PType::Int, true}, {"eta_min", PType::Float}}},
+        {K::LinearLR,
+         {{"start_factor", PType::Float}, {"end_factor", PType::Float}, {"total_iters", PType::Int}}},
+        {K::OneCycleLR,
+         {{"max_lr", PType::Float, true},
+          {"total_steps", PType::Int},
+          {"epochs", PType::Int},
+          {"steps_per_epoch", PType::Int},
+          {"pct_start", PType::Float},
+          {"anneal_strategy", PType::String},
+          {"cycle_momentum", PType::Bool},
+          {"base_momentum", PType::Float},
+          {"max_momentum", PType::Float},
+          {"div_factor", PType::Float},
+          {"final_div_factor", PType::Float},
+          {"three_phase", PType::Bool}}},
+        {K::ReduceLROnPlateau,
+         {{"mode", PType::String},
+          {"factor", PType::Float},
+          {"patience", PType::Int},
+          {"threshold", PType::Float},
+          {"threshold_mode", PType::String},
+          {"cooldown", PType::Int},
+          {"min_lr", PType::Float},
+          {"eps", PType::Float}}}};
+    BoundArgs args(v, params.at(sc.kind), diags_);
+    if (!args.bind()) return;
+    auto positive = [&](const char* name, int64_t& out) {
+      if (args.getInt(name, out) && args.get(name) && out <= 0) args.rangeError(name, "> 0");
+    };
+    switch (sc.kind) {
+    case K::StepLR:
+      positive("step_size", sc.step_size); // 0: Python's ZeroDivisionError at the first step
+      args.getFloat("gamma", sc.gamma);
+      break;
+    case K::MultiStepLR:
+      args.getIntList("milestones", sc.milestones);
+      args.getFloat("gamma", sc.gamma);
+      break;
+    case K::ExponentialLR:
+      args.getFloat("gamma", sc.gamma);
+      break;
+    case K::CosineAnnealingLR:
+      positive("T_max", sc.T_max); // 0: a division by zero in torch
+      args.getFloat("eta_min", sc.eta_min);
+      break;
+    case K::LinearLR:
+      if (args.getFloat("start_factor", sc.start_factor) && args.get("start_factor") &&
+          (sc.start_factor > 1.0 || sc.start_factor <= 0))
+        args.error(args.get("start_factor")->loc,
+                   "LinearLR(): Starting multiplicative factor expected to be greater than 0 and "
+                   "less or equal to 1.");
+      if (args.getFloat("end_factor", sc.end_factor) && args.get("end_factor") &&
+          (sc.end_factor > 1.0 || sc.end_factor < 0))
+        args.error(args.get("end_factor")->loc,
+                   "LinearLR(): Ending multiplicative factor expected to be between 0 and 1.");
+      if (args.getInt("total_iters", sc.total_iters) && args.get("total_iters") &&
+          sc.total_iters < 0)
+        args.rangeError("total_iters", ">= 0");
+      break;
+    case K::OneCycleLR: {
+      args.getFloat("max_lr", sc.max_lr);
+      if (args.get("max_lr") && !(sc.max_lr > 0)) args.rangeError("max_lr", "> 0");
+      auto count = [&](const char* name, int64_t& out) {
+        if (args.getInt(name, out) && args.get(name) && out <= 0)
+          args.error(args.get(name)->loc, fmt::format("OneCycleLR(): Expected positive integer {}, "
+                                                      "but got {}",
+                                                      name, out));
+      };
+      count("total_steps", sc.total_steps);
+      count("epochs", sc.epochs);
+      count("steps_per_epoch", sc.steps_per_epoch);
+      if (args.getFloat("pct_start", sc.pct_start) && args.get("pct_start") &&
+          !(sc.pct_start >= 0 && sc.pct_start <= 1))
+        args.error(args.get("pct_start")->loc,
+                   fmt::format("OneCycleLR(): Expected float between 0 and 1 pct_start, but got {}",
+                               sc.pct_start));
+      std::string anneal = "cos";
+      if (args.getString("anneal_strategy", anneal) && anneal != "cos" && anneal != "linear")
+        args.error(args.get("anneal_strategy")->loc,
+                   fmt::format("OneCycleLR(): anneal_strategy must by one of 'cos' or 'linear', "
+                               "instead got {}",
+                               quoted(anneal)));
+      sc.anneal_cos = anneal == "cos";
+      args.getBool("cycle_momentum", sc.cycle_momentum);
+      args.getFloat("base_momentum", sc.base_momentum);
+      args.getFloat("max_momentum", sc.max_momentum);
+      args.getFloat("div_factor", sc.div_factor);
+      args.getFloat("final_div_factor", sc.final_div_factor);
+      if (args.get("div_factor") && !(sc.div_factor > 0)) args.rangeError("div_factor", "> 0");
+      if (args.get("final_div_factor") && !(sc.final_div_factor > 0))
+        args.rangeError("final_div_factor", "> 0");
+      args.getBool("three_phase", sc.three_phase);
+      // __init__ sets group['momentum'] (SGD) or betas[0] (Adam) to max_momentum.
+      if (sc.cycle_momentum) {
+        OptimizerSpec& o = spec_.optimizer;
+        (o.kind == OptimizerKind::SGD ? o.momentum : o.beta1) = sc.max_momentum;
+        if (o.kind == OptimizerKind::SGD && args.get("max_momentum") && !(sc.max_momentum > 0))
+          args.error(args.get("max_momentum")->loc,
+                     "OneCycleLR(): cycle_momentum on SGD needs max_momentum > 0",
+                     "or cycle_momentum=False");
+      }
+      break;
+    }
+    case K::ReduceLROnPlateau: {
+      std::string mode = "min", tmode = "rel";
+      if (args.getString("mode", mode) && mode != "min" && mode != "max")
+        args.error(args.get("mode")->loc,
+                   fmt::format("ReduceLROnPlateau(): mode {} is unknown!", quoted(mode)));
+      sc.mode_max = mode == "max";
+      if (args.getFloat("factor", sc.factor) && args.get("factor") && sc.factor >= 1.0)
+        args.error(args.get("factor")->loc, "ReduceLROnPlateau(): Factor should be < 1.0.");
+      if (args.getInt("patience", sc.patience) && args.get("patience") && sc.patience < 0)
+        args.rangeError("patience", ">= 0");
+      args.getFloat("threshold", sc.threshold);
+      if (args.getString("threshold_mode", tmode) && tmode != "rel" && tmode != "abs")
+        args.error(args.get("threshold_mode")->loc,
+                   fmt::format("ReduceLROnPlateau(): threshold mode {} is unknown!", quoted(tmode)));
+      sc.threshold_abs = tmode == "abs";
+      if (args.getInt("cooldown", sc.cooldown) && args.get("cooldown") && sc.cooldown < 0)
+        args.rangeError("cooldown", ">= 0");
+      if (args.getFloat("min_lr", sc.min_lr) && args.get("min_lr") && !(sc.min_lr >= 0))
+        args.rangeError("min_lr", ">= 0");
+      args.getFloat("eps", sc.eps);
+      break;
+    }
+    }
+    if (args.ok()) spec_.scheduler = sc;
   }
 
   void checkTransform(const ast::Stmt& s) {

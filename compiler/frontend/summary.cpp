@@ -16,6 +16,7 @@
 #include "compiler/frontend/summary.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace descent {
 
@@ -35,6 +36,40 @@ std::string grouped(int64_t n) {
 int64_t layerParams(const Layer& l) {
   if (l.kind != LayerKind::Linear) return 0;
   return l.in_features * l.out_features + (l.bias ? l.out_features : 0);
+}
+
+/// The schedule with the arguments that shape it (defaults filled in).
+std::string schedulerRepr(const SchedulerSpec& s) {
+  using K = SchedulerKind;
+  std::string args;
+  switch (s.kind) {
+  case K::StepLR: args = fmt::format("step_size={}, gamma={}", s.step_size, s.gamma); break;
+  case K::MultiStepLR:
+    args = fmt::format("milestones=[{}], gamma={}", fmt::join(s.milestones, ", "), s.gamma);
+    break;
+  case K::ExponentialLR: args = fmt::format("gamma={}", s.gamma); break;
+  case K::CosineAnnealingLR: args = fmt::format("T_max={}, eta_min={}", s.T_max, s.eta_min); break;
+  case K::LinearLR:
+    args = fmt::format("start_factor={}, end_factor={}, total_iters={}", s.start_factor,
+                       s.end_factor, s.total_iters);
+    break;
+  case K::OneCycleLR:
+    args = fmt::format("max_lr={}", s.max_lr);
+    if (s.total_steps) args += fmt::format(", total_steps={}", s.total_steps);
+    if (s.epochs) args += fmt::format(", epochs={}", s.epochs);
+    if (s.steps_per_epoch) args += fmt::format(", steps_per_epoch={}", s.steps_per_epoch);
+    args += fmt::format(", pct_start={}, anneal_strategy='{}', cycle_momentum={}", s.pct_start,
+                        s.anneal_cos ? "cos" : "linear", s.cycle_momentum ? "True" : "False");
+    if (s.three_phase) args += ", three_phase=True";
+    break;
+  case K::ReduceLROnPlateau:
+    args = fmt::format("mode='{}', factor={}, patience={}, threshold={}, threshold_mode='{}', "
+                       "cooldown={}, min_lr={}",
+                       s.mode_max ? "max" : "min", s.factor, s.patience, s.threshold,
+                       s.threshold_abs ? "abs" : "rel", s.cooldown, s.min_lr);
+    break;
+  }
+  return fmt::format("{}({})", schedulerName(s.kind), args);
 }
 
 std::string optimizerRepr(const OptimizerSpec& o) {
@@ -160,6 +195,7 @@ std::string renderSummary(const ModelSpec& spec) {
   out += fmt::format("Loss:      {}(reduction='{}'{})\n", lossName(spec.loss.kind),
                      reductionName(spec.loss.reduction), loss_args);
   out += fmt::format("Optimizer: {}\n", optimizerRepr(spec.optimizer));
+  if (spec.scheduler) out += fmt::format("Scheduler: {}\n", schedulerRepr(*spec.scheduler));
   if (spec.transform)
     out += fmt::format("Transform: Normalize({}, {})\n", spec.transform->mean, spec.transform->std);
   out += fmt::format("Batch:     {}\n", B);

@@ -347,7 +347,8 @@ private:
     const Buf<T>& grad = get(op.operands[1]);
     int64_t step = stepValue(op.operands[2]);
     Buf<T>* buf = op.operands.size() > 3 ? &mut(op.operands[3]) : nullptr;
-    double lr = op.attrs.getDouble("lr"), momentum = op.attrs.getDouble("momentum");
+    double lr = in_.lr.value_or(op.attrs.getDouble("lr"));
+    double momentum = in_.momentum.value_or(op.attrs.getDouble("momentum"));
     double dampening = op.attrs.getDouble("dampening"), wd = op.attrs.getDouble("weight_decay");
     bool nesterov = op.attrs.getBool("nesterov"), maximize = op.attrs.getBool("maximize");
     for (size_t i = 0; i < w.size(); ++i) {
@@ -369,7 +370,8 @@ private:
     const Buf<T>& grad = get(op.operands[1]);
     auto step = double(stepValue(op.operands[2]));
     Buf<T>&m = mut(op.operands[3]), &v = mut(op.operands[4]);
-    double lr = op.attrs.getDouble("lr"), b1 = op.attrs.getDouble("beta1", 0.9);
+    double lr = in_.lr.value_or(op.attrs.getDouble("lr"));
+    double b1 = in_.momentum.value_or(op.attrs.getDouble("beta1", 0.9));
     double b2 = op.attrs.getDouble("beta2", 0.999), eps = op.attrs.getDouble("eps", 1e-8);
     double wd = op.attrs.getDouble("weight_decay");
     bool decoupled = op.attrs.getBool("decoupled"); // AdamW (_single_tensor_adamw)

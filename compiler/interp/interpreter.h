@@ -8,6 +8,7 @@
 #include "compiler/ir/graph.h"
 
 #include <map>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -30,6 +31,9 @@ template <typename T> struct InterpInputs {
   /// When nonzero, the exact value of %step, which a float input holds exactly
   /// only up to 2^24 (a long run at batch 1 passes that).
   int64_t step = 0;
+  /// The learning rate and momentum (SGD) or beta1 (Adam, AdamW) of this step
+  /// when a schedule changed them; otherwise the update ops' attributes.
+  std::optional<double> lr = std::nullopt, momentum = std::nullopt;
 };
 
 /// Sizes `state.states` to the graph's optimizer state and zero-fills it (the

@@ -7,6 +7,7 @@
  * C99 + pthreads + libm; compiled by CMake and copied into every libM.a. */
 #define _POSIX_C_SOURCE 200112L
 #include "descent_aot.h"
+#include "compiler/codegen/step_scalars.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -231,7 +232,6 @@ int descent_aot_get_lr(const struct descent_aot* s, double* lr) {
 int descent_aot_set_lr(struct descent_aot* s, double lr) {
   if (!s) return DESCENT_AOT_ENULL;
   if (!(lr >= 0) || isinf(lr)) return DESCENT_AOT_EARG;
-  if (!s->model->lr_settable && lr != s->model->lr) return DESCENT_AOT_EUNSUPPORTED;
   s->lr = lr;
   return DESCENT_AOT_OK;
 }
@@ -253,12 +253,12 @@ int descent_aot_train_step(struct descent_aot* s, const void* x, const void* y, 
   if (e->nkernels == 0) return DESCENT_AOT_EUNSUPPORTED;
   if (n < 1 || n > s->model->batch) return DESCENT_AOT_EARG;
   int64_t step = s->step + 1;
-  /* Adam's bias corrections in double, as torch.optim.Adam and the executor
-   * compute them, rounded to float once. */
-  for (int i = 0; i < e->nadam; ++i) {
-    float* sc = (float*)(s->arena + e->adam[i].offset);
-    sc[0] = (float)(s->lr / (1.0 - pow(e->adam[i].beta1, (double)step)));
-    sc[1] = (float)sqrt(1.0 - pow(e->adam[i].beta2, (double)step));
+  /* The per-step scalars, computed as the executor computes them (one
+   * definition: compiler/codegen/step_scalars.h). */
+  for (int i = 0; i < e->nupdates; ++i) {
+    const struct descent_aot_update* u = &e->updates[i];
+    descent_step_scalars(u->kind, s->lr, s->model->momentum, u->beta2, u->weight_decay, step,
+                         (float*)(s->arena + u->offset));
   }
   run(s, e, x, y, n, step, s->seed);
   s->step = step;

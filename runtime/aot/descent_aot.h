@@ -43,10 +43,12 @@ struct descent_aot_tensor {
   int perm[4];      /* IR dim i is PyTorch dim perm[i] */
 };
 
-/* Adam's per-step scalars {lr / (1 - beta1^step), sqrt(1 - beta2^step)}. */
-struct descent_aot_adam {
+/* An optimizer update's slot of per-step scalars, written before every step
+ * from the instance's learning rate and momentum (beta1 for Adam). */
+struct descent_aot_update {
   int64_t offset;
-  double beta1, beta2;
+  int kind; /* 0 SGD, 1 Adam, 2 AdamW */
+  double beta2, weight_decay;
 };
 
 /* The u8 normalize table (256 floats: (v / divisor - mean) / std in fp32). */
@@ -58,8 +60,8 @@ struct descent_aot_lut {
 struct descent_aot_entry {
   const struct descent_aot_kernel* kernels;
   int nkernels;
-  const struct descent_aot_adam* adam;
-  int nadam;
+  const struct descent_aot_update* updates;
+  int nupdates;
   int64_t loss_offset, correct_offset, output_offset; /* -1 when absent */
 };
 
@@ -74,8 +76,8 @@ struct descent_aot_model {
   const struct descent_aot_lut* luts;
   int nluts;
   struct descent_aot_entry train, eval; /* nkernels 0: not compiled */
-  double lr;
-  int lr_settable; /* 1: the lr is a per-step scalar (Adam); 0: baked into the kernels (SGD) */
+  double lr;       /* the model file's learning rate */
+  double momentum; /* its momentum (SGD) or beta1 (Adam, AdamW) */
   const char* optimizer; /* "SGD", "Adam": the optimizer file must name it */
 };
 

@@ -84,6 +84,7 @@ std::string jitTranscript(const std::string& model, int threads, int steps, int 
   std::string out;
   for (int st = 0; st < steps; ++st) {
     int n = st == steps - 1 && B > 3 ? B - 3 : B;
+    p.setHyper(spec.optimizer.lr * double(st + 2) / 2.0, p.momentum());
     p.run(CompiledModel::kTrain, x, y, n, st + 1, seed);
     out += fmt::format("step {} loss {:08x}\n", st + 1,
                        bits(p.outputScalar(CompiledModel::kTrain, "loss")));

@@ -39,7 +39,10 @@ int main(int argc, char** argv) {
   expect(mnist_mlp_set_threads(NULL, 2), DESCENT_AOT_ENULL, "set_threads(NULL)");
   expect(mnist_mlp_get_lr(m, &lr), DESCENT_AOT_OK, "get_lr");
   expect(lr == 0.003, 1, "get_lr is the model's lr");
-  expect(mnist_mlp_set_lr(m, 0.1), DESCENT_AOT_EUNSUPPORTED, "set_lr on SGD (compiled into the kernels)");
+  expect(mnist_mlp_set_lr(m, -0.1), DESCENT_AOT_EARG, "set_lr(-0.1)");
+  expect(mnist_mlp_set_lr(m, 0.1), DESCENT_AOT_OK, "set_lr on SGD (a per-step scalar)");
+  expect(mnist_mlp_get_lr(m, &lr), DESCENT_AOT_OK, "get_lr after set_lr");
+  expect(lr == 0.1, 1, "get_lr is the lr set");
   expect(mnist_mlp_set_step(m, -1), DESCENT_AOT_EARG, "set_step(-1)");
   expect(mnist_mlp_tensor(m, "no.such", (float**)&lr, NULL), DESCENT_AOT_EARG, "tensor(unknown name)");
   expect(mnist_mlp_load(m, NULL), DESCENT_AOT_ENULL, "load(NULL)");

@@ -1,7 +1,8 @@
 /* Test driver for test_aot (aot_test.cpp): built with `cc -std=c99 -Wall
  * -Werror -DMODEL=<M> -include <M>.h` against lib<M>.a. Fills every tensor
  * and the batches by the formulas aot_test.cpp uses for the JIT, runs
- * train steps, eval and predict, and prints the bits of every result.
+ * train steps (with a learning rate that changes every step), eval and
+ * predict, and prints the bits of every result.
  * Usage: step_driver THREADS STEPS SEED */
 #include <stdint.h>
 #include <stdio.h>
@@ -66,6 +67,9 @@ int main(int argc, char** argv) {
   for (int s = 0; s < steps; ++s) {
     int n = s == steps - 1 && B > 3 ? B - 3 : B; /* the last step: a remainder batch */
     float loss = 0;
+    /* A learning rate that changes every step, as a schedule would. */
+    double lr0 = 0;
+    if (P(get_lr)(m, &lr0) || P(set_lr)(m, tab->lr * (double)(s + 2) / 2.0)) return 8;
     if (P(train_step)(m, x, y, n, &loss)) return 6;
     printf("step %d loss %08x\n", s + 1, bits(loss));
   }

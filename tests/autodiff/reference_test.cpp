@@ -135,6 +135,10 @@ TEST_CASE("interpreter matches the PyTorch fixtures", "[reference]") {
       REQUIRE(traj.size() == 20);
       for (int step = 1; step <= 20; ++step) {
         in.values["step"] = {float(step)};
+        if (expected.contains("lrs")) { // a schedule's learning rate and momentum of the step
+          in.lr = expected["lrs"][size_t(step - 1)].get<double>();
+          in.momentum = expected["momenta"][size_t(step - 1)].get<double>();
+        }
         auto tout = interpret(*train, in, ts);
         double want = traj[size_t(step - 1)];
         INFO("trajectory step " << step);

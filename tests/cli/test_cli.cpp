@@ -111,6 +111,9 @@ TEST_CASE("PyTorch's 20-step trajectories through descent train --init --no-shuf
         // ulps per step: ~30x the fp32-vs-fp64 deviation the fixtures record for
         // SGD; Adam's sqrt/div amplifies it (tests/reference/README.md).
         CHECK(std::abs(got - want) <= tol * std::max(1.0, std::abs(want)));
+        // A schedule's learning rates are PyTorch's doubles to the last bit.
+        if (expected.contains("lrs"))
+          CHECK(rows[i]["lr"].get<double>() == expected["lrs"][i].get<double>());
       }
     }
     ++checked;

@@ -56,6 +56,15 @@ def _namespace():
         return ("AdamW", dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                               maximize=maximize))
 
+    def scheduler(kind):
+        # torch.optim.lr_scheduler's constructors without the optimizer:
+        # (kind, kwargs), built by make_scheduler once the optimizer exists.
+        def make(*args, **kw):
+            if args and args[0] == "optimizer":
+                args = args[1:]
+            return (kind, args, kw)
+        return make
+
     def normalize(mean, std):
         first = lambda v: v[0] if isinstance(v, (tuple, list)) else v
         return ("Normalize", dict(mean=first(mean), std=first(std)))
@@ -70,6 +79,10 @@ def _namespace():
         "BCEWithLogitsLoss": nn.BCEWithLogitsLoss, "L1Loss": nn.L1Loss,
         "SmoothL1Loss": nn.SmoothL1Loss, "HuberLoss": nn.HuberLoss,
         "SGD": sgd, "Adam": adam, "AdamW": adamw, "Normalize": normalize,
+        **{k: scheduler(k) for k in ("StepLR", "MultiStepLR", "ExponentialLR",
+                                     "CosineAnnealingLR", "LinearLR", "OneCycleLR",
+                                     "ReduceLROnPlateau")},
+        "optimizer": "optimizer",
         "true": True, "false": False, "True": True, "False": False,
     }
 
@@ -78,7 +91,7 @@ def parse_model(text):
     """Returns a dict: input (name, size), target (name, kind 'class'|'f32',
     size), model (nn.Sequential, freshly initialized by torch's RNG), loss
     (nn module), optimizer (kind, kwargs), transform, batch, epochs."""
-    spec = {"optimizer": None, "transform": None, "batch": 64, "epochs": 1}
+    spec = {"optimizer": None, "scheduler": None, "transform": None, "batch": 64, "epochs": 1}
     ns = _namespace()
     for key, value in _statements(text):
         if key in ("input", "target"):
@@ -169,3 +182,17 @@ def read_csv(path, features):
                 rows.append([np.float32(v) for v in line.split(",")])
     arr = np.array(rows, dtype=np.float32)
     return torch.from_numpy(arr[:, :features].copy()), arr[:, features:]
+
+
+def make_scheduler(sched, opt, total_steps):
+    """The scheduler of a parsed spec on `opt`; OneCycleLR without a total
+    runs `total_steps`, or `epochs` of one batch (descent's default: the
+    run's epochs and the data's batches per epoch)."""
+    kind, args, kw = sched
+    kw = dict(kw)
+    if kind == "OneCycleLR" and "total_steps" not in kw:
+        if "epochs" not in kw:
+            kw["total_steps"] = total_steps
+        else:
+            kw.setdefault("steps_per_epoch", 1)  # the fixtures' one batch
+    return getattr(optim.lr_scheduler, kind)(opt, *args, **kw)

@@ -41,7 +41,8 @@ std::string errorOf(const std::function<void()>& f) {
 
 /// A small classifier with optimizer state and Dropout (so the step and the
 /// seed matter), written to `dir`.
-ModelSpec smallModel(const TempDir& dir, const std::string& optimizer, bool dropout = true) {
+ModelSpec smallModel(const TempDir& dir, const std::string& optimizer, bool dropout = true,
+                     const std::string& extra = "") {
   std::string path = dir / "small.nn";
   writeBytes(path, fmt::format(R"(input  x: f32[4]
 target y: class[3]
@@ -50,8 +51,9 @@ loss      = NLLLoss()
 optimizer = {}
 batch     = 7
 epochs    = 2
+{}
 )",
-                               dropout ? "Dropout(p=0.25), " : "", optimizer));
+                               dropout ? "Dropout(p=0.25), " : "", optimizer, extra));
   return testsupport::loadModel(path);
 }
 
@@ -92,6 +94,7 @@ public:
     if (--left_ == 0) flag_ = true;
     return loss;
   }
+  void setHyper(double lr, double momentum) override { e_.setHyper(lr, momentum); }
   EvalResult eval(const void* x, const void* y, int64_t n) override { return e_.eval(x, y, n); }
 
 private:
@@ -486,6 +489,102 @@ TEST_CASE("a run interrupted mid-epoch resumes bit for bit", "[checkpoint][train
       CHECK(lines(readFile(d / "b.jsonl")) == lines(readFile(d / "a.jsonl")));
     }
   }
+}
+
+TEST_CASE("a run with a learning-rate schedule resumes bit for bit", "[checkpoint][trainer][scheduler]") {
+  // OneCycleLR steps (and cycles SGD's momentum) after every batch, the others
+  // after every epoch; ReduceLROnPlateau reads the test loss.
+  const std::pair<const char*, const char*> runs[] = {
+      {"SGD(lr=0.1)", "scheduler = OneCycleLR(optimizer, max_lr=0.2)"},
+      {"Adam(lr=0.01)", "scheduler = ReduceLROnPlateau(factor=0.5, patience=0, threshold=0.3)"},
+      {"SGD(lr=0.1, momentum=0.9)", "scheduler = StepLR(step_size=1, gamma=0.5)"}};
+  for (const char* kind : {"jit", "interp"}) {
+    for (auto [opt, sched] : runs) {
+      INFO(kind << " " << opt << " " << sched);
+      TempDir d;
+      ModelSpec spec = smallModel(d, opt, true, sched);
+      REQUIRE(spec.scheduler);
+      Dataset data = smallData(), test = smallData();
+      auto straight = makeEngine(spec, kind);
+      initParams(*straight, 1);
+      TrainOptions o = options(d / "a.safetensors", d / "a.jsonl");
+      o.epochs = 4;
+      TrainResult full = train(*straight, spec, data, &test, o, {});
+      REQUIRE(full.epochs.size() == 4);
+      // The rate changes from epoch to epoch.
+      CHECK(full.epochs[0].lr != full.epochs[3].lr);
+
+      // Stop after step 11 (mid-epoch 2), resume for the other 2.6 epochs.
+      std::atomic<bool> flag{false};
+      auto inner = makeEngine(spec, kind);
+      initParams(*inner, 1);
+      InterruptingEngine stopping(*inner, 11, flag);
+      TrainOptions b = options(d / "b.safetensors", d / "b.jsonl");
+      b.epochs = 4;
+      b.interrupt = &flag;
+      REQUIRE(train(stopping, spec, data, &test, b, {}).interrupted);
+      auto resumed = makeEngine(spec, kind);
+      TrainProgress start = loadCheckpoint(d / "b.safetensors", *resumed, spec);
+      CHECK(!start.scheduler.empty());
+      b.interrupt = nullptr;
+      b.epochs = 3; // the rest of epoch 2, then 3 and 4
+      b.metrics_append = true;
+      TrainResult rest = train(*resumed, spec, data, &test, b, start);
+      REQUIRE(rest.epochs.size() == 3);
+      for (size_t i = 0; i < 3; ++i) {
+        CHECK(rest.epochs[i].lr == full.epochs[i + 1].lr);
+        CHECK(rest.epochs[i].train_loss == full.epochs[i + 1].train_loss);
+      }
+      CHECK(readFile(d / "b.safetensors") == readFile(d / "a.safetensors"));
+      CHECK(readFile(d / "b.optim.safetensors") == readFile(d / "a.optim.safetensors"));
+    }
+  }
+}
+
+TEST_CASE("a schedule's state is checked when a run resumes", "[checkpoint][trainer][scheduler]") {
+  TempDir d;
+  ModelSpec step = smallModel(d, "SGD(lr=0.1)", false, "scheduler = StepLR(step_size=1)");
+  Dataset data = smallData();
+  auto e = makeEngine(step, "jit");
+  initParams(*e, 1);
+  TrainOptions o = options(d / "a.safetensors");
+  o.epochs = 1;
+  train(*e, step, data, nullptr, o, {});
+  // Another schedule in the model file: refused before training, naming both.
+  ModelSpec cosine = smallModel(d, "SGD(lr=0.1)", false, "scheduler = CosineAnnealingLR(T_max=3)");
+  auto c = makeEngine(cosine, "jit");
+  TrainProgress start = loadCheckpoint(d / "a.safetensors", *c, cosine);
+  try {
+    train(*c, cosine, data, nullptr, o, start);
+    FAIL("no error");
+  } catch (const std::invalid_argument& err) {
+    CHECK(std::string(err.what()) ==
+          "the checkpoint was saved with scheduler StepLR, but the model file's is CosineAnnealingLR");
+  }
+  // Damaged state.
+  setMeta(d / "a.optim.safetensors", "scheduler", R"({"kind":"StepLR","last_epoch":1})");
+  pairUp(d / "a.safetensors", d / "a.optim.safetensors");
+  start = loadCheckpoint(d / "a.safetensors", *e, step);
+  try {
+    train(*e, step, data, nullptr, o, start);
+    FAIL("no error");
+  } catch (const std::invalid_argument& err) {
+    CHECK(std::string(err.what()) == "the checkpoint has bad 'scheduler' metadata: no number 'lr'");
+  }
+  // OneCycleLR with fewer total steps than the run: refused before any step.
+  ModelSpec one = smallModel(d, "SGD(lr=0.1)", false, "scheduler = OneCycleLR(max_lr=0.1, total_steps=10)");
+  auto f = makeEngine(one, "jit");
+  initParams(*f, 1);
+  std::vector<float> before = stateOf(*f, "0.weight");
+  o.epochs = 2; // 16 steps
+  try {
+    train(*f, one, data, nullptr, o, {});
+    FAIL("no error");
+  } catch (const std::invalid_argument& err) {
+    CHECK(std::string(err.what()).find("OneCycleLR(): total_steps is 10 but this run takes 16 steps") !=
+          std::string::npos);
+  }
+  CHECK(stateOf(*f, "0.weight") == before);
 }
 
 TEST_CASE("a mid-epoch checkpoint resumes only with the same seed, batch and data",

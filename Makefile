@@ -65,6 +65,10 @@ aot-demo: setup build
 	$(AOTDIR)/train_mnist /usr/share/datasets/fashion-mnist $(AOTDIR)/mnist_mlp.init.safetensors \
 	  $(AOTDIR)/mnist_mlp.safetensors
 	$(BUILD)/descent train models/mnist_mlp.nn --epochs 1 --threads 1
+	$(BUILD)/descent compile models/mnist_mlp.nn --inference --out $(AOTDIR)/inference
+	c++ -std=c++17 -Wall -Werror -O2 -I$(AOTDIR)/inference -o $(AOTDIR)/classify \
+	  examples/aot/classify.cpp $(AOTDIR)/inference/libmnist_mlp.a -lpthread -lz
+	$(AOTDIR)/classify /usr/share/datasets/fashion-mnist $(AOTDIR)/mnist_mlp.safetensors 5
 
 bench: setup build
 	@scripts/setup.sh --bench

@@ -225,6 +225,58 @@ TEST_CASE("examples/aot/train_mnist.c trains one epoch with the numbers of desce
   CHECK(field(ex.out, "test accuracy") == field(tr.out, "test accuracy"));
 }
 
+TEST_CASE("examples/aot/classify.cpp predicts with the --inference library as descent predict") {
+  ScratchDir dir;
+  // A checkpoint (the initial parameters descent compile writes) and the
+  // inference library, built with the system C++ compiler.
+  REQUIRE(descent::testing::runDescent(
+              fmt::format("compile models/mnist_mlp.nn --out {}", dir / "full"))
+              .code == 0);
+  REQUIRE(descent::testing::runDescent(
+              fmt::format("compile models/mnist_mlp.nn --inference --out {}", dir / "lib"))
+              .code == 0);
+  RunResult cc = sh(fmt::format(
+      "c++ -std=c++17 -Wall -Werror -O2 -I{d} -o {e} {src}/examples/aot/classify.cpp "
+      "{d}/libmnist_mlp.a -lpthread -lz",
+      fmt::arg("d", dir / "lib"), fmt::arg("e", dir / "classify"),
+      fmt::arg("src", DESCENT_SOURCE_DIR)));
+  INFO(cc.err);
+  REQUIRE(cc.code == 0);
+  const std::string weights = dir / "full/mnist_mlp.init.safetensors";
+  RunResult ex = sh(fmt::format("{} /usr/share/datasets/fashion-mnist {} 10000", dir / "classify",
+                                weights));
+  INFO(ex.err);
+  REQUIRE(ex.code == 0);
+  RunResult pr = descent::testing::runDescent(fmt::format(
+      "predict models/mnist_mlp.nn --weights {} --out {}", weights, dir / "p.csv"));
+  REQUIRE(pr.code == 0);
+  // Every test image: the same predicted class (column 2 of both files).
+  auto predicted = [](std::istream& in) {
+    std::vector<std::string> v;
+    std::string line;
+    std::getline(in, line); // header
+    while (std::getline(in, line)) {
+      size_t a = line.find(','), b = line.find(',', a + 1);
+      if (a == std::string::npos || b == std::string::npos) break; // the accuracy line
+      v.push_back(line.substr(a + 1, b - a - 1));
+    }
+    return v;
+  };
+  std::istringstream ours(ex.out);
+  std::ifstream theirs(dir / "p.csv");
+  std::vector<std::string> a = predicted(ours), b = predicted(theirs);
+  CHECK(a.size() == 10000);
+  CHECK(a == b);
+  // And the accuracy descent eval prints.
+  RunResult ev = descent::testing::runDescent(
+      fmt::format("eval models/mnist_mlp.nn --weights {}", weights));
+  REQUIRE(ev.code == 0);
+  size_t at = ex.out.find("accuracy ");
+  REQUIRE(at != std::string::npos);
+  std::string acc = ex.out.substr(at + 9, ex.out.find('%', at) - at - 9);
+  CHECK(ev.out.find("accuracy  " + acc + "%") != std::string::npos);
+}
+
 TEST_CASE("descent compile refuses another model's --weights before writing anything") {
   ScratchDir dir;
   REQUIRE(descent::testing::runDescent(

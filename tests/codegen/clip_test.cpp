@@ -33,6 +33,12 @@ std::unique_ptr<Program> compileTrain(const Graph& g, int threads, std::string& 
   return Program::compile({&g}, JitOptions{"", threads, threads > 1}, err);
 }
 
+/// The kernel graph's text without the header comments (target, compile time).
+std::string kernelGraph(const Program& p) {
+  std::string t = p.kernelsText();
+  return t.substr(t.find("kernels @"));
+}
+
 size_t count(const std::string& s, const std::string& what) {
   size_t n = 0;
   for (size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1))
@@ -84,8 +90,8 @@ TEST_CASE("clip_grad_value keeps the unclipped kernel graph (the clamp is in the
   auto pb = compileTrain(*b, 1, err);
   REQUIRE(pa);
   REQUIRE(pb);
-  CHECK(pa->kernelsText() == pb->kernelsText());
-  CHECK(pa->kernelsText().find("_dW_sgd") != std::string::npos);
+  CHECK(kernelGraph(*pa) == kernelGraph(*pb));
+  CHECK(kernelGraph(*pa).find("_dW_sgd") != std::string::npos);
 }
 
 TEST_CASE("a clip_grad_norm that never clips is bitwise the unclipped run, in both engines",

@@ -35,8 +35,9 @@ Attrs adamAttrs(const OptimizerSpec& o) {
 }
 
 /// Reorders g's ops so each update op comes right after the last op it must
-/// follow: the definition of its gradient and every other read of its param.
-void placeUpdates(Graph& g) {
+/// follow: the definition of its gradient and every other read of its param
+/// (and, with `after_all_gradients`, the definition of every gradient).
+void placeUpdates(Graph& g, const std::vector<Value*>& gradients, bool after_all_gradients) {
   auto& ops = g.mutableOps();
   std::unordered_map<const Value*, size_t> last_read, def;
   std::vector<std::unique_ptr<Op>> rest, updates;
@@ -50,8 +51,12 @@ void placeUpdates(Graph& g) {
   }
   // after[k]: the updates that go right after rest[k-1] (k = 0: at the start).
   std::vector<std::vector<std::unique_ptr<Op>>> after(rest.size() + 1);
+  size_t all = 0; // after the last gradient
+  if (after_all_gradients)
+    for (const Value* v : gradients)
+      if (auto it = def.find(v); it != def.end()) all = std::max(all, it->second);
   for (auto& u : updates) {
-    size_t pos = 0;
+    size_t pos = all;
     for (const Value* v : u->operands) {
       if (auto it = def.find(v); it != def.end()) pos = std::max(pos, it->second);
       if (auto it = last_read.find(v); it != last_read.end()) pos = std::max(pos, it->second);
@@ -76,11 +81,29 @@ ParamDesc stateDesc(const Value* param) {
 } // namespace
 
 void addOptimizerUpdates(Graph& g, const OptimizerSpec& opt,
-                         const std::vector<std::pair<Value*, Value*>>& grads) {
+                         const std::vector<std::pair<Value*, Value*>>& grads,
+                         const ClipSpec& clip) {
   Value* step = g.inputByRole(InputRole::Step);
   if (!step) throw std::logic_error("optimizer: the graph has no input with the role 'step'");
-  for (const auto& [w, dw] : grads) {
-    if (!dw) continue;
+  std::vector<Value*> gradients;
+  for (const auto& [w, dw] : grads)
+    if (dw) gradients.push_back(dw);
+  // clip_grad_norm_: the total 2-norm of every gradient (in param order, as
+  // model.parameters() lists them) scales each gradient before its update, so
+  // no update may run before the last gradient exists.
+  std::unordered_map<const Value*, Value*> clipped;
+  bool after_all_gradients = clip.norm.has_value();
+  if (clip.norm && !gradients.empty()) {
+    Value* norm = g.add(OpKind::GradNorm, gradients, {}, clip.norm_loc);
+    Attrs a;
+    a.set("max_norm", *clip.norm);
+    Value* coef = g.add(OpKind::ClipCoef, {norm}, a, clip.norm_loc);
+    for (const auto& [w, dw] : grads)
+      if (dw) clipped[dw] = g.add(OpKind::Scale, {dw, coef}, {}, clip.norm_loc, w);
+  }
+  for (const auto& [w, pdw] : grads) {
+    if (!pdw) continue;
+    Value* dw = clipped.count(pdw) ? clipped.at(pdw) : pdw;
     std::string ext = w->external_name;
     // The update's loc is the layer's (its first reader), like the doc's example.
     SourceLoc loc = opt.loc;
@@ -89,19 +112,22 @@ void addOptimizerUpdates(Graph& g, const OptimizerSpec& opt,
         loc = op->loc;
         break;
       }
+    // clip_grad_value_: a clamp of the gradient at the update's start (still fused).
+    Attrs attrs = opt.kind == OptimizerKind::SGD ? sgdAttrs(opt) : adamAttrs(opt);
+    if (clip.value) attrs.set("clip_value", *clip.value);
     if (opt.kind == OptimizerKind::SGD) {
       std::vector<Value*> operands{w, dw, step};
       if (opt.momentum != 0)
         operands.push_back(
             g.addState(w->name + "_buf", w->type, ext + ".momentum_buffer", stateDesc(w)));
-      g.add(OpKind::SgdUpdate, operands, sgdAttrs(opt), loc, w);
+      g.add(OpKind::SgdUpdate, operands, attrs, loc, w);
     } else {
       Value* m = g.addState(w->name + "_exp_avg", w->type, ext + ".exp_avg", stateDesc(w));
       Value* v = g.addState(w->name + "_exp_avg_sq", w->type, ext + ".exp_avg_sq", stateDesc(w));
-      g.add(OpKind::AdamUpdate, {w, dw, step, m, v}, adamAttrs(opt), loc, w);
+      g.add(OpKind::AdamUpdate, {w, dw, step, m, v}, attrs, loc, w);
     }
   }
-  placeUpdates(g);
+  placeUpdates(g, gradients, after_all_gradients);
 }
 
 } // namespace descent

@@ -22,7 +22,16 @@ namespace descent {
 /// %step (an input of the graph) is the 1-based step number. Semantics are
 /// torch.optim 1.13's, documented in docs/ir.md and implemented by the
 /// interpreter. Pairs with a null gradient are skipped.
+///
+/// Gradient clipping (torch.nn.utils 1.13): `clip.value` adds clip_value=V
+/// to every update (the gradient is clamped to [-V, V] first, inside the
+/// fused update). `clip.norm` adds `%n = grad_norm(every gradient)`,
+/// `%c = clip_coef(%n) {max_norm}` and one `scale(g, %c)` per gradient, which
+/// the update then reads; it also places every update after the last
+/// gradient ("updates run after all gradients"), so the fuser stores the
+/// gradients and runs each update in its own kernel after the norm.
 void addOptimizerUpdates(Graph& g, const OptimizerSpec& opt,
-                         const std::vector<std::pair<Value*, Value*>>& grads);
+                         const std::vector<std::pair<Value*, Value*>>& grads,
+                         const ClipSpec& clip = {});
 
 } // namespace descent

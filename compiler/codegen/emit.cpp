@@ -52,6 +52,9 @@ void Emitter::emitKernel(const Kernel& k) {
   case KernelKind::RowSoftmaxLoss: emitRowSoftmaxLoss(k); break;
   case KernelKind::RowOp: emitRowOp(k); break;
   case KernelKind::Loss: emitLoss(k); break;
+  case KernelKind::GradNorm:
+    emitGradNorm(k);
+    break;
   }
   B.CreateRetVoid();
 }
@@ -178,7 +181,7 @@ LV* Emitter::loadOperand(const Value* v, const ElemCtx& ctx) {
 
 void Emitter::storeValue(const Value* v, LV* val, const ElemCtx& ctx) {
   LV* base = bufBase(v);
-  if (v->type.rank() == 1) return storeVec(val, base, ctx.col, vecAlign(v, 0), ctx.lanes_valid);
+  if (v->type.rank() <= 1) return storeVec(val, base, ctx.col, vecAlign(v, 0), ctx.lanes_valid);
   int64_t ld = v->type.shape[1];
   storeVec(val, base, B.CreateAdd(B.CreateMul(ctx.row, c64(ld)), ctx.col), vecAlign(v, ld),
            ctx.lanes_valid);
@@ -225,6 +228,37 @@ void Emitter::emitColumnSum(const Kernel& k) {
       return std::vector<LV*>{B.CreateFAdd(a[0], loadOperand(src, ElemCtx{r, col, valid}))};
     }, "cs")[0];
     epilogue(k, {{sr->result, acc}}, ElemCtx{c64(0), col, valid}, 1);
+  });
+}
+
+void Emitter::emitGradNorm(const Kernel& k) {
+  // Task 0 alone, in a fixed order (operands, then elements in W double
+  // lanes, then the lanes in order): the same bits for any thread count.
+  const Op* gn = k.ops[0];
+  ifThen(B.CreateICmpEQ(taskArg, c32(0)), [&] {
+    Type* f64 = B.getDoubleTy();
+    auto* vd = llvm::FixedVectorType::get(f64, W);
+    LV* acc = ConstantFP::get(vd, 0.0);
+    for (const Value* g : gn->operands) {
+      int64_t n = g->type.numel(), full = n / W, tail = n % W;
+      LV* base = bufBase(g);
+      llvm::Align al = vecAlign(g, 0);
+      auto square = [&](LV* index, int64_t valid, LV* a) {
+        LV* x = B.CreateFPExt(loadVec(base, index, al, valid), vd); // masked lanes load 0
+        return fma(x, x, a); // float squares are exact in double
+      };
+      acc = phiLoop(
+          c64(0), c64(full), 1, {acc},
+          [&](LV* i, const std::vector<LV*>& a) {
+            return std::vector<LV*>{square(B.CreateMul(i, c64(W)), W, a[0])};
+          },
+          "gn")[0];
+      if (tail) acc = square(c64(full * W), tail, acc);
+    }
+    LV* sum = B.CreateIntrinsic(llvm::Intrinsic::vector_reduce_fadd, {vd}, {cf(0.0, f64), acc});
+    LV* norm = B.CreateFPTrunc(B.CreateIntrinsic(llvm::Intrinsic::sqrt, {f64}, {sum}), f32);
+    // clip_coef (and anything else fused after the norm) on lane 0.
+    epilogue(k, {{gn->result, splat(norm)}}, ElemCtx{c64(0), c64(0), 1}, 1);
   });
 }
 

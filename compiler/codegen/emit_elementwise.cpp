@@ -160,6 +160,11 @@ LV* Emitter::elem(const Op* op, const ElemCtx& ctx, const std::function<LV*(size
 
 void Emitter::update(const Op* u, LV* g, const ElemCtx& ctx) {
   const Value* w = u->operands[0];
+  if (u->attrs.has("clip_value")) { // clip_grad_value_: g.clamp_(-v, v) before step(); NaN stays
+    double cv = u->attrs.getDouble("clip_value");
+    g = B.CreateSelect(B.CreateFCmpOLT(g, vcf(-cv)), vcf(-cv), g);
+    g = B.CreateSelect(B.CreateFCmpOGT(g, vcf(cv)), vcf(cv), g);
+  }
   LV* wv = loadOperand(w, ctx);
   if (u->attrs.getBool("maximize")) g = B.CreateFNeg(g); // torch: grad = -grad first
   double wd = u->attrs.getDouble("weight_decay", 0.0);

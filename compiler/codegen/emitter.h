@@ -249,6 +249,10 @@ private:
 
   void emitLoss(const Kernel& k);
 
+  /// grad_norm: the 2-norm of every gradient (double sum, rounded once) on
+  /// task 0, then its epilogue (clip_coef).
+  void emitGradNorm(const Kernel& k);
+
   llvm::LLVMContext& C;
   llvm::Module& M;
   llvm::IRBuilder<> B;

@@ -137,6 +137,17 @@ struct SchedulerSpec {
   double min_lr = 0, eps = 1e-8;
 };
 
+/// Gradient clipping between backward and the optimizer step, as
+/// torch.nn.utils 1.13 does it: `clip_grad_value = V` clamps every gradient
+/// element to [-V, V] (clip_grad_value_); `clip_grad_norm = MAX` scales every
+/// gradient by min(MAX / (total 2-norm + 1e-6), 1) (clip_grad_norm_). At most
+/// one of them (a loop calling both could call them in either order).
+struct ClipSpec {
+  std::optional<double> value; ///< clip_grad_value
+  std::optional<double> norm;  ///< clip_grad_norm (max_norm; norm_type 2)
+  SourceLoc value_loc, norm_loc;
+};
+
 /// `transform = Normalize(mean, std)`: applied after scaling pixels to [0,1].
 struct TransformSpec {
   double mean = 0.0, std = 1.0;
@@ -160,6 +171,7 @@ struct ModelSpec {
   std::vector<Layer> layers;
   LossSpec loss;
   OptimizerSpec optimizer;
+  ClipSpec clip;
   std::optional<TransformSpec> transform;
   std::optional<SchedulerSpec> scheduler;
   int64_t batch = 64;

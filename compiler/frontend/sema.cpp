@@ -68,8 +68,9 @@ const std::vector<std::string> kTransformNames = {"Normalize"};
 const std::vector<std::string> kSchedulerNames = {
     "StepLR",   "MultiStepLR", "ExponentialLR",    "CosineAnnealingLR",
     "LinearLR", "OneCycleLR",  "ReduceLROnPlateau"}; // SchedulerKind order
-const std::vector<std::string> kStatementKeys = {"model", "loss",  "optimizer", "scheduler",
-                                                 "transform", "batch", "epochs", "seed"};
+const std::vector<std::string> kStatementKeys = {
+    "model",  "loss", "optimizer",       "scheduler",     "transform",     "batch",
+    "epochs", "seed", "clip_grad_value", "clip_grad_norm"};
 
 // The type an argument must have.
 enum class PType {
@@ -414,6 +415,7 @@ public:
     if (const ast::Stmt* s = find("batch")) checkCount(*s, spec_.batch, kMaxBatch);
     if (const ast::Stmt* s = find("epochs")) checkCount(*s, spec_.epochs, kMaxEpochs);
     if (const ast::Stmt* s = find("seed")) checkSeed(*s);
+    checkClip();
     checkTargetAgainstLoss();
     reportMissing();
     if (diags_.hasErrors()) return std::nullopt;
@@ -434,8 +436,16 @@ private:
   void collect() {
     // Names people bring from PyTorch scripts.
     static const std::map<std::string, std::string> aliases = {
-        {"criterion", "loss"}, {"batch_size", "batch"}, {"net", "model"},
-        {"n_epochs", "epochs"}, {"num_epochs", "epochs"}, {"optim", "optimizer"}};
+        {"criterion", "loss"},
+        {"batch_size", "batch"},
+        {"net", "model"},
+        {"n_epochs", "epochs"},
+        {"num_epochs", "epochs"},
+        {"optim", "optimizer"},
+        {"clip_grad_norm_", "clip_grad_norm"},
+        {"max_norm", "clip_grad_norm"},
+        {"clip_grad_value_", "clip_grad_value"},
+        {"clip_value", "clip_grad_value"}};
     for (const ast::Stmt& s : file_.stmts) {
       if (s.kind != ast::StmtKind::Assign) {
         const ast::Stmt*& slot = s.kind == ast::StmtKind::Input ? input_ : target_;
@@ -462,7 +472,7 @@ private:
           hint = didYouMean(s.name, kStatementKeys);
         if (hint.empty())
           hint = "statements are input, target, model, loss, optimizer, scheduler, transform, "
-                 "batch, epochs, seed";
+                 "batch, epochs, seed, clip_grad_value, clip_grad_norm";
         error(s.name_loc, fmt::format("unknown statement '{}'", quoted(s.name)), hint);
         continue;
       }
@@ -1227,6 +1237,37 @@ private:
       return;
     }
     spec_.seed = uint64_t(v.int_value);
+  }
+
+  /// `clip_grad_value = V` and `clip_grad_norm = MAX`: a number >= 0
+  /// (torch.nn.utils takes any float; a negative one would flip or zero the
+  /// gradients, never what was meant). At most one of the two.
+  void checkClip() {
+    auto number = [&](const ast::Stmt& s, std::optional<double>& out, SourceLoc& loc,
+                      const char* example) {
+      const ast::Expr& v = s.value;
+      if (v.kind == ast::ExprKind::Error) return;
+      if (v.kind != ast::ExprKind::Int && v.kind != ast::ExprKind::Float) {
+        error(v.loc, fmt::format("'{}' must be a number, got {}", s.name, valueDescription(v)),
+              fmt::format("like '{}'", example));
+        return;
+      }
+      if (!(v.float_value >= 0) || !std::isfinite(v.float_value)) {
+        error(v.loc, fmt::format("'{}' must be a finite number >= 0, got {}", s.name, v.text));
+        return;
+      }
+      out = v.float_value;
+      loc = v.loc;
+    };
+    const ast::Stmt* value = find("clip_grad_value");
+    const ast::Stmt* norm = find("clip_grad_norm");
+    if (value) number(*value, spec_.clip.value, spec_.clip.value_loc, "clip_grad_value = 0.5");
+    if (norm) number(*norm, spec_.clip.norm, spec_.clip.norm_loc, "clip_grad_norm = 1.0");
+    if (value && norm)
+      error(norm->loc, "give one of 'clip_grad_value' and 'clip_grad_norm', not both",
+            fmt::format("'clip_grad_value' is at line {}; a training loop calling both could "
+                        "call them in either order",
+                        value->loc.line));
   }
 
   /// `init=` / `bias_init=` of a layer: a torch.nn.init function, called

@@ -196,6 +196,9 @@ std::string renderSummary(const ModelSpec& spec) {
                      reductionName(spec.loss.reduction), loss_args);
   out += fmt::format("Optimizer: {}\n", optimizerRepr(spec.optimizer));
   if (spec.scheduler) out += fmt::format("Scheduler: {}\n", schedulerRepr(*spec.scheduler));
+  if (spec.clip.value) out += fmt::format("Clipping:  clip_grad_value_({})\n", *spec.clip.value);
+  if (spec.clip.norm)
+    out += fmt::format("Clipping:  clip_grad_norm_(max_norm={}, norm_type=2)\n", *spec.clip.norm);
   if (spec.transform)
     out += fmt::format("Transform: Normalize({}, {})\n", spec.transform->mean, spec.transform->std);
   out += fmt::format("Batch:     {}\n", B);

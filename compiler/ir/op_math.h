@@ -329,4 +329,25 @@ struct HuberLossGradMath {
   }
 };
 
+// --- gradient clipping --------------------------------------------------------------------------
+
+/// torch.nn.utils.clip_grad_norm_ 1.13 from the total norm:
+///   clip_coef = max_norm / (total_norm + 1e-6)   (Tensor.__rtruediv__ is
+///               reciprocal() * max_norm: two float roundings)
+///   clip_coef_clamped = clamp(clip_coef, max=1.0)  (NaN stays NaN)
+struct ClipCoefMath {
+  struct P {
+    double max_norm;
+  };
+  static P params(const Attrs& a) { return {a.getDouble("max_norm", 1.0)}; }
+  static std::string check(const Attrs& a) {
+    if (!(a.getDouble("max_norm", 1.0) >= 0)) return "clip_coef: max_norm must be >= 0";
+    return {};
+  }
+  template <class M> static typename M::V eval(M& m, const P& p, const typename M::V* x) {
+    typename M::V coef = m.mul(m.div(m.c(1), m.add(x[0], m.c(1e-6))), m.c(p.max_norm));
+    return m.select(m.gt(coef, m.c(1)), m.c(1), coef);
+  }
+};
+
 } // namespace descent::opmath

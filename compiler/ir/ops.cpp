@@ -167,6 +167,29 @@ std::string inferSumRows(const Op& op, TensorType& out) {
   return {};
 }
 
+std::string inferGradNorm(const Op& op, TensorType& out) {
+  for (const Value* g : op.operands)
+    TRY(expectF32(g, "grad_norm operand"));
+  if (op.attrs.getDouble("norm_type", 2.0) != 2.0) return "grad_norm supports only norm_type=2";
+  out = f32({});
+  return {};
+}
+
+std::string inferClipCoef(const Op& op, TensorType& out) {
+  TRY(expectF32(op.operands[0], "clip_coef operand"));
+  TRY(needRank(op.operands[0], 0, "clip_coef operand"));
+  out = f32({});
+  return {};
+}
+
+std::string inferScale(const Op& op, TensorType& out) {
+  TRY(expectF32(op.operands[0], "scale operand"));
+  TRY(expectF32(op.operands[1], "scale factor"));
+  TRY(needRank(op.operands[1], 0, "scale factor"));
+  out = op.operands[0]->type;
+  return {};
+}
+
 std::string checkUpdateCommon(const Op& op) {
   const Value* w = op.operands[0];
   if (w->kind != ValueKind::Param) return fmt::format("%{} is not a parameter", w->name);
@@ -180,6 +203,8 @@ std::string checkUpdateCommon(const Op& op) {
     if (op.operands[i]->type != w->type) return "optimizer state must match the parameter";
   }
   if (!(op.attrs.getDouble("lr", 0) > 0)) return "lr must be > 0";
+  if (op.attrs.has("clip_value") && !(op.attrs.getDouble("clip_value") >= 0))
+    return "clip_value must be >= 0";
   return {};
 }
 

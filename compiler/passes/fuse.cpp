@@ -21,6 +21,8 @@ const char* kernelKindName(KernelKind k) {
   case KernelKind::RowSoftmaxLoss: return "row_softmax_loss";
   case KernelKind::RowOp: return "row";
   case KernelKind::Loss: return "loss";
+  case KernelKind::GradNorm:
+    return "grad_norm";
   }
   return "?";
 }
@@ -192,6 +194,27 @@ private:
     }
   }
 
+  /// When gradient `grad` (just computed by kernel `k`) feeds a grad_norm,
+  /// its update cannot be fused into `k`: says so in the report and the kernel.
+  void noteUpdateAfterAllGradients(Kernel& k, const Value* grad) {
+    const std::vector<const Op*>& us =
+        users_.count(grad) ? users_.at(grad) : std::vector<const Op*>{};
+    if (std::none_of(us.begin(), us.end(), [](const Op* u) { return u->kind == OpKind::GradNorm; }))
+      return;
+    for (const Op* s : us) {
+      if (s->kind != OpKind::Scale || !users_.count(s->result)) continue;
+      for (const Op* u : users_.at(s->result)) {
+        if (!isUpdate(u->kind)) continue;
+        refuse(fmt::format("{} %{} into {}", opName(u->kind), u->operands[0]->name, k.name),
+               "update not fused: clip_grad_norm needs every gradient first (the total norm "
+               "scales each gradient, so the update runs in its own kernel after grad_norm)");
+        k.notes.push_back(fmt::format("%{} stored for grad_norm: {} of %{} runs after every "
+                                      "gradient (clip_grad_norm)",
+                                      grad->name, opName(u->kind), u->operands[0]->name));
+      }
+    }
+  }
+
   std::string describe(const Op* op) const {
     return op->result ? fmt::format("{} %{}", opName(op->kind), op->result->name)
                       : fmt::format("{} %{}", opName(op->kind), op->operands[0]->name);
@@ -303,7 +326,21 @@ private:
         return;
       }
       gemmKernel(op, nullptr);
+      noteUpdateAfterAllGradients(kg_.kernels.back(), res);
       return;
+    case OpKind::GradNorm: {
+      // One ordered reduction over every stored gradient, on task 0; the
+      // clip coefficient is computed in its epilogue.
+      Kernel& k = open(KernelKind::GradNorm, "grad_norm", op);
+      take(k, op);
+      k.rows = k.cols = 1;
+      k.parallel = false;
+      for (const Op* u : uses(res))
+        if (u->kind == OpKind::ClipCoef && !done_.count(u)) take(k, u);
+      k.notes.push_back(fmt::format("reads all {} gradients: every update runs after this kernel",
+                                    op->operands.size()));
+      return;
+    }
     case OpKind::SumRows: {
       if (const Op* u = onlyUpdate(res)) {
         deferred_.insert(op);
@@ -316,6 +353,7 @@ private:
       k.rows = op->operands[0]->type.shape[0];
       k.cols = res->type.shape[0];
       k.rows_batched = kg_.batched.count(op->operands[0]) > 0;
+      noteUpdateAfterAllGradients(k, res);
       return;
     }
     case OpKind::SgdUpdate:

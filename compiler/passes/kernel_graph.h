@@ -17,13 +17,14 @@ namespace descent {
 /// How a kernel is computed. Every kind takes the partition (task, ntasks) and
 /// the runtime row count n <= batch.
 enum class KernelKind {
-  Gemm,        ///< C = op(A)·op(B) with a register-blocked micro-kernel; fused epilogue
-  Map,         ///< elementwise chain over [rows, cols] (rows = n when batched)
-  ColumnSum,   ///< sum_rows over the batch, in row order per column (+ fused update)
-  Transpose,   ///< copies a [R,C] tensor to [C,R] (the B operand of dX = dY·Wᵀ)
+  Gemm,           ///< C = op(A)·op(B) with a register-blocked micro-kernel; fused epilogue
+  Map,            ///< elementwise chain over [rows, cols] (rows = n when batched)
+  ColumnSum,      ///< sum_rows over the batch, in row order per column (+ fused update)
+  Transpose,      ///< copies a [R,C] tensor to [C,R] (the B operand of dX = dY·Wᵀ)
   RowSoftmaxLoss, ///< log_softmax + nll_loss + log_softmax_nll_grad (+ count_correct) per row
-  RowOp,       ///< softmax / log_softmax / softmax_grad / log_softmax_grad, one row at a time
-  Loss,        ///< a scalar loss or metric, summed in row order on task 0
+  RowOp,          ///< softmax / log_softmax / softmax_grad / log_softmax_grad, one row at a time
+  Loss,           ///< a scalar loss or metric, summed in row order on task 0
+  GradNorm,       ///< grad_norm over every gradient buffer (+ clip_coef), ordered on task 0
 };
 
 const char* kernelKindName(KernelKind k);

@@ -223,7 +223,9 @@ private:
         }
       }
     }
-    if ((k.kind == KernelKind::Loss || k.kind == KernelKind::RowSoftmaxLoss) && k.parallel)
+    if ((k.kind == KernelKind::Loss || k.kind == KernelKind::RowSoftmaxLoss ||
+         k.kind == KernelKind::GradNorm) &&
+        k.parallel)
       fail("{}: a {} kernel sums in row order and must run on one task (parallel is set)", k.name,
            kernelKindName(k.kind));
     const Op* anchor = k.ops.front();
@@ -244,6 +246,14 @@ private:
       if (anchor->kind != OpKind::LogSoftmax)
         fail("{}: a row_softmax_loss kernel starts with {}, not log_softmax", k.name,
              describe(anchor));
+      break;
+    case KernelKind::GradNorm:
+      if (anchor->kind != OpKind::GradNorm)
+        fail("{}: a grad_norm kernel starts with {}, not grad_norm", k.name, describe(anchor));
+      for (size_t i = 1; i < k.ops.size(); ++i)
+        if (k.ops[i]->kind != OpKind::ClipCoef || k.ops[i]->operands[0] != anchor->result)
+          fail("{}: {} is fused after grad_norm, but only clip_coef of its norm is", k.name,
+               describe(k.ops[i]));
       break;
     case KernelKind::RowOp:
     case KernelKind::Loss:

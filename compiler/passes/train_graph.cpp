@@ -60,7 +60,7 @@ std::unique_ptr<Graph> buildTrainGraph(const ModelSpec& spec, const BuildOptions
   verified(*g, "the forward build");
   auto grads = differentiate(*g);
   verified(*g, "differentiate");
-  addOptimizerUpdates(*g, spec.optimizer, grads);
+  addOptimizerUpdates(*g, spec.optimizer, grads, spec.clip);
   verified(*g, "the optimizer pass");
   cleanup(*g, true);
   return g;

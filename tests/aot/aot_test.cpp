@@ -142,6 +142,24 @@ TEST_CASE("the AOT train step, eval and predict are bitwise the JIT's for every 
   }
 }
 
+TEST_CASE("the AOT train step with gradient clipping is bitwise the JIT's") {
+  // clip_grad_norm adds the grad_norm kernel and unfused updates; clip_grad_value
+  // a clamp in the fused update: the library runs the same kernels.
+  for (const char* fixture : {"clip_norm_ce_sgd_momentum", "clip_value_mse_adam"}) {
+    std::string model = fmt::format("tests/reference/fixtures/{}/model.nn", fixture);
+    SECTION(fixture) {
+      ScratchDir dir;
+      std::string exe = buildDriver(dir, model, "model");
+      for (int threads : {1, 2}) {
+        INFO(model << ", " << threads << " thread(s)");
+        RunResult r = sh(fmt::format("{} {} 3 7", exe, threads));
+        REQUIRE(r.code == 0);
+        CHECK(r.out == jitTranscript(model, threads, 3, 7));
+      }
+    }
+  }
+}
+
 TEST_CASE("the program built against the AOT library links no LLVM and no C++ runtime") {
   ScratchDir dir;
   std::string exe = buildDriver(dir, "models/mnist_mlp.nn", "mnist_mlp");

@@ -213,3 +213,113 @@ TEST_CASE("updates are placed after the last read of their param", "[optimizer]"
   CHECK(upd > dx);
   CHECK(upd == std::max(dx, dw) + 1);
 }
+
+namespace {
+
+/// 20 interpreter steps (fp64) with clipping on the single-param graph.
+std::vector<std::vector<double>> clippedSteps(const OptimizerSpec& opt, const ClipSpec& clip) {
+  auto g = parseIr(kGraph);
+  auto grads = differentiate(*g);
+  addOptimizerUpdates(*g, opt, grads, clip);
+  REQUIRE(verifyGraph(*g) == "");
+  InterpState<double> st{{kW0}, {}};
+  initInterpState(*g, st);
+  std::vector<std::vector<double>> out;
+  for (int step = 1; step <= 20; ++step) {
+    InterpInputs<double> in{{{"t", kT}, {"step", {double(step)}}}};
+    interpret(*g, in, st);
+    out.push_back(st.params[0]);
+  }
+  return out;
+}
+
+/// torch.nn.utils.clip_grad_value_ / clip_grad_norm_ then SGD, textbook form.
+std::vector<std::vector<double>> referenceClippedSgd(double lr, const ClipSpec& clip) {
+  std::vector<double> w = kW0;
+  std::vector<std::vector<double>> out;
+  for (int t = 1; t <= 20; ++t) {
+    std::vector<double> g(6);
+    double sq = 0;
+    for (size_t i = 0; i < 6; ++i) {
+      g[i] = 2 * (w[i] - kT[i]);
+      if (clip.value) g[i] = std::min(std::max(g[i], -*clip.value), *clip.value);
+      sq += g[i] * g[i];
+    }
+    double coef = clip.norm ? std::min(*clip.norm / (std::sqrt(sq) + 1e-6), 1.0) : 1.0;
+    for (size_t i = 0; i < 6; ++i)
+      w[i] -= lr * g[i] * coef;
+    out.push_back(w);
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("clip_grad_value and clip_grad_norm follow torch.nn.utils before the SGD step",
+          "[optimizer]") {
+  OptimizerSpec o;
+  o.lr = 0.05;
+  // The first gradient is 2(w - t) = (-0.8, 0.9, -2.6, 0.8, -5, 4.2): norm 7.5.
+  for (double v : {0.5, 1.0, 100.0}) {
+    ClipSpec c;
+    c.value = v;
+    INFO("clip_grad_value = " << v);
+    compare(clippedSteps(o, c), referenceClippedSgd(o.lr, c));
+  }
+  for (double n : {0.5, 3.0, 1000.0}) { // clips every step, some steps, never
+    ClipSpec c;
+    c.norm = n;
+    INFO("clip_grad_norm = " << n);
+    compare(clippedSteps(o, c), referenceClippedSgd(o.lr, c));
+  }
+}
+
+TEST_CASE("clip_grad_norm: grad_norm over every gradient, scaled gradients, updates after all",
+          "[optimizer]") {
+  auto g = parseIr(
+      R"(graph @t(%x: f32[2,3], %t: f32[2,2], %step: i32[] step) params(%w0: f32[3,3] "0.weight", %w: f32[3,2] "1.weight") {
+  %0 = matmul %x, %w0 : f32[2,3]
+  %1 = matmul %0, %w : f32[2,2]
+  %loss = mse_loss %1, %t {reduction="mean"} : f32[]
+  return loss=%loss
+})");
+  auto grads = differentiate(*g);
+  OptimizerSpec o;
+  o.lr = 0.1;
+  ClipSpec c;
+  c.norm = 1.0;
+  addOptimizerUpdates(*g, o, grads, c);
+  REQUIRE(verifyGraph(*g) == "");
+  const Op* norm = nullptr;
+  size_t norm_pos = 0, last_grad = 0;
+  for (size_t i = 0; i < g->ops().size(); ++i) {
+    const Op& op = *g->ops()[i];
+    for (const auto& [w, dw] : grads)
+      if (op.result == dw) last_grad = i;
+    if (op.kind == OpKind::GradNorm) {
+      norm = &op;
+      norm_pos = i;
+    }
+  }
+  REQUIRE(norm);
+  // In param order, as model.parameters() lists them.
+  REQUIRE(norm->operands.size() == 2);
+  CHECK(norm->operands[0] == grads[0].second);
+  CHECK(norm->operands[1] == grads[1].second);
+  CHECK(norm_pos > last_grad);
+  int updates = 0;
+  for (size_t i = 0; i < g->ops().size(); ++i) {
+    const Op& op = *g->ops()[i];
+    if (op.kind != OpKind::SgdUpdate) continue;
+    ++updates;
+    CHECK(i > norm_pos);
+    // The update reads scale(its gradient, clip_coef(grad_norm)).
+    const Op* s = op.operands[1]->def;
+    REQUIRE(s);
+    CHECK(s->kind == OpKind::Scale);
+    CHECK(s->operands[1]->def->kind == OpKind::ClipCoef);
+    CHECK(s->operands[1]->def->operands[0] == norm->result);
+    CHECK(s->operands[1]->def->attrs.getDouble("max_norm") == 1.0);
+  }
+  CHECK(updates == 2);
+}

@@ -56,7 +56,7 @@ TEST_CASE("every pass leaves every model's graph valid", "[pipeline]") {
           REQUIRE(dp);
           CHECK(dp->type == p->type);
         }
-        addOptimizerUpdates(*g, spec.optimizer, grads);
+        addOptimizerUpdates(*g, spec.optimizer, grads, spec.clip);
         REQUIRE(verifyGraph(*g) == "");
         simplify(*g);
         REQUIRE(verifyGraph(*g) == "");

@@ -130,42 +130,68 @@ FIXTURES = [
     ("ce_mean_adamw_maximize", 6, ("class", 3), 8,
      "Linear(6, 5), Sigmoid(),\n    Linear(5, 3),",
      'CrossEntropyLoss(reduction="mean")', "AdamW(lr=0.003, maximize=True)", "train"),
+    # Gradient clipping (torch.nn.utils, issue #14): the last element holds
+    # the extra statements. clip_grad_value with most of the first step's
+    # gradient elements past the bound; clip_grad_norm with a max_norm small
+    # enough that every step clips (SGD with momentum, Adam), and one so large
+    # that no step does (the scale is exactly 1: the unclipped arithmetic).
+    ("clip_value_nll_sgd_momentum", 8, ("class", 4), 8,
+     "Linear(8, 10), ReLU(),\n    Linear(10, 4), LogSoftmax(dim=1),",
+     'NLLLoss(reduction="mean")', "SGD(lr=0.1, momentum=0.9, weight_decay=0.01)", "train", 2.0,
+     "clip_grad_value = 0.05"),
+    ("clip_value_mse_adam", 6, ("f32", 2), 8,
+     "Linear(6, 7), Tanh(),\n    Linear(7, 2),",
+     'MSELoss(reduction="sum")', "Adam(lr=0.01)", "train", 1.0,
+     "clip_grad_value = 0.3"),
+    ("clip_norm_ce_sgd_momentum", 9, ("class", 4), 8,
+     "Linear(9, 12), ReLU(),\n    Linear(12, 4),",
+     'CrossEntropyLoss(reduction="sum")', "SGD(lr=0.05, momentum=0.9)", "train", 2.0,
+     "clip_grad_norm = 0.5"),
+    ("clip_norm_mse_adam", 5, ("f32", 3), 8,
+     "Linear(5, 8), Tanh(),\n    Linear(8, 3, bias=False),",
+     'MSELoss(reduction="mean")', "Adam(lr=0.01, weight_decay=0.01)", "train", 1.0,
+     "clip_grad_norm = 0.1"),
+    ("clip_norm_never_nll_sgd", 7, ("class", 3), 8,
+     "Linear(7, 6), Tanh(),\n    Linear(6, 3), LogSoftmax(dim=1),",
+     'NLLLoss(reduction="mean")', "SGD(lr=0.1)", "train", 1.0,
+     "clip_grad_norm = 1000.0"),
     # Learning-rate schedules (issue #14): one batch per epoch, so the
     # per-epoch schedules and OneCycleLR's per-batch one step alike; 20 epochs
     # see every phase (StepLR's drops, MultiStepLR's repeated milestone,
     # CosineAnnealingLR past T_max, LinearLR's end, OneCycleLR's momentum cycle
-    # on SGD and Adam, ReduceLROnPlateau's patience and cooldown).
+    # on SGD and Adam, ReduceLROnPlateau's patience and cooldown). The last
+    # element holds the extra statements, as for clipping below.
     ("sched_steplr_sgd", 6, ("class", 3), 8,
      "Linear(6, 5), ReLU(),\n    Linear(5, 3),",
      'CrossEntropyLoss(reduction="mean")', "SGD(lr=0.1, momentum=0.9)", "train", 1.0,
-     "StepLR(optimizer, step_size=3, gamma=0.5)"),
+     "scheduler = StepLR(optimizer, step_size=3, gamma=0.5)"),
     ("sched_multistep_adam", 6, ("f32", 2), 8,
      "Linear(6, 5), Tanh(),\n    Linear(5, 2),",
      'MSELoss(reduction="mean")', "Adam(lr=0.01)", "train", 1.0,
-     "MultiStepLR(milestones=[2, 5, 5, 11], gamma=0.3)"),
+     "scheduler = MultiStepLR(milestones=[2, 5, 5, 11], gamma=0.3)"),
     ("sched_exponential_sgd", 5, ("class", 3), 8,
      "Linear(5, 4), ReLU(),\n    Linear(4, 3), LogSoftmax(dim=1),",
-     'NLLLoss(reduction="mean")', "SGD(lr=0.2)", "train", 1.0, "ExponentialLR(gamma=0.9)"),
+     'NLLLoss(reduction="mean")', "SGD(lr=0.2)", "train", 1.0, "scheduler = ExponentialLR(gamma=0.9)"),
     ("sched_cosine_adamw", 6, ("class", 3), 8,
      "Linear(6, 5), ReLU(),\n    Linear(5, 3),",
      'CrossEntropyLoss(reduction="mean")', "AdamW(lr=0.02)", "train", 1.0,
-     "CosineAnnealingLR(T_max=7, eta_min=0.001)"),
+     "scheduler = CosineAnnealingLR(T_max=7, eta_min=0.001)"),
     ("sched_linear_sgd", 5, ("f32", 1), 8,
      "Linear(5, 4), Tanh(),\n    Linear(4, 1),",
      'MSELoss(reduction="mean")', "SGD(lr=0.05, momentum=0.5, nesterov=True)", "train", 1.0,
-     "LinearLR(start_factor=0.25, end_factor=0.9, total_iters=6)"),
+     "scheduler = LinearLR(start_factor=0.25, end_factor=0.9, total_iters=6)"),
     ("sched_onecycle_sgd", 6, ("class", 3), 8,
      "Linear(6, 5), ReLU(),\n    Linear(5, 3),",
-     'CrossEntropyLoss(reduction="mean")', "SGD(lr=0.1)", "train", 1.0, "OneCycleLR(max_lr=0.3, epochs=20)"),
+     'CrossEntropyLoss(reduction="mean")', "SGD(lr=0.1)", "train", 1.0, "scheduler = OneCycleLR(max_lr=0.3, epochs=20)"),
     ("sched_onecycle_adam_linear3", 6, ("class", 3), 8,
      "Linear(6, 5), ReLU(),\n    Linear(5, 3),",
      'CrossEntropyLoss(reduction="mean")', "Adam(lr=0.01)", "train", 1.0,
-     'OneCycleLR(max_lr=0.05, total_steps=24, pct_start=0.25, anneal_strategy="linear", '
+     'scheduler = OneCycleLR(max_lr=0.05, total_steps=24, pct_start=0.25, anneal_strategy="linear", '
      'three_phase=True)'),
     ("sched_plateau_sgd", 5, ("f32", 1), 8,
      "Linear(5, 4), ReLU(),\n    Linear(4, 1),",
      'MSELoss(reduction="mean")', "SGD(lr=0.3)", "train", 1.0,
-     'ReduceLROnPlateau(factor=0.5, patience=1, threshold=0.2, cooldown=2)'),
+     'scheduler = ReduceLROnPlateau(factor=0.5, patience=1, threshold=0.2, cooldown=2)'),
 ]
 
 
@@ -178,7 +204,7 @@ def flat(t):
     return [float(v) for v in t.detach().reshape(-1).tolist()]
 
 
-def model_text(name, features, target, batch, layers, loss, opt, sched=None):
+def model_text(name, features, target, batch, layers, loss, opt, extra=""):
     kind, size = target
     tdecl = f"class[{size}]" if kind == "class" else f"f32[{size}]"
     return (f"# Reference fixture '{name}' (generated by tests/reference/make_fixtures.py).\n"
@@ -187,7 +213,7 @@ def model_text(name, features, target, batch, layers, loss, opt, sched=None):
             f"model = Sequential(\n    {layers}\n)\n\n"
             f"loss      = {loss}\n"
             f"optimizer = {opt}\n"
-            + (f"scheduler = {sched}\n" if sched else "") +
+            + (f"{extra}\n" if extra else "") +
             f"batch     = {batch}\n"
             f"epochs    = {STEPS}\n")
 
@@ -224,15 +250,19 @@ def write_csv(path, features, target, x, y):
         f.write("\n".join(lines) + "\n")
 
 
-def train(model, criterion, opt_spec, x, y, sched_spec=None):
+def train(model, criterion, opt_spec, x, y, clip=None, sched_spec=None):
     """STEPS optimizer steps on one batch; the loss is recorded before each step.
-    With a scheduler, the usual loop with one batch per epoch: scheduler.step()
-    after each optimizer step (ReduceLROnPlateau: with the epoch's loss), and
-    the learning rate and momentum of each step recorded."""
+    `clip`: the model file's clip_grad_value / clip_grad_norm statements,
+    applied between backward() and step() as in the usual loop. `grads` are
+    the gradients before clipping (what backward computes). With a scheduler,
+    the usual loop with one batch per epoch: scheduler.step() after each
+    optimizer step (ReduceLROnPlateau: with the epoch's loss), and the
+    learning rate and momentum of each step recorded."""
     model.train()
     opt = nnspec.make_optimizer(opt_spec, model.parameters())
     sched = nnspec.make_scheduler(sched_spec, opt, STEPS) if sched_spec else None
     res, trajectory, lrs, momenta = {}, [], [], []
+    clip = clip or {}
     for step in range(STEPS):
         opt.zero_grad()
         out = model(x)
@@ -243,6 +273,11 @@ def train(model, criterion, opt_spec, x, y, sched_spec=None):
             res["output"] = flat(out)
             res["loss"] = float(loss)
             res["grads"] = {k: flat(p.grad) for k, p in model.named_parameters()}
+        if "clip_grad_value" in clip:
+            torch.nn.utils.clip_grad_value_(model.parameters(), clip["clip_grad_value"])
+        if "clip_grad_norm" in clip:
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip["clip_grad_norm"])
+            res.setdefault("total_norms", []).append(float(norm))
         group = opt.param_groups[0]
         lrs.append(group["lr"])
         momenta.append(group["betas"][0] if "betas" in group else group["momentum"])
@@ -284,10 +319,10 @@ def deviation(a, b):
 def generate(entry):
     name, features, target, batch, layers, loss_text, opt_text, mode = entry[:8]
     x_scale = entry[8] if len(entry) > 8 else 1.0
-    sched_text = entry[9] if len(entry) > 9 else None
+    extra = entry[9] if len(entry) > 9 else ""
     d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
-    text = model_text(name, features, target, batch, layers, loss_text, opt_text, sched_text)
+    text = model_text(name, features, target, batch, layers, loss_text, opt_text, extra)
     with open(os.path.join(d, "model.nn"), "w") as f:
         f.write(text)
 
@@ -322,7 +357,10 @@ def generate(entry):
                                            for k, v in opt_kw.items()}},
         "param_shapes": {k: list(v.shape) for k, v in init.items()},
         "train_mode": mode == "train",
+        # clip_grad_value / clip_grad_norm, when the model file sets them.
+        **{k: spec[k] for k in ("clip_grad_value", "clip_grad_norm") if k in spec},
     }
+    clip = {k: spec[k] for k in ("clip_grad_value", "clip_grad_norm") if k in spec}
 
     if mode == "eval":
         # Dropout with p > 0 draws a mask that descent cannot reproduce: only
@@ -333,16 +371,14 @@ def generate(entry):
             expected["output"] = flat(out)
             expected["loss"] = float(criterion(out, y))
     else:
-        if sched_text:
-            expected["scheduler"] = sched_text
-        expected.update(train(model, criterion, spec["optimizer"], x, y, spec["scheduler"]))
+        expected.update(train(model, criterion, spec["optimizer"], x, y, clip, spec["scheduler"]))
         # The same run in float64 from the same float32 start: how far float32
         # rounding alone moves each quantity. Consumers scale their tolerance
         # by it (see README.md); it is not itself a reference value.
         model64 = nnspec.parse_model(text)["model"].double()
         model64.load_state_dict({k: v.double() for k, v in init.items()})
         ref64 = train(model64, spec["loss"], spec["optimizer"], x.double(),
-                      y.double() if y.is_floating_point() else y, spec["scheduler"])
+                      y.double() if y.is_floating_point() else y, clip, spec["scheduler"])
         expected["float64_deviation"] = deviation(expected, ref64)
 
     # One top-level key per line, values compact: small and still diffable.

@@ -209,6 +209,12 @@ private:
       T div = reductionDivisor<T>(op, o[0]->type.numel());
       return map2(o[0], o[1], out, [div](T s, T y) { return (s - y) / div; });
     }
+    case OpKind::Flatten:
+    case OpKind::ReshapeAs:
+      // Views (flatten, reshape_as): the same elements in row-major order,
+      // so the result is a copy of operand 0 whatever the two shapes are.
+      out = get(o[0]);
+      return;
     case OpKind::SgdUpdate: return sgd(op);
     case OpKind::AdamUpdate: return adam(op);
     default: break;

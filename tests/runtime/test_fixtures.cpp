@@ -128,6 +128,8 @@ Matrix forward(const std::vector<RefLayer>& layers, const SafeTensors& st, const
         double m = *std::max_element(row.begin(), row.end()), s = 0;
         for (double v : row) s += std::exp(v - m);
         for (double& v : row) v = l.kind == "Softmax" ? std::exp(v - m) / s : v - m - std::log(s);
+      } else if (l.kind == "Flatten") {
+        // Rows are whole samples, row-major: flattening moves nothing.
       } else {
         REQUIRE(l.kind == "Dropout");
       }

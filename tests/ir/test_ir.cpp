@@ -461,3 +461,18 @@ TEST_CASE("an N-D input keeps its shape in the graph; Flatten is a flatten op", 
   CHECK(text.find("flatten") == std::string::npos);
   CHECK(text.find("(%x: f32[5,12] input") != std::string::npos);
 }
+
+TEST_CASE("ops that need rank 2 name the N-D shape they got", "[ir][nd]") {
+  std::string err;
+  const std::string head = "graph @g(%x: f32[2,3,4], %w: f32[12,5], %b: f32[4], %y: i32[2]) {\n  ";
+  CHECK_FALSE(parseGraph(head + "%0 = matmul %x, %w : f32[2,5]\n}\n", err));
+  CHECK(err == "2:8: matmul lhs %x must have rank 2, got f32[2,3,4]");
+  CHECK_FALSE(parseGraph(head + "%0 = add_bias %x, %b : f32[2,3,4]\n}\n", err));
+  CHECK(err == "2:8: add_bias input %x must have rank 2, got f32[2,3,4]");
+  CHECK_FALSE(parseGraph(head + "%0 = log_softmax %x {dim=1} : f32[2,3,4]\n}\n", err));
+  CHECK(err == "2:8: operand %x must have rank 2, got f32[2,3,4]");
+  CHECK_FALSE(parseGraph(head + "%0 = nll_loss %x, %y : f32[]\n}\n", err));
+  CHECK(err == "2:8: scores %x must have rank 2, got f32[2,3,4]");
+  // Elementwise ops take any rank.
+  CHECK(parseGraph(head + "%0 = gelu %x : f32[2,3,4]\n  %1 = mul %0, %x : f32[2,3,4]\n}\n", err));
+}

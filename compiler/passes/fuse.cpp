@@ -299,6 +299,14 @@ private:
                              opName(op->kind), res->name, root->name);
         return;
       }
+      if (kg_.batched.count(root) && !kg_.batched.count(res)) {
+        // Only the first n <= batch rows of the root are computed.
+        error_ = fmt::format("{} %{} merges the batch dimension of %{} ({} -> {}): the kernels run "
+                             "n <= {} rows",
+                             opName(op->kind), res->name, root->name, root->type.str(),
+                             res->type.str(), kg_.batch);
+        return;
+      }
       done_.insert(op);
       kg_.alias_of[res] = root;
       return;

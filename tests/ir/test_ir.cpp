@@ -409,7 +409,7 @@ TEST_CASE("the layout permutation works for any rank: a 4-D conv weight", "[ir][
   CHECK(torchFanIn({10, 64}) == 64);
 }
 
-TEST_CASE("flatten follows torch.flatten's shape rule and errors; reshape_as keeps the count",
+TEST_CASE("flatten follows torch.flatten's shape rule and errors, reshape_as keeps the count",
           "[ir][nd]") {
   auto parseOne = [](const std::string& op, std::string& err) {
     return parseGraph("graph @g(%x: f32[2,3,4,5], %v: f32[4,6]) {\n  " + op + "\n}\n", err);
@@ -441,7 +441,7 @@ TEST_CASE("flatten follows torch.flatten's shape rule and errors; reshape_as kee
                    err));
 }
 
-TEST_CASE("an N-D input keeps its shape in the graph; Flatten is a flatten op", "[ir][nd]") {
+TEST_CASE("an N-D input keeps its shape in the graph, Flatten is a flatten op", "[ir][nd]") {
   ModelSpec s = specWith({layer(LayerKind::ReLU), layer(LayerKind::Flatten), linear(12, 4)}, 12,
                          LossKind::MSELoss, TargetKind::Real, 4);
   s.input_shape = {3, 4};

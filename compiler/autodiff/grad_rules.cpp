@@ -84,6 +84,15 @@ Grads gradMul(GradContext& c) {
 
 Grads gradAdd(GradContext& c) { return {c.needs[0] ? c.dy : nullptr, c.needs[1] ? c.dy : nullptr}; }
 
+// Views: the gradient is the incoming one in the operand's shape (the inverse
+// reshape; the elements do not move). reshape_as's second operand only gives a shape.
+Grads gradFlatten(GradContext& c) {
+  return {c.out.emit(OpKind::ReshapeAs, {c.dy, c.op.operands[0]})};
+}
+Grads gradReshapeAs(GradContext& c) {
+  return {c.needs[0] ? c.out.emit(OpKind::ReshapeAs, {c.dy, c.op.operands[0]}) : nullptr, nullptr};
+}
+
 /// Losses: the root of the backward pass (seed 1); the gradient op takes the
 /// prediction and the target and carries the reduction. Targets are data.
 template <OpKind GradKind> Grads gradLoss(GradContext& c) {

@@ -132,7 +132,7 @@ LV* Emitter::bufBase(int buffer) {
 }
 
 llvm::Align Emitter::vecAlign(const Value* v, int64_t ld) {
-  if (isInput(v)) return llvm::Align(4);
+  if (isInput(viewRoot(v))) return llvm::Align(4); // a view of the batch is the batch
   int64_t a = std::gcd(ld * 4, int64_t(W) * 4);
   a = std::gcd(a, int64_t(64));
   return llvm::Align(uint64_t(a));
@@ -165,7 +165,7 @@ LV* Emitter::loadOperand(const Value* v, const ElemCtx& ctx) {
   }
   if (v->type.rank() == 0) return splat(B.CreateAlignedLoad(f32, base, llvm::Align(4)));
   if (v->type.rank() == 1) return loadVec(base, ctx.col, vecAlign(v, 0), ctx.lanes_valid);
-  int64_t ld = v->type.shape[1];
+  int64_t ld = matrixShape(v->type).second; // row stride: the elements per row, any rank
   LV* index = B.CreateAdd(B.CreateMul(ctx.row, c64(ld)), ctx.col);
   if (v->type.dtype == DType::U8) {
     auto* vu8 = llvm::FixedVectorType::get(i8, W);
@@ -182,7 +182,7 @@ LV* Emitter::loadOperand(const Value* v, const ElemCtx& ctx) {
 void Emitter::storeValue(const Value* v, LV* val, const ElemCtx& ctx) {
   LV* base = bufBase(v);
   if (v->type.rank() <= 1) return storeVec(val, base, ctx.col, vecAlign(v, 0), ctx.lanes_valid);
-  int64_t ld = v->type.shape[1];
+  int64_t ld = matrixShape(v->type).second;
   storeVec(val, base, B.CreateAdd(B.CreateMul(ctx.row, c64(ld)), ctx.col), vecAlign(v, ld),
            ctx.lanes_valid);
 }

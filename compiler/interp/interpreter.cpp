@@ -23,6 +23,9 @@ namespace {
 
 template <typename T> using Buf = std::vector<T>;
 
+// Rows and columns, for the ops whose shape rules require rank 2 (matmul,
+// the row ops, sum_rows, the class losses). Elementwise ops and views loop
+// over the flat row-major elements instead, so they take any rank.
 int64_t rows(const Value* v) { return v->type.shape[0]; }
 int64_t cols(const Value* v) { return v->type.rank() >= 2 ? v->type.shape[1] : 1; }
 
@@ -112,9 +115,9 @@ private:
   const Buf<T>& get(const Value* v) const { return *env_.at(v); }
   Buf<T>& mut(const Value* v) { return *env_.at(v); }
 
-  /// Evaluates an op's math (ops.def's math column) element by element; an
-  /// operand with fewer elements (add_bias's [N] bias) repeats along the
-  /// rows. A loss (Reduction) sums its terms, divided by their count for
+  /// Evaluates an op's math (ops.def's math column) element by element over
+  /// the flat row-major buffers, so any rank; an operand with fewer elements
+  /// (add_bias's [N] bias) repeats along the rows. A loss (Reduction) sums its terms, divided by their count for
   /// "mean"; a loss gradient (LossNorm) also reads x[2] = 1/count or 1, as
   /// PyTorch's backward kernels scale. False for ops without elementwise math.
   template <class Math> bool evalMath(const Op& op, Buf<T>& out) {
@@ -211,6 +214,12 @@ private:
     }
     case OpKind::GradNorm:
       return gradNorm(op, out);
+    case OpKind::Flatten:
+    case OpKind::ReshapeAs:
+      // Views (flatten, reshape_as): the same elements in row-major order,
+      // so the result is a copy of operand 0 whatever the two shapes are.
+      out = get(o[0]);
+      return;
     case OpKind::SgdUpdate: return sgd(op);
     case OpKind::AdamUpdate: return adam(op);
     default: break;

@@ -16,8 +16,13 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
 
   // The user's names come first; internal values named like one of them get a
   // suffix (Graph::uniqueName), and later stages find inputs by role.
+  // The input keeps its declared shape after the batch: f32[1, 28, 28] is
+  // [B,1,28,28] (PyTorch's N, C, H, W), f32[784] is [B,784].
+  Shape xshape = {B};
+  for (int64_t d : spec.inputShape())
+    xshape.push_back(d);
   Value* x = g->addInput(spec.input_name,
-                         TensorType{opts.input_u8 ? DType::U8 : DType::F32, {B, spec.input_size}},
+                         TensorType{opts.input_u8 ? DType::U8 : DType::F32, std::move(xshape)},
                          InputRole::Input);
   Value* y = spec.target_kind == TargetKind::Class
                  ? g->addInput(spec.target_name, i32({B}), InputRole::Target)
@@ -87,20 +92,41 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
       h = g->add(info->kind, {h}, a, l.loc);
       break;
     }
-    case LayerKind::Flatten:
-      // Samples are contiguous row-major and the graph carries every tensor
-      // as [batch, elements per sample] (sema checked that only elementwise
-      // layers see an N-D shape), so flattening leaves the bytes and the
-      // graph as they are: no op.
+    case LayerKind::Flatten: {
+      // torch.flatten with the dims as written (sema checked them against
+      // the shape with the batch). A flatten that changes no shape
+      // (Flatten() on [B, F]) is PyTorch's identity and adds no op.
+      a.set("end_dim", l.end_dim);
+      a.set("start_dim", l.start_dim);
+      Op probe{OpKind::Flatten, {h}, nullptr, a, l.loc, nullptr};
+      TensorType t;
+      if (std::string e = inferType(probe, t); !e.empty())
+        throw std::logic_error("model builder: " + e);
+      if (t != h->type) h = g->add(OpKind::Flatten, {h}, a, l.loc);
       break;
-    case LayerKind::Dropout:
+    }
+    case LayerKind::Dropout: {
       if (!opts.training || l.p == 0) break; // model.eval(): identity
+      // The mask is [B, elements per sample] (its bits are a function of the
+      // flat element index); an N-D activation is flattened to meet it and
+      // the product viewed back in its shape (both views: no copy).
+      auto [rows, cols] = std::pair{h->type.shape[0], h->type.numel() / h->type.shape[0]};
       a.set("p", l.p);
       a.set("salt", int64_t(l.index));
-      a.set("rows", h->type.shape[0]);
-      a.set("cols", h->type.shape[1]);
-      h = g->add(OpKind::Mul, {h, g->add(OpKind::DropoutMask, {seed, step}, a, l.loc)}, {}, l.loc);
+      a.set("rows", rows);
+      a.set("cols", cols);
+      Value* mask = g->add(OpKind::DropoutMask, {seed, step}, a, l.loc);
+      if (h->type.rank() == 2) {
+        h = g->add(OpKind::Mul, {h, mask}, {}, l.loc);
+        break;
+      }
+      Attrs f;
+      f.set("end_dim", int64_t(-1));
+      f.set("start_dim", int64_t(1));
+      Value* flat = g->add(OpKind::Flatten, {h}, f, l.loc);
+      h = g->add(OpKind::ReshapeAs, {g->add(OpKind::Mul, {flat, mask}, {}, l.loc), h}, {}, l.loc);
       break;
+    }
     }
   }
   Value* output = h;

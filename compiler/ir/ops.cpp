@@ -3,7 +3,9 @@
 #include "compiler/ir/op_defs.h"
 #include "compiler/ir/op_math.h"
 
+#include <algorithm>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace descent {
 
@@ -81,6 +83,50 @@ std::string inferRowOp(const Op& op, TensorType& out) {
   TRY(needRank(op.operands[0], 2, "operand"));
   if (op.attrs.getInt("dim", 1) != 1) return "only dim=1 (over the features of a sample) is supported";
   out = op.operands[0]->type;
+  return {};
+}
+
+/// torch.flatten(x, start_dim, end_dim): dims wrap like Python indices (a
+/// scalar counts as rank 1 and flattens to [1]); dims start..end merge into one.
+std::string inferFlatten(const Op& op, TensorType& out) {
+  const Value* x = op.operands[0];
+  const int64_t rank = std::max(x->type.rank(), 1);
+  int64_t dims[2] = {op.attrs.getInt("start_dim", 0), op.attrs.getInt("end_dim", -1)};
+  for (int64_t& d : dims) {
+    if (d < -rank || d >= rank)
+      return fmt::format("flatten of %{} ({}): Dimension out of range (expected to be in range of "
+                         "[{}, {}], but got {})",
+                         x->name, x->type.str(), -rank, rank - 1, d);
+    if (d < 0) d += rank;
+  }
+  if (dims[0] > dims[1])
+    return fmt::format("flatten of %{} ({}): flatten() has invalid args: start_dim cannot come "
+                       "after end_dim",
+                       x->name, x->type.str());
+  if (x->type.rank() == 0) {
+    out = TensorType{x->type.dtype, {1}};
+    return {};
+  }
+  const Shape& in = x->type.shape;
+  Shape shape(in.begin(), in.begin() + dims[0]);
+  int64_t merged = 1;
+  for (int64_t i = dims[0]; i <= dims[1]; ++i)
+    merged *= in[size_t(i)];
+  shape.push_back(merged);
+  shape.insert(shape.end(), in.begin() + dims[1] + 1, in.end());
+  out = TensorType{x->type.dtype, std::move(shape)};
+  return {};
+}
+
+/// x.reshape_as(like): x's elements, row-major, in like's shape (x's dtype).
+std::string inferReshapeAs(const Op& op, TensorType& out) {
+  const Value* x = op.operands[0];
+  const Value* like = op.operands[1];
+  if (x->type.numel() != like->type.numel())
+    return fmt::format("reshape_as: shape '[{}]' of %{} is invalid for input %{} of size {} ({})",
+                       fmt::join(like->type.shape, ", "), like->name, x->name, x->type.numel(),
+                       x->type.str());
+  out = TensorType{x->type.dtype, like->type.shape};
   return {};
 }
 

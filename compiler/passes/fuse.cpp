@@ -27,18 +27,23 @@ const char* kernelKindName(KernelKind k) {
   return "?";
 }
 
+const Value* viewRoot(const Value* v) {
+  while (v->def && hasTrait(v->def->kind, optrait::View))
+    v = v->def->operands[0];
+  return v;
+}
+
+std::pair<int64_t, int64_t> matrixShape(const TensorType& t) {
+  if (t.rank() >= 2) return {t.shape[0], t.numel() / t.shape[0]};
+  if (t.rank() == 1) return {1, t.shape[0]};
+  return {1, 1};
+}
+
 namespace {
 
 // What kind of kernel an op needs comes from its traits (compiler/ir/ops.def).
 bool isElementwise(OpKind k) { return hasTrait(k, optrait::Elementwise); }
 bool isUpdate(OpKind k) { return hasTrait(k, optrait::Update); }
-
-/// Rows and columns of a tensor seen as a matrix ([C] is one row).
-std::pair<int64_t, int64_t> matrixShape(const TensorType& t) {
-  if (t.rank() == 2) return {t.shape[0], t.shape[1]};
-  if (t.rank() == 1) return {1, t.shape[0]};
-  return {1, 1};
-}
 
 class Fuser {
 public:
@@ -54,7 +59,10 @@ public:
       pos_[op] = int(i);
       for (size_t k = 0; k < op->operands.size(); ++k) users_[op->operands[k]].push_back(op);
     }
-    for (const auto& [name, v] : g_.outputs()) outputs_.insert(v);
+    for (const auto& [name, v] : g_.outputs()) {
+      outputs_.insert(v);
+      outputs_.insert(viewRoot(v)); // its memory is the output's
+    }
     computeBatched();
     for (const auto& op : g_.ops()) {
       if (!error_.empty()) return;
@@ -93,6 +101,7 @@ private:
   /// True when `v` can be read by a kernel placed now: defined on entry, by a
   /// kernel already scheduled, or recomputed inline (dropout masks).
   bool available(const Value* v) const {
+    v = viewRoot(v); // a view is readable once the memory it aliases is
     if (!v->def) return true;
     if (hasTrait(v->def->kind, optrait::Recompute)) return true;
     return done_.count(v->def) && !deferred_.count(v->def);
@@ -102,7 +111,8 @@ private:
   /// kernel, a [cols] row vector, labels, or a scalar.
   bool loadableAs(const Value* v, int64_t rows, int64_t cols, bool rows_batched) const {
     auto [r, c] = matrixShape(v->type);
-    if (v->type.rank() == 2) return r == rows && c == cols && (kg_.batched.count(v) > 0) == rows_batched;
+    if (v->type.rank() >= 2)
+      return r == rows && c == cols && (kg_.batched.count(v) > 0) == rows_batched;
     if (v->type.rank() == 1) {
       if (v->type.dtype == DType::I32) return rows_batched && r == 1 && c == kg_.batch;
       return c == cols && (rows == 1 || v->type.rank() == 1);
@@ -173,7 +183,12 @@ private:
         std::string why;
         for (const Value* o : u->operands) {
           if (inside.count(o)) continue;
-          if (!available(o)) why = fmt::format("operand %{} is not computed yet", o->name);
+          if (inside.count(viewRoot(o)))
+            // A view reads memory, which this kernel writes only as it goes.
+            why = fmt::format("operand %{} is a view of %{}, which this kernel computes", o->name,
+                              viewRoot(o)->name);
+          else if (!available(o))
+            why = fmt::format("operand %{} is not computed yet", o->name);
           else if (!loadableAs(o, k.rows, k.cols, k.rows_batched))
             why = fmt::format("operand %{} ({}) cannot be read per element", o->name, o->type.str());
           if (!why.empty()) break;
@@ -238,11 +253,12 @@ private:
     gi.K = ta ? a->type.shape[0] : a->type.shape[1];
     gi.m_batched = kg_.batched.count(mm->result) > 0;
     gi.k_batched = ta && kg_.batched.count(a);
+    // A's row stride: a folded normalize keeps its operand's shape, and a
+    // view (flatten) keeps the row-major elements, so it is A's own.
     gi.lda = a->type.shape[1];
-    if (a->def && a->def->kind == OpKind::Normalize && folded_.count(a->def)) {
-      gi.a_normalize = a->def;
-      gi.lda = a->def->operands[0]->type.shape[1];
-    }
+    if (const Value* ar = viewRoot(a);
+        ar->def && ar->def->kind == OpKind::Normalize && folded_.count(ar->def))
+      gi.a_normalize = ar->def;
     std::string layer, role;
     const Value* w = sink ? sink->operands[0] : (b->kind == ValueKind::Param ? b : nullptr);
     if (!w && a->kind == ValueKind::Param) w = a;
@@ -297,6 +313,27 @@ private:
         return nullptr;
       return us[0];
     };
+    if (hasTrait(op->kind, optrait::View)) {
+      // No kernel and no copy: the result aliases its operand's memory
+      // (finish() maps it to that buffer; its root is stored by its kernel).
+      const Value* root = viewRoot(res);
+      if (root->def && hasTrait(root->def->kind, optrait::Recompute)) {
+        error_ = fmt::format("{} %{} views %{}, which is recomputed where read and has no memory",
+                             opName(op->kind), res->name, root->name);
+        return;
+      }
+      if (kg_.batched.count(root) && !kg_.batched.count(res)) {
+        // Only the first n <= batch rows of the root are computed.
+        error_ = fmt::format("{} %{} merges the batch dimension of %{} ({} -> {}): the kernels run "
+                             "n <= {} rows",
+                             opName(op->kind), res->name, root->name, root->type.str(),
+                             res->type.str(), kg_.batch);
+        return;
+      }
+      done_.insert(op);
+      kg_.alias_of[res] = root;
+      return;
+    }
     if (hasTrait(op->kind, optrait::Recompute)) {
       // A pure function of (seed, step, element): recomputed wherever it is
       // read instead of being stored (the forward mul and the backward mul).
@@ -306,9 +343,17 @@ private:
     }
     switch (op->kind) {
     case OpKind::Normalize: {
+      // Folded when only GEMM A loads read it, directly or through views.
       bool fold = !outputs_.count(res) && !uses(res).empty();
-      for (const Op* u : uses(res))
-        if (u->kind != OpKind::MatMul || u->operands[0] != res) fold = false;
+      std::vector<const Value*> via = {res};
+      for (size_t i = 0; i < via.size(); ++i)
+        for (const Op* u : uses(via[i])) {
+          if (hasTrait(u->kind, optrait::View) && u->operands[0] == via[i] &&
+              !outputs_.count(u->result))
+            via.push_back(u->result);
+          else if (u->kind != OpKind::MatMul || u->operands[0] != via[i])
+            fold = false;
+        }
       if (fold) {
         done_.insert(op);
         folded_.insert(op);
@@ -460,6 +505,7 @@ private:
   int bufferFor(const Value* v) {
     auto it = kg_.buffer_of.find(v);
     if (it != kg_.buffer_of.end()) return it->second;
+    if (const Value* root = viewRoot(v); root != v) return kg_.buffer_of[v] = bufferFor(root);
     int i = newBuffer(v->name, v->type.numel() * dtypeSize(v->type.dtype));
     Buffer& b = kg_.buffers[i];
     b.value = v;
@@ -479,7 +525,7 @@ private:
       auto read = [&](const Value* v) {
         if (v->type.rank() == 0 && v->kind == ValueKind::Input) return; // step, seed: scalars
         if (v->def && remat_.count(v->def)) return;
-        if (v->def && folded_.count(v->def)) v = v->def->operands[0];
+        if (const Value* r = viewRoot(v); r->def && folded_.count(r->def)) v = r->def->operands[0];
         k.reads.push_back(bufferFor(v));
       };
       for (const Op* op : k.ops) {
@@ -508,8 +554,8 @@ private:
       }
       if (k.kind == KernelKind::Gemm && k.gemm.b_buffer >= 0) k.reads.push_back(k.gemm.b_buffer);
       if (k.kind == KernelKind::Gemm) {
-        const Value* a = k.gemm.matmul->operands[0];
-        if (k.gemm.a_normalize) a = k.gemm.a_normalize->operands[0];
+        const Value* a = k.gemm.a_normalize ? k.gemm.a_normalize->operands[0]
+                                            : viewRoot(k.gemm.matmul->operands[0]);
         k.gemm.a_buffer = bufferFor(a);
         if (k.gemm.b_buffer < 0) k.gemm.b_buffer = bufferFor(k.gemm.matmul->operands[1]);
       }

@@ -29,6 +29,15 @@ enum class KernelKind {
 
 const char* kernelKindName(KernelKind k);
 
+/// The value whose memory `v` is: `v` itself, or, for the result of a view
+/// op (flatten, reshape_as), the root of its operand 0 (row-major data does
+/// not move when only the shape changes).
+const Value* viewRoot(const Value* v);
+
+/// Rows and columns of a tensor as the kernels iterate over it: [d0, the
+/// product of the other dims] (a [C] vector is one row, a scalar [1,1]).
+std::pair<int64_t, int64_t> matrixShape(const TensorType& t);
+
 /// A memory region used by kernels. Values that are materialized own one;
 /// extra buffers (transposes) have no value.
 struct Buffer {
@@ -87,6 +96,10 @@ struct KernelGraph {
   std::vector<Buffer> buffers;
   std::map<const Value*, int> buffer_of;   ///< materialized value -> buffer index
   std::set<const Value*> batched;          ///< values whose first dim is the runtime n
+  /// Views (flatten, reshape_as: the View trait) are computed by no kernel:
+  /// each maps to the value whose buffer it shares (its root, itself no
+  /// view), and buffer_of maps it to that buffer.
+  std::map<const Value*, const Value*> alias_of;
   std::vector<FusionRefusal> refused;
   int64_t scratch_bytes = 0;               ///< arena bytes for non-persistent buffers (plan_buffers)
   const Value* x = nullptr;                ///< the batch input (%x) and the targets (%y)

@@ -83,6 +83,21 @@ std::string printKernelGraph(const KernelGraph& kg) {
                            : fmt::format("kernels {}..{}", b.first_use, b.last_use);
     s += fmt::format("  %{}[{}]: {} bytes, {}, {}\n", b.name, where(b), b.bytes, what, life);
   }
+  // Views (flatten, reshape_as): no kernel and no copy, another shape of
+  // their root's memory. Graph order, so the text is stable.
+  bool first_view = true;
+  for (size_t i = 0; kg.graph && i < kg.graph->ops().size(); ++i) {
+    const Op* op = kg.graph->ops()[i].get();
+    auto it = op->result ? kg.alias_of.find(op->result) : kg.alias_of.end();
+    if (it == kg.alias_of.end()) continue;
+    auto b = kg.buffer_of.find(it->second);
+    s += fmt::format("{}  %{} = {} %{}: {}, the memory of {}\n", first_view ? "\nviews:\n" : "",
+                     op->result->name, opName(op->kind), op->operands[0]->name,
+                     op->result->type.str(),
+                     b != kg.buffer_of.end() ? bufferRef(kg, b->second)
+                                             : "%" + it->second->name + " (folded into the loads)");
+    first_view = false;
+  }
   if (!kg.refused.empty()) s += "\nfusions refused:\n";
   for (const auto& r : kg.refused)
     s += fmt::format("  {}: {}\n", r.what, r.why);

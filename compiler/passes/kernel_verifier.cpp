@@ -4,6 +4,8 @@
 // is reported here, by name, instead of as wrong numbers at run time.
 #include "compiler/passes/kernel_verifier.h"
 
+#include "compiler/ir/op_defs.h"
+
 #include <algorithm>
 #include <fmt/format.h>
 #include <map>
@@ -19,12 +21,8 @@ bool isUpdate(OpKind k) {
   return k == OpKind::SgdUpdate || k == OpKind::AdamUpdate;
 }
 
-/// Rows and columns of a tensor seen as a matrix ([C] is one row), as the
-/// kernels iterate over it.
-std::pair<int64_t, int64_t> matrixShape(const TensorType& t) {
-  if (t.rank() == 2) return {t.shape[0], t.shape[1]};
-  if (t.rank() == 1) return {1, t.shape[0]};
-  return {1, 1};
+bool isView(const Op* op) {
+  return op && hasTrait(op->kind, optrait::View);
 }
 
 std::string describe(const Op* op) {
@@ -47,8 +45,10 @@ public:
       for (const Value* v : op->operands)
         users_[v].push_back(op.get());
     }
-    for (const auto& [name, v] : kg_.graph->outputs())
+    for (const auto& [name, v] : kg_.graph->outputs()) {
       outputs_.insert(v);
+      outputs_.insert(viewRoot(v)); // an output view's memory is its root's
+    }
     checkBuffers();
     checkCoverage();
     for (size_t i = 0; i < kg_.kernels.size(); ++i)
@@ -114,7 +114,10 @@ private:
       if (!valid(b))
         fail("buffer_of maps %{} to buffer {}, out of range (there are {})", v->name, b,
              kg_.buffers.size());
-      else if (buffer(b).value != v)
+      else if (isView(v->def) && buffer(b).value != viewRoot(v))
+        fail("buffer_of maps view %{} to buffer %{}, not to the buffer of %{} whose memory it is",
+             v->name, buffer(b).name, viewRoot(v)->name);
+      else if (!isView(v->def) && buffer(b).value != v)
         fail("buffer_of maps %{} to buffer %{}, which holds {}", v->name, buffer(b).name,
              buffer(b).value ? "%" + buffer(b).value->name : std::string("no value"));
     std::set<std::string> names;
@@ -169,22 +172,41 @@ private:
       }
       if (kernel_of_.count(op))
         fail("{} is both folded and computed by {}", describe(op), kernel(kernel_of_[op]).name);
-      // Every reader must load it through the fold: no kernel would store it.
-      auto it = users_.find(op->result);
-      for (const Op* u : it == users_.end() ? std::vector<const Op*>{} : it->second) {
-        auto ku = kernel_of_.find(u);
-        if (ku == kernel_of_.end()) continue; // reported below
-        const Kernel& k = kernel(ku->second);
-        if (k.kind != KernelKind::Gemm || k.gemm.matmul != u || u->operands[0] != op->result ||
-            k.gemm.a_normalize != op)
-          fail("{} is folded, but {} in {} reads %{} other than as a GEMM's folded A operand",
-               describe(op), describe(u), k.name, op->result->name);
+      // Every reader must load it through the fold, directly or through
+      // views of it: no kernel would store it.
+      std::vector<const Value*> via = {op->result};
+      for (size_t vi = 0; vi < via.size(); ++vi) {
+        auto it = users_.find(via[vi]);
+        for (const Op* u : it == users_.end() ? std::vector<const Op*>{} : it->second) {
+          if (isView(u) && u->operands[0] == via[vi]) {
+            via.push_back(u->result);
+            continue;
+          }
+          auto ku = kernel_of_.find(u);
+          if (ku == kernel_of_.end()) continue; // reported below
+          const Kernel& k = kernel(ku->second);
+          if (k.kind != KernelKind::Gemm || k.gemm.matmul != u || u->operands[0] != via[vi] ||
+              k.gemm.a_normalize != op)
+            fail("{} is folded, but {} in {} reads %{} other than as a GEMM's folded A operand",
+                 describe(op), describe(u), k.name, via[vi]->name);
+        }
       }
       if (outputs_.count(op->result))
         fail("{} is folded, but %{} is a graph output", describe(op), op->result->name);
     }
+    for (const auto& owned : kg_.graph->ops()) {
+      // A view is computed by no kernel: it names its root's memory.
+      const Op* op = owned.get();
+      if (!isView(op)) continue;
+      auto it = kg_.alias_of.find(op->result);
+      if (kernel_of_.count(op))
+        fail("{} is a view but {} computes it", describe(op), kernel(kernel_of_[op]).name);
+      else if (it == kg_.alias_of.end() || it->second != viewRoot(op->result))
+        fail("view {} is not recorded as an alias of %{}", describe(op),
+             viewRoot(op->result)->name);
+    }
     for (const auto& op : kg_.graph->ops()) {
-      if (kernel_of_.count(op.get()) || folded_in_.count(op.get())) continue;
+      if (kernel_of_.count(op.get()) || folded_in_.count(op.get()) || isView(op.get())) continue;
       if (op->kind == OpKind::DropoutMask) continue; // recomputed by each reader
       fail("{} is in no kernel (neither computed, folded nor recomputed)", describe(op.get()));
     }
@@ -321,9 +343,10 @@ private:
       fail("{}: the epilogue's iteration space [{},{}] is not the GEMM's [M={},N={}]", k.name,
            k.rows, k.cols, g.M, g.N);
     // A: the matmul's operand, or the u8/f32 source of a folded normalize.
-    const Value* a_src = a;
+    // (A may be a view of either: the same memory.)
+    const Value* a_src = viewRoot(a);
     if (g.a_normalize) {
-      if (g.a_normalize != a->def)
+      if (g.a_normalize != a_src->def)
         fail("{}: folds {}, which does not compute the A operand %{}", k.name,
              describe(g.a_normalize), a->name);
       else
@@ -331,7 +354,7 @@ private:
       if (std::find(k.folded.begin(), k.folded.end(), g.a_normalize) == k.folded.end())
         fail("{}: loads A through {} but does not list it as folded", k.name,
              describe(g.a_normalize));
-    } else if (a->def && folded_in_.count(a->def)) {
+    } else if (a_src->def && folded_in_.count(a_src->def)) {
       fail("{}: reads %{}, which is folded, without folding it into the A loads", k.name, a->name);
     }
     for (const Op* f : k.folded)
@@ -339,9 +362,9 @@ private:
         fail("{}: lists {} as folded but loads A without it", k.name, describe(f));
     if (g.a_buffer != bufferOf(a_src))
       fail("{}: A buffer {} is not %{}'s", k.name, g.a_buffer, a_src->name);
-    if (a_src->type.rank() == 2 && g.lda != a_src->type.shape[1])
-      fail("{}: lda={} but A %{} is {} (row stride {})", k.name, g.lda, a_src->name,
-           a_src->type.str(), a_src->type.shape[1]);
+    if (g.lda != a->type.shape[1])
+      fail("{}: lda={} but A %{} is {} (row stride {})", k.name, g.lda, a->name, a->type.str(),
+           a->type.shape[1]);
     if (g.lda < (ta ? M : K)) fail("{}: lda={} < {}", k.name, g.lda, ta ? M : K);
     if (valid(g.a_buffer)) {
       int64_t need = (ta ? K : M) * g.lda * dtypeSize(a_src->type.dtype);
@@ -419,6 +442,16 @@ private:
                     bool via_copy) {
     const Kernel& k = kernel(ki);
     if (inside.count(o)) return;
+    if (isView(o->def)) {
+      // A view reads its root's memory: stored by an earlier kernel, never
+      // what this kernel is computing.
+      if (inside.count(viewRoot(o)))
+        fail("{}: {} reads %{}, a view of %{}, which this kernel computes (a view reads memory)",
+             k.name, describe(user), o->name, viewRoot(o)->name);
+      else
+        checkOperand(ki, user, o->def->operands[0], inside, via_copy);
+      return;
+    }
     if (o->def && o->def->kind == OpKind::DropoutMask) return;
     if (o->def && folded_in_.count(o->def)) {
       for (const Value* src : o->def->operands)
@@ -499,7 +532,8 @@ private:
                kernel(first_write[size_t(b)]).name);
       }
     }
-    for (const auto& [out, v] : kg_.graph->outputs()) {
+    for (const auto& [out, output] : kg_.graph->outputs()) {
+      const Value* v = viewRoot(output); // an output view is its root's memory
       if (!v->def) continue;
       auto it = kernel_of_.find(v->def);
       if (it == kernel_of_.end()) {

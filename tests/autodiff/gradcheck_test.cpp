@@ -102,6 +102,18 @@ TEST_CASE("gradcheck: GELU, SiLU, ELU and Softplus on both sides of their switch
   }
 }
 
+TEST_CASE("gradcheck: flatten and reshape_as (views) on N-D tensors", "[gradcheck][nd]") {
+  // flatten's gradient is reshape_as back to its operand's shape; reshape_as's
+  // is the same with its own operand (its second operand only gives a shape).
+  check(withMse(
+      "%a: f32[2,3,4] \"a\", %b: f32[2,3,4] \"b\", %c: f32[4,4] \"c\"",
+      "  %0 = mul %a, %b : f32[2,3,4]\n  %1 = tanh %0 : f32[2,3,4]\n"
+      "  %2 = flatten %1 {end_dim=1, start_dim=0} : f32[6,4]\n"
+      "  %3 = matmul %2, %c : f32[6,4]\n  %4 = reshape_as %3, %1 : f32[2,3,4]\n"
+      "  %5 = mul %4, %a : f32[2,3,4]\n  %r = flatten %5 {end_dim=-1, start_dim=1} : f32[2,12]\n",
+      "f32[2,12]"));
+}
+
 TEST_CASE("gradcheck: dropout (x * mask) with a fixed mask", "[gradcheck]") {
   check(R"(graph @t(%t: f32[4,6], %seed: i32[], %step: i32[]) params(%a: f32[4,6] "a") {
   %m = dropout_mask %seed, %step {cols=6, p=0.5, rows=4, salt=1} : f32[4,6]

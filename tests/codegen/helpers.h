@@ -80,7 +80,7 @@ inline InterpInputs<float> interpInputs(const Graph& g, const Batch& b, int64_t 
                                         int32_t seed) {
   InterpInputs<float> in;
   const Value* x = g.inputByRole(InputRole::Input);
-  int64_t feat = x->type.shape[1];
+  int64_t feat = x->type.numel() / x->type.shape[0]; // elements per sample, any rank
   auto& xv = in.values[x->name];
   for (int64_t i = 0; i < n * feat; ++i) xv.push_back(u8 ? float(b.x_u8[size_t(i)]) : b.x_f32[size_t(i)]);
   const Value* y = g.inputByRole(InputRole::Target);

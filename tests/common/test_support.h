@@ -57,9 +57,9 @@ inline std::unique_ptr<Graph> parseIr(const std::string& text) {
 inline std::vector<std::string> allModelFiles() {
   namespace fs = std::filesystem;
   std::vector<std::string> out;
-  // mnist_flatten.nn lowers to exactly mnist_mlp.nn's graph (Flatten adds no
-  // op; the CLI's N-D test checks the two train to the same bytes), so the
-  // every-model tests leave the second copy of the largest model out.
+  // mnist_flatten.nn lowers to mnist_mlp.nn's graph plus one flatten view
+  // (same kernels; the CLI's N-D test checks the two train to the same bytes),
+  // so the every-model tests leave the second copy of the largest model out.
   for (const auto& e : fs::directory_iterator(sourceDir() + "/models"))
     if (e.path().extension() == ".nn" && e.path().filename() != "mnist_flatten.nn")
       out.push_back(e.path().string());

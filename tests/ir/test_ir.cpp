@@ -408,3 +408,71 @@ TEST_CASE("the layout permutation works for any rank: a 4-D conv weight", "[ir][
   CHECK(s2[0] == 7);
   CHECK(torchFanIn({10, 64}) == 64);
 }
+
+TEST_CASE("flatten follows torch.flatten's shape rule and errors, reshape_as keeps the count",
+          "[ir][nd]") {
+  auto parseOne = [](const std::string& op, std::string& err) {
+    return parseGraph("graph @g(%x: f32[2,3,4,5], %v: f32[4,6]) {\n  " + op + "\n}\n", err);
+  };
+  std::string err;
+  // Dims wrap like Python indices over the rank (with the batch); start..end merge.
+  CHECK(parseOne("%0 = flatten %x {end_dim=-1, start_dim=1} : f32[2,60]", err));
+  CHECK(parseOne("%0 = flatten %x {end_dim=2, start_dim=1} : f32[2,12,5]", err));
+  CHECK(parseOne("%0 = flatten %x {end_dim=-2, start_dim=-3} : f32[2,12,5]", err));
+  CHECK(parseOne("%0 = flatten %x {end_dim=2, start_dim=2} : f32[2,3,4,5]", err));
+  CHECK(parseOne("%0 = flatten %x {end_dim=-1, start_dim=0} : f32[120]", err));
+  CHECK_FALSE(parseOne("%0 = flatten %x {end_dim=4, start_dim=1} : f32[2,60]", err));
+  CHECK(err == "2:8: flatten of %x (f32[2,3,4,5]): Dimension out of range (expected to be in "
+               "range of [-4, 3], but got 4)");
+  CHECK_FALSE(parseOne("%0 = flatten %x {end_dim=1, start_dim=-5} : f32[2,60]", err));
+  CHECK(err == "2:8: flatten of %x (f32[2,3,4,5]): Dimension out of range (expected to be in "
+               "range of [-4, 3], but got -5)");
+  CHECK_FALSE(parseOne("%0 = flatten %x {end_dim=1, start_dim=2} : f32[2,60]", err));
+  CHECK(err == "2:8: flatten of %x (f32[2,3,4,5]): flatten() has invalid args: start_dim cannot "
+               "come after end_dim");
+  CHECK_FALSE(parseOne("%0 = flatten %x {end_dim=-1, start_dim=1} : f32[2,3,20]", err));
+  CHECK(err == "2:8: flatten gives f32[2,60], but the text says f32[2,3,20]");
+  // reshape_as: x's elements in like's shape.
+  CHECK_FALSE(parseOne("%0 = reshape_as %v, %x : f32[2,3,4]", err));
+  CHECK(err == "2:8: reshape_as: shape '[2, 3, 4, 5]' of %x is invalid for input %v of size 24 "
+               "(f32[4,6])");
+  CHECK(parseGraph("graph @g(%x: f32[2,12], %l: f32[2,3,4]) {\n  %0 = reshape_as %x, %l : "
+                   "f32[2,3,4]\n}\n",
+                   err));
+}
+
+TEST_CASE("an N-D input keeps its shape in the graph, Flatten is a flatten op", "[ir][nd]") {
+  ModelSpec s = specWith({layer(LayerKind::ReLU), layer(LayerKind::Flatten), linear(12, 4)}, 12,
+                         LossKind::MSELoss, TargetKind::Real, 4);
+  s.input_shape = {3, 4};
+  BuildOptions o;
+  o.batch = 5;
+  auto g = buildForwardGraph(s, o);
+  std::string text = printGraph(*g);
+  INFO(text);
+  CHECK(text.find("(%x: f32[5,3,4] input") != std::string::npos);
+  CHECK(text.find("relu %x : f32[5,3,4]") != std::string::npos);
+  CHECK(text.find("flatten %0 {end_dim=-1, start_dim=1} : f32[5,12]") != std::string::npos);
+  CHECK(text.find("matmul %1, %w2 : f32[5,4]") != std::string::npos);
+  CHECK(roundTrip(*g) == text);
+  // On a [B, F] input, Flatten() changes no shape: PyTorch's identity, no op.
+  s.input_shape = {12};
+  text = printGraph(*buildForwardGraph(s, o));
+  CHECK(text.find("flatten") == std::string::npos);
+  CHECK(text.find("(%x: f32[5,12] input") != std::string::npos);
+}
+
+TEST_CASE("ops that need rank 2 name the N-D shape they got", "[ir][nd]") {
+  std::string err;
+  const std::string head = "graph @g(%x: f32[2,3,4], %w: f32[12,5], %b: f32[4], %y: i32[2]) {\n  ";
+  CHECK_FALSE(parseGraph(head + "%0 = matmul %x, %w : f32[2,5]\n}\n", err));
+  CHECK(err == "2:8: matmul lhs %x must have rank 2, got f32[2,3,4]");
+  CHECK_FALSE(parseGraph(head + "%0 = add_bias %x, %b : f32[2,3,4]\n}\n", err));
+  CHECK(err == "2:8: add_bias input %x must have rank 2, got f32[2,3,4]");
+  CHECK_FALSE(parseGraph(head + "%0 = log_softmax %x {dim=1} : f32[2,3,4]\n}\n", err));
+  CHECK(err == "2:8: operand %x must have rank 2, got f32[2,3,4]");
+  CHECK_FALSE(parseGraph(head + "%0 = nll_loss %x, %y : f32[]\n}\n", err));
+  CHECK(err == "2:8: scores %x must have rank 2, got f32[2,3,4]");
+  // Elementwise ops take any rank.
+  CHECK(parseGraph(head + "%0 = gelu %x : f32[2,3,4]\n  %1 = mul %0, %x : f32[2,3,4]\n}\n", err));
+}

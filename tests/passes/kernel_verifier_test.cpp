@@ -21,13 +21,13 @@ using descent::testsupport::sourceDir;
 
 namespace {
 
-/// The two-layer train step of tests/passes/fuse_mlp.ir, fused and planned.
+/// A train step of tests/passes/ (by default fuse_mlp.ir: two layers), fused and planned.
 struct Planned {
   std::unique_ptr<Graph> g;
   KernelGraph kg;
 
-  Planned() {
-    g = parseIr(readText(sourceDir() + "/tests/passes/fuse_mlp.ir"));
+  explicit Planned(const std::string& file = "fuse_mlp.ir") {
+    g = parseIr(readText(sourceDir() + "/tests/passes/" + file));
     std::string err;
     kg = fuseGraph(*g, err);
     INFO(err);
@@ -49,6 +49,13 @@ struct Planned {
       if (kg.buffers[i].name == name) return int(i);
     FAIL("no buffer %" << name);
     return -1;
+  }
+
+  const Value* value(const std::string& name) const {
+    for (const auto& op : g->ops())
+      if (op->result && op->result->name == name) return op->result;
+    FAIL("no value %" << name);
+    return nullptr;
   }
 
   /// True when some problem contains `part`; prints them all otherwise.
@@ -287,5 +294,36 @@ TEST_CASE("kernel verifier: graphs fuse schedules but the kernels could not run"
 })");
     CHECK(p == "k1_mul: mul %m reads %s, a scalar input that is neither the step nor the seed: "
                "kernels receive no other scalar\n");
+  }
+}
+
+TEST_CASE("kernel verifier: views (flatten, reshape_as) alias their root's buffer",
+          "[passes][verifier][nd]") {
+  {
+    // An op moved into the kernel that computes the root of a view it reads.
+    Planned p("fuse_views.ir");
+    Kernel& relu = p.kg.kernels[size_t(p.kernel("k0_relu"))];
+    Kernel& mul = p.kg.kernels[size_t(p.kernel("k1_mul"))];
+    relu.ops.push_back(mul.ops.front());
+    mul.ops.clear();
+    CHECK(p.rejects("k0_relu_line3: mul %s reads %f, a view of %r, which this kernel computes"));
+  }
+  {
+    Planned p("fuse_views.ir");
+    p.kg.alias_of.erase(p.value("f"));
+    CHECK(p.rejects("view flatten %f is not recorded as an alias of %r"));
+  }
+  {
+    Planned p("fuse_views.ir");
+    p.kg.buffer_of[p.value("u")] = p.buffer("ds");
+    CHECK(p.rejects("buffer_of maps view %u to buffer %ds, not to the buffer of %v"));
+  }
+  {
+    // The forward GEMM reads the flattened batch without folding its normalize.
+    Planned p("fuse_flatten_fold.ir");
+    Kernel& fwd = p.kg.kernels[size_t(p.kernel("k0_linear1_fwd"))];
+    fwd.gemm.a_normalize = nullptr;
+    fwd.folded.clear();
+    CHECK(p.rejects("k0_linear1_fwd_line3: reads %f, which is folded, without folding it"));
   }
 }

@@ -83,6 +83,7 @@ def main():
     state = {k: v.to(torch.float32) for k, v in tensors.items()}
     model.load_state_dict(state, strict=True)  # raises on any name or shape mismatch
     x, _ = nnspec.read_csv(a.data, spec["input"][2])
+    x = x.reshape(-1, *spec["input"][3])  # an N-D input: the CSV row is the sample, row-major
     with open(a.expected) as f:
         expected = json.load(f)
     if a.key not in expected:

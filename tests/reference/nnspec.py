@@ -16,7 +16,7 @@ from torch import nn, optim
 
 # ---------------------------------------------------------------- model files
 
-_DECL = re.compile(r"^(input|target)\s+(\w+)\s*:\s*(f32|class)\[(\d+)\]$")
+_DECL = re.compile(r"^(input|target)\s+(\w+)\s*:\s*(f32|class)\[(\d+(?:\s*,\s*\d+)*)\]$")
 
 
 def _statements(text):
@@ -73,6 +73,7 @@ def _namespace():
         "Sequential": nn.Sequential, "Linear": nn.Linear, "ReLU": nn.ReLU,
         "Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh, "LeakyReLU": nn.LeakyReLU,
         "Softmax": nn.Softmax, "LogSoftmax": nn.LogSoftmax, "Dropout": nn.Dropout,
+        "Flatten": nn.Flatten,
         "GELU": nn.GELU, "SiLU": nn.SiLU, "ELU": nn.ELU, "Softplus": nn.Softplus,
         "NLLLoss": nn.NLLLoss, "CrossEntropyLoss": nn.CrossEntropyLoss,
         "MSELoss": nn.MSELoss, "BCELoss": nn.BCELoss,
@@ -88,15 +89,19 @@ def _namespace():
 
 
 def parse_model(text):
-    """Returns a dict: input (name, size), target (name, kind 'class'|'f32',
-    size), model (nn.Sequential, freshly initialized by torch's RNG), loss
+    """Returns a dict: input and target (name, kind 'class'|'f32', elements
+    per sample, shape per sample: (1, 28, 28) for f32[1, 28, 28]), model (nn.Sequential, freshly initialized by torch's RNG), loss
     (nn module), optimizer (kind, kwargs), transform, batch, epochs."""
     spec = {"optimizer": None, "scheduler": None, "transform": None, "batch": 64, "epochs": 1}
     ns = _namespace()
     for key, value in _statements(text):
         if key in ("input", "target"):
-            name, kind, size = value.group(2), value.group(3), int(value.group(4))
-            spec[key] = (name, kind, size)
+            name, kind = value.group(2), value.group(3)
+            shape = tuple(int(d) for d in value.group(4).split(","))
+            size = 1
+            for d in shape:
+                size *= d
+            spec[key] = (name, kind, size, shape)
             continue
         # The namespace only holds constructors: no builtins, no imports.
         spec[key] = eval(value, {"__builtins__": {}}, ns)  # noqa: S307

@@ -128,6 +128,8 @@ Matrix forward(const std::vector<RefLayer>& layers, const SafeTensors& st, const
         double m = *std::max_element(row.begin(), row.end()), s = 0;
         for (double v : row) s += std::exp(v - m);
         for (double& v : row) v = l.kind == "Softmax" ? std::exp(v - m) / s : v - m - std::log(s);
+      } else if (l.kind == "Flatten") {
+        // Rows are whole samples, row-major: flattening moves nothing.
       } else {
         REQUIRE(l.kind == "Dropout");
       }
@@ -202,7 +204,18 @@ TEST_CASE("reference fixtures are complete and parse", "[fixtures]") {
 
     // model.nn declares what expected.json describes.
     const std::string model = readFile(dir / "model.nn");
-    CHECK(model.find("input  x: f32[" + std::to_string(features) + "]") != std::string::npos);
+    // (An N-D input declares its shape per sample; features is its element count.)
+    std::string shape = std::to_string(features);
+    if (e.contains("input_shape")) {
+      shape.clear();
+      int64_t n = 1;
+      for (int64_t dim : e.at("input_shape").get<std::vector<int64_t>>()) {
+        shape += (shape.empty() ? "" : ", ") + std::to_string(dim);
+        n *= dim;
+      }
+      CHECK(n == features);
+    }
+    CHECK(model.find("input  x: f32[" + shape + "]") != std::string::npos);
     CHECK(model.find(std::string("target y: ") + (cls ? "class[" : "f32[") + std::to_string(tsize) +
                      "]") != std::string::npos);
     CHECK(model.find("batch     = " + std::to_string(batch)) != std::string::npos);

@@ -118,6 +118,7 @@ LV* Emitter::elem(const Op* op, const ElemCtx& ctx, const std::function<LV*(size
   switch (op->kind) {
   case OpKind::NllLossGrad:
   case OpKind::LogSoftmaxNllGrad: {
+    if (weightedClassLoss(op)) return weightedClassGrad(op, ctx, get);
     LV* oh = oneHot(op->operands[1], ctx);
     // label_smoothing e: the target distribution (1 - e)*onehot + e/C.
     if (double e = op->attrs.getDouble("label_smoothing", 0.0); e != 0)
@@ -144,6 +145,10 @@ LV* Emitter::elem(const Op* op, const ElemCtx& ctx, const std::function<LV*(size
       LV* den = B.CreateFMul(B.CreateFSub(vcf(1), p), p);
       den = vmax(den, vcf(1e-12));
       g = B.CreateFDiv(B.CreateFSub(p, t), den);
+    } else if (op->kind == OpKind::BceWithLogitsGrad && op->attrs.has("pos_weight")) {
+      // torch 1.13: (p_w*t + 1 - t) * sigmoid(z) - p_w*t
+      LV* pt = B.CreateFMul(posWeightVec(op, ctx), t);
+      g = B.CreateFSub(B.CreateFMul(B.CreateFAdd(pt, B.CreateFSub(vcf(1), t)), sigmoid(p)), pt);
     } else if (op->kind == OpKind::BceWithLogitsGrad)
       g = B.CreateFSub(sigmoid(p), t);
     else

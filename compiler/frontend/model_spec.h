@@ -79,6 +79,15 @@ struct LossSpec {
   double beta = 1.0;  ///< SmoothL1Loss
   double delta = 1.0; ///< HuberLoss
   double label_smoothing = 0.0; ///< CrossEntropyLoss
+  /// CrossEntropyLoss/NLLLoss: one weight per class (empty: none given).
+  std::vector<double> weight{};
+  SourceLoc weight_loc{};
+  /// CrossEntropyLoss/NLLLoss: the label to ignore, when written. Absent,
+  /// PyTorch's default -100 can match no label the data loader accepts.
+  std::optional<int64_t> ignore_index{};
+  /// BCEWithLogitsLoss: one weight per output, or one for all (empty: none).
+  std::vector<double> pos_weight{};
+  SourceLoc pos_weight_loc{};
   SourceLoc loc;
 };
 

@@ -127,7 +127,7 @@ TEST_CASE("CSV label out of range or not an integer", "[csv][errors]") {
         d / "l.csv" + ":2: column 2 ('label'): class label 2.5 is not an integer");
 }
 
-TEST_CASE("CSV labels equal to the loss's ignore_index load; others stay in range", "[csv]") {
+TEST_CASE("CSV labels equal to the loss's ignore_index load and others stay in range", "[csv]") {
   TempDir d;
   writeBytes(d / "l.csv", "a,label\n1,-100\n2,3\n3,-100\n");
   // Without an ignore_index (none written in the loss) -100 is no class.

@@ -58,8 +58,10 @@ LV* Emitter::elemMath(const Op* op, const std::function<LV*(size_t)>& get) {
 }
 
 LV* Emitter::lossDivisor(const Op* op, int64_t cols_per_row) {
-  if (op->attrs.getString("reduction", "mean") != "mean") return nullptr;
+  const std::string r = op->attrs.getString("reduction", "mean");
+  if (r != "mean" && r != "batchmean") return nullptr;
   LV* cnt = kg_->batched.count(op->operands[0]) ? nArg : c64(op->operands[0]->type.shape[0]);
+  if (r == "batchmean") return B.CreateSIToFP(cnt, f32); // KLDivLoss: the batch rows
   cnt = B.CreateMul(cnt, c64(cols_per_row));
   return B.CreateSIToFP(cnt, f32);
 }

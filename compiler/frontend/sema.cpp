@@ -63,7 +63,7 @@ std::string quoted(const std::string& s) {
 // (kLayerNames follows the activation table, which it includes.)
 const std::vector<std::string> kLossNames = {"NLLLoss",      "CrossEntropyLoss",  "MSELoss",
                                              "BCELoss",      "BCEWithLogitsLoss", "L1Loss",
-                                             "SmoothL1Loss", "HuberLoss"};
+                                             "SmoothL1Loss", "HuberLoss",         "KLDivLoss"};
 const std::vector<std::string> kOptimizerNames = {"SGD", "Adam", "AdamW"}; // OptimizerKind order
 const std::vector<std::string> kTransformNames = {"Normalize"};
 const std::vector<std::string> kStatementKeys = {"model", "loss", "optimizer", "transform", "batch",
@@ -917,6 +917,8 @@ private:
     static const std::vector<Param> bceLogits = {{"weight", PType::FloatList, false, false},
                                                  {"reduction", PType::String, false, false},
                                                  {"pos_weight", PType::FloatList, false, false}};
+    static const std::vector<Param> kl = {{"reduction", PType::String, false, false},
+                                          {"log_target", PType::Bool, false, false}};
     const LossKind kind = spec_.loss.kind;
     BoundArgs args(v,
                    kind == LossKind::SmoothL1Loss        ? smooth
@@ -924,6 +926,7 @@ private:
                    : kind == LossKind::CrossEntropyLoss  ? ce
                    : kind == LossKind::NLLLoss           ? nll
                    : kind == LossKind::BCEWithLogitsLoss ? bceLogits
+                   : kind == LossKind::KLDivLoss         ? kl
                                                          : params,
                    diags_);
     if (!args.bind()) return;
@@ -976,8 +979,15 @@ private:
         spec_.loss.delta <= 0)
       args.error(args.get("delta")->loc,
                  "huber_loss does not support non-positive values for delta.");
+    if (kind == LossKind::KLDivLoss) args.getBool("log_target", spec_.loss.log_target);
+    // PyTorch's KLDivLoss defaults to "mean" (with a warning that
+    // "batchmean" is the true KL divergence); both are accepted.
     if (reduction == "mean") spec_.loss.reduction = Reduction::Mean;
     else if (reduction == "sum") spec_.loss.reduction = Reduction::Sum;
+    else if (reduction == "batchmean" && kind == LossKind::KLDivLoss)
+      spec_.loss.reduction = Reduction::BatchMean;
+    else if (kind == LossKind::KLDivLoss && reduction != "none")
+      args.rangeError("reduction", "'mean', 'sum' or 'batchmean'");
     else if (reduction == "none")
       args.error(args.get("reduction")->loc,
                  fmt::format("{}(): reduction 'none' is not supported", v.text),

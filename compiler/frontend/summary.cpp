@@ -162,6 +162,7 @@ std::string renderSummary(const ModelSpec& spec) {
     loss_args += fmt::format(", weight=[{}]", fmt::join(spec.loss.weight, ", "));
   if (spec.loss.ignore_index)
     loss_args += fmt::format(", ignore_index={}", *spec.loss.ignore_index);
+  if (spec.loss.log_target) loss_args += ", log_target=True";
   if (!spec.loss.pos_weight.empty())
     loss_args += fmt::format(", pos_weight=[{}]", fmt::join(spec.loss.pos_weight, ", "));
   out += fmt::format("Loss:      {}(reduction='{}'{})\n", lossName(spec.loss.kind),

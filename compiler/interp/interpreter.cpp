@@ -29,7 +29,10 @@ int64_t cols(const Value* v) { return v->type.rank() >= 2 ? v->type.shape[1] : 1
 /// The reduction divisor of a loss: batch rows for class losses (NLL), all
 /// elements for real-valued ones (MSE, BCE), 1 for reduction=sum.
 template <typename T> T reductionDivisor(const Op& op, int64_t count) {
-  return op.attrs.getString("reduction", "mean") == "mean" ? T(count) : T(1);
+  const std::string r = op.attrs.getString("reduction", "mean");
+  // KLDivLoss's "batchmean": the sum over the batch rows.
+  if (r == "batchmean") return T(op.operands[0]->type.shape[0]);
+  return r == "mean" ? T(count) : T(1);
 }
 
 /// The math backend of the reference semantics: scalars of type T and the

@@ -147,6 +147,13 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
     loss = g->add(OpKind::HuberLoss, {h, y}, a, lloc, nullptr, g->uniqueName("loss"));
     break;
   }
+  case LossKind::KLDivLoss: {
+    // The input is log-probabilities (the model ends with LogSoftmax).
+    Attrs a = red;
+    if (spec.loss.log_target) a.set("log_target", true);
+    loss = g->add(OpKind::KlDivLoss, {h, y}, a, lloc, nullptr, g->uniqueName("loss"));
+    break;
+  }
   case LossKind::BCEWithLogitsLoss: {
     Attrs a = red;
     if (!spec.loss.pos_weight.empty()) a.set("pos_weight", spec.loss.pos_weight);

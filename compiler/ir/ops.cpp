@@ -106,6 +106,8 @@ std::string inferBinarySame(const Op& op, TensorType& out) {
 
 std::string checkReduction(const Op& op) {
   std::string r = op.attrs.getString("reduction", "mean");
+  if (r == "batchmean" && (op.kind == OpKind::KlDivLoss || op.kind == OpKind::KlDivLossGrad))
+    return {};
   if (r != "mean" && r != "sum") return fmt::format("reduction must be mean or sum, got '{}'", r);
   return {};
 }

@@ -198,6 +198,18 @@ TEST_CASE("gradcheck: bce_with_logits with pos_weight", "[gradcheck]") {
     }
 }
 
+TEST_CASE("gradcheck: kl_div with every reduction and log_target", "[gradcheck]") {
+  for (std::string red : {"mean", "sum", "batchmean"})
+    for (std::string lt : {"false", "true"}) {
+      std::string attrs = "{log_target=" + lt + ", reduction=\"" + red + "\"}";
+      SECTION(attrs) {
+        check("graph @t(%t: f32[4,3]) params(%a: f32[4,3] \"a\") {\n"
+              "  %0 = log_softmax %a {dim=1} : f32[4,3]\n  %loss = kl_div %0, %t " +
+              attrs + " : f32[]\n  return loss=%loss\n}");
+      }
+    }
+}
+
 TEST_CASE("gradcheck: every model file", "[gradcheck][models]") {
   for (const std::string& path : allModelFiles()) {
     SECTION(path) {

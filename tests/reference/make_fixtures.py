@@ -164,6 +164,17 @@ FIXTURES = [
     ("bcelogits_posweight_one_sum_adam", 5, ("f32", 2), 8,
      "Linear(5, 6), ReLU(),\n    Linear(6, 2),",
      'BCEWithLogitsLoss(reduction="sum", pos_weight=[3.0])', "Adam(lr=0.01)", "train", 2.0),
+    # KLDivLoss on log-probabilities: probability targets with zeros
+    # (xlogy(0, 0) = 0), or log-probability targets (log_target=True).
+    ("kldiv_batchmean_sgd", 6, ("f32", 4), 8,
+     "Linear(6, 7), ReLU(),\n    Linear(7, 4), LogSoftmax(dim=1),",
+     'KLDivLoss(reduction="batchmean")', "SGD(lr=0.1, momentum=0.5)", "train"),
+    ("kldiv_mean_log_target_adam", 5, ("f32", 3), 8,
+     "Linear(5, 7), Tanh(),\n    Linear(7, 3), LogSoftmax(dim=1),",
+     'KLDivLoss(reduction="mean", log_target=True)', "Adam(lr=0.01)", "train"),
+    ("kldiv_sum_sgd", 4, ("f32", 5), 6,
+     "Linear(4, 5), LogSoftmax(dim=1),",
+     'KLDivLoss(reduction="sum")', "SGD(lr=0.05)", "train"),
 ]
 
 
@@ -200,6 +211,11 @@ def make_batch(features, target, batch, loss, x_scale=1.0, loss_text=""):
             y[2], y[batch - 1] = loss.ignore_index, loss.ignore_index
     elif isinstance(loss, torch.nn.BCELoss):
         y = torch.bernoulli(torch.full((batch, size), 0.5))
+    elif isinstance(loss, torch.nn.KLDivLoss):
+        y = torch.softmax(torch.randn(batch, size) * 2, dim=1)
+        y[0, 0] = y[2, size - 1] = 0.0  # xlogy(0, 0) = 0
+        if loss.log_target:
+            y = torch.log_softmax(torch.randn(batch, size), dim=1)
     elif isinstance(loss, torch.nn.BCEWithLogitsLoss):
         y = torch.rand(batch, size)  # soft targets are valid too
     else:
@@ -306,6 +322,7 @@ def generate(entry):
         **{k: flat(getattr(criterion, k)) for k in ("weight", "pos_weight")
            if getattr(criterion, k, None) is not None},
         **({"ignore_index": criterion.ignore_index} if "ignore_index" in loss_text else {}),
+        **({"log_target": True} if getattr(criterion, "log_target", False) else {}),
         "optimizer": {"kind": opt_kind, **{k: (list(v) if isinstance(v, tuple) else v)
                                            for k, v in opt_kw.items()}},
         "param_shapes": {k: list(v.shape) for k, v in init.items()},

@@ -80,7 +80,7 @@ def _namespace():
         "MSELoss": nn.MSELoss, "BCELoss": nn.BCELoss,
         "BCEWithLogitsLoss": with_tensors(nn.BCEWithLogitsLoss, "pos_weight"),
         "L1Loss": nn.L1Loss,
-        "SmoothL1Loss": nn.SmoothL1Loss, "HuberLoss": nn.HuberLoss,
+        "SmoothL1Loss": nn.SmoothL1Loss, "HuberLoss": nn.HuberLoss, "KLDivLoss": nn.KLDivLoss,
         "SGD": sgd, "Adam": adam, "AdamW": adamw, "Normalize": normalize,
         "true": True, "false": False, "True": True, "False": False,
     }

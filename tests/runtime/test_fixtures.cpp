@@ -187,6 +187,10 @@ double lossOf(const json& e, const Matrix& out, const Dataset& d) {
                  (1 + (pw - 1) * t) * (std::max(-z, 0.0) + std::log1p(std::exp(-std::abs(z))));
       } else if (name == "BCEWithLogitsLoss")
         total += std::max(z, 0.0) - z * t + std::log1p(std::exp(-std::abs(z)));
+      else if (name == "KLDivLoss")
+        // torch 1.13: log_target ? exp(t)*(t - z) : xlogy(t, t) - t*z
+        total += e.value("log_target", false) ? std::exp(t) * (t - z)
+                                              : (t > 0 ? t * std::log(t) : 0.0) - t * z;
       else if (name == "L1Loss")
         total += std::abs(z - t);
       else if (name == "SmoothL1Loss")
@@ -198,6 +202,7 @@ double lossOf(const json& e, const Matrix& out, const Dataset& d) {
     }
   }
   if (name == "NLLLoss" || name == "CrossEntropyLoss") total = (1 - smoothing) * total + smooth;
+  if (reduction == "batchmean") return total / double(out.size());
   return reduction == "mean" ? total / n : total;
 }
 

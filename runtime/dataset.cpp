@@ -86,7 +86,7 @@ DataSplit loadIdxDir(const std::string& dir, IdxSets sets) {
 }
 
 Dataset loadCsv(const std::string& path, int64_t features, int64_t targets_or_classes,
-                bool class_labels, bool targets_optional) {
+                bool class_labels, bool targets_optional, std::optional<int64_t> ignore_label) {
   const bool has_targets = !targets_optional || csvHeaderColumns(path) != features;
   const int64_t target_cols = !has_targets ? 0 : class_labels ? 1 : targets_or_classes;
   const std::string feats = fmt::format("{} feature{}", features, features == 1 ? "" : "s");
@@ -137,18 +137,22 @@ Dataset loadCsv(const std::string& path, int64_t features, int64_t targets_or_cl
         if (!v)
           throw DataError(fmt::format("{}:{}: column {} ('{}'): class label {} is not an integer",
                                       path, line, features + 1, name, text));
-        if (*v < 0 || *v >= static_cast<double>(targets_or_classes))
-          throw DataError(fmt::format("{}:{}: column {} ('{}'): label {} is out of range [0, {})",
-                                      path, line, features + 1, name, text, targets_or_classes));
+        const bool ignored = ignore_label && *v == static_cast<double>(*ignore_label);
+        if (!ignored && (*v < 0 || *v >= static_cast<double>(targets_or_classes)))
+          throw DataError(fmt::format(
+              "{}:{}: column {} ('{}'): label {} is out of range [0, {}){}", path, line,
+              features + 1, name, text, targets_or_classes,
+              ignore_label ? fmt::format(" and is not ignore_index={}", *ignore_label) : ""));
         d.labels.push_back(static_cast<int32_t>(*v));
       });
   return d;
 }
 
-void checkLabels(const Dataset& data, int64_t classes) {
+void checkLabels(const Dataset& data, int64_t classes, std::optional<int64_t> ignore_label) {
   if (!data.class_labels) return;
   for (size_t i = 0; i < data.labels.size(); ++i)
-    if (data.labels[i] < 0 || data.labels[i] >= classes)
+    if ((data.labels[i] < 0 || data.labels[i] >= classes) &&
+        !(ignore_label && data.labels[i] == *ignore_label))
       throw DataError(fmt::format("{}: label {} of sample {} is out of range for {} classes",
                                   data.source, data.labels[i], i, classes));
 }

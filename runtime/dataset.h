@@ -55,12 +55,16 @@ DataSplit loadIdxDir(const std::string& dir, IdxSets sets = IdxSets::All);
 /// header row (a first row of numbers, see forEachCsvRow).
 /// With `targets_optional` (prediction), a file whose header has exactly
 /// `features` columns loads as features only (`has_targets` false).
+/// `ignore_label` (a loss's ignore_index) is accepted as a label too.
 Dataset loadCsv(const std::string& path, int64_t features, int64_t targets_or_classes,
-                bool class_labels, bool targets_optional = false);
+                bool class_labels, bool targets_optional = false,
+                std::optional<int64_t> ignore_label = std::nullopt);
 
 /// Throws DataError("<source>: label L of sample I is out of range for C classes")
-/// when a class label is outside [0, classes). No-op for real targets.
-void checkLabels(const Dataset& data, int64_t classes);
+/// when a class label is outside [0, classes) and is not `ignore_label`.
+/// No-op for real targets.
+void checkLabels(const Dataset& data, int64_t classes,
+                 std::optional<int64_t> ignore_label = std::nullopt);
 
 /// Debian's dataset-fashion-mnist location: "/usr/share/datasets/fashion-mnist".
 std::string defaultDataDir();

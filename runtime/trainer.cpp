@@ -141,7 +141,9 @@ EvalStats evaluate(Engine& engine, const ModelSpec& spec, const Dataset& data, i
       for (int64_t i = 0; i < n; ++i) {
         const float* row = r.output + i * outputs;
         int64_t best = std::max_element(row, row + outputs) - row;
-        s.confusion[size_t(buf.y_labels[size_t(i)] * s.classes + best)]++;
+        const int64_t label = buf.y_labels[size_t(i)];
+        // An ignore_index label is no class: it has no row in the matrix.
+        if (label >= 0 && label < s.classes) s.confusion[size_t(label * s.classes + best)]++;
       }
     } else if (r.output) {
       for (int64_t i = 0; i < n * outputs; ++i) {

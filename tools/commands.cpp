@@ -76,7 +76,7 @@ void checkFits(const ModelSpec& spec, const Dataset& d) {
     if (!d.class_labels)
       throw DataError(fmt::format("{}: has real-valued targets, but {} expects class labels",
                                   d.source, spec.path));
-    checkLabels(d, spec.target_size);
+    checkLabels(d, spec.target_size, spec.loss.ignore_index);
   } else {
     if (d.class_labels)
       throw DataError(fmt::format("{}: has class labels, but {} expects real targets ({}: f32[{}])",
@@ -90,7 +90,8 @@ void checkFits(const ModelSpec& spec, const Dataset& d) {
 /// `targets_optional`: predict also takes a CSV of features only.
 Dataset loadCsvFor(const ModelSpec& spec, const std::string& path, bool targets_optional = false) {
   bool classes = spec.target_kind == TargetKind::Class;
-  return loadCsv(path, spec.input_size, spec.target_size, classes, targets_optional);
+  return loadCsv(path, spec.input_size, spec.target_size, classes, targets_optional,
+                 spec.loss.ignore_index);
 }
 
 /// --data, or the default dataset when the model fits it.

@@ -61,7 +61,13 @@ std::string renderPrediction(const ModelSpec& spec, const Dataset& d, int64_t in
                              const std::vector<float>& output,
                              const std::vector<std::string>& names) {
   std::string out;
-  std::string truth = d.class_labels && d.has_targets ? names[size_t(d.labels[size_t(index)])] : "";
+  std::string truth;
+  if (d.class_labels && d.has_targets) {
+    // A label outside the classes is a loss's ignore_index: shown as its number.
+    const int32_t label = d.labels[size_t(index)];
+    truth = label >= 0 && size_t(label) < names.size() ? names[size_t(label)]
+                                                       : fmt::format("{} (ignored)", label);
+  }
   if (spec.target_kind != TargetKind::Class) {
     out += fmt::format("sample {} of {}\n  prediction:", index, d.source);
     for (float v : output) out += fmt::format(" {:.6g}", v);

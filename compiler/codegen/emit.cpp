@@ -44,6 +44,7 @@ void Emitter::emitKernel(const Kernel& k) {
   taskArg->setName("task");
   ntasksArg->setName("ntasks");
   B.SetInsertPoint(BasicBlock::Create(C, "entry", F));
+  prepareClassDivisors(k);
   switch (k.kind) {
   case KernelKind::Gemm: emitGemm(k); break;
   case KernelKind::Map: emitMap(k); break;

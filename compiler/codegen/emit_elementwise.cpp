@@ -59,8 +59,10 @@ LV* Emitter::elemMath(const Op* op, const std::function<LV*(size_t)>& get) {
 }
 
 LV* Emitter::lossDivisor(const Op* op, int64_t cols_per_row) {
-  if (op->attrs.getString("reduction", "mean") != "mean") return nullptr;
+  const std::string r = op->attrs.getString("reduction", "mean");
+  if (r != "mean" && r != "batchmean") return nullptr;
   LV* cnt = kg_->batched.count(op->operands[0]) ? nArg : c64(op->operands[0]->type.shape[0]);
+  if (r == "batchmean") return B.CreateSIToFP(cnt, f32); // KLDivLoss: the batch rows
   cnt = B.CreateMul(cnt, c64(cols_per_row));
   return B.CreateSIToFP(cnt, f32);
 }
@@ -119,6 +121,7 @@ LV* Emitter::elem(const Op* op, const ElemCtx& ctx, const std::function<LV*(size
   switch (op->kind) {
   case OpKind::NllLossGrad:
   case OpKind::LogSoftmaxNllGrad: {
+    if (weightedClassLoss(op)) return weightedClassGrad(op, ctx, get);
     LV* oh = oneHot(op->operands[1], ctx);
     // label_smoothing e: the target distribution (1 - e)*onehot + e/C.
     if (double e = op->attrs.getDouble("label_smoothing", 0.0); e != 0)
@@ -145,6 +148,10 @@ LV* Emitter::elem(const Op* op, const ElemCtx& ctx, const std::function<LV*(size
       LV* den = B.CreateFMul(B.CreateFSub(vcf(1), p), p);
       den = vmax(den, vcf(1e-12));
       g = B.CreateFDiv(B.CreateFSub(p, t), den);
+    } else if (op->kind == OpKind::BceWithLogitsGrad && op->attrs.has("pos_weight")) {
+      // torch 1.13: (p_w*t + 1 - t) * sigmoid(z) - p_w*t
+      LV* pt = B.CreateFMul(posWeightVec(op, ctx), t);
+      g = B.CreateFSub(B.CreateFMul(B.CreateFAdd(pt, B.CreateFSub(vcf(1), t)), sigmoid(p)), pt);
     } else if (op->kind == OpKind::BceWithLogitsGrad)
       g = B.CreateFSub(sigmoid(p), t);
     else

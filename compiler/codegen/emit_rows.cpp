@@ -38,8 +38,14 @@ void Emitter::emitRowSoftmaxLoss(const Kernel& k) {
   LV* rows = rowsOf(k.rows_batched, k.rows);
   // CrossEntropyLoss(label_smoothing=e) also sums -logp over every class.
   double smoothing = 0;
+  const Op* nll = nullptr;
   for (const Op* op : k.ops)
-    if (op->kind == OpKind::NllLoss) smoothing = op->attrs.getDouble("label_smoothing", 0.0);
+    if (op->kind == OpKind::NllLoss) {
+      smoothing = op->attrs.getDouble("label_smoothing", 0.0);
+      nll = op;
+    }
+  // weight=: the smoothing sum weighs each class.
+  const bool weighted = nll && weightedClassLoss(nll);
   // Task 0 does all rows: the loss is a sum in row order.
   ifThen(B.CreateICmpEQ(taskArg, c32(0)), [&] {
     LV* lossAcc = entryAlloca(f32);
@@ -61,9 +67,11 @@ void Emitter::emitRowSoftmaxLoss(const Kernel& k) {
             LV* x = loadOperand(z, ctx);
             LV* lp = B.CreateFSub(B.CreateFSub(x, splat(st.mx)), splat(lse));
             if (k.stores.count(logp)) storeValue(logp, lp, ctx);
-            if (smoothing != 0)
-              negSum = B.CreateFSub(negSum,
-                                    valid < W ? B.CreateSelect(laneMask(valid), lp, vcf(0)) : lp);
+            if (smoothing != 0) {
+              LV* term = valid < W ? B.CreateSelect(laneMask(valid), lp, vcf(0)) : lp;
+              if (weighted) term = B.CreateFMul(term, classWeightVec(nll, ctx));
+              negSum = B.CreateFSub(negSum, term);
+            }
             for (const Op* op : k.ops)
               if (op->kind == OpKind::LogSoftmaxNllGrad) {
                 LV* gr = elem(op, ctx, [&](size_t) { return lp; });
@@ -77,7 +85,20 @@ void Emitter::emitRowSoftmaxLoss(const Kernel& k) {
                                     llvm::Align(4)),
                 i64);
             LV* zrow = B.CreateInBoundsGEP(f32, bufBase(z), B.CreateMul(r, c64(cols)));
-            if (op->kind == OpKind::NllLoss) {
+            if (op->kind == OpKind::NllLoss && weightedClassLoss(op)) {
+              // torch's nll_loss: loss -= logp[y] * w[y]; an ignored row adds 0.
+              LV *kept = nullptr, *safe = nullptr;
+              LV* w = sampleWeight(op, lab, &kept, &safe);
+              LV* zl =
+                  B.CreateAlignedLoad(f32, B.CreateInBoundsGEP(f32, zrow, safe), llvm::Align(4));
+              LV* lpl = B.CreateFSub(B.CreateFSub(zl, st.mx), lse);
+              B.CreateStore(B.CreateFSub(B.CreateLoad(f32, lossAcc), B.CreateFMul(lpl, w)),
+                            lossAcc);
+              if (smoothing != 0)
+                B.CreateStore(
+                    B.CreateFAdd(B.CreateLoad(f32, smoothAcc), B.CreateFMul(hsum(negSum), kept)),
+                    smoothAcc);
+            } else if (op->kind == OpKind::NllLoss) {
               LV* zl =
                   B.CreateAlignedLoad(f32, B.CreateInBoundsGEP(f32, zrow, lab), llvm::Align(4));
               LV* lpl = B.CreateFSub(B.CreateFSub(zl, st.mx), lse);
@@ -94,12 +115,15 @@ void Emitter::emitRowSoftmaxLoss(const Kernel& k) {
         "row");
     for (const Op* op : k.ops) {
       if (op->kind == OpKind::NllLoss) {
+        // "mean" divides by the batch rows, or by the weights' sum with weight=/ignore_index=.
+        LV* div = weightedClassLoss(op) ? (classDiv_.count(op) ? classDiv_.at(op) : nullptr)
+                                        : lossDivisor(op, 1);
         LV* l = B.CreateLoad(f32, lossAcc);
-        if (LV* d = lossDivisor(op, 1)) l = B.CreateFDiv(l, d);
+        if (div) l = B.CreateFDiv(l, div);
         if (smoothing != 0) {
           // torch 1.13: (1 - e) * nll + smooth * (e / C), each reduced alike.
           LV* smooth = B.CreateLoad(f32, smoothAcc);
-          if (LV* d = lossDivisor(op, 1)) smooth = B.CreateFDiv(smooth, d);
+          if (div) smooth = B.CreateFDiv(smooth, div);
           l = B.CreateFAdd(B.CreateFMul(cf(1 - smoothing, f32), l),
                            B.CreateFMul(smooth, cf(smoothing / double(cols), f32)));
         }
@@ -177,6 +201,7 @@ void Emitter::emitLoss(const Kernel& k) {
   // CrossEntropyLoss(label_smoothing=e) also sums -logp over every class.
   const double smoothing =
       op->kind == OpKind::NllLoss ? op->attrs.getDouble("label_smoothing", 0.0) : 0.0;
+  const bool weighted = op->kind == OpKind::NllLoss && weightedClassLoss(op);
   ifThen(B.CreateICmpEQ(taskArg, c32(0)), [&] {
     LV* acc = entryAlloca(f32);
     B.CreateStore(cf(0.0, f32), acc);
@@ -193,10 +218,15 @@ void Emitter::emitLoss(const Kernel& k) {
                                     llvm::Align(4)),
                 i64);
             LV* row = B.CreateInBoundsGEP(f32, bufBase(op->operands[0]), B.CreateMul(r, c64(cols)));
+            // weight=/ignore_index=: torch's nll_loss, loss -= logp[y] * w[y]
+            // (0 for an ignored row, whose label may be no class at all).
+            LV *kept = nullptr, *safe = lab, *w = nullptr;
+            if (weighted) w = sampleWeight(op, lab, &kept, &safe);
             LV* term = op->kind == OpKind::NllLoss
                            ? B.CreateFNeg(B.CreateAlignedLoad(
-                                 f32, B.CreateInBoundsGEP(f32, row, lab), llvm::Align(4)))
+                                 f32, B.CreateInBoundsGEP(f32, row, safe), llvm::Align(4)))
                            : argmaxIs(row, cols, lab, nullptr, nullptr);
+            if (w) term = B.CreateFMul(term, w);
             B.CreateStore(B.CreateFAdd(B.CreateLoad(f32, acc), term), acc);
             if (smoothing != 0) {
               LV* s = vcf(0);
@@ -204,9 +234,12 @@ void Emitter::emitLoss(const Kernel& k) {
                 ElemCtx ctx{r, c64(c * W), std::min<int64_t>(W, cols - c * W)};
                 LV* lp = loadOperand(op->operands[0], ctx);
                 if (ctx.lanes_valid < W) lp = B.CreateSelect(laneMask(ctx.lanes_valid), lp, vcf(0));
+                if (weighted) lp = B.CreateFMul(lp, classWeightVec(op, ctx));
                 s = B.CreateFSub(s, lp);
               }
-              B.CreateStore(B.CreateFAdd(B.CreateLoad(f32, smooth_acc), hsum(s)), smooth_acc);
+              LV* rs = hsum(s);
+              if (kept) rs = B.CreateFMul(rs, kept);
+              B.CreateStore(B.CreateFAdd(B.CreateLoad(f32, smooth_acc), rs), smooth_acc);
             }
             return;
           }
@@ -229,6 +262,16 @@ void Emitter::emitLoss(const Kernel& k) {
               LV* lp = vmax(log(p), vcf(-100));
               LV* l1p = vmax(log(B.CreateFSub(vcf(1), p)), vcf(-100));
               term = B.CreateFSub(B.CreateFMul(B.CreateFSub(t, vcf(1)), l1p), B.CreateFMul(t, lp));
+            } else if (op->attrs.has("pos_weight")) {
+              // torch 1.13: (1-t)*z + lw*(log(exp(-m) + exp(-z-m)) + m),
+              // lw = 1 + (pos_weight-1)*t, m = max(-z, 0).
+              LV* m = vmax(B.CreateFNeg(p), vcf(0));
+              LV* lw = B.CreateFAdd(B.CreateFMul(B.CreateFSub(posWeightVec(op, ctx), vcf(1)), t),
+                                    vcf(1));
+              LV* lse = B.CreateFAdd(
+                  log(B.CreateFAdd(exp(B.CreateFNeg(m)), exp(B.CreateFSub(B.CreateFNeg(p), m)))),
+                  m);
+              term = B.CreateFAdd(B.CreateFMul(B.CreateFSub(vcf(1), t), p), B.CreateFMul(lw, lse));
             } else {
               // max(z,0) - z*t + log(1 + exp(-|z|))
               LV* az = B.CreateIntrinsic(llvm::Intrinsic::fabs, {vf}, {p});
@@ -242,17 +285,121 @@ void Emitter::emitLoss(const Kernel& k) {
         },
         "row");
     LV* l = B.CreateLoad(f32, acc);
-    if (op->kind != OpKind::CountCorrect)
-      if (LV* d = lossDivisor(op, op->kind == OpKind::NllLoss ? 1 : cols)) l = B.CreateFDiv(l, d);
+    // "mean": the rows (or elements), or the weights' sum with weight=/ignore_index=.
+    LV* div = op->kind == OpKind::CountCorrect ? nullptr
+              : weighted                       ? (classDiv_.count(op) ? classDiv_.at(op) : nullptr)
+                         : lossDivisor(op, op->kind == OpKind::NllLoss ? 1 : cols);
+    if (div) l = B.CreateFDiv(l, div);
     if (smoothing != 0) {
       // torch 1.13: (1 - e) * nll + smooth * (e / C), each reduced alike.
       LV* smooth = B.CreateLoad(f32, smooth_acc);
-      if (LV* d = lossDivisor(op, 1)) smooth = B.CreateFDiv(smooth, d);
+      if (div) smooth = B.CreateFDiv(smooth, div);
       l = B.CreateFAdd(B.CreateFMul(cf(1 - smoothing, f32), l),
                        B.CreateFMul(smooth, cf(smoothing / double(cols), f32)));
     }
     B.CreateAlignedStore(l, bufBase(op->result), llvm::Align(4));
   });
+}
+
+bool Emitter::weightedClassLoss(const Op* op) {
+  return (op->kind == OpKind::NllLoss || op->kind == OpKind::NllLossGrad ||
+          op->kind == OpKind::LogSoftmaxNllGrad) &&
+         (op->attrs.has("weight") || op->attrs.has("ignore_index"));
+}
+
+void Emitter::prepareClassDivisors(const Kernel& k) {
+  classDiv_.clear();
+  listConstants_.clear();
+  for (const Op* op : k.ops) {
+    if (!weightedClassLoss(op) || op->attrs.getString("reduction", "mean") != "mean") continue;
+    const Value* labels = op->operands[1];
+    LV* rows = kg_->batched.count(labels) ? nArg : c64(labels->type.shape[0]);
+    // In row order, like torch's sum of the target weights (total_weight).
+    LV* sum = phiLoop(
+        c64(0), rows, 1, {cf(0.0, f32)},
+        [&](LV* r, const std::vector<LV*>& acc) {
+          LV* lab =
+              B.CreateSExt(B.CreateAlignedLoad(i32, B.CreateInBoundsGEP(i32, bufBase(labels), r),
+                                               llvm::Align(4)),
+                           i64);
+          LV *kept = nullptr, *safe = nullptr;
+          return std::vector<LV*>{B.CreateFAdd(acc[0], sampleWeight(op, lab, &kept, &safe))};
+        },
+        "wsum")[0];
+    classDiv_[op] = sum;
+  }
+}
+
+LV* Emitter::listConstant(const Op* op, const std::string& attr) {
+  auto key = std::make_pair(op, attr);
+  if (auto it = listConstants_.find(key); it != listConstants_.end()) return it->second;
+  std::vector<double> w = op->attrs.getDoubles(attr);
+  std::vector<float> padded((w.size() + size_t(W) - 1) / size_t(W) * size_t(W), 0.0f);
+  for (size_t i = 0; i < w.size(); ++i)
+    padded[i] = float(w[i]);
+  auto* init = llvm::ConstantDataArray::get(C, padded);
+  auto* gv = new llvm::GlobalVariable(M, init->getType(), true, llvm::GlobalValue::PrivateLinkage,
+                                      init, attr);
+  gv->setUnnamedAddr(llvm::GlobalValue::UnnamedAddr::Global);
+  gv->setAlignment(llvm::Align(64));
+  return listConstants_[key] = gv;
+}
+
+LV* Emitter::posWeightVec(const Op* op, const ElemCtx& ctx) {
+  std::vector<double> pw = op->attrs.getDoubles("pos_weight");
+  if (pw.size() == 1) return vcf(pw[0]);
+  // Padded to whole vectors: a tail vector reads zeros (its lanes are not stored).
+  return B.CreateAlignedLoad(vf, B.CreateInBoundsGEP(f32, listConstant(op, "pos_weight"), ctx.col),
+                             llvm::Align(4));
+}
+
+LV* Emitter::sampleWeight(const Op* op, LV* lab, LV** kept, LV** safe) {
+  LV* ignored = op->attrs.has("ignore_index")
+                    ? B.CreateICmpEQ(lab, c64(op->attrs.getInt("ignore_index")))
+                    : llvm::ConstantInt::getFalse(C);
+  *safe = B.CreateSelect(ignored, c64(0), lab);
+  *kept = B.CreateSelect(ignored, cf(0.0, f32), cf(1.0, f32));
+  if (!op->attrs.has("weight")) return *kept;
+  LV* w = B.CreateAlignedLoad(f32, B.CreateInBoundsGEP(f32, listConstant(op, "weight"), *safe),
+                              llvm::Align(4));
+  return B.CreateSelect(ignored, cf(0.0, f32), w);
+}
+
+LV* Emitter::classWeightVec(const Op* op, const ElemCtx& ctx) {
+  if (!op->attrs.has("weight")) return vcf(1.0);
+  // The array is padded to whole vectors: a tail vector reads zeros.
+  return B.CreateAlignedLoad(vf, B.CreateInBoundsGEP(f32, listConstant(op, "weight"), ctx.col),
+                             llvm::Align(4));
+}
+
+LV* Emitter::weightedClassGrad(const Op* op, const ElemCtx& ctx,
+                               const std::function<LV*(size_t)>& get) {
+  const int64_t classes = op->operands[0]->type.shape[1];
+  const double e = op->attrs.getDouble("label_smoothing", 0.0);
+  LV* lab = B.CreateSExt(
+      B.CreateAlignedLoad(i32, B.CreateInBoundsGEP(i32, bufBase(op->operands[1]), ctx.row),
+                          llvm::Align(4)),
+      i64);
+  LV *kept = nullptr, *safe = nullptr;
+  LV* r = sampleWeight(op, lab, &kept, &safe);
+  // t = (1 - e) * r * onehot + e/C * kept * w; its row sum (1 - e) * r + e/C * kept * sum(w).
+  LV* rs = B.CreateFMul(cf(1 - e, f32), r);
+  LV* t = B.CreateFMul(oneHot(op->operands[1], ctx), splat(rs));
+  LV* total = rs;
+  if (e != 0) {
+    double wsum = 0;
+    for (double w : op->attrs.getDoubles("weight"))
+      wsum += w;
+    if (!op->attrs.has("weight")) wsum = double(classes);
+    LV* ek = B.CreateFMul(cf(e / double(classes), f32), kept);
+    t = B.CreateFAdd(t, B.CreateFMul(splat(ek), classWeightVec(op, ctx)));
+    total = B.CreateFAdd(total, B.CreateFMul(ek, cf(wsum, f32)));
+  }
+  LV* g = op->kind == OpKind::NllLossGrad
+              ? B.CreateFNeg(t)
+              : B.CreateFSub(B.CreateFMul(exp(get(0)), splat(total)), t);
+  if (classDiv_.count(op)) g = B.CreateFDiv(g, splat(classDiv_.at(op)));
+  return g;
 }
 
 } // namespace descent::emit_detail

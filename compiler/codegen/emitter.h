@@ -253,6 +253,38 @@ private:
   /// task 0, then its epilogue (clip_coef).
   void emitGradNorm(const Kernel& k);
 
+  // --- CrossEntropyLoss/NLLLoss(weight=, ignore_index=) ------------------------------------------
+
+  /// True when a class loss or its gradient has weight= or ignore_index=.
+  static bool weightedClassLoss(const Op* op);
+
+  /// For every weighted class loss (or gradient) of `k` with reduction
+  /// "mean": the sum of the samples' weights (torch's total_weight), computed
+  /// once at the kernel's entry, before any loop reads it.
+  void prepareClassDivisors(const Kernel& k);
+
+  /// A loss's list attribute (weight, pos_weight) as a constant array padded
+  /// with zeros to whole vectors.
+  LV* listConstant(const Op* op, const std::string& attr);
+
+  /// BCEWithLogitsLoss(pos_weight=) at ctx's columns (one value: splatted).
+  LV* posWeightVec(const Op* op, const ElemCtx& ctx);
+
+  /// A sample's weight (f32): 0 when `lab` (i64) is the ignored label, else
+  /// weight[lab] (1 without weights). `kept` gets 1.0 or 0.0 (f32), `safe`
+  /// the label or 0 when ignored (an in-bounds index).
+  LV* sampleWeight(const Op* op, LV* lab, LV** kept, LV** safe);
+
+  /// The class weights at ctx's columns (1 without weights).
+  LV* classWeightVec(const Op* op, const ElemCtx& ctx);
+
+  /// The gradient of a weighted class loss at ctx (see the interpreter's weightedClassGrad).
+  LV* weightedClassGrad(const Op* op, const ElemCtx& ctx, const std::function<LV*(size_t)>& get);
+
+  std::map<const Op*, LV*> classDiv_; ///< prepareClassDivisors' sums, per op of the kernel
+  /// listConstant's arrays, per op and attribute, for the kernel being emitted.
+  std::map<std::pair<const Op*, std::string>, LV*> listConstants_;
+
   llvm::LLVMContext& C;
   llvm::Module& M;
   llvm::IRBuilder<> B;

@@ -33,11 +33,15 @@ const char* lossName(LossKind k) {
   case LossKind::L1Loss: return "L1Loss";
   case LossKind::SmoothL1Loss: return "SmoothL1Loss";
   case LossKind::HuberLoss: return "HuberLoss";
+  case LossKind::KLDivLoss:
+    return "KLDivLoss";
   }
   return "?";
 }
 
-const char* reductionName(Reduction r) { return r == Reduction::Mean ? "mean" : "sum"; }
+const char* reductionName(Reduction r) {
+  return r == Reduction::Mean ? "mean" : r == Reduction::Sum ? "sum" : "batchmean";
+}
 
 const char* optimizerName(OptimizerKind k) {
   switch (k) {

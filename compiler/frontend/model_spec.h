@@ -37,8 +37,10 @@ enum class LossKind {
   L1Loss,
   SmoothL1Loss,
   HuberLoss,
+  KLDivLoss,
 };
-enum class Reduction { Mean, Sum };
+/// BatchMean: KLDivLoss only (the sum divided by the batch size).
+enum class Reduction { Mean, Sum, BatchMean };
 enum class OptimizerKind { SGD, Adam, AdamW };
 /// `target y: class[N]` (integer labels) or `target y: f32[N]` (real values).
 enum class TargetKind { Class, Real };
@@ -78,7 +80,17 @@ struct LossSpec {
   Reduction reduction = Reduction::Mean;
   double beta = 1.0;  ///< SmoothL1Loss
   double delta = 1.0; ///< HuberLoss
+  bool log_target = false;      ///< KLDivLoss: targets are log-probabilities
   double label_smoothing = 0.0; ///< CrossEntropyLoss
+  /// CrossEntropyLoss/NLLLoss: one weight per class (empty: none given).
+  std::vector<double> weight{};
+  SourceLoc weight_loc{};
+  /// CrossEntropyLoss/NLLLoss: the label to ignore, when written. Absent,
+  /// PyTorch's default -100 can match no label the data loader accepts.
+  std::optional<int64_t> ignore_index{};
+  /// BCEWithLogitsLoss: one weight per output, or one for all (empty: none).
+  std::vector<double> pos_weight{};
+  SourceLoc pos_weight_loc{};
   SourceLoc loc;
 };
 

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cmath>
 #include <fmt/format.h>
+#include <limits>
 #include <map>
 
 namespace descent {
@@ -62,7 +63,7 @@ std::string quoted(const std::string& s) {
 // (kLayerNames follows the activation table, which it includes.)
 const std::vector<std::string> kLossNames = {"NLLLoss",      "CrossEntropyLoss",  "MSELoss",
                                              "BCELoss",      "BCEWithLogitsLoss", "L1Loss",
-                                             "SmoothL1Loss", "HuberLoss"};
+                                             "SmoothL1Loss", "HuberLoss",         "KLDivLoss"};
 const std::vector<std::string> kOptimizerNames = {"SGD", "Adam", "AdamW"}; // OptimizerKind order
 const std::vector<std::string> kTransformNames = {"Normalize"};
 const std::vector<std::string> kSchedulerNames = {
@@ -75,13 +76,14 @@ const std::vector<std::string> kStatementKeys = {
 // The type an argument must have.
 enum class PType {
   Int,
-  Float,     // an int is accepted too, as in Python
+  Float, // an int is accepted too, as in Python
   Bool,
   String,
   FloatPair, // betas=(0.9, 0.999)
   Channel,   // Normalize's mean/std: a number or a 1-tuple like (0.5,)
   Init,      // a torch.nn.init function: kaiming_uniform(nonlinearity="relu"), zeros
   IntList,   // milestones=[30, 80]
+  FloatList, // weight=[1.0, 2.0] (a list or a tuple of numbers)
 };
 
 struct Param {
@@ -148,6 +150,8 @@ const char* typeDescription(PType t) {
   case PType::Bool: return "True or False";
   case PType::String: return "a string";
   case PType::FloatPair: return "a pair of numbers like (0.9, 0.999)";
+  case PType::FloatList:
+    return "a list of numbers like [1.0, 2.0]";
   case PType::Channel: return "a number or a 1-tuple like (0.5,)";
   case PType::Init:
     return "a torch.nn.init function like kaiming_uniform(nonlinearity=\"relu\")";
@@ -298,6 +302,21 @@ public:
     if (v->kind != ast::ExprKind::Int && v->kind != ast::ExprKind::Float)
       return typeError(name, *v, PType::Channel);
     out = v->float_value;
+    return true;
+  }
+  /// For a FloatList: every element (a list or a tuple of numbers).
+  bool getFloatList(const char* name, std::vector<double>& out) {
+    const ast::Expr* e = get(name);
+    if (!e || e->kind == ast::ExprKind::Error) return e == nullptr;
+    if (e->kind != ast::ExprKind::Tuple) return typeError(name, *e, PType::FloatList);
+    std::vector<double> values;
+    for (const ast::Expr& el : e->elements) {
+      if (el.kind == ast::ExprKind::Error) return false;
+      if (el.kind != ast::ExprKind::Int && el.kind != ast::ExprKind::Float)
+        return typeError(name, el, PType::FloatList);
+      values.push_back(el.float_value);
+    }
+    out = std::move(values);
     return true;
   }
   /// For a FloatPair: both elements, with their expressions (for locations).
@@ -921,18 +940,64 @@ private:
                                               {"beta", PType::Float, false, false}};
     static const std::vector<Param> huber = {{"reduction", PType::String, false, false},
                                              {"delta", PType::Float, false, false}};
-    static const std::vector<Param> ce = {{"reduction", PType::String, false, false},
+    // weight is PyTorch's first positional parameter of the class losses.
+    static const std::vector<Param> ce = {{"weight", PType::FloatList, false, true},
+                                          {"ignore_index", PType::Int, false, false},
+                                          {"reduction", PType::String, false, false},
                                           {"label_smoothing", PType::Float, false, false}};
+    static const std::vector<Param> nll = {{"weight", PType::FloatList, false, true},
+                                           {"ignore_index", PType::Int, false, false},
+                                           {"reduction", PType::String, false, false}};
+    static const std::vector<Param> bceLogits = {{"weight", PType::FloatList, false, false},
+                                                 {"reduction", PType::String, false, false},
+                                                 {"pos_weight", PType::FloatList, false, false}};
+    static const std::vector<Param> kl = {{"reduction", PType::String, false, false},
+                                          {"log_target", PType::Bool, false, false}};
     const LossKind kind = spec_.loss.kind;
     BoundArgs args(v,
-                   kind == LossKind::SmoothL1Loss       ? smooth
-                   : kind == LossKind::HuberLoss        ? huber
-                   : kind == LossKind::CrossEntropyLoss ? ce
-                                                        : params,
+                   kind == LossKind::SmoothL1Loss        ? smooth
+                   : kind == LossKind::HuberLoss         ? huber
+                   : kind == LossKind::CrossEntropyLoss  ? ce
+                   : kind == LossKind::NLLLoss           ? nll
+                   : kind == LossKind::BCEWithLogitsLoss ? bceLogits
+                   : kind == LossKind::KLDivLoss         ? kl
+                                                         : params,
                    diags_);
     if (!args.bind()) return;
     std::string reduction = "mean";
     if (!args.getString("reduction", reduction)) return;
+    // CrossEntropyLoss/NLLLoss: weight's length is checked against the
+    // classes in checkTargetAgainstLoss; BCEWithLogitsLoss's pos_weight too.
+    if (kind == LossKind::CrossEntropyLoss || kind == LossKind::NLLLoss) {
+      const ast::Expr* w = args.get("weight");
+      if (w && w->kind == ast::ExprKind::String)
+        // NLLLoss("sum"): PyTorch's first positional parameter is weight.
+        args.error(w->loc,
+                   fmt::format("{}(): argument 'weight' must be a list of numbers like [1.0, 2.0], "
+                               "got a string ('{}')",
+                               v.text, quoted(w->text)),
+                   fmt::format("the first positional argument is weight: pass the reduction by "
+                               "name, like reduction=\"{}\"",
+                               quoted(w->text)));
+      else if (args.getFloatList("weight", spec_.loss.weight) && w)
+        spec_.loss.weight_loc = w->loc;
+      int64_t ignore = 0;
+      if (args.getInt("ignore_index", ignore) && args.get("ignore_index")) {
+        if (ignore < std::numeric_limits<int32_t>::min() ||
+            ignore > std::numeric_limits<int32_t>::max())
+          args.rangeError("ignore_index", "a 32-bit integer (labels are int32)");
+        else
+          spec_.loss.ignore_index = ignore;
+      }
+    }
+    if (kind == LossKind::BCEWithLogitsLoss) {
+      if (args.get("weight"))
+        args.error(args.get("weight")->loc,
+                   "BCEWithLogitsLoss(): weight (a per-element rescaling) is not supported",
+                   "pos_weight=[...] weighs the positive examples of each output");
+      if (args.getFloatList("pos_weight", spec_.loss.pos_weight) && args.get("pos_weight"))
+        spec_.loss.pos_weight_loc = args.get("pos_weight")->loc;
+    }
     // torch.nn.functional's checks, with its messages.
     if (kind == LossKind::SmoothL1Loss && args.getFloat("beta", spec_.loss.beta) &&
         spec_.loss.beta < 0)
@@ -948,8 +1013,15 @@ private:
         spec_.loss.delta <= 0)
       args.error(args.get("delta")->loc,
                  "huber_loss does not support non-positive values for delta.");
+    if (kind == LossKind::KLDivLoss) args.getBool("log_target", spec_.loss.log_target);
+    // PyTorch's KLDivLoss defaults to "mean" (with a warning that
+    // "batchmean" is the true KL divergence); both are accepted.
     if (reduction == "mean") spec_.loss.reduction = Reduction::Mean;
     else if (reduction == "sum") spec_.loss.reduction = Reduction::Sum;
+    else if (reduction == "batchmean" && kind == LossKind::KLDivLoss)
+      spec_.loss.reduction = Reduction::BatchMean;
+    else if (kind == LossKind::KLDivLoss && reduction != "none")
+      args.rangeError("reduction", "'mean', 'sum' or 'batchmean'");
     else if (reduction == "none")
       args.error(args.get("reduction")->loc,
                  fmt::format("{}(): reduction 'none' is not supported", v.text),
@@ -1422,6 +1494,28 @@ private:
             fmt::format("declare the target as 'target {}: f32[{}]', or use NLLLoss or "
                         "CrossEntropyLoss for class labels",
                         t.name, n));
+      return;
+    }
+    // torch.nn.functional.nll_loss's check, with its message.
+    if (wantsClasses && !spec_.loss.weight.empty() &&
+        int64_t(spec_.loss.weight.size()) != spec_.target_size) {
+      error(spec_.loss.weight_loc,
+            fmt::format("weight tensor should be defined either for all {} classes or no classes "
+                        "but got weight tensor of shape: [{}]",
+                        spec_.target_size, spec_.loss.weight.size()),
+            fmt::format("target '{}' is class[{}]: give one weight per class", t.name,
+                        spec_.target_size));
+      return;
+    }
+    // pos_weight broadcasts against the targets: one per output, or one.
+    if (!spec_.loss.pos_weight.empty() && spec_.loss.pos_weight.size() != 1 &&
+        int64_t(spec_.loss.pos_weight.size()) != spec_.target_size) {
+      error(spec_.loss.pos_weight_loc,
+            fmt::format("The size of tensor a ({}) must match the size of tensor b ({}) at "
+                        "non-singleton dimension 1",
+                        spec_.loss.pos_weight.size(), spec_.target_size),
+            fmt::format("target '{}' is f32[{}]: give one pos_weight per output (or one for all)",
+                        t.name, spec_.target_size));
       return;
     }
     // PyTorch's BCELoss raises at run time on values outside [0, 1]; here the

@@ -192,6 +192,13 @@ std::string renderSummary(const ModelSpec& spec) {
   if (spec.loss.kind == LossKind::HuberLoss) loss_args = fmt::format(", delta={}", spec.loss.delta);
   if (spec.loss.label_smoothing > 0)
     loss_args = fmt::format(", label_smoothing={}", spec.loss.label_smoothing);
+  if (!spec.loss.weight.empty())
+    loss_args += fmt::format(", weight=[{}]", fmt::join(spec.loss.weight, ", "));
+  if (spec.loss.ignore_index)
+    loss_args += fmt::format(", ignore_index={}", *spec.loss.ignore_index);
+  if (spec.loss.log_target) loss_args += ", log_target=True";
+  if (!spec.loss.pos_weight.empty())
+    loss_args += fmt::format(", pos_weight=[{}]", fmt::join(spec.loss.pos_weight, ", "));
   out += fmt::format("Loss:      {}(reduction='{}'{})\n", lossName(spec.loss.kind),
                      reductionName(spec.loss.reduction), loss_args);
   out += fmt::format("Optimizer: {}\n", optimizerRepr(spec.optimizer));

@@ -32,7 +32,10 @@ int64_t cols(const Value* v) { return v->type.rank() >= 2 ? v->type.shape[1] : 1
 /// The reduction divisor of a loss: batch rows for class losses (NLL), all
 /// elements for real-valued ones (MSE, BCE), 1 for reduction=sum.
 template <typename T> T reductionDivisor(const Op& op, int64_t count) {
-  return op.attrs.getString("reduction", "mean") == "mean" ? T(count) : T(1);
+  const std::string r = op.attrs.getString("reduction", "mean");
+  // KLDivLoss's "batchmean": the sum over the batch rows.
+  if (r == "batchmean") return T(op.operands[0]->type.shape[0]);
+  return r == "mean" ? T(count) : T(1);
 }
 
 /// The math backend of the reference semantics: scalars of type T and the
@@ -175,6 +178,7 @@ private:
         return (y - T(1)) * std::max(T(std::log1p(-p)), T(-100)) - y * std::max(T(std::log(p)), T(-100));
       });
     case OpKind::BceWithLogits:
+      if (op.attrs.has("pos_weight")) return posWeightBceLoss(op, out);
       // PyTorch's stable form: (1-y)*z + m + log(exp(-m) + exp(-z-m)), m = max(-z, 0).
       return realLoss(op, out, [](T z, T y) {
         T m = std::max(-z, T(0));
@@ -206,6 +210,15 @@ private:
     }
     case OpKind::BceWithLogitsGrad: {
       T div = reductionDivisor<T>(op, o[0]->type.numel());
+      if (op.attrs.has("pos_weight")) {
+        // torch 1.13's backward: ((p*y + 1 - y) * sigmoid(z) - p*y) / N.
+        const Buf<T>&z = get(o[0]), &y = get(o[1]);
+        for (size_t i = 0; i < z.size(); ++i) {
+          T py = posWeight(op, i) * y[i];
+          out[i] = ((py + T(1) - y[i]) * (T(1) / (T(1) + std::exp(-z[i]))) - py) / div;
+        }
+        return;
+      }
       return map2(o[0], o[1], out, [div](T z, T y) { return (T(1) / (T(1) + std::exp(-z)) - y) / div; });
     }
     case OpKind::SigmoidBceGrad: {
@@ -297,7 +310,46 @@ private:
     return c;
   }
 
+  /// A sample's weight in CrossEntropyLoss/NLLLoss(weight=, ignore_index=),
+  /// torch 1.13's nll_loss: 0 for the ignored label, else weight[label] (1
+  /// without weights); its class in `c` (-1 when ignored).
+  T sampleWeight(const Op& op, const Buf<T>& y, int64_t i, int64_t n, int64_t& c) {
+    if (op.attrs.has("ignore_index") && int64_t(y[size_t(i)]) == op.attrs.getInt("ignore_index")) {
+      c = -1;
+      return T(0);
+    }
+    c = label(y, i, n);
+    const Attr* w = op.attrs.find("weight");
+    return w ? T(std::get<std::vector<double>>(*w)[size_t(c)]) : T(1);
+  }
+
+  /// nll_loss with weight= or ignore_index=: sum(w[y_i] * -logp[i, y_i]) over
+  /// the samples not ignored, divided for "mean" by the sum of their weights
+  /// (not by the batch size). label_smoothing as torch 1.13's cross_entropy:
+  /// smooth = -sum_j w[j] * logp[i, j] over the same samples, reduced alike.
+  void weightedNllLoss(const Op& op, Buf<T>& out) {
+    const Buf<T>&lp = get(op.operands[0]), &y = get(op.operands[1]);
+    int64_t m = rows(op.operands[0]), n = cols(op.operands[0]);
+    const std::vector<double> w = op.attrs.getDoubles("weight");
+    const double e = op.attrs.getDouble("label_smoothing", 0.0);
+    T sum = T(0), wsum = T(0), smooth = T(0);
+    for (int64_t i = 0; i < m; ++i) {
+      int64_t c = 0;
+      T r = sampleWeight(op, y, i, n, c);
+      if (c < 0) continue;
+      sum -= lp[size_t(i * n + c)] * r;
+      wsum += r;
+      if (e != 0)
+        for (int64_t j = 0; j < n; ++j)
+          smooth -= lp[size_t(i * n + j)] * (w.empty() ? T(1) : T(w[size_t(j)]));
+    }
+    const T div = op.attrs.getString("reduction", "mean") == "mean" ? wsum : T(1);
+    out[0] = sum / div;
+    if (e != 0) out[0] = T(1 - e) * out[0] + smooth / div * T(e / double(n));
+  }
+
   void nllLoss(const Op& op, Buf<T>& out) {
+    if (op.attrs.has("weight") || op.attrs.has("ignore_index")) return weightedNllLoss(op, out);
     const Buf<T>&lp = get(op.operands[0]), &y = get(op.operands[1]);
     int64_t m = rows(op.operands[0]), n = cols(op.operands[0]);
     T sum = T(0);
@@ -315,6 +367,26 @@ private:
     out[0] = T(1 - e) * out[0] + smooth * T(e / double(n));
   }
 
+  /// BCEWithLogitsLoss(pos_weight=): the weight of flat element i's output
+  /// column (one weight broadcasts to every column).
+  T posWeight(const Op& op, size_t i) {
+    const auto& pw = std::get<std::vector<double>>(*op.attrs.find("pos_weight"));
+    return T(pw.size() == 1 ? pw[0] : pw[i % pw.size()]);
+  }
+
+  /// BCEWithLogitsLoss(pos_weight=), torch 1.13's form: (1-y)*z + lw*(log(exp(-m)
+  /// + exp(-z-m)) + m), lw = 1 + (p-1)*y, m = max(-z, 0).
+  void posWeightBceLoss(const Op& op, Buf<T>& out) {
+    const Buf<T>&z = get(op.operands[0]), &y = get(op.operands[1]);
+    T sum = T(0);
+    for (size_t i = 0; i < z.size(); ++i) {
+      T m = std::max(-z[i], T(0));
+      T lw = (posWeight(op, i) - T(1)) * y[i] + T(1);
+      sum += (T(1) - y[i]) * z[i] + lw * (std::log(std::exp(-m) + std::exp(-z[i] - m)) + m);
+    }
+    out[0] = sum / reductionDivisor<T>(op, int64_t(z.size()));
+  }
+
   template <typename F> void realLoss(const Op& op, Buf<T>& out, F f) {
     const Buf<T>&p = get(op.operands[0]), &y = get(op.operands[1]);
     T sum = T(0);
@@ -329,7 +401,8 @@ private:
     for (int64_t i = 0; i < m; ++i) {
       const T* r = &s[size_t(i * n)];
       int64_t arg = std::max_element(r, r + n) - r; // the first maximum, like torch.argmax
-      if (arg == label(y, i, n)) count += T(1);
+      // A label outside [0, n) (an ignore_index) is never predicted: wrong.
+      if (arg == int64_t(y[size_t(i)])) count += T(1);
     }
     out[0] = count;
   }
@@ -337,6 +410,8 @@ private:
   /// nll_loss_grad: -onehot/B; log_softmax_nll_grad: (exp(logp) - onehot)/B.
   /// With label_smoothing e, the target distribution (1 - e)*onehot + e/C.
   void classGrad(const Op& op, Buf<T>& out, bool with_softmax) {
+    if (op.attrs.has("weight") || op.attrs.has("ignore_index"))
+      return weightedClassGrad(op, out, with_softmax);
     const Buf<T>&lp = get(op.operands[0]), &y = get(op.operands[1]);
     int64_t m = rows(op.operands[0]), n = cols(op.operands[0]);
     T div = reductionDivisor<T>(op, m);
@@ -376,6 +451,40 @@ private:
     if (g < -v) g = -v;
     if (g > v) g = v;
     return g;
+  }
+
+  /// classGrad with weight= or ignore_index=: the target row of sample i is
+  /// t = (1 - e) * r_i * onehot + e/C * m_i * w (r_i its weight, m_i 0 when
+  /// ignored), divided by D (the sum of r_i for "mean", else 1). Through the
+  /// log_softmax, (exp(logp) * sum(t) - t) / D; an ignored row gets 0.
+  void weightedClassGrad(const Op& op, Buf<T>& out, bool with_softmax) {
+    const Buf<T>&lp = get(op.operands[0]), &y = get(op.operands[1]);
+    int64_t m = rows(op.operands[0]), n = cols(op.operands[0]);
+    const std::vector<double> w = op.attrs.getDoubles("weight");
+    const double e = op.attrs.getDouble("label_smoothing", 0.0);
+    double wtotal = 0;
+    for (int64_t j = 0; j < n; ++j)
+      wtotal += w.empty() ? 1.0 : w[size_t(j)];
+    T div = T(1);
+    if (op.attrs.getString("reduction", "mean") == "mean") {
+      div = T(0);
+      for (int64_t i = 0; i < m; ++i) {
+        int64_t c = 0;
+        div += sampleWeight(op, y, i, n, c);
+      }
+    }
+    for (int64_t i = 0; i < m; ++i) {
+      int64_t c = 0;
+      const T r = sampleWeight(op, y, i, n, c);
+      const T kept = c < 0 ? T(0) : T(1);
+      const T total = T(1 - e) * r + T(e / double(n)) * kept * T(wtotal);
+      for (int64_t j = 0; j < n; ++j) {
+        size_t k = size_t(i * n + j);
+        T t = j == c ? T(1 - e) * r : T(0);
+        if (e != 0) t += T(e / double(n)) * kept * (w.empty() ? T(1) : T(w[size_t(j)]));
+        out[k] = ((with_softmax ? std::exp(lp[k]) * total : T(0)) - t) / div;
+      }
+    }
   }
 
   /// torch.optim.SGD (1.13, _single_tensor_sgd), step by step.

@@ -53,6 +53,13 @@ std::string Attrs::getString(const std::string& name, const std::string& fallbac
   return fallback;
 }
 
+std::vector<double> Attrs::getDoubles(const std::string& name) const {
+  const Attr* a = find(name);
+  if (!a) return {};
+  if (auto* v = std::get_if<std::vector<double>>(a)) return *v;
+  return {};
+}
+
 Value* Graph::newValue(std::string name, TensorType type, ValueKind kind) {
   auto v = std::make_unique<Value>();
   v->id = next_id_++;

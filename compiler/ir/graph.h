@@ -27,8 +27,9 @@ enum class OpKind {
 
 enum class OpCategory { Forward, Loss, Grad, Update };
 
-/// An attribute value: integer, real, boolean or string.
-using Attr = std::variant<int64_t, double, bool, std::string>;
+/// An attribute value: integer, real, boolean, string or a list of reals
+/// (a loss's per-class weights).
+using Attr = std::variant<int64_t, double, bool, std::string, std::vector<double>>;
 
 /// Attributes of one op, kept sorted by name so that printing is deterministic.
 class Attrs {
@@ -41,6 +42,8 @@ public:
   double getDouble(const std::string& name, double fallback = 0) const;
   bool getBool(const std::string& name, bool fallback = false) const;
   std::string getString(const std::string& name, const std::string& fallback = {}) const;
+  /// A list attribute; empty when absent.
+  std::vector<double> getDoubles(const std::string& name) const;
   const std::vector<std::pair<std::string, Attr>>& items() const { return items_; }
   bool operator==(const Attrs&) const = default;
 

@@ -135,14 +135,21 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
   red.set("reduction", std::string(reductionName(spec.loss.reduction)));
   SourceLoc lloc = spec.loss.loc;
   Value* loss = nullptr;
+  // CrossEntropyLoss/NLLLoss: weight and ignore_index only when written, so
+  // a loss without them keeps its plain code.
+  Attrs cls = red;
+  if (!spec.loss.weight.empty()) cls.set("weight", spec.loss.weight);
+  if (spec.loss.ignore_index) cls.set("ignore_index", *spec.loss.ignore_index);
   switch (spec.loss.kind) {
-  case LossKind::NLLLoss: loss = g->add(OpKind::NllLoss, {h, y}, red, lloc, nullptr, g->uniqueName("loss")); break;
+  case LossKind::NLLLoss:
+    loss = g->add(OpKind::NllLoss, {h, y}, cls, lloc, nullptr, g->uniqueName("loss"));
+    break;
   case LossKind::CrossEntropyLoss: {
     // CrossEntropyLoss is log_softmax followed by nll_loss, exactly as PyTorch defines it.
     Attrs d;
     d.set("dim", int64_t(1));
     Value* lp = g->add(OpKind::LogSoftmax, {h}, d, lloc);
-    Attrs a = red;
+    Attrs a = cls;
     if (spec.loss.label_smoothing > 0) a.set("label_smoothing", spec.loss.label_smoothing);
     loss = g->add(OpKind::NllLoss, {lp, y}, a, lloc, nullptr, g->uniqueName("loss"));
     break;
@@ -166,9 +173,19 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
     loss = g->add(OpKind::HuberLoss, {h, y}, a, lloc, nullptr, g->uniqueName("loss"));
     break;
   }
-  case LossKind::BCEWithLogitsLoss:
-    loss = g->add(OpKind::BceWithLogits, {h, y}, red, lloc, nullptr, g->uniqueName("loss"));
+  case LossKind::KLDivLoss: {
+    // The input is log-probabilities (the model ends with LogSoftmax).
+    Attrs a = red;
+    if (spec.loss.log_target) a.set("log_target", true);
+    loss = g->add(OpKind::KlDivLoss, {h, y}, a, lloc, nullptr, g->uniqueName("loss"));
     break;
+  }
+  case LossKind::BCEWithLogitsLoss: {
+    Attrs a = red;
+    if (!spec.loss.pos_weight.empty()) a.set("pos_weight", spec.loss.pos_weight);
+    loss = g->add(OpKind::BceWithLogits, {h, y}, a, lloc, nullptr, g->uniqueName("loss"));
+    break;
+  }
   }
   g->setOutput("loss", loss);
   if (opts.eval_outputs) {

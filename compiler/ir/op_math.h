@@ -350,4 +350,26 @@ struct ClipCoefMath {
   }
 };
 
+/// KLDivLoss, torch 1.13's kl_div: log_target ? exp(y)*(y - x) : xlogy(y, y) - y*x
+/// (x the input log-probabilities; xlogy(0, 0) = 0).
+struct KlDivLossMath {
+  struct P {
+    bool log_target;
+  };
+  static P params(const Attrs& a) { return {a.getBool("log_target", false)}; }
+  template <class M> static typename M::V eval(M& m, const P& p, const typename M::V* x) {
+    if (p.log_target) return m.mul(m.exp(x[1]), m.sub(x[1], x[0]));
+    typename M::V ylogy = m.select(m.gt(x[1], m.c(0)), m.mul(x[1], m.log(x[1])), m.c(0));
+    return m.sub(ylogy, m.mul(x[1], x[0]));
+  }
+};
+/// norm * (log_target ? -exp(y) : -y); norm = 1/numel (mean), 1/B (batchmean), 1 (sum).
+struct KlDivLossGradMath {
+  using P = KlDivLossMath::P;
+  static P params(const Attrs& a) { return KlDivLossMath::params(a); }
+  template <class M> static typename M::V eval(M& m, const P& p, const typename M::V* x) {
+    return m.mul(x[2], m.neg(p.log_target ? m.exp(x[1]) : x[1]));
+  }
+};
+
 } // namespace descent::opmath

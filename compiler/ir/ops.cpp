@@ -152,7 +152,27 @@ std::string inferBinarySame(const Op& op, TensorType& out) {
 
 std::string checkReduction(const Op& op) {
   std::string r = op.attrs.getString("reduction", "mean");
+  if (r == "batchmean" && (op.kind == OpKind::KlDivLoss || op.kind == OpKind::KlDivLossGrad))
+    return {};
   if (r != "mean" && r != "sum") return fmt::format("reduction must be mean or sum, got '{}'", r);
+  return {};
+}
+
+/// A loss's per-class or per-output weights (weight=, pos_weight=) must fit
+/// the scores' columns: weight one per class, pos_weight one per output or a
+/// single one (broadcast, as PyTorch allows).
+std::string checkLossWeights(const Op& op) {
+  const int64_t cols = op.operands[0]->type.rank() == 2 ? op.operands[0]->type.shape[1] : 1;
+  if (op.attrs.has("weight")) {
+    auto w = op.attrs.getDoubles("weight");
+    if (int64_t(w.size()) != cols)
+      return fmt::format("weight has {} values for {} classes", w.size(), cols);
+  }
+  if (op.attrs.has("pos_weight")) {
+    auto p = op.attrs.getDoubles("pos_weight");
+    if (int64_t(p.size()) != cols && p.size() != 1)
+      return fmt::format("pos_weight has {} values for {} outputs", p.size(), cols);
+  }
   return {};
 }
 
@@ -180,6 +200,7 @@ bool isClassLossGrad(OpKind k) { return k == OpKind::NllLossGrad || k == OpKind:
 std::string inferClassLoss(const Op& op, TensorType& out) {
   TRY(checkClassPair(op));
   TRY(checkReduction(op));
+  TRY(checkLossWeights(op));
   out = f32({});
   return {};
 }
@@ -187,6 +208,7 @@ std::string inferClassLoss(const Op& op, TensorType& out) {
 std::string inferRealLoss(const Op& op, TensorType& out) {
   TRY(checkRealPair(op));
   TRY(checkReduction(op));
+  TRY(checkLossWeights(op));
   out = f32({});
   return {};
 }
@@ -200,6 +222,7 @@ std::string inferCountCorrect(const Op& op, TensorType& out) {
 std::string inferLossGrad(const Op& op, TensorType& out) {
   TRY(isClassLossGrad(op.kind) ? checkClassPair(op) : checkRealPair(op));
   TRY(checkReduction(op));
+  TRY(checkLossWeights(op));
   out = op.operands[0]->type;
   return {};
 }

@@ -262,6 +262,22 @@ private:
     if (peekChar('"')) return stringLit();
     if (acceptWord("true")) return true;
     if (acceptWord("false")) return false;
+    if (acceptChar('[')) { // a list of reals (integers read as reals)
+      std::vector<double> list;
+      if (!peekChar(']')) {
+        do {
+          Attr v = attrValue();
+          if (auto* d = std::get_if<double>(&v))
+            list.push_back(*d);
+          else if (auto* i = std::get_if<int64_t>(&v))
+            list.push_back(double(*i));
+          else
+            fail("a list attribute holds numbers only");
+        } while (acceptChar(','));
+      }
+      expectChar(']');
+      return list;
+    }
     size_t start = pos_;
     if (pos_ < text_.size() && (text_[pos_] == '-' || text_[pos_] == '+')) ++pos_;
     while (pos_ < text_.size() &&

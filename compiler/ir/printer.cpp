@@ -44,6 +44,12 @@ std::string printAttr(const Attr& a) {
   if (auto* i = std::get_if<int64_t>(&a)) return std::to_string(*i);
   if (auto* b = std::get_if<bool>(&a)) return *b ? "true" : "false";
   if (auto* s = std::get_if<std::string>(&a)) return quote(*s);
+  if (auto* l = std::get_if<std::vector<double>>(&a)) {
+    std::string s = "[";
+    for (size_t i = 0; i < l->size(); ++i)
+      s += (i ? ", " : "") + printAttr((*l)[i]);
+    return s + "]";
+  }
   double d = std::get<double>(a);
   std::string s = fmt::format("{}", d);
   // Keep doubles recognisable as doubles when read back.

@@ -176,6 +176,52 @@ TEST_CASE("gradcheck: every loss with reduction mean and sum", "[gradcheck]") {
   }
 }
 
+TEST_CASE("gradcheck: nll_loss with weight, ignore_index and label_smoothing", "[gradcheck]") {
+  // Each label in {0, 1, 2} is ignored once (the random labels hold at least
+  // one of them); with and without smoothing, through log_softmax unfused and
+  // fused, and on the log-probabilities directly.
+  for (std::string red : {"mean", "sum"})
+    for (int ignore : {0, 1, 2})
+      for (std::string smoothing : {"", ", label_smoothing=0.2"}) {
+        std::string attrs = "{ignore_index=" + std::to_string(ignore) + smoothing +
+                            ", reduction=\"" + red + "\", weight=[0.5, 2.0, 1.5]}";
+        SECTION(attrs) {
+          std::string text =
+              "graph @t(%y: i32[4]) params(%a: f32[4,3] \"a\") {\n"
+              "  %0 = log_softmax %a {dim=1} : f32[4,3]\n  %loss = nll_loss %0, %y " +
+              attrs + " : f32[]\n  return loss=%loss\n}";
+          check(text, false);
+          check(text, true);
+          check("graph @t(%y: i32[4]) params(%a: f32[4,3] \"a\") {\n  %loss = nll_loss %a, %y " +
+                attrs + " : f32[]\n  return loss=%loss\n}");
+        }
+      }
+}
+
+TEST_CASE("gradcheck: bce_with_logits with pos_weight", "[gradcheck]") {
+  for (std::string red : {"mean", "sum"})
+    for (std::string pw : {"[0.5, 2.0, 4.0]", "[3.0]"}) {
+      std::string attrs = "{pos_weight=" + pw + ", reduction=\"" + red + "\"}";
+      SECTION(attrs) {
+        check("graph @t(%t: f32[4,3]) params(%a: f32[4,3] \"a\") {\n"
+              "  %loss = bce_with_logits %a, %t " +
+              attrs + " : f32[]\n  return loss=%loss\n}");
+      }
+    }
+}
+
+TEST_CASE("gradcheck: kl_div with every reduction and log_target", "[gradcheck]") {
+  for (std::string red : {"mean", "sum", "batchmean"})
+    for (std::string lt : {"false", "true"}) {
+      std::string attrs = "{log_target=" + lt + ", reduction=\"" + red + "\"}";
+      SECTION(attrs) {
+        check("graph @t(%t: f32[4,3]) params(%a: f32[4,3] \"a\") {\n"
+              "  %0 = log_softmax %a {dim=1} : f32[4,3]\n  %loss = kl_div %0, %t " +
+              attrs + " : f32[]\n  return loss=%loss\n}");
+      }
+    }
+}
+
 TEST_CASE("gradcheck: every model file", "[gradcheck][models]") {
   for (const std::string& path : allModelFiles()) {
     SECTION(path) {

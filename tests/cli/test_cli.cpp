@@ -11,6 +11,8 @@
 #include <cmath>
 #include <csignal>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 
 using namespace descent;
@@ -253,6 +255,52 @@ TEST_CASE("predict --out writes every sample's class and probabilities, matching
                                           tmp / "w.safetensors", engine));
     REQUIRE(ev.code == 0);
     CHECK(ev.out.find(fmt::format("accuracy  {:.2f}%", 100.0 * double(correct) / 150)) != std::string::npos);
+  }
+}
+
+TEST_CASE("eval and predict on labels equal to ignore_index give PyTorch's loss and count ignored "
+          "samples as wrong",
+          "[cli]") {
+  ScratchDir tmp;
+  const std::string f = "tests/reference/fixtures/ce_weight_ignore_mean_sgd";
+  auto expected =
+      nlohmann::json::parse(readText(std::string(DESCENT_SOURCE_DIR) + "/" + f + "/expected.json"));
+  const Dataset d = loadCsv(std::string(DESCENT_SOURCE_DIR) + "/" + f + "/data.csv", 7, 5, true,
+                            false, int64_t(-100));
+  REQUIRE(std::count(d.labels.begin(), d.labels.end(), -100) == 2);
+  for (const char* engine : kEngines) {
+    INFO(engine);
+    RunResult p = runDescent(
+        fmt::format("predict {0}/model.nn --data {0}/data.csv --weights {0}/init.safetensors "
+                    "--out {1} --engine {2}",
+                    f, tmp / "p.csv", engine));
+    INFO(p.err);
+    REQUIRE(p.code == 0);
+    std::ifstream in(tmp / "p.csv");
+    std::string line;
+    REQUIRE(std::getline(in, line));
+    int64_t rows = 0, correct = 0;
+    while (std::getline(in, line))
+      correct += std::stoll(csvFields(line)[1]) == d.labels[size_t(rows++)];
+    REQUIRE(rows == 8);
+    RunResult ev = runDescent(fmt::format(
+        "eval {0}/model.nn --data {0}/data.csv --weights {0}/init.safetensors --engine {1}", f,
+        engine));
+    INFO(ev.err);
+    REQUIRE(ev.code == 0);
+    // One batch: the loss is PyTorch's weighted mean over the 6 samples kept.
+    std::smatch m;
+    REQUIRE(std::regex_search(ev.out, m, std::regex(R"(loss\s+([0-9.]+))")));
+    CHECK(std::abs(std::stod(m[1]) - expected["loss"].get<double>()) <= 1e-5);
+    // Accuracy over all 8 samples: an ignored label is never predicted.
+    CHECK(ev.out.find(fmt::format("accuracy  {:.2f}%", 100.0 * double(correct) / 8)) !=
+          std::string::npos);
+    RunResult one = runDescent(
+        fmt::format("predict {0}/model.nn --data {0}/data.csv --weights {0}/init.safetensors "
+                    "--index 2 --engine {1}",
+                    f, engine));
+    REQUIRE(one.code == 0);
+    CHECK(one.out.find("true class -100 (ignored)") != std::string::npos);
   }
 }
 

@@ -300,6 +300,27 @@ TEST_CASE("attributes print and parse back with their types", "[ir]") {
   CHECK(std::holds_alternative<double>(*a));
 }
 
+TEST_CASE("a loss list attribute prints and parses back and must fit its columns", "[ir]") {
+  CHECK(printAttr(Attr{std::vector<double>{0.5, 2.0, 1.0}}) == "[0.5, 2.0, 1.0]");
+  CHECK(printAttr(Attr{std::vector<double>{}}) == "[]");
+  const std::string head = "graph @g(%x: f32[4,3], %y: i32[4]) {\n  %0 = nll_loss %x, %y ";
+  std::string err;
+  auto g = parseGraph(head + "{ignore_index=-100, weight=[0.5, 2, 1.5]} : f32[]\n  return loss=%0\n}\n", err);
+  INFO(err);
+  REQUIRE(g);
+  CHECK(g->ops()[0]->attrs.getDoubles("weight") == std::vector<double>{0.5, 2.0, 1.5});
+  CHECK(g->ops()[0]->attrs.getInt("ignore_index") == -100);
+  CHECK(printGraph(*parseGraph(printGraph(*g), err)) == printGraph(*g));
+  CHECK_FALSE(parseGraph(head + "{weight=[0.5, 2.0]} : f32[]\n}\n", err));
+  CHECK(err == "2:8: weight has 2 values for 3 classes");
+  CHECK_FALSE(parseGraph(head + "{weight=[0.5, \"a\", 1.0]} : f32[]\n}\n", err));
+  CHECK(err.find("a list attribute holds numbers only") != std::string::npos);
+  const std::string bce = "graph @g(%x: f32[4,3], %t: f32[4,3]) {\n  %0 = bce_with_logits %x, %t ";
+  CHECK(parseGraph(bce + "{pos_weight=[3.0]} : f32[]\n}\n", err));
+  CHECK_FALSE(parseGraph(bce + "{pos_weight=[1.0, 2.0]} : f32[]\n}\n", err));
+  CHECK(err == "2:8: pos_weight has 2 values for 3 outputs");
+}
+
 TEST_CASE("Graphviz output has a node per op and an edge per use", "[ir]") {
   ModelSpec spec = loadRepoModel("models/mnist_mlp.nn");
   auto g = buildForwardGraph(spec, {});

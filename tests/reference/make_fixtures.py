@@ -198,6 +198,51 @@ FIXTURES = [
     ("nd_relu_flatten_ce_sgd", (2, 3, 4), ("class", 10), 8,
      "ReLU(), Flatten(),\n    Linear(24, 10),",
      'CrossEntropyLoss(reduction="mean")', "SGD(lr=0.1, momentum=0.5)", "train"),
+    # Class weights and ignore_index (torch 1.13's nll_loss: "mean" divides by
+    # the weights of the samples kept). A loss text naming ignore_index gets
+    # that label in rows 2 and batch-1 (make_batch).
+    ("ce_weight_ignore_mean_sgd", 7, ("class", 5), 8,
+     "Linear(7, 9), ReLU(),\n    Linear(9, 5),",
+     'CrossEntropyLoss(reduction="mean", weight=[0.5, 2.0, 1.0, 3.0, 0.25], ignore_index=-100)',
+     "SGD(lr=0.1, momentum=0.5)", "train"),
+    ("nll_weight_mean_sgd", 6, ("class", 4), 8,
+     "Linear(6, 7), Tanh(),\n    Linear(7, 4), LogSoftmax(dim=1),",
+     'NLLLoss(reduction="mean", weight=[1.5, 0.5, 2.0, 1.0])', "SGD(lr=0.1)", "train"),
+    ("nll_weight_ignore_class_sum_adam", 5, ("class", 3), 8,
+     "Linear(5, 6), ReLU(),\n    Linear(6, 3), LogSoftmax(dim=1),",
+     'NLLLoss(reduction="sum", weight=[2.0, 1.0, 0.5], ignore_index=1)', "Adam(lr=0.01)", "train"),
+    ("ce_weight_smoothing_ignore_mean_sgd", 8, ("class", 6), 8,
+     "Linear(8, 7), ReLU(),\n    Linear(7, 6),",
+     'CrossEntropyLoss(reduction="mean", weight=[1.0, 0.3, 2.5, 1.2, 0.7, 1.9], '
+     'ignore_index=-1, label_smoothing=0.2)', "SGD(lr=0.1, momentum=0.5)", "train"),
+    ("ce_weight_smoothing_sum_adam", 6, ("class", 3), 5,
+     "Linear(6, 4), Tanh(),\n    Linear(4, 3), LogSoftmax(dim=1),",
+     'CrossEntropyLoss(reduction="sum", weight=[0.2, 1.0, 3.0], label_smoothing=0.3)',
+     "Adam(lr=0.01)", "train"),
+    ("ce_ignore_smoothing_mean_sgd", 5, ("class", 4), 8,
+     "Linear(5, 6), ReLU(),\n    Linear(6, 4),",
+     'CrossEntropyLoss(reduction="mean", ignore_index=-100, label_smoothing=0.1)',
+     "SGD(lr=0.1)", "train"),
+    # pos_weight: one per output, or one for all (broadcast); logits scaled
+    # to both signs and large |z|.
+    ("bcelogits_posweight_mean_sgd", 6, ("f32", 3), 8,
+     "Linear(6, 8), Tanh(),\n    Linear(8, 3),",
+     'BCEWithLogitsLoss(reduction="mean", pos_weight=[0.5, 2.0, 4.0])', "SGD(lr=0.1, momentum=0.5)",
+     "train", 3.0),
+    ("bcelogits_posweight_one_sum_adam", 5, ("f32", 2), 8,
+     "Linear(5, 6), ReLU(),\n    Linear(6, 2),",
+     'BCEWithLogitsLoss(reduction="sum", pos_weight=[3.0])', "Adam(lr=0.01)", "train", 2.0),
+    # KLDivLoss on log-probabilities: probability targets with zeros
+    # (xlogy(0, 0) = 0), or log-probability targets (log_target=True).
+    ("kldiv_batchmean_sgd", 6, ("f32", 4), 8,
+     "Linear(6, 7), ReLU(),\n    Linear(7, 4), LogSoftmax(dim=1),",
+     'KLDivLoss(reduction="batchmean")', "SGD(lr=0.1, momentum=0.5)", "train"),
+    ("kldiv_mean_log_target_adam", 5, ("f32", 3), 8,
+     "Linear(5, 7), Tanh(),\n    Linear(7, 3), LogSoftmax(dim=1),",
+     'KLDivLoss(reduction="mean", log_target=True)', "Adam(lr=0.01)", "train"),
+    ("kldiv_sum_sgd", 4, ("f32", 5), 6,
+     "Linear(4, 5), LogSoftmax(dim=1),",
+     'KLDivLoss(reduction="sum")', "SGD(lr=0.05)", "train"),
 ]
 
 
@@ -236,15 +281,22 @@ def model_text(name, features, target, batch, layers, loss, opt, extra=""):
             f"epochs    = {STEPS}\n")
 
 
-def make_batch(features, target, batch, loss, x_scale=1.0):
+def make_batch(features, target, batch, loss, x_scale=1.0, loss_text=""):
     x = torch.randn(batch, *shape_of(features), dtype=torch.float32) * x_scale
     kind, size = target
     if kind == "class":
         y = torch.randint(0, size, (batch,), dtype=torch.int64)
         # Make sure more than one class appears so the gradients are not degenerate.
         y[0], y[1] = 0, size - 1
+        if getattr(loss, "ignore_index", -100) != -100 or "ignore_index" in loss_text:
+            y[2], y[batch - 1] = loss.ignore_index, loss.ignore_index
     elif isinstance(loss, torch.nn.BCELoss):
         y = torch.bernoulli(torch.full((batch, size), 0.5))
+    elif isinstance(loss, torch.nn.KLDivLoss):
+        y = torch.softmax(torch.randn(batch, size) * 2, dim=1)
+        y[0, 0] = y[2, size - 1] = 0.0  # xlogy(0, 0) = 0
+        if loss.log_target:
+            y = torch.log_softmax(torch.randn(batch, size), dim=1)
     elif isinstance(loss, torch.nn.BCEWithLogitsLoss):
         y = torch.rand(batch, size)  # soft targets are valid too
     else:
@@ -352,7 +404,7 @@ def generate(entry):
     nnspec.write_safetensors(os.path.join(d, "init.safetensors"), init,
                              {"format": "pt", "fixture": name})
 
-    x, y = make_batch(features, target, batch, criterion, x_scale)
+    x, y = make_batch(features, target, batch, criterion, x_scale, loss_text)
     write_csv(os.path.join(d, "data.csv"), features, target, x, y)
 
     kind, size = target
@@ -372,6 +424,11 @@ def generate(entry):
         # label_smoothing when not 0 (absent for the others).
         **{k: getattr(criterion, k) for k in ("beta", "delta", "label_smoothing")
            if getattr(criterion, k, 0)},
+        # weight / pos_weight when given, ignore_index when written.
+        **{k: flat(getattr(criterion, k)) for k in ("weight", "pos_weight")
+           if getattr(criterion, k, None) is not None},
+        **({"ignore_index": criterion.ignore_index} if "ignore_index" in loss_text else {}),
+        **({"log_target": True} if getattr(criterion, "log_target", False) else {}),
         "optimizer": {"kind": opt_kind, **{k: (list(v) if isinstance(v, tuple) else v)
                                            for k, v in opt_kw.items()}},
         "param_shapes": {k: list(v.shape) for k, v in init.items()},
@@ -394,9 +451,11 @@ def generate(entry):
         # The same run in float64 from the same float32 start: how far float32
         # rounding alone moves each quantity. Consumers scale their tolerance
         # by it (see README.md); it is not itself a reference value.
-        model64 = nnspec.parse_model(text)["model"].double()
+        spec64 = nnspec.parse_model(text)
+        model64 = spec64["model"].double()
         model64.load_state_dict({k: v.double() for k, v in init.items()})
-        ref64 = train(model64, spec["loss"], spec["optimizer"], x.double(),
+        # .double(): a loss's weight buffers too.
+        ref64 = train(model64, spec64["loss"].double(), spec["optimizer"], x.double(),
                       y.double() if y.is_floating_point() else y, clip, spec["scheduler"])
         expected["float64_deviation"] = deviation(expected, ref64)
 

@@ -69,16 +69,28 @@ def _namespace():
         first = lambda v: v[0] if isinstance(v, (tuple, list)) else v
         return ("Normalize", dict(mean=first(mean), std=first(std)))
 
+    def with_tensors(cls, *names):
+        """A loss constructor taking the language's lists (weight=[...]) for
+        the tensors PyTorch wants."""
+        def make(*args, **kw):
+            for n in names:
+                if isinstance(kw.get(n), (list, tuple)):
+                    kw[n] = torch.tensor(kw[n], dtype=torch.float32)
+            return cls(*args, **kw)
+        return make
+
     return {
         "Sequential": nn.Sequential, "Linear": nn.Linear, "ReLU": nn.ReLU,
         "Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh, "LeakyReLU": nn.LeakyReLU,
         "Softmax": nn.Softmax, "LogSoftmax": nn.LogSoftmax, "Dropout": nn.Dropout,
         "Flatten": nn.Flatten,
         "GELU": nn.GELU, "SiLU": nn.SiLU, "ELU": nn.ELU, "Softplus": nn.Softplus,
-        "NLLLoss": nn.NLLLoss, "CrossEntropyLoss": nn.CrossEntropyLoss,
+        "NLLLoss": with_tensors(nn.NLLLoss, "weight"),
+        "CrossEntropyLoss": with_tensors(nn.CrossEntropyLoss, "weight"),
         "MSELoss": nn.MSELoss, "BCELoss": nn.BCELoss,
-        "BCEWithLogitsLoss": nn.BCEWithLogitsLoss, "L1Loss": nn.L1Loss,
-        "SmoothL1Loss": nn.SmoothL1Loss, "HuberLoss": nn.HuberLoss,
+        "BCEWithLogitsLoss": with_tensors(nn.BCEWithLogitsLoss, "pos_weight"),
+        "L1Loss": nn.L1Loss,
+        "SmoothL1Loss": nn.SmoothL1Loss, "HuberLoss": nn.HuberLoss, "KLDivLoss": nn.KLDivLoss,
         "SGD": sgd, "Adam": adam, "AdamW": adamw, "Normalize": normalize,
         **{k: scheduler(k) for k in ("StepLR", "MultiStepLR", "ExponentialLR",
                                      "CosineAnnealingLR", "LinearLR", "OneCycleLR",

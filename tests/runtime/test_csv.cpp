@@ -127,6 +127,24 @@ TEST_CASE("CSV label out of range or not an integer", "[csv][errors]") {
         d / "l.csv" + ":2: column 2 ('label'): class label 2.5 is not an integer");
 }
 
+TEST_CASE("CSV labels equal to the loss's ignore_index load and others stay in range", "[csv]") {
+  TempDir d;
+  writeBytes(d / "l.csv", "a,label\n1,-100\n2,3\n3,-100\n");
+  // Without an ignore_index (none written in the loss) -100 is no class.
+  CHECK(messageOf([&] { loadCsv(d / "l.csv", 1, 10, true); }) ==
+        d / "l.csv" + ":2: column 2 ('label'): label -100 is out of range [0, 10)");
+  Dataset ds = loadCsv(d / "l.csv", 1, 10, true, false, int64_t(-100));
+  CHECK(ds.labels == std::vector<int32_t>{-100, 3, -100});
+  CHECK_NOTHROW(checkLabels(ds, 10, int64_t(-100)));
+  CHECK(messageOf([&] { checkLabels(ds, 10); }) ==
+        d / "l.csv" + ": label -100 of sample 0 is out of range for 10 classes");
+  writeBytes(d / "l.csv", "a,label\n1,-1\n");
+  CHECK(
+      messageOf([&] { loadCsv(d / "l.csv", 1, 10, true, false, int64_t(-100)); }) ==
+      d / "l.csv" +
+          ":2: column 2 ('label'): label -1 is out of range [0, 10) and is not ignore_index=-100");
+}
+
 TEST_CASE("CSV empty, header-only and missing files", "[csv][errors]") {
   TempDir d;
   writeBytes(d / "e.csv", "");

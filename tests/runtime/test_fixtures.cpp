@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 
 using namespace descent;
@@ -138,29 +139,42 @@ Matrix forward(const std::vector<RefLayer>& layers, const SafeTensors& st, const
   return x;
 }
 
+/// The loss's ignore_index when the fixture's model writes one.
+std::optional<int64_t> ignoreIndex(const json& e) {
+  if (!e.contains("ignore_index")) return std::nullopt;
+  return e.at("ignore_index").get<int64_t>();
+}
+
 /// The fixture's loss in double precision; `e` gives its name, reduction and
 /// SmoothL1Loss's beta or HuberLoss's delta.
 double lossOf(const json& e, const Matrix& out, const Dataset& d) {
   const std::string name = e.at("loss_name"), reduction = e.at("reduction");
   const double beta = e.value("beta", 1.0), delta = e.value("delta", 1.0);
   const double smoothing = e.value("label_smoothing", 0.0);
-  double total = 0;
-  int64_t n = 0;
+  const auto weight = e.value("weight", std::vector<double>{});
+  const auto pos_weight = e.value("pos_weight", std::vector<double>{});
+  const auto ignore = ignoreIndex(e);
+  double total = 0, smooth = 0, n = 0;
   for (size_t r = 0; r < out.size(); ++r) {
     const auto& o = out[r];
     if (name == "NLLLoss" || name == "CrossEntropyLoss") {
-      double v = o[d.labels[r]];
+      // torch 1.13: an ignored sample counts nowhere; the others weigh
+      // w[y], also in "mean"'s divisor. label_smoothing e:
+      // (1 - e) * nll + e/C * smooth, smooth = sum_c w[c] * -logp[c], reduced alike.
+      const int64_t y = d.labels[r];
+      if (ignore && y == *ignore) continue;
+      std::vector<double> lp(o.begin(), o.end());
       if (name == "CrossEntropyLoss") {
         double m = *std::max_element(o.begin(), o.end()), s = 0;
         for (double z : o) s += std::exp(z - m);
-        v = v - m - std::log(s);
-        // label_smoothing e: (1 - e) * -logp[y] + e * mean_c(-logp[c])
-        double mean_logp = 0;
-        for (double z : o) mean_logp += (z - m - std::log(s)) / double(o.size());
-        v = (1 - smoothing) * v + smoothing * mean_logp;
+        for (double& z : lp)
+          z = z - m - std::log(s);
       }
-      total -= v;
-      ++n;
+      const double w = weight.empty() ? 1.0 : weight[size_t(y)];
+      total -= w * lp[size_t(y)];
+      for (size_t c = 0; c < lp.size(); ++c)
+        smooth -= (weight.empty() ? 1.0 : weight[c]) * lp[c] * smoothing / double(lp.size());
+      n += w;
       continue;
     }
     for (size_t j = 0; j < o.size(); ++j, ++n) {
@@ -168,8 +182,17 @@ double lossOf(const json& e, const Matrix& out, const Dataset& d) {
       if (name == "MSELoss") total += (z - t) * (z - t);
       else if (name == "BCELoss")
         total -= t * std::max(std::log(z), -100.0) + (1 - t) * std::max(std::log1p(-z), -100.0);
-      else if (name == "BCEWithLogitsLoss")
+      else if (name == "BCEWithLogitsLoss" && !pos_weight.empty()) {
+        // torch 1.13: (1 - t)*z + (1 + (p - 1)*t) * log(1 + exp(-z))
+        const double pw = pos_weight.size() == 1 ? pos_weight[0] : pos_weight[j];
+        total += (1 - t) * z +
+                 (1 + (pw - 1) * t) * (std::max(-z, 0.0) + std::log1p(std::exp(-std::abs(z))));
+      } else if (name == "BCEWithLogitsLoss")
         total += std::max(z, 0.0) - z * t + std::log1p(std::exp(-std::abs(z)));
+      else if (name == "KLDivLoss")
+        // torch 1.13: log_target ? exp(t)*(t - z) : xlogy(t, t) - t*z
+        total += e.value("log_target", false) ? std::exp(t) * (t - z)
+                                              : (t > 0 ? t * std::log(t) : 0.0) - t * z;
       else if (name == "L1Loss")
         total += std::abs(z - t);
       else if (name == "SmoothL1Loss")
@@ -180,7 +203,9 @@ double lossOf(const json& e, const Matrix& out, const Dataset& d) {
         FAIL("unknown loss " << name);
     }
   }
-  return reduction == "mean" ? total / double(n) : total;
+  if (name == "NLLLoss" || name == "CrossEntropyLoss") total = (1 - smoothing) * total + smooth;
+  if (reduction == "batchmean") return total / double(out.size());
+  return reduction == "mean" ? total / n : total;
 }
 
 double maxAbs(const std::vector<double>& v) {
@@ -233,7 +258,7 @@ TEST_CASE("reference fixtures are complete and parse", "[fixtures]") {
     }
 
     // data.csv: exactly one batch with the right columns.
-    const Dataset d = loadCsv(dir / "data.csv", features, tsize, cls);
+    const Dataset d = loadCsv(dir / "data.csv", features, tsize, cls, false, ignoreIndex(e));
     CHECK(d.count == batch);
 
     if (e.at("train_mode")) {
@@ -254,7 +279,8 @@ TEST_CASE("reference fixtures' output and loss match an fp64 forward pass", "[fi
     INFO("fixture " << dir.string());
     const json e = json::parse(readFile(dir / "expected.json"));
     const int64_t features = e.at("features"), tsize = e.at("target_size");
-    const Dataset d = loadCsv(dir / "data.csv", features, tsize, e.at("target_kind") == "class");
+    const Dataset d = loadCsv(dir / "data.csv", features, tsize, e.at("target_kind") == "class",
+                              false, ignoreIndex(e));
     const SafeTensors st = readSafetensors(dir / "init.safetensors");
     const auto layers = parseLayers(readFile(dir / "model.nn"));
 

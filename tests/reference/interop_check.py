@@ -8,7 +8,7 @@ shapes and layouts must all match PyTorch's), runs the model in eval mode on the
 CSV batch and compares against an expected JSON file.
 
 Usage:
-  interop_check.py --checkpoint CKPT --fixture NAME [--key KEY]
+  interop_check.py --checkpoint CKPT --fixture NAME [--checkpoint CKPT --fixture NAME ...] [--key KEY]
   interop_check.py --checkpoint CKPT --model M.nn --data D.csv --expected E.json [--key KEY]
 
 KEY selects what to compare with:
@@ -55,10 +55,45 @@ def run(model, x):
         return model(x)
 
 
+def check(checkpoint, model_path, data, expected_path, key, rtol, atol):
+    """One checkpoint against one expected file; True when everything matches."""
+    with open(model_path) as f:
+        model_text = f.read()
+    spec = nnspec.parse_model(model_text)
+    model = spec["model"]
+    tensors, meta = nnspec.read_safetensors(checkpoint)
+    state = {k: v.to(torch.float32) for k, v in tensors.items()}
+    model.load_state_dict(state, strict=True)  # raises on any name or shape mismatch
+    x, _ = nnspec.read_csv(data, spec["input"][2])
+    x = x.reshape(-1, *spec["input"][3])  # an N-D input: the CSV row is the sample, row-major
+    with open(expected_path) as f:
+        expected = json.load(f)
+    if key not in expected:
+        print(f"{expected_path}: no key '{key}' (has: {', '.join(expected)})")
+        return False
+
+    ok = True
+    out = run(model, x)
+    if key == "output":
+        ok = compare("output", out, expected["output"], rtol, atol)
+    else:
+        params = expected[key]
+        for name, want in params.items():
+            ok &= compare(name, state[name], want, rtol, atol)
+        ref = nnspec.parse_model(model_text)["model"]  # an independent copy of the network
+        ref.load_state_dict({k: torch.tensor(v, dtype=torch.float32).reshape(state[k].shape)
+                             for k, v in params.items()})
+        ok &= compare("output", out, run(ref, x), rtol, atol)
+    print(("PASS " if ok else "MISMATCH ") + checkpoint)
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--checkpoint", required=True)
-    ap.add_argument("--fixture", help="name of a directory under tests/reference/fixtures")
+    ap.add_argument("--checkpoint", required=True, action="append",
+                    help="repeatable with --fixture: one python start for many checks")
+    ap.add_argument("--fixture", action="append",
+                    help="name of a directory under tests/reference/fixtures")
     ap.add_argument("--model")
     ap.add_argument("--data")
     ap.add_argument("--expected")
@@ -66,43 +101,24 @@ def main():
     ap.add_argument("--rtol", type=float, default=1e-4)
     ap.add_argument("--atol", type=float, default=1e-5)
     a = ap.parse_args()
+    jobs = []
     if a.fixture:
-        d = os.path.join(HERE, "fixtures", a.fixture)
-        a.model = a.model or os.path.join(d, "model.nn")
-        a.data = a.data or os.path.join(d, "data.csv")
-        a.expected = a.expected or os.path.join(d, "expected.json")
-    if not (a.model and a.data and a.expected):
+        if len(a.fixture) != len(a.checkpoint):
+            ap.error("give one --fixture per --checkpoint")
+        for ck, name in zip(a.checkpoint, a.fixture):
+            d = os.path.join(HERE, "fixtures", name)
+            jobs.append((ck, a.model or os.path.join(d, "model.nn"),
+                         a.data or os.path.join(d, "data.csv"),
+                         a.expected or os.path.join(d, "expected.json")))
+    elif a.model and a.data and a.expected and len(a.checkpoint) == 1:
+        jobs.append((a.checkpoint[0], a.model, a.data, a.expected))
+    else:
         ap.error("give --fixture, or all of --model, --data and --expected")
 
     torch.set_num_threads(1)
-    with open(a.model) as f:
-        model_text = f.read()
-    spec = nnspec.parse_model(model_text)
-    model = spec["model"]
-    tensors, meta = nnspec.read_safetensors(a.checkpoint)
-    state = {k: v.to(torch.float32) for k, v in tensors.items()}
-    model.load_state_dict(state, strict=True)  # raises on any name or shape mismatch
-    x, _ = nnspec.read_csv(a.data, spec["input"][2])
-    x = x.reshape(-1, *spec["input"][3])  # an N-D input: the CSV row is the sample, row-major
-    with open(a.expected) as f:
-        expected = json.load(f)
-    if a.key not in expected:
-        print(f"{a.expected}: no key '{a.key}' (has: {', '.join(expected)})")
-        return 2
-
     ok = True
-    out = run(model, x)
-    if a.key == "output":
-        ok = compare("output", out, expected["output"], a.rtol, a.atol)
-    else:
-        params = expected[a.key]
-        for name, want in params.items():
-            ok &= compare(name, state[name], want, a.rtol, a.atol)
-        ref = nnspec.parse_model(model_text)["model"]  # an independent copy of the network
-        ref.load_state_dict({k: torch.tensor(v, dtype=torch.float32).reshape(state[k].shape)
-                             for k, v in params.items()})
-        ok &= compare("output", out, run(ref, x), a.rtol, a.atol)
-    print("PASS" if ok else "MISMATCH")
+    for ck, model_path, data, expected_path in jobs:
+        ok &= check(ck, model_path, data, expected_path, a.key, a.rtol, a.atol)
     return 0 if ok else 1
 
 

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <limits>
 #include <map>
+#include <type_traits>
 
 namespace descent {
 
@@ -304,17 +305,20 @@ public:
     out = v->float_value;
     return true;
   }
-  /// For a FloatList: every element (a list or a tuple of numbers).
-  bool getFloatList(const char* name, std::vector<double>& out) {
+  /// For an IntList (integers only) or a FloatList (numbers): every element
+  /// of a list or a tuple.
+  template <class T> bool getList(const char* name, std::vector<T>& out) {
+    constexpr bool ints = std::is_integral_v<T>;
+    const PType type = ints ? PType::IntList : PType::FloatList;
     const ast::Expr* e = get(name);
     if (!e || e->kind == ast::ExprKind::Error) return e == nullptr;
-    if (e->kind != ast::ExprKind::Tuple) return typeError(name, *e, PType::FloatList);
-    std::vector<double> values;
+    if (e->kind != ast::ExprKind::Tuple) return typeError(name, *e, type);
+    std::vector<T> values;
     for (const ast::Expr& el : e->elements) {
       if (el.kind == ast::ExprKind::Error) return false;
-      if (el.kind != ast::ExprKind::Int && el.kind != ast::ExprKind::Float)
-        return typeError(name, el, PType::FloatList);
-      values.push_back(el.float_value);
+      if (el.kind != ast::ExprKind::Int && (ints || el.kind != ast::ExprKind::Float))
+        return typeError(name, el, type);
+      values.push_back(ints ? T(el.int_value) : T(el.float_value));
     }
     out = std::move(values);
     return true;
@@ -332,21 +336,6 @@ public:
     }
     a = e->elements[0].float_value;
     b = e->elements[1].float_value;
-    return true;
-  }
-
-  /// For an IntList: its integers.
-  bool getIntList(const char* name, std::vector<int64_t>& out) {
-    const ast::Expr* e = get(name);
-    if (!e || e->kind == ast::ExprKind::Error) return e == nullptr;
-    if (e->kind != ast::ExprKind::Tuple) return typeError(name, *e, PType::IntList);
-    std::vector<int64_t> v;
-    for (const ast::Expr& el : e->elements) {
-      if (el.kind == ast::ExprKind::Error) return false;
-      if (el.kind != ast::ExprKind::Int) return typeError(name, el, PType::IntList);
-      v.push_back(el.int_value);
-    }
-    out = std::move(v);
     return true;
   }
 
@@ -979,7 +968,7 @@ private:
                    fmt::format("the first positional argument is weight: pass the reduction by "
                                "name, like reduction=\"{}\"",
                                quoted(w->text)));
-      else if (args.getFloatList("weight", spec_.loss.weight) && w)
+      else if (args.getList("weight", spec_.loss.weight) && w)
         spec_.loss.weight_loc = w->loc;
       int64_t ignore = 0;
       if (args.getInt("ignore_index", ignore) && args.get("ignore_index")) {
@@ -995,7 +984,7 @@ private:
         args.error(args.get("weight")->loc,
                    "BCEWithLogitsLoss(): weight (a per-element rescaling) is not supported",
                    "pos_weight=[...] weighs the positive examples of each output");
-      if (args.getFloatList("pos_weight", spec_.loss.pos_weight) && args.get("pos_weight"))
+      if (args.getList("pos_weight", spec_.loss.pos_weight) && args.get("pos_weight"))
         spec_.loss.pos_weight_loc = args.get("pos_weight")->loc;
     }
     // torch.nn.functional's checks, with its messages.
@@ -1153,7 +1142,7 @@ private:
       args.getFloat("gamma", sc.gamma);
       break;
     case K::MultiStepLR:
-      args.getIntList("milestones", sc.milestones);
+      args.getList("milestones", sc.milestones);
       args.getFloat("gamma", sc.gamma);
       break;
     case K::ExponentialLR:

@@ -51,7 +51,7 @@ size_t editDistance(const std::string& a, const std::string& b) {
 
 // User text quoted in a message: non-printable bytes escaped so that a
 // message never carries control characters to the terminal.
-std::string quoted(const std::string& s) {
+std::string printable(const std::string& s) {
   std::string out;
   for (unsigned char c : s.substr(0, 64)) {
     if (c < 0x20 || c >= 0x7f) out += fmt::format("\\x{:02X}", c);
@@ -166,7 +166,7 @@ std::string valueDescription(const ast::Expr& e) {
   case ast::ExprKind::Int: return fmt::format("an integer ({})", e.text);
   case ast::ExprKind::Float: return fmt::format("a float ({})", e.text);
   case ast::ExprKind::Bool: return fmt::format("a bool ({})", e.text);
-  case ast::ExprKind::String: return fmt::format("a string ('{}')", quoted(e.text));
+  case ast::ExprKind::String: return fmt::format("a string ('{}')", printable(e.text));
   case ast::ExprKind::Name: return fmt::format("a name ({})", e.text);
   case ast::ExprKind::Call: return fmt::format("a call ({}(...))", e.text);
   case ast::ExprKind::Tuple: return fmt::format("a tuple of {} elements", e.elements.size());
@@ -355,7 +355,7 @@ public:
   }
 
   static std::string exprText(const ast::Expr& e) {
-    if (e.kind == ast::ExprKind::String) return fmt::format("'{}'", quoted(e.text));
+    if (e.kind == ast::ExprKind::String) return fmt::format("'{}'", printable(e.text));
     if (e.kind == ast::ExprKind::Tuple) {
       std::string s = "(";
       for (size_t i = 0; i < e.elements.size(); ++i)
@@ -363,7 +363,7 @@ public:
       return s + (e.elements.size() == 1 ? ",)" : ")");
     }
     if (e.kind == ast::ExprKind::Call) return e.text + "(...)";
-    return quoted(e.text);
+    return printable(e.text);
   }
 
 private:
@@ -481,7 +481,7 @@ private:
         if (hint.empty())
           hint = "statements are input, target, model, loss, optimizer, scheduler, transform, "
                  "batch, epochs, seed, clip_grad_value, clip_grad_norm";
-        error(s.name_loc, fmt::format("unknown statement '{}'", quoted(s.name)), hint);
+        error(s.name_loc, fmt::format("unknown statement '{}'", printable(s.name)), hint);
         continue;
       }
       auto [it, inserted] = byKey_.emplace(s.name, &s);
@@ -530,7 +530,7 @@ private:
     spec_.input_name = s.name;
     spec_.input_loc = s.loc;
     if (s.type.elem != "f32") {
-      error(s.type.loc, fmt::format("the input must have type f32[N], not '{}'", quoted(s.type.elem)),
+      error(s.type.loc, fmt::format("the input must have type f32[N], not '{}'", printable(s.type.elem)),
             s.type.elem == "class" ? "class[N] is for targets holding integer labels"
                                    : didYouMean(s.type.elem, {"f32"}));
       return;
@@ -551,7 +551,7 @@ private:
     else if (s.type.elem == "f32") spec_.target_kind = TargetKind::Real;
     else {
       std::string hint = didYouMean(s.type.elem, {"class", "f32"});
-      error(s.type.loc, fmt::format("unknown target type '{}'", quoted(s.type.elem)),
+      error(s.type.loc, fmt::format("unknown target type '{}'", printable(s.type.elem)),
             hint.empty() ? "use class[N] for integer labels or f32[N] for real values" : hint);
       return;
     }
@@ -581,7 +581,7 @@ private:
       hint = fmt::format("known: {}", fmt::join(names, ", "));
     }
     std::string kind = std::string(category).substr(std::string(category).find(' ') + 1);
-    error(e.loc, fmt::format("unknown {} '{}'", kind, quoted(e.text)), hint);
+    error(e.loc, fmt::format("unknown {} '{}'", kind, printable(e.text)), hint);
   }
 
   // Checks that `e` is a call (reports otherwise). `example` shows a call.
@@ -609,7 +609,7 @@ private:
         error(v.loc, fmt::format("'{}' is {}, not a model", v.text, cat),
               fmt::format("write it as '{}'", statementFor(cat)));
       else
-        error(v.loc, fmt::format("unknown model '{}'", quoted(v.text)),
+        error(v.loc, fmt::format("unknown model '{}'", printable(v.text)),
               lower(v.text) == "sequential" ? "did you mean 'Sequential'?"
                                             : "the model must be a Sequential(...)");
       return;
@@ -904,7 +904,7 @@ private:
         shown += fmt::format("{}{}={}", shown.empty() ? "" : ", ", a.param.name, number);
       } else {
         layer.attrs.push_back({a.param.name, text});
-        shown += fmt::format("{}{}='{}'", shown.empty() ? "" : ", ", a.param.name, quoted(text));
+        shown += fmt::format("{}{}='{}'", shown.empty() ? "" : ", ", a.param.name, printable(text));
       }
     }
     layer.repr = fmt::format("{}({})", def.name, shown);
@@ -964,10 +964,10 @@ private:
         args.error(w->loc,
                    fmt::format("{}(): argument 'weight' must be a list of numbers like [1.0, 2.0], "
                                "got a string ('{}')",
-                               v.text, quoted(w->text)),
+                               v.text, printable(w->text)),
                    fmt::format("the first positional argument is weight: pass the reduction by "
                                "name, like reduction=\"{}\"",
-                               quoted(w->text)));
+                               printable(w->text)));
       else if (args.getList("weight", spec_.loss.weight) && w)
         spec_.loss.weight_loc = w->loc;
       int64_t ignore = 0;
@@ -1188,7 +1188,7 @@ private:
         args.error(args.get("anneal_strategy")->loc,
                    fmt::format("OneCycleLR(): anneal_strategy must by one of 'cos' or 'linear', "
                                "instead got {}",
-                               quoted(anneal)));
+                               printable(anneal)));
       sc.anneal_cos = anneal == "cos";
       args.getBool("cycle_momentum", sc.cycle_momentum);
       args.getFloat("base_momentum", sc.base_momentum);
@@ -1214,7 +1214,7 @@ private:
       std::string mode = "min", tmode = "rel";
       if (args.getString("mode", mode) && mode != "min" && mode != "max")
         args.error(args.get("mode")->loc,
-                   fmt::format("ReduceLROnPlateau(): mode {} is unknown!", quoted(mode)));
+                   fmt::format("ReduceLROnPlateau(): mode {} is unknown!", printable(mode)));
       sc.mode_max = mode == "max";
       if (args.getFloat("factor", sc.factor) && args.get("factor") && sc.factor >= 1.0)
         args.error(args.get("factor")->loc, "ReduceLROnPlateau(): Factor should be < 1.0.");
@@ -1223,7 +1223,7 @@ private:
       args.getFloat("threshold", sc.threshold);
       if (args.getString("threshold_mode", tmode) && tmode != "rel" && tmode != "abs")
         args.error(args.get("threshold_mode")->loc,
-                   fmt::format("ReduceLROnPlateau(): threshold mode {} is unknown!", quoted(tmode)));
+                   fmt::format("ReduceLROnPlateau(): threshold mode {} is unknown!", printable(tmode)));
       sc.threshold_abs = tmode == "abs";
       if (args.getInt("cooldown", sc.cooldown) && args.get("cooldown") && sc.cooldown < 0)
         args.rangeError("cooldown", ">= 0");

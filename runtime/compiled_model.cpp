@@ -1,6 +1,7 @@
 // The one compile pipeline (see compiled_model.h).
 #include "runtime/compiled_model.h"
 
+#include "compiler/ir/op_defs.h"
 #include "compiler/passes/train_graph.h"
 
 #include <fmt/format.h>
@@ -15,6 +16,14 @@ CompiledModel compileModel(const ModelSpec& spec, const CompileOptions& opts) {
   lo.train = true;
   lo.eval = opts.eval;
   LoweredModel lowered = lowerModel(spec, lo);
+  // Ops with no JIT kernel yet (convolution, pooling) stop here, before any
+  // data is read, with the layer's location and the engine that runs them.
+  for (const auto& op : lowered.train->ops())
+    if (hasTrait(op->kind, optrait::InterpOnly))
+      throw std::runtime_error(fmt::format(
+          "{}:{}:{}: {} is not compiled by the JIT engine yet (convolution and pooling run in the "
+          "interpreter only); use --engine interp",
+          spec.path, op->loc.line, op->loc.col, opName(op->kind)));
   CompiledModel m;
   m.train = std::move(lowered.train);
   m.eval = std::move(lowered.eval);

@@ -952,9 +952,10 @@ private:
     return layer;
   }
 
-  // "(5, 5)" or "5" as PyTorch prints a pair it was given.
-  static std::string pairText(const std::array<int64_t, 2>& p) {
-    return fmt::format("({}, {})", p[0], p[1]);
+  // "(5, 3)" as PyTorch's Conv2d prints its pairs; with `square`, "5" for
+  // (5, 5), as the pooling layers print an int they were given.
+  static std::string pairText(const std::array<int64_t, 2>& p, bool square = false) {
+    return square && p[0] == p[1] ? std::to_string(p[0]) : fmt::format("({}, {})", p[0], p[1]);
   }
 
   // The [C, H, W] per sample a Conv2d or pooling layer needs; false (after
@@ -1114,7 +1115,7 @@ private:
         args.rangeError("output_size", "positive");
         return false;
       }
-      layer.repr = fmt::format("AdaptiveAvgPool2d(output_size={})", pairText(layer.kernel));
+      layer.repr = fmt::format("AdaptiveAvgPool2d(output_size={})", pairText(layer.kernel, true));
       if (shape_.empty() || !needImage(e, args, layer.repr)) return false;
       shape_ = {shape_[0], layer.kernel[0], layer.kernel[1]};
       features = product(shape_);
@@ -1141,7 +1142,7 @@ private:
       if (v[0] < 1 || v[1] < 1 || v[0] > kMaxFeatures || v[1] > kMaxFeatures) {
         args.error(args.get(arg)->loc,
                    fmt::format("{}(): {} must be greater than zero, but got {}", name, arg,
-                               pairText(v)));
+                               pairText(v, true)));
         return false;
       }
     }
@@ -1166,11 +1167,13 @@ private:
     if (k == LayerKind::MaxPool2d)
       layer.repr = fmt::format("MaxPool2d(kernel_size={}, stride={}, padding={}, dilation={}, "
                                "ceil_mode={})",
-                               pairText(layer.kernel), pairText(layer.stride), pairText(pad),
-                               pairText(layer.dilation), layer.ceil_mode ? "True" : "False");
+                               pairText(layer.kernel, true), pairText(layer.stride, true),
+                               pairText(pad, true), pairText(layer.dilation, true),
+                               layer.ceil_mode ? "True" : "False");
     else
       layer.repr = fmt::format("AvgPool2d(kernel_size={}, stride={}, padding={}{}{})",
-                               pairText(layer.kernel), pairText(layer.stride), pairText(pad),
+                               pairText(layer.kernel, true), pairText(layer.stride, true),
+                               pairText(pad, true),
                                layer.ceil_mode ? ", ceil_mode=True" : "",
                                layer.count_include_pad ? "" : ", count_include_pad=False");
     if (shape_.empty() || !needImage(e, args, layer.repr)) return false;

@@ -16,11 +16,16 @@ const char* layerName(LayerKind k) {
   case LayerKind::Softmax: return "Softmax";
   case LayerKind::LogSoftmax: return "LogSoftmax";
   case LayerKind::Dropout: return "Dropout";
-  case LayerKind::Flatten: return "Flatten";
-  case LayerKind::Conv2d: return "Conv2d";
-  case LayerKind::MaxPool2d: return "MaxPool2d";
-  case LayerKind::AvgPool2d: return "AvgPool2d";
-  case LayerKind::AdaptiveAvgPool2d: return "AdaptiveAvgPool2d";
+  case LayerKind::Flatten:
+    return "Flatten";
+  case LayerKind::Conv2d:
+    return "Conv2d";
+  case LayerKind::MaxPool2d:
+    return "MaxPool2d";
+  case LayerKind::AvgPool2d:
+    return "AvgPool2d";
+  case LayerKind::AdaptiveAvgPool2d:
+    return "AdaptiveAvgPool2d";
   case LayerKind::Activation: return "Activation";
   }
   return "?";
@@ -76,7 +81,8 @@ int64_t ModelSpec::outputSize() const {
     if (l.kind == LayerKind::Linear) n = l.out_features;
     else if (!l.out_shape.empty()) {
       n = 1;
-      for (int64_t d : l.out_shape) n *= d;
+      for (int64_t d : l.out_shape)
+        n *= d;
     }
   }
   return n;

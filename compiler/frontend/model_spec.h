@@ -79,8 +79,8 @@ struct Layer {
   /// Zero padding: top, bottom, left, right (Conv2d's padding="same" with an
   /// even dilated kernel pads one more at the bottom/right, as PyTorch does).
   std::array<int64_t, 4> padding{0, 0, 0, 0};
-  bool ceil_mode = false;         ///< MaxPool2d, AvgPool2d
-  bool count_include_pad = true;  ///< AvgPool2d
+  bool ceil_mode = false;        ///< MaxPool2d, AvgPool2d
+  bool count_include_pad = true; ///< AvgPool2d
   /// The layer's output shape per sample (without the batch), e.g. {784}
   /// after Flatten() on f32[1, 28, 28].
   std::vector<int64_t> out_shape{};
@@ -88,7 +88,7 @@ struct Layer {
   std::string op{};            ///< Activation: the graph IR op it becomes ("gelu")
   /// Activation: the op's attributes, every argument with its default filled in.
   std::vector<std::pair<std::string, std::variant<double, std::string>>> attrs{};
-  std::string repr{};          ///< Activation, Conv2d, pooling: as printed, e.g. "GELU(approximate='tanh')"
+  std::string repr{}; ///< Activation, Conv2d, pooling: as printed, e.g. "GELU(approximate='tanh')"
 };
 
 struct LossSpec {

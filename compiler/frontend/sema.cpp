@@ -143,11 +143,11 @@ const std::vector<ActivationLayer> kActivations = {
 
 constexpr size_t kFixedLayers = 13; // LayerKind::Linear .. LayerKind::AdaptiveAvgPool2d
 const std::vector<std::string> kLayerNames = [] {
-  std::vector<std::string> v = {"Linear",    "ReLU",       "Sigmoid",   "Tanh",
-                                "LeakyReLU", "Softmax",    "LogSoftmax", "Dropout",
-                                "Flatten",   "Conv2d",     "MaxPool2d", "AvgPool2d",
-                                "AdaptiveAvgPool2d"};
-  for (const ActivationLayer& a : kActivations) v.push_back(a.name);
+  std::vector<std::string> v = {
+      "Linear",  "ReLU",    "Sigmoid", "Tanh",      "LeakyReLU", "Softmax",          "LogSoftmax",
+      "Dropout", "Flatten", "Conv2d",  "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"};
+  for (const ActivationLayer& a : kActivations)
+    v.push_back(a.name);
   return v;
 }();
 
@@ -164,8 +164,10 @@ const char* typeDescription(PType t) {
   case PType::Init:
     return "a torch.nn.init function like kaiming_uniform(nonlinearity=\"relu\")";
   case PType::IntList: return "a list of integers like [30, 80]";
-  case PType::IntPair: return "an integer or a pair of integers like (3, 3)";
-  case PType::Padding: return "an integer, a pair of integers like (1, 1), or 'same' or 'valid'";
+  case PType::IntPair:
+    return "an integer or a pair of integers like (3, 3)";
+  case PType::Padding:
+    return "an integer, a pair of integers like (1, 1), or 'same' or 'valid'";
   }
   return "";
 }
@@ -341,7 +343,8 @@ public:
       out = {e->int_value, e->int_value};
       return true;
     }
-    if (e->kind != ast::ExprKind::Tuple || e->elements.size() != 2) return typeError(name, *e, type);
+    if (e->kind != ast::ExprKind::Tuple || e->elements.size() != 2)
+      return typeError(name, *e, type);
     for (const ast::Expr& el : e->elements) {
       if (el.kind == ast::ExprKind::Error) return false;
       if (el.kind != ast::ExprKind::Int) return typeError(name, el, type);
@@ -671,13 +674,14 @@ private:
       if (layer->kind == LayerKind::Linear || layer->kind == LayerKind::Conv2d) {
         sawLinear = true;
         // Each term is below 2^49 and the sum stops at the limit: no overflow.
-        parameters += layer->kind == LayerKind::Linear
-                          ? layer->in_features * layer->out_features + layer->out_features
-                          : int64_t(std::min(double(layer->out_channels) *
-                                                 double(layer->in_channels / layer->groups) *
-                                                 double(layer->kernel[0]) * double(layer->kernel[1]),
-                                             double(kMaxParameters) + 1)) +
-                                layer->out_channels;
+        parameters +=
+            layer->kind == LayerKind::Linear
+                ? layer->in_features * layer->out_features + layer->out_features
+                : int64_t(std::min(double(layer->out_channels) *
+                                       double(layer->in_channels / layer->groups) *
+                                       double(layer->kernel[0]) * double(layer->kernel[1]),
+                                   double(kMaxParameters) + 1)) +
+                      layer->out_channels;
         if (parameters > kMaxParameters) {
           error(layer->loc,
                 fmt::format("the model has more than {} parameters with this layer",
@@ -808,20 +812,24 @@ private:
     static const std::vector<Param> dropout = {{"p", PType::Float}, {"inplace", PType::Bool}};
     static const std::vector<Param> flatten = {{"start_dim", PType::Int}, {"end_dim", PType::Int}};
     // torch.nn.Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d: PyTorch's order.
-    static const std::vector<Param> conv = {
-        {"in_channels", PType::Int, true}, {"out_channels", PType::Int, true},
-        {"kernel_size", PType::IntPair, true}, {"stride", PType::IntPair},
-        {"padding", PType::Padding},           {"dilation", PType::IntPair},
-        {"groups", PType::Int},                {"bias", PType::Bool},
-        {"padding_mode", PType::String}};
+    static const std::vector<Param> conv = {{"in_channels", PType::Int, true},
+                                            {"out_channels", PType::Int, true},
+                                            {"kernel_size", PType::IntPair, true},
+                                            {"stride", PType::IntPair},
+                                            {"padding", PType::Padding},
+                                            {"dilation", PType::IntPair},
+                                            {"groups", PType::Int},
+                                            {"bias", PType::Bool},
+                                            {"padding_mode", PType::String}};
     static const std::vector<Param> maxpool = {
         {"kernel_size", PType::IntPair, true}, {"stride", PType::IntPair},
         {"padding", PType::IntPair},           {"dilation", PType::IntPair},
         {"return_indices", PType::Bool},       {"ceil_mode", PType::Bool}};
-    static const std::vector<Param> avgpool = {
-        {"kernel_size", PType::IntPair, true}, {"stride", PType::IntPair},
-        {"padding", PType::IntPair},           {"ceil_mode", PType::Bool},
-        {"count_include_pad", PType::Bool}};
+    static const std::vector<Param> avgpool = {{"kernel_size", PType::IntPair, true},
+                                               {"stride", PType::IntPair},
+                                               {"padding", PType::IntPair},
+                                               {"ceil_mode", PType::Bool},
+                                               {"count_include_pad", PType::Bool}};
     static const std::vector<Param> adaptive = {{"output_size", PType::IntPair, true}};
     const std::vector<Param>* params = &none;
     switch (layer.kind) {
@@ -834,10 +842,18 @@ private:
     case LayerKind::LogSoftmax: params = &softmax; break;
     case LayerKind::Dropout: params = &dropout; break;
     case LayerKind::Flatten: params = &flatten; break;
-    case LayerKind::Conv2d: params = &conv; break;
-    case LayerKind::MaxPool2d: params = &maxpool; break;
-    case LayerKind::AvgPool2d: params = &avgpool; break;
-    case LayerKind::AdaptiveAvgPool2d: params = &adaptive; break;
+    case LayerKind::Conv2d:
+      params = &conv;
+      break;
+    case LayerKind::MaxPool2d:
+      params = &maxpool;
+      break;
+    case LayerKind::AvgPool2d:
+      params = &avgpool;
+      break;
+    case LayerKind::AdaptiveAvgPool2d:
+      params = &adaptive;
+      break;
     case LayerKind::Activation: break; // checkActivation
     }
     BoundArgs args(e, *params, diags_);
@@ -944,7 +960,8 @@ private:
     case LayerKind::MaxPool2d:
     case LayerKind::AvgPool2d:
     case LayerKind::AdaptiveAvgPool2d:
-    case LayerKind::Activation: break; // checkConv, checkPool, checkActivation
+    case LayerKind::Activation:
+      break; // checkConv, checkPool, checkActivation
     }
     if ((layer.kind == LayerKind::Softmax || layer.kind == LayerKind::LogSoftmax) && args.ok())
       checkShape(e, layer, args, features);
@@ -962,14 +979,14 @@ private:
   // reporting) when the input is not 3-D. `self` is the layer as written.
   bool needImage(const ast::Expr& e, BoundArgs& args, const std::string& self) {
     if (shape_.size() == 3) return true;
-    args.error(e.loc,
-               fmt::format("{} needs a [N, C, H, W] input but its input is {}", self,
-                           batched(shape_)),
-               shape_.size() == 1 && spec_.layers.empty()
-                   ? fmt::format("declare the input with its channels, height and width, like "
-                                 "f32[1, 28, 28] ({} elements)",
-                                 shape_[0])
-                   : "convolution and pooling take images: [channels, height, width] per sample");
+    args.error(
+        e.loc,
+        fmt::format("{} needs a [N, C, H, W] input but its input is {}", self, batched(shape_)),
+        shape_.size() == 1 && spec_.layers.empty()
+            ? fmt::format("declare the input with its channels, height and width, like "
+                          "f32[1, 28, 28] ({} elements)",
+                          shape_[0])
+            : "convolution and pooling take images: [channels, height, width] per sample");
     return false;
   }
 
@@ -985,8 +1002,10 @@ private:
     std::string mode = "zeros", padText;
     std::array<int64_t, 2> pad{0, 0};
     const ast::Expr* padArg = args.get("padding");
-    if (padArg && padArg->kind == ast::ExprKind::String) padText = padArg->text;
-    else ok = args.getIntPair("padding", pad, PType::Padding) && ok;
+    if (padArg && padArg->kind == ast::ExprKind::String)
+      padText = padArg->text;
+    else
+      ok = args.getIntPair("padding", pad, PType::Padding) && ok;
     ok = args.getString("padding_mode", mode) && ok;
     if (!ok) return false;
     const std::string self = fmt::format("Conv2d({}, {}, kernel_size={})", layer.in_channels,
@@ -1044,8 +1063,7 @@ private:
     if (mode != "zeros") {
       const ast::Expr* at = args.get("padding_mode");
       if (mode == "reflect" || mode == "replicate" || mode == "circular")
-        args.error(at->loc,
-                   fmt::format("Conv2d(): padding_mode='{}' is not supported yet", mode),
+        args.error(at->loc, fmt::format("Conv2d(): padding_mode='{}' is not supported yet", mode),
                    "descent pads with zeros: use padding_mode='zeros' (the default)");
       else
         args.error(at->loc,
@@ -1065,8 +1083,10 @@ private:
     // PyTorch's repr: non-default arguments only.
     std::string r = fmt::format("Conv2d({}, {}, kernel_size={}, stride={}", layer.in_channels,
                                 layer.out_channels, pairText(layer.kernel), pairText(layer.stride));
-    if (!padText.empty()) r += fmt::format(", padding={}", padText);
-    else if (pad[0] || pad[1]) r += fmt::format(", padding={}", pairText(pad));
+    if (!padText.empty())
+      r += fmt::format(", padding={}", padText);
+    else if (pad[0] || pad[1])
+      r += fmt::format(", padding={}", pairText(pad));
     if (layer.dilation != std::array<int64_t, 2>{1, 1})
       r += fmt::format(", dilation={}", pairText(layer.dilation));
     if (layer.groups != 1) r += fmt::format(", groups={}", layer.groups);
@@ -1140,9 +1160,8 @@ private:
                       : std::string(arg) == "stride"    ? layer.stride
                                                         : layer.dilation;
       if (v[0] < 1 || v[1] < 1 || v[0] > kMaxFeatures || v[1] > kMaxFeatures) {
-        args.error(args.get(arg)->loc,
-                   fmt::format("{}(): {} must be greater than zero, but got {}", name, arg,
-                               pairText(v, true)));
+        args.error(args.get(arg)->loc, fmt::format("{}(): {} must be greater than zero, but got {}",
+                                                   name, arg, pairText(v, true)));
         return false;
       }
     }
@@ -1173,8 +1192,7 @@ private:
     else
       layer.repr = fmt::format("AvgPool2d(kernel_size={}, stride={}, padding={}{}{})",
                                pairText(layer.kernel, true), pairText(layer.stride, true),
-                               pairText(pad, true),
-                               layer.ceil_mode ? ", ceil_mode=True" : "",
+                               pairText(pad, true), layer.ceil_mode ? ", ceil_mode=True" : "",
                                layer.count_include_pad ? "" : ", count_include_pad=False");
     if (shape_.empty() || !needImage(e, args, layer.repr)) return false;
     int64_t out[2];

@@ -43,7 +43,8 @@ int64_t layerParams(const Layer& l) {
 
 int64_t product(const std::vector<int64_t>& v) {
   int64_t n = 1;
-  for (int64_t d : v) n *= d;
+  for (int64_t d : v)
+    n *= d;
   return n;
 }
 
@@ -108,7 +109,8 @@ std::string layerRepr(const Layer& l) {
   case LayerKind::Conv2d:
   case LayerKind::MaxPool2d:
   case LayerKind::AvgPool2d:
-  case LayerKind::AdaptiveAvgPool2d: return l.repr;
+  case LayerKind::AdaptiveAvgPool2d:
+    return l.repr;
   default: return fmt::format("{}()", layerName(l.kind));
   }
 }
@@ -135,9 +137,8 @@ FlopCounts countFlops(const ModelSpec& spec) {
                l.kind == LayerKind::AdaptiveAvgPool2d) {
       // One comparison or addition per window element (approximately).
       const int64_t outs = product(l.out_shape);
-      const int64_t per = l.kind == LayerKind::AdaptiveAvgPool2d
-                              ? (width + outs - 1) / outs
-                              : l.kernel[0] * l.kernel[1];
+      const int64_t per = l.kind == LayerKind::AdaptiveAvgPool2d ? (width + outs - 1) / outs
+                                                                 : l.kernel[0] * l.kernel[1];
       f.forward += outs * per;
       if (seenLinear) backward += outs * per;
       width = outs;
@@ -200,7 +201,8 @@ std::string renderSummary(const ModelSpec& spec) {
   int64_t activations = B * spec.input_size; // elements kept for the backward pass
   for (const Layer& l : spec.layers) {
     if (l.kind == LayerKind::Linear) width = l.out_features;
-    else if (!l.out_shape.empty()) width = product(l.out_shape);
+    else if (!l.out_shape.empty())
+      width = product(l.out_shape);
     if (l.kind != LayerKind::Flatten) activations += B * width; // Flatten stores nothing
     std::vector<int64_t> shape = l.out_shape.empty() ? std::vector<int64_t>{width} : l.out_shape;
     out += fmt::format("{:<5} {:<34} {:<18} {:>12}\n", l.index, layerRepr(l),

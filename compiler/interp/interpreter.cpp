@@ -236,16 +236,26 @@ private:
       // so the result is a copy of operand 0 whatever the two shapes are.
       out = get(o[0]);
       return;
-    case OpKind::Conv2d: return conv2d(op, out);
-    case OpKind::Conv2dInputGrad: return conv2dInputGrad(op, out);
-    case OpKind::Conv2dWeightGrad: return conv2dWeightGrad(op, out);
-    case OpKind::ChannelSum: return channelSum(op, out);
-    case OpKind::MaxPool2d: return maxPool2d(op, out, nullptr);
-    case OpKind::MaxPool2dGrad: return maxPool2d(op, out, &get(o[0]));
-    case OpKind::AvgPool2d: return avgPool2d(op, out, nullptr);
-    case OpKind::AvgPool2dGrad: return avgPool2d(op, out, &get(o[0]));
-    case OpKind::AdaptiveAvgPool2d: return adaptiveAvgPool2d(op, out, nullptr);
-    case OpKind::AdaptiveAvgPool2dGrad: return adaptiveAvgPool2d(op, out, &get(o[0]));
+    case OpKind::Conv2d:
+      return conv2d(op, out);
+    case OpKind::Conv2dInputGrad:
+      return conv2dInputGrad(op, out);
+    case OpKind::Conv2dWeightGrad:
+      return conv2dWeightGrad(op, out);
+    case OpKind::ChannelSum:
+      return channelSum(op, out);
+    case OpKind::MaxPool2d:
+      return maxPool2d(op, out, nullptr);
+    case OpKind::MaxPool2dGrad:
+      return maxPool2d(op, out, &get(o[0]));
+    case OpKind::AvgPool2d:
+      return avgPool2d(op, out, nullptr);
+    case OpKind::AvgPool2dGrad:
+      return avgPool2d(op, out, &get(o[0]));
+    case OpKind::AdaptiveAvgPool2d:
+      return adaptiveAvgPool2d(op, out, nullptr);
+    case OpKind::AdaptiveAvgPool2dGrad:
+      return adaptiveAvgPool2d(op, out, &get(o[0]));
     case OpKind::SgdUpdate: return sgd(op);
     case OpKind::AdamUpdate: return adam(op);
     default: break;
@@ -338,9 +348,9 @@ private:
   void conv2dWeightGrad(const Op& op, Buf<T>& out) {
     const Value *xv = op.operands[0], *dyv = op.operands[1];
     const Buf<T>&x = get(xv), &dy = get(dyv);
-    const ConvDims d = convDims(
-        convWindow(op.attrs, op.attrs.getInt("kernel_h"), op.attrs.getInt("kernel_w")),
-        xv->type.shape, dyv->type.shape);
+    const ConvDims d =
+        convDims(convWindow(op.attrs, op.attrs.getInt("kernel_h"), op.attrs.getInt("kernel_w")),
+                 xv->type.shape, dyv->type.shape);
     for (int64_t o = 0; o < d.O; ++o) {
       const int64_t c0 = (o / d.og) * d.cg;
       for (int64_t c = 0; c < d.cg; ++c)
@@ -370,7 +380,8 @@ private:
     for (int64_t c = 0; c < C; ++c) {
       T acc = T(0);
       for (int64_t n = 0; n < B; ++n)
-        for (int64_t k = 0; k < S; ++k) acc += x[size_t((n * C + c) * S + k)];
+        for (int64_t k = 0; k < S; ++k)
+          acc += x[size_t((n * C + c) * S + k)];
       out[size_t(c)] = acc;
     }
   }
@@ -399,8 +410,10 @@ private:
               }
             });
             const size_t yk = size_t(((n * d.C + c) * d.Ho + oy) * d.Wo + ox);
-            if (dy) out[best] += (*dy)[yk];
-            else out[yk] = mx;
+            if (dy)
+              out[best] += (*dy)[yk];
+            else
+              out[yk] = mx;
           }
   }
 
@@ -418,7 +431,8 @@ private:
         for (int64_t oy = 0; oy < d.Ho; ++oy)
           for (int64_t ox = 0; ox < d.Wo; ++ox) {
             int64_t h0 = oy * d.w.sh - d.w.pt, w0 = ox * d.w.sw - d.w.pl;
-            int64_t h1 = std::min(h0 + d.w.kh, d.H + d.w.pb), w1 = std::min(w0 + d.w.kw, d.W + d.w.pr);
+            int64_t h1 = std::min(h0 + d.w.kh, d.H + d.w.pb),
+                    w1 = std::min(w0 + d.w.kw, d.W + d.w.pr);
             const int64_t pool = (h1 - h0) * (w1 - w0);
             h0 = std::max<int64_t>(h0, 0);
             w0 = std::max<int64_t>(w0, 0);
@@ -430,8 +444,10 @@ private:
             T sum = T(0);
             for (int64_t iy = h0; iy < h1; ++iy)
               for (int64_t ix = w0; ix < w1; ++ix) {
-                if (dy) out[d.xi(n, c, iy, ix)] += (*dy)[yk] / div;
-                else sum += x[d.xi(n, c, iy, ix)];
+                if (dy)
+                  out[d.xi(n, c, iy, ix)] += (*dy)[yk] / div;
+                else
+                  sum += x[d.xi(n, c, iy, ix)];
               }
             if (!dy) out[yk] = sum / div;
           }
@@ -456,8 +472,10 @@ private:
           for (int64_t iy = h0; iy < h1; ++iy)
             for (int64_t ix = w0; ix < w1; ++ix) {
               const size_t k = size_t((nc * H + iy) * W + ix);
-              if (dy) out[k] += (*dy)[yk] / div;
-              else sum += x[k];
+              if (dy)
+                out[k] += (*dy)[yk] / div;
+              else
+                sum += x[k];
             }
           if (!dy) out[yk] = sum / div;
         }

@@ -39,15 +39,15 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
     if (l.kind == LayerKind::Conv2d) {
       // nn.Conv2d's weight [out, in/groups, kH, kW], kept in PyTorch's layout;
       // fan-in in/groups·kH·kW for both weight and bias (PyTorch's default init).
-      ParamDesc wd = identityDesc(
-          {l.out_channels, l.in_channels / l.groups, l.kernel[0], l.kernel[1]});
+      ParamDesc wd =
+          identityDesc({l.out_channels, l.in_channels / l.groups, l.kernel[0], l.kernel[1]});
       wd.fan_in = torchFanIn(wd.torch_shape);
       wb[i].first = g->addParam(fmt::format("w{}", l.index), f32(wd.irShape()),
                                 fmt::format("{}.weight", l.index), wd);
       if (l.bias)
-        wb[i].second = g->addParam(fmt::format("b{}", l.index), f32({l.out_channels}),
-                                   fmt::format("{}.bias", l.index),
-                                   identityDesc({l.out_channels}, wd.fan_in));
+        wb[i].second =
+            g->addParam(fmt::format("b{}", l.index), f32({l.out_channels}),
+                        fmt::format("{}.bias", l.index), identityDesc({l.out_channels}, wd.fan_in));
       continue;
     }
     if (l.kind != LayerKind::Linear) continue;

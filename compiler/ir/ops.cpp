@@ -214,8 +214,7 @@ std::string inferConv2dWeightGrad(const Op& op, TensorType& out) {
   TRY(expectF32(dy, "conv2d_weight_grad dy"));
   TRY(needRank(dy, 4, "conv2d_weight_grad dy"));
   TRY(needRank(x, 4, "conv2d_weight_grad input"));
-  const Window2d w =
-      convWindow(op.attrs, op.attrs.getInt("kernel_h"), op.attrs.getInt("kernel_w"));
+  const Window2d w = convWindow(op.attrs, op.attrs.getInt("kernel_h"), op.attrs.getInt("kernel_w"));
   if (w.groups < 1 || x->type.shape[1] % w.groups != 0)
     return fmt::format("conv2d_weight_grad: input channels of {} are not divisible by groups={}",
                        x->type.str(), w.groups);
@@ -232,8 +231,8 @@ std::string inferConv2dWeightGrad(const Op& op, TensorType& out) {
 std::string inferChannelSum(const Op& op, TensorType& out) {
   TRY(expectF32(op.operands[0], "channel_sum operand"));
   if (op.operands[0]->type.rank() < 2)
-    return fmt::format("channel_sum operand %{} must have rank >= 2, got {}",
-                       op.operands[0]->name, op.operands[0]->type.str());
+    return fmt::format("channel_sum operand %{} must have rank >= 2, got {}", op.operands[0]->name,
+                       op.operands[0]->type.str());
   out = f32({op.operands[0]->type.shape[1]});
   return {};
 }
@@ -290,8 +289,8 @@ std::string inferPoolGrad(const Op& op, TensorType& out) {
     TRY(poolOutput(op, x, y));
   }
   if (dy->type.shape != y)
-    return fmt::format("{}: dy %{} is {} but pooling %{} gives f32[{}]", opName(op.kind),
-                       dy->name, dy->type.str(), x->name, fmt::join(y, ","));
+    return fmt::format("{}: dy %{} is {} but pooling %{} gives f32[{}]", opName(op.kind), dy->name,
+                       dy->type.str(), x->name, fmt::join(y, ","));
   out = x->type;
   return {};
 }

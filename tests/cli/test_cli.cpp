@@ -753,7 +753,7 @@ TEST_CASE("N-D inputs: check shows the shapes, a mismatching input names both sh
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
 }
 
-TEST_CASE("LeNet-5: check shows the shapes and PyTorch's parameter count; the JIT refuses it "
+TEST_CASE("LeNet-5: check shows the shapes and PyTorch's parameter count, the JIT refuses it "
           "in one line, interp trains and gradchecks it",
           "[cli][cnn]") {
   RunResult c = runDescent("check models/lenet5.nn");
@@ -762,7 +762,8 @@ TEST_CASE("LeNet-5: check shows the shapes and PyTorch's parameter count; the JI
   CHECK(c.out.find("Conv2d(6, 16, kernel_size=(5, 5), stride=(1, 1))") != std::string::npos);
   CHECK(c.out.find("MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False) "
                    "[64, 16, 5, 5]") != std::string::npos);
-  CHECK(c.out.find("Total params:              61,706") != std::string::npos); // torchvision's count
+  CHECK(c.out.find("Total params:              61,706") !=
+        std::string::npos); // torchvision's count
   ScratchDir tmp;
   writeSmallIdx(tmp.path.string(), 16);
   RunResult j = runDescent(fmt::format("train models/lenet5.nn --data {}", tmp.path.string()));
@@ -770,9 +771,10 @@ TEST_CASE("LeNet-5: check shows the shapes and PyTorch's parameter count; the JI
   CHECK(j.err == "error: models/lenet5.nn:11:5: conv2d is not compiled by the JIT engine yet "
                  "(convolution and pooling run in the interpreter only); use --engine interp\n");
   // One epoch of 16 images at batch 8 in the interpreter, saved with PyTorch's names.
-  RunResult t = runDescent(fmt::format("train models/lenet5.nn --data {} --engine interp --epochs 1 "
-                                       "--batch 8 --save {}",
-                                       tmp.path.string(), tmp / "l.safetensors"));
+  RunResult t =
+      runDescent(fmt::format("train models/lenet5.nn --data {} --engine interp --epochs 1 "
+                             "--batch 8 --save {}",
+                             tmp.path.string(), tmp / "l.safetensors"));
   INFO(t.err);
   CHECK(t.code == 0);
   SafeTensors st = readSafetensors(tmp / "l.safetensors");

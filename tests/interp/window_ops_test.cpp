@@ -64,6 +64,15 @@ TEST_CASE("pooling windows at the borders: ceil_mode, padding, count_include_pad
   // (divisor 2) unless count_include_pad=false (divisor 1).
   CHECK(out["a"] == std::vector<double>{0.5, 2.5, 4.5});
   CHECK(out["e"] == std::vector<double>{1, 2.5, 4.5});
+
+  // Width 4, kernel 3, stride 2, padding 1, ceil_mode: the last window
+  // [3, 6) reaches past the padding; its divisor counts the input element and
+  // the padding element only (2), as PyTorch's avg_pool2d: [1, 3, 2].
+  auto g2 = parse(R"(graph @t(%x: f32[1,1,1,4]) {
+  %0 = avg_pool2d %x {ceil_mode=true, kernel_h=1, kernel_w=3, padding_w=1, stride_h=1, stride_w=2} : f32[1,1,1,3]
+  return a=%0
+})");
+  CHECK(run(*g2, {{"x", {1, 2, 3, 4}}})["a"] == std::vector<double>{1, 3, 2});
 }
 
 TEST_CASE("conv2d with groups, stride and asymmetric padding by hand", "[interp][conv]") {

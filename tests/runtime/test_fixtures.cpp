@@ -10,8 +10,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
 
@@ -104,7 +104,8 @@ std::vector<double> windowLayer(const Layer& l, const std::vector<int64_t>& in,
                              isMax ? -std::numeric_limits<double>::infinity() : 0.0);
   for (int64_t c = 0; c < C; ++c)
     for (int64_t i = 0; i < H; ++i)
-      for (int64_t j = 0; j < W; ++j) padded[size_t((c * Hp + i + pt) * Wp + j + pl)] = x[size_t((c * H + i) * W + j)];
+      for (int64_t j = 0; j < W; ++j)
+        padded[size_t((c * Hp + i + pt) * Wp + j + pl)] = x[size_t((c * H + i) * W + j)];
   auto at = [&](int64_t c, int64_t i, int64_t j) { return padded[size_t((c * Hp + i) * Wp + j)]; };
   std::vector<double> y(size_t(O * Ho * Wo));
   const std::string p = std::to_string(l.index);
@@ -150,7 +151,8 @@ std::vector<double> windowLayer(const Layer& l, const std::vector<int64_t>& in,
           const int64_t r0 = i * H / Ho, r1 = ((i + 1) * H + Ho - 1) / Ho;
           const int64_t q0 = j * W / Wo, q1 = ((j + 1) * W + Wo - 1) / Wo;
           for (int64_t r = r0; r < r1; ++r)
-            for (int64_t q = q0; q < q1; ++q) acc += at(o, r, q);
+            for (int64_t q = q0; q < q1; ++q)
+              acc += at(o, r, q);
           acc /= double((r1 - r0) * (q1 - q0));
         }
         y[size_t((o * Ho + i) * Wo + j)] = acc;
@@ -170,7 +172,8 @@ Matrix forward(const std::vector<RefLayer>& layers, const ModelSpec& spec, const
     const std::vector<int64_t> in = shape;
     shape = spec.layers[i].out_shape;
     if (l.kind == "Conv2d" || l.kind.find("Pool2d") != std::string::npos) {
-      for (auto& row : x) row = windowLayer(spec.layers[i], in, row, st, path);
+      for (auto& row : x)
+        row = windowLayer(spec.layers[i], in, row, st, path);
       continue;
     }
     if (l.kind == "Linear") {

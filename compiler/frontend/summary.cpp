@@ -186,16 +186,22 @@ std::string humanBytes(int64_t bytes) {
 
 std::string renderSummary(const ModelSpec& spec) {
   const int64_t B = spec.batch;
-  std::string rule(72, '=');
-  std::string thin(72, '-');
+  // The layer column grows to the longest layer (a Conv2d's repr is long),
+  // so the shapes and counts stay aligned; 34 otherwise.
+  size_t lw = 34;
+  for (const Layer& l : spec.layers)
+    lw = std::max(lw, layerRepr(l).size());
+  std::string rule(72 + lw - 34, '=');
+  std::string thin(72 + lw - 34, '-');
   std::string out;
   out += fmt::format("Model: {} ({})\n", spec.name, spec.path);
   out += rule + "\n";
-  out += fmt::format("{:<5} {:<34} {:<18} {:>12}\n", "#", "Layer (type)", "Output Shape", "Param #");
+  out += fmt::format("{:<5} {:<{}} {:<18} {:>12}\n", "#", "Layer (type)", lw, "Output Shape",
+                     "Param #");
   out += rule + "\n";
   out += fmt::format(
-      "{:<5} {:<34} {:<18} {:>12}\n", "-",
-      fmt::format("Input {}: f32{}", spec.input_name, ModelSpec::shapeText(spec.inputShape())),
+      "{:<5} {:<{}} {:<18} {:>12}\n", "-",
+      fmt::format("Input {}: f32{}", spec.input_name, ModelSpec::shapeText(spec.inputShape())), lw,
       ModelSpec::shapeText(spec.inputShape(), B), 0);
   int64_t width = spec.input_size;
   int64_t activations = B * spec.input_size; // elements kept for the backward pass
@@ -205,7 +211,7 @@ std::string renderSummary(const ModelSpec& spec) {
       width = product(l.out_shape);
     if (l.kind != LayerKind::Flatten) activations += B * width; // Flatten stores nothing
     std::vector<int64_t> shape = l.out_shape.empty() ? std::vector<int64_t>{width} : l.out_shape;
-    out += fmt::format("{:<5} {:<34} {:<18} {:>12}\n", l.index, layerRepr(l),
+    out += fmt::format("{:<5} {:<{}} {:<18} {:>12}\n", l.index, layerRepr(l), lw,
                        ModelSpec::shapeText(shape, B), grouped(layerParams(l)));
   }
   out += rule + "\n";

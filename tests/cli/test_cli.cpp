@@ -760,8 +760,13 @@ TEST_CASE("LeNet-5: check shows the shapes and PyTorch's parameter count, the JI
   INFO(c.err);
   REQUIRE(c.code == 0);
   CHECK(c.out.find("Conv2d(6, 16, kernel_size=(5, 5), stride=(1, 1))") != std::string::npos);
-  CHECK(c.out.find("MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False) "
-                   "[64, 16, 5, 5]") != std::string::npos);
+  // The layer column widens to the longest layer: shapes stay aligned.
+  const auto pool = c.out.find("\n5     MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, "
+                               "ceil_mode=False) [64, 16, 5, 5]");
+  const auto conv = c.out.find("\n3     Conv2d(6, 16, kernel_size=(5, 5), stride=(1, 1))");
+  REQUIRE(pool != std::string::npos);
+  REQUIRE(conv != std::string::npos);
+  CHECK(c.out.find("[64, 16, 10, 10]", conv) - conv == c.out.find("[64, 16, 5, 5]", pool) - pool);
   CHECK(c.out.find("Total params:              61,706") !=
         std::string::npos); // torchvision's count
   ScratchDir tmp;

@@ -9,6 +9,16 @@
 
 namespace descent {
 
+std::string uncompiledOpError(const Graph& g, const std::string& path) {
+  // Reported before any data is read, with the layer's location.
+  for (const auto& op : g.ops())
+    if (hasTrait(op->kind, optrait::InterpOnly))
+      return fmt::format("{}:{}:{}: {} has no compiled kernel yet: convolution and pooling run "
+                         "in the interpreter only (train, eval and predict with --engine interp)",
+                         path, op->loc.line, op->loc.col, opName(op->kind));
+  return {};
+}
+
 CompiledModel compileModel(const ModelSpec& spec, const CompileOptions& opts) {
   LowerOptions lo;
   lo.batch = opts.batch;
@@ -16,14 +26,8 @@ CompiledModel compileModel(const ModelSpec& spec, const CompileOptions& opts) {
   lo.train = true;
   lo.eval = opts.eval;
   LoweredModel lowered = lowerModel(spec, lo);
-  // Ops with no JIT kernel yet (convolution, pooling) stop here, before any
-  // data is read, with the layer's location and the engine that runs them.
-  for (const auto& op : lowered.train->ops())
-    if (hasTrait(op->kind, optrait::InterpOnly))
-      throw std::runtime_error(fmt::format(
-          "{}:{}:{}: {} is not compiled by the JIT engine yet (convolution and pooling run in the "
-          "interpreter only); use --engine interp",
-          spec.path, op->loc.line, op->loc.col, opName(op->kind)));
+  if (std::string e = uncompiledOpError(*lowered.train, spec.path); !e.empty())
+    throw std::runtime_error(e);
   CompiledModel m;
   m.train = std::move(lowered.train);
   m.eval = std::move(lowered.eval);

@@ -108,8 +108,8 @@ TEST_CASE("PyTorch's 20-step trajectories through descent train --init --no-shuf
         // them before reading any data, in one line naming the layer and the way out.
         CHECK(r.code == 1);
         CHECK(r.err.find(f + "/model.nn:") != std::string::npos);
-        CHECK(r.err.find("is not compiled by the JIT engine yet") != std::string::npos);
-        CHECK(r.err.find("use --engine interp") != std::string::npos);
+        CHECK(r.err.find("has no compiled kernel yet") != std::string::npos);
+        CHECK(r.err.find("with --engine interp") != std::string::npos);
         CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
         continue;
       }
@@ -773,8 +773,18 @@ TEST_CASE("LeNet-5: check shows the shapes and PyTorch's parameter count, the JI
   writeSmallIdx(tmp.path.string(), 16);
   RunResult j = runDescent(fmt::format("train models/lenet5.nn --data {}", tmp.path.string()));
   CHECK(j.code == 1);
-  CHECK(j.err == "error: models/lenet5.nn:11:5: conv2d is not compiled by the JIT engine yet "
-                 "(convolution and pooling run in the interpreter only); use --engine interp\n");
+  const std::string refusal =
+      "error: models/lenet5.nn:11:5: conv2d has no compiled kernel yet: convolution and pooling "
+      "run in the interpreter only (train, eval and predict with --engine interp)\n";
+  CHECK(j.err == refusal);
+  // Every command that compiles says the same, before writing anything.
+  RunResult b = runDescent("bench models/lenet5.nn");
+  CHECK(b.code == 1);
+  CHECK(b.err == refusal);
+  RunResult a = runDescent(fmt::format("compile models/lenet5.nn --out {}", tmp / "aot"));
+  CHECK(a.code == 1);
+  CHECK(a.err == refusal);
+  CHECK_FALSE(std::filesystem::exists(tmp / "aot"));
   // One epoch of 16 images at batch 8 in the interpreter, saved with PyTorch's names.
   RunResult t =
       runDescent(fmt::format("train models/lenet5.nn --data {} --engine interp --epochs 1 "

@@ -81,7 +81,7 @@ void checkTrain(const std::string& path, const TrainCase& tc, const std::string&
 } // namespace
 
 TEST_CASE("train trajectories match the interpreter on every model", "[codegen][differential]") {
-  for (const std::string& path : allModelFiles()) {
+  for (const std::string& path : jitModelFiles()) {
     SECTION(path) {
       ModelSpec spec = loadModel(path);
       int64_t B = spec.batch;
@@ -92,7 +92,7 @@ TEST_CASE("train trajectories match the interpreter on every model", "[codegen][
 }
 
 TEST_CASE("train steps on 2 threads and on x86-64-v3 match the interpreter", "[codegen][differential]") {
-  for (const std::string& path : allModelFiles()) {
+  for (const std::string& path : jitModelFiles()) {
     SECTION(path + " 2 threads") {
       ModelSpec spec = loadModel(path);
       checkTrain(path, {48, {48, 32, 48}, 2, ""});
@@ -121,7 +121,7 @@ TEST_CASE("register-blocked W transposes with ragged edges match the interpreter
 }
 
 TEST_CASE("gradients match the interpreter on every model", "[codegen][differential]") {
-  for (const std::string& path : allModelFiles()) {
+  for (const std::string& path : jitModelFiles()) {
     SECTION(path) {
       ModelSpec spec = loadModel(path);
       bool u8 = spec.input_size == 784;
@@ -152,7 +152,7 @@ TEST_CASE("gradients match the interpreter on every model", "[codegen][different
 }
 
 TEST_CASE("eval outputs (loss, log-probabilities, correct count) match", "[codegen][differential]") {
-  for (const std::string& path : allModelFiles()) {
+  for (const std::string& path : jitModelFiles()) {
     SECTION(path) {
       ModelSpec spec = loadModel(path);
       bool u8 = spec.input_size == 784;
@@ -184,7 +184,7 @@ TEST_CASE("eval outputs (loss, log-probabilities, correct count) match", "[codeg
 }
 
 TEST_CASE("a train step is bitwise identical on 1, 2, 3 and 4 threads", "[codegen][threads]") {
-  for (const std::string& path : allModelFiles()) {
+  for (const std::string& path : jitModelFiles()) {
     SECTION(path) {
       ModelSpec spec = loadModel(path);
       bool u8 = spec.input_size == 784;

@@ -1047,7 +1047,7 @@ private:
         args.error(padArg->loc,
                    fmt::format("Conv2d(): Invalid padding string '{}', should be one of "
                                "{{'valid', 'same'}}",
-                               quoted(padText)));
+                               printable(padText)));
         return false;
       }
       if (padText == "same" && (layer.stride[0] != 1 || layer.stride[1] != 1)) {
@@ -1069,7 +1069,7 @@ private:
         args.error(at->loc,
                    fmt::format("Conv2d(): padding_mode must be one of ['zeros', 'reflect', "
                                "'replicate', 'circular'], but got padding_mode='{}'",
-                               quoted(mode)));
+                               printable(mode)));
       return false;
     }
     // padding="same": total d·(k-1), the extra one at the bottom/right (PyTorch's rule).

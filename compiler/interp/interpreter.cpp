@@ -492,14 +492,27 @@ private:
     const Buf<T>&A = get(a), &B = get(b);
     int64_t ar = rows(a), ac = cols(a), br = rows(b), bc = cols(b);
     int64_t m = ta ? ac : ar, k = ta ? ar : ac, n = tb ? br : bc;
-    // Shape legend: op(A)[m,k] · op(B)[k,n] = C[m,n].
+    // Shape legend: op(A)[m,k] · op(B)[k,n] = C[m,n]. Each C[i,j] sums its
+    // k products in order p = 0..k-1 in both loop orders below (the same
+    // bits); with B untransposed, p outside j walks B's rows contiguously.
+    if (!tb) {
+      for (int64_t i = 0; i < m; ++i) {
+        T* c = &out[size_t(i * n)];
+        std::fill(c, c + n, T(0));
+        for (int64_t p = 0; p < k; ++p) {
+          T av = ta ? A[p * ac + i] : A[i * ac + p];
+          const T* brow = &B[size_t(p * bc)];
+          for (int64_t j = 0; j < n; ++j) c[j] += av * brow[j];
+        }
+      }
+      return;
+    }
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) {
         T acc = T(0);
         for (int64_t p = 0; p < k; ++p) {
           T av = ta ? A[p * ac + i] : A[i * ac + p];
-          T bv = tb ? B[j * bc + p] : B[p * bc + j];
-          acc += av * bv;
+          acc += av * B[j * bc + p];
         }
         out[i * n + j] = acc;
       }

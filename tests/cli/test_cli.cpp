@@ -699,7 +699,7 @@ TEST_CASE("N-D inputs and Flatten: the same numbers as the flat model, both engi
   // Issue 11, item 2: f32[1, 28, 28] + Flatten() is the notebook model on the
   // same bytes; an N-D input with elementwise layers before Flatten likewise.
   ScratchDir tmp;
-  writeSmallIdx(tmp.path.string(), 300);
+  writeSmallIdx(tmp.path.string(), 100); // a full and a partial batch: the interpreter under ASan is slow
   writeRegressionCsv(tmp / "reg.csv", 200, 70, 4);
   const std::string tail = "loss = MSELoss()\noptimizer = SGD(lr=0.01, momentum=0.9)\nbatch = 32\n";
   std::ofstream(tmp / "flat.nn")

@@ -36,9 +36,11 @@ void Emitter::emitWindow(const Kernel& k) {
         op->kind == OpKind::AvgPool2dGrad || op->kind == OpKind::AdaptiveAvgPool2dGrad) {
       // scatter-add kernels: zero this task's samples first
       const int64_t per = res->type.numel() / res->type.shape[0] * 4;
-      B.CreateMemSet(B.CreateInBoundsGEP(i8, out, B.CreateMul(s0, c64(per))),
-                     llvm::ConstantInt::get(i8, 0), B.CreateMul(B.CreateSub(s1, s0), c64(per)),
-                     llvm::MaybeAlign(4));
+      ifThen(B.CreateICmpSGT(s1, s0), [&] {
+        B.CreateMemSet(B.CreateInBoundsGEP(i8, out, B.CreateMul(s0, c64(per))),
+                       llvm::ConstantInt::get(i8, 0), B.CreateMul(B.CreateSub(s1, s0), c64(per)),
+                       llvm::MaybeAlign(4));
+      });
     }
     forLoop(s0, s1, 1, body, "n");
   };

@@ -99,26 +99,13 @@ TEST_CASE("PyTorch's 20-step trajectories through descent train --init --no-shuf
     // The compiled engine, which `train` uses by default: the interpreter's
     // trajectories are checked against the same fixtures in-process
     // (autodiff: interpreter matches the PyTorch fixtures), and the JIT's
-    // against the interpreter's (codegen: train trajectories match ...). A
-    // model the JIT does not compile yet checks its refusal, then trains in
-    // the interpreter.
-    const bool jit = testsupport::jitCompiles(testsupport::loadModel(f + "/model.nn"));
-    for (const char* engine : jit ? std::vector<const char*>{"jit"} : std::vector<const char*>{"jit", "interp"}) {
+    // against the interpreter's (codegen: train trajectories match ...).
+    for (const char* engine : {"jit"}) {
       ScratchDir tmp;
       RunResult r = runDescent(fmt::format("train {0}/model.nn --data {0}/data.csv --init {0}/init.safetensors "
                                         "--no-shuffle --epochs 20 --engine {1} --metrics {2}",
                                         f, engine, tmp / "m.jsonl"));
       INFO(f << " " << engine << "\n" << r.err);
-      if (!jit && std::string(engine) == "jit") {
-        // Convolution and pooling (issue #12's first stage): the JIT refuses
-        // them before reading any data, in one line naming the layer and the way out.
-        CHECK(r.code == 1);
-        CHECK(r.err.find(f + "/model.nn:") != std::string::npos);
-        CHECK(r.err.find("has no compiled kernel yet") != std::string::npos);
-        CHECK(r.err.find("with --engine interp") != std::string::npos);
-        CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
-        continue;
-      }
       REQUIRE(r.code == 0);
       auto rows = readJsonl(tmp / "m.jsonl");
       REQUIRE(rows.size() == 20);
@@ -759,8 +746,8 @@ TEST_CASE("N-D inputs: check shows the shapes, a mismatching input names both sh
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
 }
 
-TEST_CASE("LeNet-5: check shows the shapes and PyTorch's parameter count, the JIT refuses it "
-          "in one line, interp trains it, gradcheck passes on a small LeNet",
+TEST_CASE("LeNet-5: check shows the shapes and PyTorch's parameter count, the JIT trains it "
+          "bitwise on 1 and 2 threads and close to interp, gradcheck passes on a small LeNet",
           "[cli][cnn]") {
   RunResult c = runDescent("check models/lenet5.nn");
   INFO(c.err);
@@ -777,20 +764,16 @@ TEST_CASE("LeNet-5: check shows the shapes and PyTorch's parameter count, the JI
         std::string::npos); // torchvision's count
   ScratchDir tmp;
   writeSmallIdx(tmp.path.string(), 16);
-  RunResult j = runDescent(fmt::format("train models/lenet5.nn --data {}", tmp.path.string()));
-  CHECK(j.code == 1);
-  const std::string refusal =
-      "error: models/lenet5.nn:11:5: conv2d has no compiled kernel yet: convolution and pooling "
-      "run in the interpreter only (train, eval and predict with --engine interp)\n";
-  CHECK(j.err == refusal);
-  // Every command that compiles says the same, before writing anything.
-  RunResult b = runDescent("bench models/lenet5.nn");
-  CHECK(b.code == 1);
-  CHECK(b.err == refusal);
-  RunResult a = runDescent(fmt::format("compile models/lenet5.nn --out {}", tmp / "aot"));
-  CHECK(a.code == 1);
-  CHECK(a.err == refusal);
-  CHECK_FALSE(std::filesystem::exists(tmp / "aot"));
+  // The JIT (the default engine) trains it: bitwise the same on 1 and 2
+  // threads (window kernels split samples; dW and db sum on one task).
+  for (int threads : {1, 2}) {
+    RunResult j = runDescent(fmt::format("train models/lenet5.nn --data {} --epochs 1 --batch 8 "
+                                         "--threads {} --save {}",
+                                         tmp.path.string(), threads, tmp / fmt::format("j{}.safetensors", threads)));
+    INFO(j.err);
+    CHECK(j.code == 0);
+  }
+  CHECK(readText(tmp / "j1.safetensors") == readText(tmp / "j2.safetensors"));
   // One epoch of 16 images at batch 8 in the interpreter, saved with PyTorch's names.
   RunResult t =
       runDescent(fmt::format("train models/lenet5.nn --data {} --engine interp --epochs 1 "
@@ -801,6 +784,15 @@ TEST_CASE("LeNet-5: check shows the shapes and PyTorch's parameter count, the JI
   SafeTensors st = readSafetensors(tmp / "l.safetensors");
   CHECK(requireFloats(st, "3.weight", {16, 6, 5, 5}, "l").size() == 2400);
   CHECK(requireFloats(st, "0.bias", {6}, "l").size() == 6);
+  // The JIT's weights are the interpreter's up to the order of fp32 additions.
+  SafeTensors js = readSafetensors(tmp / "j1.safetensors");
+  const std::vector<std::pair<const char*, std::vector<int64_t>>> convs = {
+      {"0.weight", {6, 1, 5, 5}}, {"0.bias", {6}}, {"3.weight", {16, 6, 5, 5}}, {"3.bias", {16}}};
+  for (const auto& [name, shape] : convs) {
+    auto a = requireFloats(st, name, shape, "l"), b = requireFloats(js, name, shape, "j");
+    REQUIRE(a.size() == b.size());
+    for (size_t i = 0; i < a.size(); ++i) CHECK(b[i] == Approx(a[i]).margin(1e-5));
+  }
   // (gradcheck_test checks models/lenet5.nn itself; the command on the tiny LeNet.)
   RunResult g = runDescent("gradcheck tests/reference/fixtures/lenet_tiny_ce_sgd/model.nn");
   INFO(g.out << g.err);

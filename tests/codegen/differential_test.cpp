@@ -216,7 +216,7 @@ TEST_CASE("a train step is bitwise identical on 1, 2, 3 and 4 threads", "[codege
           std::memcpy(p->param(train->params()[i]->external_name), init[i].data(), init[i].size() * 4);
       }
       for (int s = 1; s <= 4; ++s) {
-        int64_t n = s == 3 ? spec.batch - 5 : spec.batch;
+        int64_t n = s == 3 ? std::max<int64_t>(1, spec.batch - 5) : spec.batch; // a partial batch
         Batch b = makeBatch(spec, n, uint32_t(s));
         p1->run(0, b.x(u8), b.y(), n, s, 77);
         for (const auto& px : others) px->run(0, b.x(u8), b.y(), n, s, 77);

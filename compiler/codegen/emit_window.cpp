@@ -48,6 +48,26 @@ void Emitter::emitWindow(const Kernel& k) {
     forLoop(c64(0), c64(n), 1, body, name);
   };
 
+  // f(iy, ix, i, j) for every tap (i, j) of window w at output (oy, ox)
+  // that falls inside the [H, Wd] input, row by row (convolution and pooling)
+  auto taps = [&](const Window2d& w, int64_t H, int64_t Wd, LV* oy, LV* ox,
+                  const std::function<void(LV*, LV*, LV*, LV*)>& f) {
+    range(
+        w.kh,
+        [&](LV* i) {
+          LV* iy = add(B.CreateSub(mul(oy, w.sh), c64(w.pt)), mul(i, w.dh));
+          ifThen(inRange(iy, H), [&] {
+            range(
+                w.kw,
+                [&](LV* j) {
+                  LV* ix = add(B.CreateSub(mul(ox, w.sw), c64(w.pl)), mul(j, w.dw));
+                  ifThen(inRange(ix, Wd), [&] { f(iy, ix, i, j); });
+                },
+                "j");
+          });
+        },
+        "i");
+  };
   switch (op->kind) {
   case OpKind::Conv2d:
   case OpKind::Conv2dInputGrad:
@@ -63,24 +83,6 @@ void Emitter::emitWindow(const Kernel& k) {
     const int64_t cg = C / w.groups, og = O / w.groups;
     LV *xb = bufBase(xv), *wb = bufBase(wv), *yb = bufBase(yv);
     LV* bias = fwd && op->operands.size() == 3 ? bufBase(op->operands[2]) : nullptr;
-    // f(iy, ix, i, j) for every tap of output (oy, ox) inside the input
-    auto taps = [&](LV* oy, LV* ox, const std::function<void(LV*, LV*, LV*, LV*)>& f) {
-      range(
-          w.kh,
-          [&](LV* i) {
-            LV* iy = add(B.CreateSub(mul(oy, w.sh), c64(w.pt)), mul(i, w.dh));
-            ifThen(inRange(iy, H), [&] {
-              range(
-                  w.kw,
-                  [&](LV* j) {
-                    LV* ix = add(B.CreateSub(mul(ox, w.sw), c64(w.pl)), mul(j, w.dw));
-                    ifThen(inRange(ix, Wd), [&] { f(iy, ix, i, j); });
-                  },
-                  "j");
-            });
-          },
-          "i");
-    };
     LV* acc = entryAlloca(f32);
     if (!fwd && !dx) {
       // dw[o,c,i,j] = Σ_{n,oy,ox} dy·x: a reduction over the batch, in order, on task 0
@@ -162,7 +164,7 @@ void Emitter::emitWindow(const Kernel& k) {
                           range(
                               cg,
                               [&](LV* c) {
-                                taps(oy, ox, [&](LV* iy, LV* ix, LV* i, LV* j) {
+                                taps(w, H, Wd, oy, ox, [&](LV* iy, LV* ix, LV* i, LV* j) {
                                   LV* xval = load(xb, idx4(n, C, add(c0, c), H, iy, Wd, ix));
                                   LV* wval = load(wb, idx4(o, cg, c, w.kh, i, w.kw, j));
                                   B.CreateStore(B.CreateFAdd(B.CreateLoad(f32, acc),
@@ -179,7 +181,7 @@ void Emitter::emitWindow(const Kernel& k) {
                           range(
                               cg,
                               [&](LV* c) {
-                                taps(oy, ox, [&](LV* iy, LV* ix, LV* i, LV* j) {
+                                taps(w, H, Wd, oy, ox, [&](LV* iy, LV* ix, LV* i, LV* j) {
                                   LV* wval = load(wb, idx4(o, cg, c, w.kh, i, w.kw, j));
                                   addTo(out, idx4(n, C, add(c0, c), H, iy, Wd, ix),
                                         B.CreateFMul(g, wval));
@@ -266,32 +268,16 @@ void Emitter::emitWindow(const Kernel& k) {
                           // first tap inside: the FIRST maximum wins (and gets the gradient).
                           B.CreateStore(cf(-std::numeric_limits<double>::infinity(), f32), acc);
                           B.CreateStore(c64(-1), best);
-                          range(
-                              w.kh,
-                              [&](LV* i) {
-                                LV* iy = add(B.CreateSub(mul(oy, w.sh), c64(w.pt)), mul(i, w.dh));
-                                ifThen(inRange(iy, H), [&] {
-                                  range(
-                                      w.kw,
-                                      [&](LV* j) {
-                                        LV* ix = add(B.CreateSub(mul(ox, w.sw), c64(w.pl)),
-                                                     mul(j, w.dw));
-                                        ifThen(inRange(ix, Wd), [&] {
-                                          LV* kk = xi(iy, ix);
-                                          LV* v = load(xb, kk);
-                                          LV* mx = B.CreateLoad(f32, acc);
-                                          LV* b = B.CreateLoad(i64, best);
-                                          b = B.CreateSelect(B.CreateICmpEQ(b, c64(-1)), kk, b);
-                                          LV* take = B.CreateOr(B.CreateFCmpOGT(v, mx),
-                                                                B.CreateFCmpUNO(v, v));
-                                          B.CreateStore(B.CreateSelect(take, v, mx), acc);
-                                          B.CreateStore(B.CreateSelect(take, kk, b), best);
-                                        });
-                                      },
-                                      "j");
-                                });
-                              },
-                              "i");
+                          taps(w, H, Wd, oy, ox, [&](LV* iy, LV* ix, LV*, LV*) {
+                            LV* kk = xi(iy, ix);
+                            LV* v = load(xb, kk);
+                            LV* mx = B.CreateLoad(f32, acc);
+                            LV* b = B.CreateLoad(i64, best);
+                            b = B.CreateSelect(B.CreateICmpEQ(b, c64(-1)), kk, b);
+                            LV* take = B.CreateOr(B.CreateFCmpOGT(v, mx), B.CreateFCmpUNO(v, v));
+                            B.CreateStore(B.CreateSelect(take, v, mx), acc);
+                            B.CreateStore(B.CreateSelect(take, kk, b), best);
+                          });
                           if (grad) {
                             LV* b = B.CreateLoad(i64, best);
                             ifThen(B.CreateICmpSGE(b, c64(0)),

@@ -3,6 +3,7 @@
 // and NaN, window sizes at the borders with ceil_mode and padding).
 #include "compiler/interp/interpreter.h"
 #include "compiler/ir/parser.h"
+#include "tests/common/test_support.h"
 
 #include <catch2/catch.hpp>
 
@@ -10,16 +11,9 @@
 #include <limits>
 
 using namespace descent;
+using descent::testsupport::parseIr;
 
 namespace {
-
-std::unique_ptr<Graph> parse(const std::string& text) {
-  std::string err;
-  auto g = parseGraph(text, err);
-  INFO(err);
-  REQUIRE(g);
-  return g;
-}
 
 std::map<std::string, std::vector<double>> run(const Graph& g,
                                                std::map<std::string, std::vector<double>> in,
@@ -33,7 +27,7 @@ std::map<std::string, std::vector<double>> run(const Graph& g,
 } // namespace
 
 TEST_CASE("max_pool2d's gradient goes to the first maximum of each window", "[interp][pool]") {
-  auto g = parse(R"(graph @t(%x: f32[1,1,2,6], %dy: f32[1,1,1,3]) {
+  auto g = parseIr(R"(graph @t(%x: f32[1,1,2,6], %dy: f32[1,1,1,3]) {
   %0 = max_pool2d %x {kernel_h=2, kernel_w=2, stride_h=2, stride_w=2} : f32[1,1,1,3]
   %1 = max_pool2d_grad %dy, %x {kernel_h=2, kernel_w=2, stride_h=2, stride_w=2} : f32[1,1,2,6]
   return y=%0, dx=%1
@@ -52,7 +46,7 @@ TEST_CASE("pooling windows at the borders: ceil_mode, padding, count_include_pad
           "[interp][pool]") {
   // Width 5, kernel 2, stride 2, padding 1, ceil_mode: ceil(5/2) + 1 = 4
   // windows, but the 4th would start in the right padding and is dropped (3).
-  auto g = parse(R"(graph @t(%x: f32[1,1,1,5]) {
+  auto g = parseIr(R"(graph @t(%x: f32[1,1,1,5]) {
   %0 = max_pool2d %x {ceil_mode=true, kernel_h=1, kernel_w=2, padding_w=1, stride_h=1, stride_w=2} : f32[1,1,1,3]
   %1 = avg_pool2d %x {ceil_mode=true, kernel_h=1, kernel_w=2, padding_w=1, stride_h=1, stride_w=2} : f32[1,1,1,3]
   %2 = avg_pool2d %x {ceil_mode=true, count_include_pad=false, kernel_h=1, kernel_w=2, padding_w=1, stride_h=1, stride_w=2} : f32[1,1,1,3]
@@ -68,7 +62,7 @@ TEST_CASE("pooling windows at the borders: ceil_mode, padding, count_include_pad
   // Width 4, kernel 3, stride 2, padding 1, ceil_mode: the last window
   // [3, 6) reaches past the padding; its divisor counts the input element and
   // the padding element only (2), as PyTorch's avg_pool2d: [1, 3, 2].
-  auto g2 = parse(R"(graph @t(%x: f32[1,1,1,4]) {
+  auto g2 = parseIr(R"(graph @t(%x: f32[1,1,1,4]) {
   %0 = avg_pool2d %x {ceil_mode=true, kernel_h=1, kernel_w=3, padding_w=1, stride_h=1, stride_w=2} : f32[1,1,1,3]
   return a=%0
 })");
@@ -78,7 +72,7 @@ TEST_CASE("pooling windows at the borders: ceil_mode, padding, count_include_pad
 TEST_CASE("conv2d with groups, stride and asymmetric padding by hand", "[interp][conv]") {
   // Two groups of one channel; the second output channel reads only input
   // channel 1. Padding: one row on top, none at the bottom, one column on the right.
-  auto g = parse(R"(graph @t(%x: f32[1,2,2,3]) params(%w: f32[2,1,2,2] "w", %b: f32[2] "b") {
+  auto g = parseIr(R"(graph @t(%x: f32[1,2,2,3]) params(%w: f32[2,1,2,2] "w", %b: f32[2] "b") {
   %0 = conv2d %x, %w, %b {groups=2, pad_right=1, pad_top=1, stride_w=2} : f32[1,2,2,2]
   return y=%0
 })");

@@ -87,6 +87,32 @@ LV* Emitter::dropoutMask(const Op* op, const ElemCtx& ctx) {
   return B.CreateSelect(B.CreateICmpUGE(r, ConstantInt::get(vi32, thr)), vcf(scale), vcf(0.0));
 }
 
+LV* Emitter::normalizeChannels(const Op* op, const ElemCtx& ctx, LV* x) {
+  // Lane l holds element e = row * per_sample + col + l of the [batch, C,
+  // H, W] input; its channel is (e / channel_size) % C. Each lane's mean and
+  // std come from a select chain over the C channels (C is small: an
+  // image's colours), then the scalar form's operations (NormalizeMath).
+  const auto mean = op->attrs.getDoubles("mean"), sd = op->attrs.getDoubles("std");
+  const int64_t cs = op->attrs.getInt("channel_size");
+  const Value* in = op->operands[0];
+  const int64_t per_sample = in->type.numel() / in->type.shape[0];
+  std::vector<Constant*> lanes;
+  for (int i = 0; i < W; ++i)
+    lanes.push_back(ConstantInt::get(i64, i));
+  LV* e = B.CreateAdd(splat(B.CreateAdd(B.CreateMul(ctx.row, c64(per_sample)), ctx.col)),
+                      llvm::ConstantVector::get(lanes));
+  LV* ch = B.CreateURem(B.CreateUDiv(e, splat(c64(cs))), splat(c64(int64_t(mean.size()))));
+  LV* m = vcf(mean[0]);
+  LV* s = vcf(sd[0]);
+  for (size_t c = 1; c < mean.size(); ++c) {
+    LV* is = B.CreateICmpEQ(ch, splat(c64(int64_t(c))));
+    m = B.CreateSelect(is, vcf(mean[c]), m);
+    s = B.CreateSelect(is, vcf(sd[c]), s);
+  }
+  VecMath vm{*this};
+  return opmath::NormalizeMath::apply(vm, vcf(op->attrs.getDouble("divisor", 1.0)), m, s, x);
+}
+
 LV* Emitter::mix(LV* z) {
   Type* t = z->getType();
   z = B.CreateMul(B.CreateXor(z, B.CreateLShr(z, ConstantInt::get(t, 30))),
@@ -117,6 +143,8 @@ LV* Emitter::elem(const Op* op, const ElemCtx& ctx, const std::function<LV*(size
           B.CreateFDiv(cf(1.0, B.getDoubleTy()), B.CreateFPExt(d, B.getDoubleTy())), f32));
     return elemMath(op, [&](size_t i) { return i == 2 ? norm : get(i); });
   }
+  if (op->kind == OpKind::Normalize && opmath::NormalizeMath::perChannel(op->attrs))
+    return normalizeChannels(op, ctx, get(0));
   if (LV* r = elemMath(op, get)) return r;
   switch (op->kind) {
   case OpKind::NllLossGrad:

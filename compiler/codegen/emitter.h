@@ -178,6 +178,7 @@ private:
   /// The dropout mask at ctx: 0 or 1/(1-p), from the counter-based hash of
   /// compiler/interp/dropout_rng.h (bit-exact with the interpreter).
   LV* dropoutMask(const Op* op, const ElemCtx& ctx);
+  LV* normalizeChannels(const Op* op, const ElemCtx& ctx, LV* x);
   LV* mix(LV* z);
 
   /// Loads operand `v` at ctx as a float vector (labels: the splatted row label).

@@ -177,9 +177,16 @@ struct ClipSpec {
 };
 
 /// `transform = Normalize(mean, std)`: applied after scaling pixels to [0,1].
+/// One value for every channel, or one per channel of an input declared
+/// f32[C, H, W] (torchvision's mean[c] for channel c).
 struct TransformSpec {
-  double mean = 0.0, std = 1.0;
+  std::vector<double> mean{0.0}, std{1.0};
   SourceLoc loc;
+  bool perChannel() const {
+    for (size_t c = 1; c < mean.size(); ++c)
+      if (mean[c] != mean[0] || std[c] != std[0]) return true;
+    return false;
+  }
 };
 
 struct ModelSpec {

@@ -84,7 +84,7 @@ enum class PType {
   Bool,
   String,
   FloatPair, // betas=(0.9, 0.999)
-  Channel,   // Normalize's mean/std: a number or a 1-tuple like (0.5,)
+  Channel,   // Normalize's mean/std: a number, or a tuple of one or one per channel
   Init,      // a torch.nn.init function: kaiming_uniform(nonlinearity="relu"), zeros
   IntList,   // milestones=[30, 80]
   FloatList, // weight=[1.0, 2.0] (a list or a tuple of numbers)
@@ -160,7 +160,7 @@ const char* typeDescription(PType t) {
   case PType::FloatPair: return "a pair of numbers like (0.9, 0.999)";
   case PType::FloatList:
     return "a list of numbers like [1.0, 2.0]";
-  case PType::Channel: return "a number or a 1-tuple like (0.5,)";
+  case PType::Channel: return "a number or a tuple like (0.5,) or (0.49, 0.48, 0.45)";
   case PType::Init:
     return "a torch.nn.init function like kaiming_uniform(nonlinearity=\"relu\")";
   case PType::IntList: return "a list of integers like [30, 80]";
@@ -296,24 +296,37 @@ public:
     out = e->text;
     return true;
   }
-  bool getChannel(const char* name, double& out) {
+  /// Normalize's mean or std: a number, or a tuple or list of one number or
+  /// of one per channel (`channels` of the input; 1 unless it is [C, H, W]).
+  bool getChannels(const char* name, std::vector<double>& out, int64_t channels,
+                   const std::string& input) {
     const ast::Expr* e = get(name);
     if (!e || e->kind == ast::ExprKind::Error) return e == nullptr;
-    const ast::Expr* v = e;
+    std::vector<const ast::Expr*> vs = {e};
     if (e->kind == ast::ExprKind::Tuple) {
-      if (e->elements.size() != 1) {
+      vs.clear();
+      for (const ast::Expr& x : e->elements)
+        vs.push_back(&x);
+      if (vs.size() != 1 && int64_t(vs.size()) != channels) {
         error(e->loc,
-              fmt::format("{}(): '{}' has {} values but the input has one channel", call_.text,
-                          name, e->elements.size()),
-              "give one number, like 0.5 or (0.5,)");
+              channels == 1
+                  ? fmt::format("{}(): '{}' has {} values but the input {} has one channel",
+                                call_.text, name, vs.size(), input)
+                  : fmt::format("{}(): '{}' has {} values but the input {} has {} channels",
+                                call_.text, name, vs.size(), input, channels),
+              channels == 1 ? "give one number, like 0.5 or (0.5,); one value per channel "
+                              "needs an input declared f32[C, H, W]"
+                            : fmt::format("give one number or {} (one per channel)", channels));
         return false;
       }
-      v = &e->elements[0];
-      if (v->kind == ast::ExprKind::Error) return false;
     }
-    if (v->kind != ast::ExprKind::Int && v->kind != ast::ExprKind::Float)
-      return typeError(name, *v, PType::Channel);
-    out = v->float_value;
+    out.clear();
+    for (const ast::Expr* v : vs) {
+      if (v->kind == ast::ExprKind::Error) return false;
+      if (v->kind != ast::ExprKind::Int && v->kind != ast::ExprKind::Float)
+        return typeError(name, *v, PType::Channel);
+      out.push_back(v->float_value);
+    }
     return true;
   }
   /// For an IntList (integers only) or a FloatList (numbers): every element
@@ -1592,10 +1605,28 @@ private:
     TransformSpec t;
     t.loc = v.loc;
     bool inplace = false;
-    args.getChannel("mean", t.mean);
-    if (args.getChannel("std", t.std) && t.std == 0)
-      args.error(args.get("std")->loc, "Normalize(): std must not be 0",
-                 "Normalize computes (x - mean) / std");
+    // torchvision's Normalize broadcasts mean and std over [C, H, W]: one
+    // value, or one per channel.
+    const auto& shape = spec_.input_shape;
+    const int64_t channels = inputKnown_ && shape.size() == 3 ? shape[0] : 1;
+    const std::string input =
+        inputKnown_ ? fmt::format("f32[{}]", fmt::join(shape, ", ")) : std::string("x");
+    bool ok = args.getChannels("mean", t.mean, channels, input);
+    if (args.getChannels("std", t.std, channels, input)) {
+      for (double v : t.std)
+        if (v == 0) {
+          args.error(args.get("std")->loc, "Normalize(): std must not be 0",
+                     "Normalize computes (x - mean) / std");
+          ok = false;
+          break;
+        }
+    } else {
+      ok = false;
+    }
+    if (ok && t.mean.size() != t.std.size()) { // one of them broadcast to every channel
+      if (t.mean.size() == 1) t.mean.assign(t.std.size(), t.mean[0]);
+      if (t.std.size() == 1) t.std.assign(t.mean.size(), t.std[0]);
+    }
     args.getBool("inplace", inplace);
     if (args.ok()) spec_.transform = t;
   }

@@ -249,8 +249,14 @@ std::string renderSummary(const ModelSpec& spec) {
   if (spec.clip.value) out += fmt::format("Clipping:  clip_grad_value_({})\n", *spec.clip.value);
   if (spec.clip.norm)
     out += fmt::format("Clipping:  clip_grad_norm_(max_norm={}, norm_type=2)\n", *spec.clip.norm);
-  if (spec.transform)
-    out += fmt::format("Transform: Normalize({}, {})\n", spec.transform->mean, spec.transform->std);
+  if (spec.transform) {
+    auto values = [&](const std::vector<double>& v) {
+      return spec.transform->perChannel() ? fmt::format("({})", fmt::join(v, ", "))
+                                          : fmt::format("{}", v[0]);
+    };
+    out += fmt::format("Transform: Normalize({}, {})\n", values(spec.transform->mean),
+                       values(spec.transform->std));
+  }
   out += fmt::format("Batch:     {}\n", B);
   out += fmt::format("Epochs:    {}\n", spec.epochs);
   if (spec.seed) out += fmt::format("Seed:      {}\n", *spec.seed);

@@ -165,7 +165,23 @@ private:
     return false;
   }
 
+  /// Normalize with one mean and std per channel: torchvision's
+  /// (x - mean[c]) / std[c], c = (i / channel_size) % C for element i.
+  void normalizeChannels(const Op& op, Buf<T>& out) {
+    const Buf<T>& x = get(op.operands[0]);
+    const auto mean = op.attrs.getDoubles("mean"), sd = op.attrs.getDoubles("std");
+    const auto cs = size_t(op.attrs.getInt("channel_size"));
+    ScalarMath<T> m;
+    const T divisor = m.c(op.attrs.getDouble("divisor", 1.0));
+    for (size_t i = 0; i < out.size(); ++i) {
+      const size_t c = (i / cs) % mean.size();
+      out[i] = opmath::NormalizeMath::apply(m, divisor, m.c(mean[c]), m.c(sd[c]), x[i]);
+    }
+  }
+
   void exec(const Op& op, Buf<T>& out) {
+    if (op.kind == OpKind::Normalize && opmath::NormalizeMath::perChannel(op.attrs))
+      return normalizeChannels(op, out);
     if (execMath(op, out)) return;
     const auto& o = op.operands;
     switch (op.kind) {

@@ -70,8 +70,15 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
   if (opts.input_u8 || spec.transform) {
     Attrs a;
     a.set("divisor", opts.input_u8 ? 255.0 : 1.0);
-    a.set("mean", spec.transform ? spec.transform->mean : 0.0);
-    a.set("std", spec.transform ? spec.transform->std : 1.0);
+    if (spec.transform && spec.transform->perChannel()) {
+      // [C, H, W]: one (mean, std) per channel of H*W elements.
+      a.set("mean", spec.transform->mean);
+      a.set("std", spec.transform->std);
+      a.set("channel_size", spec.input_size / int64_t(spec.transform->mean.size()));
+    } else {
+      a.set("mean", spec.transform ? spec.transform->mean[0] : 0.0);
+      a.set("std", spec.transform ? spec.transform->std[0] : 1.0);
+    }
     h = g->add(OpKind::Normalize, {h}, a, spec.transform ? spec.transform->loc : spec.input_loc);
   }
   for (size_t i = 0; i < spec.layers.size(); ++i) {

@@ -48,6 +48,11 @@ struct MulMath : Plain<MulMath> {
 };
 
 /// ToTensor's x/divisor, then Normalize's (x - mean)/std, in that order.
+/// With one value per channel (`mean` and `std` are lists of C values and
+/// `channel_size` is H*W), element i of a sample uses channel
+/// (i / channel_size) % C: torchvision's mean[:, None, None] broadcast. The
+/// engines pick each element's constants (perChannel) and call apply, so
+/// both forms run the same operations.
 struct NormalizeMath {
   struct P {
     double divisor, mean, std;
@@ -55,8 +60,14 @@ struct NormalizeMath {
   static P params(const Attrs& a) {
     return {a.getDouble("divisor", 1.0), a.getDouble("mean", 0.0), a.getDouble("std", 1.0)};
   }
+  static bool perChannel(const Attrs& a) { return a.has("channel_size"); }
+  template <class M>
+  static typename M::V apply(M& m, typename M::V divisor, typename M::V mean, typename M::V std,
+                             typename M::V x) {
+    return m.div(m.sub(m.div(x, divisor), mean), std);
+  }
   template <class M> static typename M::V eval(M& m, const P& p, const typename M::V* x) {
-    return m.div(m.sub(m.div(x[0], m.c(p.divisor)), m.c(p.mean)), m.c(p.std));
+    return apply(m, m.c(p.divisor), m.c(p.mean), m.c(p.std), x[0]);
   }
 };
 

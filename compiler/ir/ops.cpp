@@ -37,6 +37,20 @@ std::string inferNormalize(const Op& op, TensorType& out) {
   const Value* x = op.operands[0];
   if (x->type.dtype == DType::I32) return "normalize input must be u8 or f32";
   if (op.attrs.getDouble("std", 1.0) == 0) return "normalize std must not be 0";
+  if (op.attrs.has("channel_size")) {
+    // One value per channel: mean and std lists of C values over
+    // [batch, C, channel_size elements].
+    auto mean = op.attrs.getDoubles("mean"), sd = op.attrs.getDoubles("std");
+    const int64_t cs = op.attrs.getInt("channel_size");
+    if (mean.empty() || mean.size() != sd.size())
+      return fmt::format("normalize has {} means and {} stds", mean.size(), sd.size());
+    for (double v : sd)
+      if (v == 0) return "normalize std must not be 0";
+    const int64_t per_sample = x->type.rank() ? x->type.numel() / x->type.shape[0] : 0;
+    if (cs < 1 || per_sample != int64_t(mean.size()) * cs)
+      return fmt::format("normalize has {} channels of {} elements but a sample of {} has {}",
+                         mean.size(), cs, x->type.str(), per_sample);
+  }
   out = f32(x->type.shape);
   return {};
 }

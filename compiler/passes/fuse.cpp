@@ -5,6 +5,7 @@
 #include "compiler/passes/fuse.h"
 
 #include "compiler/ir/op_defs.h"
+#include "compiler/ir/op_math.h"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -357,13 +358,15 @@ private:
           else if (u->kind != OpKind::MatMul || u->operands[0] != via[i])
             fold = false;
         }
-      if (fold) {
+      const bool per_channel = opmath::NormalizeMath::perChannel(op->attrs);
+      if (fold && !per_channel) {
         done_.insert(op);
         folded_.insert(op);
         return;
       }
       refuse(fmt::format("normalize %{} into the A loads", res->name),
-             "its result is read by an op other than a matmul's A operand");
+             per_channel ? "it has one mean and std per channel (the A loads fold one pair)"
+                         : "its result is read by an op other than a matmul's A operand");
       break; // a map kernel
     }
     case OpKind::MatMul:

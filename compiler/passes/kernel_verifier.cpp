@@ -172,6 +172,10 @@ private:
       }
       if (kernel_of_.count(op))
         fail("{} is both folded and computed by {}", describe(op), kernel(kernel_of_[op]).name);
+      if (op->attrs.has("channel_size"))
+        fail("{} is folded into {}, but its mean and std are per channel (the A loads apply one "
+             "pair)",
+             describe(op), kernel(ks.front()).name);
       // Every reader must load it through the fold, directly or through
       // views of it: no kernel would store it.
       std::vector<const Value*> via = {op->result};

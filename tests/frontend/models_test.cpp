@@ -73,8 +73,8 @@ TEST_CASE("models: mnist_mlp is the notebook's network") {
   CHECK(s.optimizer.kind == OptimizerKind::SGD);
   CHECK(s.optimizer.lr == Approx(0.003));
   REQUIRE(s.transform);
-  CHECK(s.transform->mean == 0.5);
-  CHECK(s.transform->std == 0.5);
+  CHECK(s.transform->mean == std::vector<double>{0.5});
+  CHECK(s.transform->std == std::vector<double>{0.5});
   CHECK(s.batch == 64);
   CHECK(s.epochs == 5);
 }

@@ -69,6 +69,23 @@ TEST_CASE("sema: PyTorch defaults") {
   CHECK(w0.optimizer.weight_decay == 0);
 }
 
+TEST_CASE("sema: Normalize takes one value or one per channel of a [C, H, W] input") {
+  const std::string rgb = "input x: f32[3, 2, 2]\ntarget y: class[2]\n"
+                          "model = Sequential(Flatten(), Linear(12, 2))\n"
+                          "loss = CrossEntropyLoss()\noptimizer = SGD(lr=0.1)\n";
+  ModelSpec s = checkOk(rgb + "transform = Normalize((0.5, 0.25, 0.125), [0.5, 0.25, 2])\n");
+  REQUIRE(s.transform);
+  CHECK(s.transform->mean == std::vector<double>{0.5, 0.25, 0.125});
+  CHECK(s.transform->std == std::vector<double>{0.5, 0.25, 2.0});
+  CHECK(s.transform->perChannel());
+  // One value broadcasts to every channel, as torchvision's does.
+  ModelSpec b = checkOk(rgb + "transform = Normalize(0.5, (0.5, 0.25, 2.0))\n");
+  CHECK(b.transform->mean == std::vector<double>{0.5, 0.5, 0.5});
+  CHECK(b.transform->perChannel());
+  ModelSpec u = checkOk(rgb + "transform = Normalize((0.5, 0.5, 0.5), 0.5)\n");
+  CHECK_FALSE(u.transform->perChannel()); // equal values: the single-pair form
+}
+
 TEST_CASE("sema: arguments by position and by keyword, Python spellings") {
   ModelSpec s = checkOk(file("Sequential(Linear(784, out_features=10, bias=False), LogSoftmax(dim=-1))",
                              "NLLLoss(reduction='sum')",
@@ -83,8 +100,8 @@ TEST_CASE("sema: arguments by position and by keyword, Python spellings") {
   CHECK(s.optimizer.weight_decay == Approx(1e-4));
   CHECK(s.optimizer.nesterov);
   REQUIRE(s.transform);
-  CHECK(s.transform->mean == Approx(0.1307));
-  CHECK(s.transform->std == Approx(0.3081));
+  CHECK(s.transform->mean.at(0) == Approx(0.1307));
+  CHECK(s.transform->std.at(0) == Approx(0.3081));
   CHECK(s.batch == 128);
   CHECK(s.epochs == 3);
   ModelSpec t = checkOk(file("Sequential(Linear(784, 10))", "NLLLoss()",

@@ -279,6 +279,11 @@ FIXTURES = [
      "    AvgPool2d(kernel_size=2, padding=1), AdaptiveAvgPool2d((2, 3)), Flatten(),\n"
      "    Linear(12, 2),",
      'MSELoss(reduction="mean")', "SGD(lr=0.1)", "train"),
+    # Normalize with one mean and std per channel of an RGB-like input.
+    ("conv_rgb_normalize_sgd", (3, 6, 5), ("class", 3), 6,
+     "Conv2d(3, 4, kernel_size=3, padding=1), ReLU(), Flatten(),\n    Linear(120, 3),",
+     'CrossEntropyLoss(reduction="mean")', "SGD(lr=0.05)", "train", 1.0,
+     "transform = Normalize((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))"),
     ("lenet_tiny_ce_sgd", (1, 12, 12), ("class", 3), 8,
      "Conv2d(1, 4, kernel_size=5, padding=2), ReLU(), MaxPool2d(2),\n"
      "    Conv2d(4, 6, kernel_size=3), ReLU(), MaxPool2d(2), Flatten(),\n"
@@ -447,6 +452,14 @@ def generate(entry):
 
     x, y = make_batch(features, target, batch, criterion, x_scale, loss_text)
     write_csv(os.path.join(d, "data.csv"), features, target, x, y)
+    if spec["transform"]:
+        # The file holds raw values; descent applies the model's transform,
+        # as torchvision's Normalize does to a [C, H, W] tensor:
+        # (x - mean[c]) / std[c] in float32, sub_ then div_.
+        _, kw = spec["transform"]
+        shape = (1, -1) + (1,) * (len(shape_of(features)) - 1)
+        x = (x - torch.tensor(kw["mean"], dtype=torch.float32).view(shape)) \
+            / torch.tensor(kw["std"], dtype=torch.float32).view(shape)
 
     kind, size = target
     opt_kind, opt_kw = spec["optimizer"]

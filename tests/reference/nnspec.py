@@ -65,9 +65,11 @@ def _namespace():
             return (kind, args, kw)
         return make
 
-    def normalize(mean, std):
-        first = lambda v: v[0] if isinstance(v, (tuple, list)) else v
-        return ("Normalize", dict(mean=first(mean), std=first(std)))
+    def normalize(mean, std, inplace=False):
+        # torchvision.transforms.Normalize's arguments: one value or a
+        # sequence (one per channel), kept as tuples.
+        seq = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,)
+        return ("Normalize", dict(mean=seq(mean), std=seq(std)))
 
     def with_tensors(cls, *names):
         """A loss constructor taking the language's lists (weight=[...]) for

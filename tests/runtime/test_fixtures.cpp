@@ -378,6 +378,13 @@ TEST_CASE("reference fixtures' output and loss match an fp64 forward pass", "[fi
     Matrix x(d.count, std::vector<double>(features));
     for (int64_t r = 0; r < d.count; ++r)
       for (int64_t c = 0; c < features; ++c) x[r][c] = d.f32[r * features + c];
+    if (spec->transform) { // Normalize: (x - mean[ch]) / std[ch] over [C, H, W]
+      const auto& t = *spec->transform;
+      const auto per_channel = features / int64_t(t.mean.size());
+      for (auto& row : x)
+        for (int64_t c = 0; c < features; ++c)
+          row[c] = (row[c] - t.mean[c / per_channel]) / t.std[c / per_channel];
+    }
     const Matrix out = forward(layers, *spec, st, dir / "init.safetensors", x);
 
     std::vector<double> got;

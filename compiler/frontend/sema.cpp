@@ -160,7 +160,8 @@ const char* typeDescription(PType t) {
   case PType::FloatPair: return "a pair of numbers like (0.9, 0.999)";
   case PType::FloatList:
     return "a list of numbers like [1.0, 2.0]";
-  case PType::Channel: return "a number or a tuple like (0.5,) or (0.49, 0.48, 0.45)";
+  case PType::Channel:
+    return "a number or a tuple like (0.5,) or (0.49, 0.48, 0.45)";
   case PType::Init:
     return "a torch.nn.init function like kaiming_uniform(nonlinearity=\"relu\")";
   case PType::IntList: return "a list of integers like [30, 80]";

@@ -57,6 +57,7 @@ struct AlignedFree {
 
 int updateKind(const Op& op) {
   if (op.kind == OpKind::SgdUpdate) return DESCENT_UPDATE_SGD;
+  if (op.kind == OpKind::RmspropUpdate) return DESCENT_UPDATE_RMSPROP;
   return op.attrs.getBool("decoupled") ? DESCENT_UPDATE_ADAMW : DESCENT_UPDATE_ADAM;
 }
 
@@ -263,8 +264,8 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
           e.updates.push_back({op, off});
           if (!hyper_set) {
             impl->lr = op->attrs.getDouble("lr", 0.001);
-            impl->momentum = op->kind == OpKind::SgdUpdate ? op->attrs.getDouble("momentum", 0.0)
-                                                           : op->attrs.getDouble("beta1", 0.9);
+            impl->momentum = op->kind == OpKind::AdamUpdate ? op->attrs.getDouble("beta1", 0.9)
+                                                            : op->attrs.getDouble("momentum", 0.0);
             hyper_set = true;
           }
         }

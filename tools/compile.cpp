@@ -167,7 +167,8 @@ std::string header(const ModelSpec& spec, const std::string& M, const Schedule& 
                        outputOffset(*e->kg, "output"), fmt::arg("M", M), fmt::arg("t", tag));
   };
   const OptimizerSpec& o = spec.optimizer;
-  double momentum = o.kind == OptimizerKind::SGD ? o.momentum : o.beta1;
+  bool betas = o.kind == OptimizerKind::Adam || o.kind == OptimizerKind::AdamW;
+  double momentum = betas ? o.beta1 : o.momentum;
   h << fmt::format(
       "\nstatic const struct descent_aot_model {M}_model_ = {{\n"
       "  {}, {}, {}, {}, {}, {}, {}, {},\n  {M}_tensors_, {},\n  {}, {},\n  {},\n  {},\n"

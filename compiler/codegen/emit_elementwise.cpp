@@ -196,6 +196,37 @@ void Emitter::update(const Op* u, LV* g, const ElemCtx& ctx) {
     storeValue(w, B.CreateFAdd(wv, B.CreateFMul(g, B.CreateFNeg(scalar(DESCENT_SGD_LR)))), ctx);
     return;
   }
+  if (u->kind == OpKind::RmspropUpdate) { // torch.optim.RMSprop, _single_tensor_rmsprop
+    if (wd != 0) g = B.CreateFAdd(g, B.CreateFMul(wv, vcf(wd))); // grad.add(param, alpha=wd)
+    double alpha = u->attrs.getDouble("alpha", 0.99), eps = u->attrs.getDouble("eps", 1e-8);
+    bool has_buf = u->attrs.getDouble("momentum", 0.0) > 0;
+    const Value* sqv = u->operands[3];
+    // square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+    LV* sq = B.CreateFMul(loadOperand(sqv, ctx), vcf(alpha));
+    sq = B.CreateFAdd(sq, B.CreateFMul(B.CreateFMul(vcf(1.0 - alpha), g), g));
+    storeValue(sqv, sq, ctx);
+    LV* avg = sq;
+    if (u->attrs.getBool("centered")) {
+      const Value* gav = u->operands[has_buf ? 5 : 4];
+      // grad_avg.mul_(alpha).add_(grad, alpha=1 - alpha); square_avg.addcmul(ga, ga, value=-1)
+      LV* ga = B.CreateFMul(loadOperand(gav, ctx), vcf(alpha));
+      ga = B.CreateFAdd(ga, B.CreateFMul(g, vcf(1.0 - alpha)));
+      storeValue(gav, ga, ctx);
+      avg = B.CreateFSub(sq, B.CreateFMul(ga, ga));
+    }
+    avg = B.CreateFAdd(B.CreateIntrinsic(llvm::Intrinsic::sqrt, {vf}, {avg}), vcf(eps));
+    LV* lr = B.CreateFNeg(scalar(DESCENT_SGD_LR));
+    if (has_buf) { // buf.mul_(momentum).addcdiv_(grad, avg); param.add_(buf, alpha=-lr)
+      const Value* bufv = u->operands[4];
+      LV* buf = B.CreateFMul(loadOperand(bufv, ctx), scalar(DESCENT_SGD_MOMENTUM));
+      buf = B.CreateFAdd(buf, B.CreateFDiv(g, avg));
+      storeValue(bufv, buf, ctx);
+      storeValue(w, B.CreateFAdd(wv, B.CreateFMul(buf, lr)), ctx);
+    } else { // param.addcdiv_(grad, avg, value=-lr)
+      storeValue(w, B.CreateFAdd(wv, B.CreateFDiv(B.CreateFMul(lr, g), avg)), ctx);
+    }
+    return;
+  }
   // AdamW: param.mul_(1 - lr * weight_decay); Adam: grad = grad.add(param, alpha=wd).
   if (u->attrs.getBool("decoupled")) wv = B.CreateFMul(wv, scalar(DESCENT_ADAM_DECAY));
   else if (wd != 0) g = B.CreateFAdd(g, B.CreateFMul(wv, vcf(wd)));
@@ -210,6 +241,15 @@ void Emitter::update(const Op* u, LV* g, const ElemCtx& ctx) {
   v = B.CreateFAdd(B.CreateFMul(v, vcf(b2)), B.CreateFMul(B.CreateFMul(g, g), vcf(1.0 - b2)));
   storeValue(mv, m, ctx);
   storeValue(vv, v, ctx);
+  if (u->attrs.getBool("amsgrad")) {
+    // torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq): NaN propagates.
+    const Value* xv = u->operands[5];
+    LV* mx = loadOperand(xv, ctx);
+    LV* bigger = B.CreateSelect(B.CreateFCmpUGT(v, mx), v, mx); // v NaN or v > mx: v
+    mx = B.CreateSelect(B.CreateFCmpUNO(mx, mx), mx, bigger);
+    storeValue(xv, mx, ctx);
+    v = mx;
+  }
   LV* step_size = scalar(DESCENT_ADAM_STEP_SIZE);
   LV* denom = B.CreateFAdd(
       B.CreateFDiv(B.CreateIntrinsic(llvm::Intrinsic::sqrt, {vf}, {v}), scalar(DESCENT_ADAM_BC2_SQRT)),

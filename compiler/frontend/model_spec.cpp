@@ -48,6 +48,7 @@ const char* optimizerName(OptimizerKind k) {
   case OptimizerKind::SGD: return "SGD";
   case OptimizerKind::Adam: return "Adam";
   case OptimizerKind::AdamW: return "AdamW";
+  case OptimizerKind::RMSprop: return "RMSprop";
   }
   return "?";
 }

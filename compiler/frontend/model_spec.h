@@ -41,7 +41,7 @@ enum class LossKind {
 };
 /// BatchMean: KLDivLoss only (the sum divided by the batch size).
 enum class Reduction { Mean, Sum, BatchMean };
-enum class OptimizerKind { SGD, Adam, AdamW };
+enum class OptimizerKind { SGD, Adam, AdamW, RMSprop };
 /// `target y: class[N]` (integer labels) or `target y: f32[N]` (real values).
 enum class TargetKind { Class, Real };
 
@@ -104,6 +104,10 @@ struct OptimizerSpec {
   bool maximize = false; ///< all three: ascend the loss (the gradient is negated first)
   // Adam, AdamW (whose weight_decay defaults to 0.01 and is decoupled)
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  bool amsgrad = false; ///< normalize by the running maximum of exp_avg_sq
+  // RMSprop (lr defaults to 0.01; momentum, weight_decay and eps above)
+  double alpha = 0.99;
+  bool centered = false;
 };
 
 /// `scheduler = ...`: torch.optim.lr_scheduler's classes, with their names,

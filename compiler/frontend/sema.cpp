@@ -65,7 +65,7 @@ std::string quoted(const std::string& s) {
 const std::vector<std::string> kLossNames = {"NLLLoss",      "CrossEntropyLoss",  "MSELoss",
                                              "BCELoss",      "BCEWithLogitsLoss", "L1Loss",
                                              "SmoothL1Loss", "HuberLoss",         "KLDivLoss"};
-const std::vector<std::string> kOptimizerNames = {"SGD", "Adam", "AdamW"}; // OptimizerKind order
+const std::vector<std::string> kOptimizerNames = {"SGD", "Adam", "AdamW", "RMSprop"}; // OptimizerKind order
 const std::vector<std::string> kTransformNames = {"Normalize"};
 const std::vector<std::string> kSchedulerNames = {
     "StepLR",   "MultiStepLR", "ExponentialLR",    "CosineAnnealingLR",
@@ -1041,10 +1041,25 @@ private:
                                             {"betas", PType::FloatPair},
                                             {"eps", PType::Float},
                                             {"weight_decay", PType::Float},
+                                            {"amsgrad", PType::Bool},
                                             {"maximize", PType::Bool, false, false}};
-    BoundArgs args(v, o.kind == OptimizerKind::SGD ? sgd : adam, diags_);
+    // torch.optim.RMSprop's signature order
+    static const std::vector<Param> rmsprop = {{"lr", PType::Float},
+                                               {"alpha", PType::Float},
+                                               {"eps", PType::Float},
+                                               {"weight_decay", PType::Float},
+                                               {"momentum", PType::Float},
+                                               {"centered", PType::Bool},
+                                               {"maximize", PType::Bool, false, false}};
+    BoundArgs args(v,
+                   o.kind == OptimizerKind::SGD       ? sgd
+                   : o.kind == OptimizerKind::RMSprop ? rmsprop
+                                                      : adam,
+                   diags_);
     if (!args.bind()) return;
-    o.lr = o.kind == OptimizerKind::SGD ? 0.0 : 0.001;
+    o.lr = o.kind == OptimizerKind::SGD       ? 0.0
+           : o.kind == OptimizerKind::RMSprop ? 0.01 // torch.optim.RMSprop's default
+                                              : 0.001;
     o.weight_decay = o.kind == OptimizerKind::AdamW ? 0.01 : 0.0; // torch.optim.AdamW's default
     args.getBool("maximize", o.maximize);
     if (args.getFloat("lr", o.lr) && args.get("lr") && !(o.lr > 0))
@@ -1052,7 +1067,16 @@ private:
     if (args.getFloat("weight_decay", o.weight_decay) && args.get("weight_decay") &&
         !(o.weight_decay >= 0))
       args.rangeError("weight_decay", ">= 0");
-    if (o.kind == OptimizerKind::SGD) {
+    if (o.kind == OptimizerKind::RMSprop) {
+      // RMSprop.__init__'s ValueErrors (eps, momentum, alpha must be >= 0)
+      if (args.getFloat("eps", o.eps) && args.get("eps") && !(o.eps >= 0))
+        args.rangeError("eps", ">= 0");
+      if (args.getFloat("momentum", o.momentum) && args.get("momentum") && !(o.momentum >= 0))
+        args.rangeError("momentum", ">= 0");
+      if (args.getFloat("alpha", o.alpha) && args.get("alpha") && !(o.alpha >= 0))
+        args.rangeError("alpha", ">= 0");
+      args.getBool("centered", o.centered);
+    } else if (o.kind == OptimizerKind::SGD) {
       bool okM = args.getFloat("momentum", o.momentum);
       if (okM && args.get("momentum") && !(o.momentum >= 0)) {
         args.rangeError("momentum", ">= 0");
@@ -1080,6 +1104,7 @@ private:
       }
       if (args.getFloat("eps", o.eps) && args.get("eps") && !(o.eps > 0))
         args.rangeError("eps", "> 0");
+      args.getBool("amsgrad", o.amsgrad);
     }
   }
 
@@ -1199,13 +1224,15 @@ private:
       if (args.get("final_div_factor") && !(sc.final_div_factor > 0))
         args.rangeError("final_div_factor", "> 0");
       args.getBool("three_phase", sc.three_phase);
-      // __init__ sets group['momentum'] (SGD) or betas[0] (Adam) to max_momentum.
+      // __init__ sets group['momentum'] (SGD, RMSprop) or betas[0] (Adam) to max_momentum.
       if (sc.cycle_momentum) {
         OptimizerSpec& o = spec_.optimizer;
-        (o.kind == OptimizerKind::SGD ? o.momentum : o.beta1) = sc.max_momentum;
-        if (o.kind == OptimizerKind::SGD && args.get("max_momentum") && !(sc.max_momentum > 0))
+        bool has_momentum = o.kind == OptimizerKind::SGD || o.kind == OptimizerKind::RMSprop;
+        (has_momentum ? o.momentum : o.beta1) = sc.max_momentum;
+        if (has_momentum && args.get("max_momentum") && !(sc.max_momentum > 0))
           args.error(args.get("max_momentum")->loc,
-                     "OneCycleLR(): cycle_momentum on SGD needs max_momentum > 0",
+                     fmt::format("OneCycleLR(): cycle_momentum on {} needs max_momentum > 0",
+                                 optimizerName(o.kind)),
                      "or cycle_momentum=False");
       }
       break;

@@ -14,6 +14,7 @@
 #include <cassert>
 #include <cmath>
 #include <fmt/format.h>
+#include <limits>
 #include <stdexcept>
 #include <type_traits>
 
@@ -235,6 +236,7 @@ private:
       return;
     case OpKind::SgdUpdate: return sgd(op);
     case OpKind::AdamUpdate: return adam(op);
+    case OpKind::RmspropUpdate: return rmsprop(op);
     default: break;
     }
     assert(false && "an op with neither math nor a kernel in the interpreter");
@@ -511,7 +513,7 @@ private:
     }
   }
 
-  /// torch.optim.Adam / AdamW (1.13, _single_tensor_adam[w], amsgrad=False), step by step.
+  /// torch.optim.Adam / AdamW (1.13, _single_tensor_adam[w]), step by step.
   void adam(const Op& op) {
     Buf<T>& w = mut(op.operands[0]);
     const Buf<T>& grad = get(op.operands[1]);
@@ -523,6 +525,7 @@ private:
     double wd = op.attrs.getDouble("weight_decay");
     bool decoupled = op.attrs.getBool("decoupled"); // AdamW (_single_tensor_adamw)
     bool maximize = op.attrs.getBool("maximize");
+    Buf<T>* vmax = op.attrs.getBool("amsgrad") ? &mut(op.operands[5]) : nullptr;
     // Python floats: bias corrections and the step size are doubles.
     double bc1 = 1 - std::pow(b1, step), bc2 = 1 - std::pow(b2, step);
     double step_size = lr / bc1, bc2_sqrt = std::sqrt(bc2);
@@ -535,8 +538,55 @@ private:
       m[i] = m[i] + T(1 - b1) * g;                      // exp_avg.mul_(b1).add_(g, alpha=1-b1)
       v[i] = v[i] * T(b2);
       v[i] = v[i] + T(1 - b2) * g * g;                  // exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2)
-      T denom = std::sqrt(v[i]) / T(bc2_sqrt) + T(eps); // (v.sqrt() / bc2_sqrt).add_(eps)
+      T vd = v[i];
+      if (vmax) { // torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq), NaN wins
+        T& mx = (*vmax)[i];
+        mx = std::isnan(mx) || std::isnan(v[i]) ? std::numeric_limits<T>::quiet_NaN()
+                                                : std::max(mx, v[i]);
+        vd = mx;
+      }
+      T denom = std::sqrt(vd) / T(bc2_sqrt) + T(eps);   // (v.sqrt() / bc2_sqrt).add_(eps)
       w[i] = w[i] + T(-step_size) * m[i] / denom;       // param.addcdiv_(m, denom, value=-step_size)
+    }
+  }
+
+  /// torch.optim.RMSprop (1.13, _single_tensor_rmsprop), step by step.
+  void rmsprop(const Op& op) {
+    Buf<T>& w = mut(op.operands[0]);
+    const Buf<T>& grad = get(op.operands[1]);
+    Buf<T>& sq = mut(op.operands[3]);
+    double lr = in_.lr.value_or(op.attrs.getDouble("lr"));
+    double momentum = in_.momentum.value_or(op.attrs.getDouble("momentum"));
+    double alpha = op.attrs.getDouble("alpha", 0.99), eps = op.attrs.getDouble("eps", 1e-8);
+    double wd = op.attrs.getDouble("weight_decay");
+    bool centered = op.attrs.getBool("centered"), maximize = op.attrs.getBool("maximize");
+    bool has_buf = op.attrs.getDouble("momentum") > 0; // the graph's buffer operand
+    Buf<T>* buf = has_buf ? &mut(op.operands[4]) : nullptr;
+    Buf<T>* gavg = centered ? &mut(op.operands[has_buf ? 5 : 4]) : nullptr;
+    for (size_t i = 0; i < w.size(); ++i) {
+      T g = clipValue(op, grad[i]);                     // clip_grad_value_ before step()
+      g = maximize ? -g : g;                            // grad = -grad if maximize
+      if (wd != 0) g = g + T(wd) * w[i];                // grad.add(param, alpha=wd)
+      sq[i] = sq[i] * T(alpha);
+      sq[i] = sq[i] + T(1 - alpha) * g * g;             // square_avg.mul_(a).addcmul_(g, g, value=1-a)
+      T avg;
+      if (gavg) {
+        T& ga = (*gavg)[i];
+        ga = ga * T(alpha);
+        ga = ga + T(1 - alpha) * g;                     // grad_avg.mul_(a).add_(g, alpha=1-a)
+        avg = std::sqrt(sq[i] - ga * ga);               // square_avg.addcmul(ga, ga, value=-1).sqrt_()
+      } else {
+        avg = std::sqrt(sq[i]);
+      }
+      avg = avg + T(eps);                               // avg.add_(eps)
+      if (buf) {
+        T& b = (*buf)[i];
+        b = b * T(momentum);
+        b = b + g / avg;                                // buf.mul_(m).addcdiv_(g, avg)
+        w[i] = w[i] + T(-lr) * b;                       // param.add_(buf, alpha=-lr)
+      } else {
+        w[i] = w[i] + T(-lr) * g / avg;                 // param.addcdiv_(g, avg, value=-lr)
+      }
     }
   }
 

@@ -263,7 +263,10 @@ private:
     const Value* w = sink ? sink->operands[0] : (b->kind == ValueKind::Param ? b : nullptr);
     if (!w && a->kind == ValueKind::Param) w = a;
     layer = w ? layerOf(w) + "_" : "";
-    if (sink) role = fmt::format("dW_{}", sink->kind == OpKind::SgdUpdate ? "sgd" : "adam");
+    if (sink)
+      role = fmt::format("dW_{}", sink->kind == OpKind::SgdUpdate       ? "sgd"
+                                  : sink->kind == OpKind::RmspropUpdate ? "rmsprop"
+                                                                        : "adam");
     else if (ta) role = "dW";
     else if (tb) role = "dX";
     else role = "fwd";
@@ -402,8 +405,11 @@ private:
       return;
     }
     case OpKind::SgdUpdate:
-    case OpKind::AdamUpdate: {
-      const char* opt = op->kind == OpKind::SgdUpdate ? "sgd" : "adam";
+    case OpKind::AdamUpdate:
+    case OpKind::RmspropUpdate: {
+      const char* opt = op->kind == OpKind::SgdUpdate       ? "sgd"
+                        : op->kind == OpKind::RmspropUpdate ? "rmsprop"
+                                                            : "adam";
       auto it = deferred_for_.find(op);
       if (it != deferred_for_.end()) {
         deferred_.erase(it->second);

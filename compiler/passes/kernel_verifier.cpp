@@ -18,7 +18,7 @@ namespace descent {
 namespace {
 
 bool isUpdate(OpKind k) {
-  return k == OpKind::SgdUpdate || k == OpKind::AdamUpdate;
+  return k == OpKind::SgdUpdate || k == OpKind::AdamUpdate || k == OpKind::RmspropUpdate;
 }
 
 bool isView(const Op* op) {

@@ -47,7 +47,7 @@ struct descent_aot_tensor {
  * from the instance's learning rate and momentum (beta1 for Adam). */
 struct descent_aot_update {
   int64_t offset;
-  int kind; /* 0 SGD, 1 Adam, 2 AdamW */
+  int kind; /* 0 SGD, 1 Adam, 2 AdamW, 3 RMSprop */
   double beta2, weight_decay;
 };
 

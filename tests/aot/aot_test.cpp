@@ -142,10 +142,12 @@ TEST_CASE("the AOT train step, eval and predict are bitwise the JIT's for every 
   }
 }
 
-TEST_CASE("the AOT train step with gradient clipping is bitwise the JIT's") {
+TEST_CASE("the AOT train step with gradient clipping and RMSprop is bitwise the JIT's") {
   // clip_grad_norm adds the grad_norm kernel and unfused updates; clip_grad_value
-  // a clamp in the fused update: the library runs the same kernels.
-  for (const char* fixture : {"clip_norm_ce_sgd_momentum", "clip_value_mse_adam"}) {
+  // a clamp in the fused update; RMSprop (centered, momentum) its own update
+  // kind: the library runs the same kernels.
+  for (const char* fixture : {"clip_norm_ce_sgd_momentum", "clip_value_mse_adam",
+                              "mse_mean_rmsprop_centered_momentum_wd"}) {
     std::string model = fmt::format("tests/reference/fixtures/{}/model.nn", fixture);
     SECTION(fixture) {
       ScratchDir dir;

@@ -130,7 +130,7 @@ TEST_CASE("interpreter matches the PyTorch fixtures", "[reference]") {
       auto train = buildTrainGraph(spec, opts);
       InterpState<float> ts{f.init, {}};
       initInterpState(*train, ts);
-      bool adam = spec.optimizer.kind != OptimizerKind::SGD; // Adam, AdamW
+      bool adam = spec.optimizer.kind != OptimizerKind::SGD; // Adam, AdamW, RMSprop
       const json& traj = expected["trajectory"];
       REQUIRE(traj.size() == 20);
       for (int step = 1; step <= 20; ++step) {

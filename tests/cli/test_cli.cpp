@@ -95,7 +95,7 @@ TEST_CASE("PyTorch's 20-step trajectories through descent train --init --no-shuf
     auto expected = nlohmann::json::parse(readText((entry.path() / "expected.json").string()));
     if (!expected.value("train_mode", false) || !expected.contains("trajectory")) continue;
     std::string f = "tests/reference/fixtures/" + entry.path().filename().string();
-    const double tol = expected["optimizer"]["kind"] != "SGD" ? 1e-4 : 2e-5; // Adam, AdamW
+    const double tol = expected["optimizer"]["kind"] != "SGD" ? 1e-4 : 2e-5; // Adam, AdamW, RMSprop
     for (const char* engine : kEngines) {
       ScratchDir tmp;
       RunResult r = runDescent(fmt::format("train {0}/model.nn --data {0}/data.csv --init {0}/init.safetensors "

@@ -67,6 +67,37 @@ TEST_CASE("sema: PyTorch defaults") {
   CHECK(w.optimizer.weight_decay == 0.01);
   ModelSpec w0 = checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()", "AdamW(weight_decay=0)"));
   CHECK(w0.optimizer.weight_decay == 0);
+  CHECK_FALSE(w0.optimizer.amsgrad);
+  // amsgrad by keyword, and by position after weight_decay as in torch
+  CHECK(checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()", "Adam(amsgrad=True)"))
+            .optimizer.amsgrad);
+  CHECK(checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()",
+                     "AdamW(0.001, (0.9, 0.999), 1e-8, 0.01, True)"))
+            .optimizer.amsgrad);
+
+  // torch.optim.RMSprop(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False)
+  ModelSpec r = checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()", "RMSprop()"));
+  CHECK(r.optimizer.kind == OptimizerKind::RMSprop);
+  CHECK(r.optimizer.lr == 0.01);
+  CHECK(r.optimizer.alpha == 0.99);
+  CHECK(r.optimizer.eps == 1e-8);
+  CHECK(r.optimizer.weight_decay == 0);
+  CHECK(r.optimizer.momentum == 0);
+  CHECK_FALSE(r.optimizer.centered);
+  // By position, in torch's order.
+  ModelSpec r2 = checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()",
+                              "RMSprop(0.1, 0.9, 1e-6, 0.01, 0.5, True)"));
+  CHECK(r2.optimizer.lr == 0.1);
+  CHECK(r2.optimizer.alpha == 0.9);
+  CHECK(r2.optimizer.eps == 1e-6);
+  CHECK(r2.optimizer.weight_decay == 0.01);
+  CHECK(r2.optimizer.momentum == 0.5);
+  CHECK(r2.optimizer.centered);
+  // OneCycleLR cycles RMSprop's momentum (torch: 'momentum' in its defaults).
+  ModelSpec r3 =
+      checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()", "RMSprop(momentum=0.5)",
+                   "scheduler = OneCycleLR(optimizer, max_lr=0.1)\n"));
+  CHECK(r3.optimizer.momentum == 0.95);
 }
 
 TEST_CASE("sema: arguments by position and by keyword, Python spellings") {

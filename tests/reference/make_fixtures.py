@@ -119,6 +119,28 @@ FIXTURES = [
      "Linear(6, 7), Tanh(),\n    Linear(7, 2),",
      'MSELoss(reduction="sum")',
      "AdamW(lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.5)", "train"),
+    # RMSprop (issue #14): the default, and every branch at once (weight
+    # decay, momentum buffer, centered grad_avg, maximize).
+    ("ce_mean_rmsprop_default", 7, ("class", 3), 8,
+     "Linear(7, 6), ReLU(),\n    Linear(6, 3),",
+     'CrossEntropyLoss(reduction="mean")', "RMSprop()", "train"),
+    ("mse_mean_rmsprop_centered_momentum_wd", 5, ("f32", 2), 8,
+     "Linear(5, 6), Tanh(),\n    Linear(6, 2),",
+     'MSELoss(reduction="mean")',
+     "RMSprop(lr=0.005, alpha=0.9, eps=1e-6, weight_decay=0.05, momentum=0.8, centered=True)",
+     "train"),
+    ("nll_sum_rmsprop_momentum_maximize", 6, ("class", 3), 8,
+     "Linear(6, 5), Sigmoid(),\n    Linear(5, 3), LogSoftmax(dim=1),",
+     'NLLLoss(reduction="sum")', "RMSprop(lr=0.002, momentum=0.5, maximize=True)", "train"),
+    # amsgrad: the running maximum of exp_avg_sq normalizes the step (Adam
+    # with L2 weight decay, AdamW with decoupled decay).
+    ("ce_mean_adam_amsgrad", 7, ("class", 3), 8,
+     "Linear(7, 6), ReLU(),\n    Linear(6, 3),",
+     'CrossEntropyLoss(reduction="mean")',
+     "Adam(lr=0.01, betas=(0.5, 0.9), weight_decay=0.01, amsgrad=True)", "train"),
+    ("mse_sum_adamw_amsgrad", 5, ("f32", 2), 8,
+     "Linear(5, 6), Tanh(),\n    Linear(6, 2),",
+     'MSELoss(reduction="sum")', "AdamW(lr=0.01, betas=(0.5, 0.9), amsgrad=True)", "train"),
     # maximize=True negates the gradient before everything else (weight decay,
     # momentum); a negative lr on -loss is not the same arithmetic with decay.
     ("mse_mean_sgd_maximize_momentum_wd", 5, ("f32", 2), 8,

@@ -28,14 +28,16 @@ test: setup build
 # their ~4 min under ASan in the instrumented one-threaded interpreter or in
 # repeated process starts; the normal build runs them, and the interpreter and
 # the CLI paths they touch stay under ASan through the fixture, gradcheck,
-# checkpoint and CLI tests (docs/testing.md).
+# checkpoint and CLI tests (docs/testing.md). DESCENT_TEST_SWEEP=models: the
+# every-model sweeps (gradcheck, JIT against the interpreter, AOT, passes) run
+# models/ only; the normal build also sweeps every PyTorch fixture.
 SAN_SKIP = ^(reference: PyTorch loads descent checkpoints|codegen:train (trajectories|steps on 2 threads).*match the interpreter|cli:(PyTorch.s 20-step trajectories|names are the user.s))
 $(SANBUILD)/build.ninja:
 	cmake -S . -B $(SANBUILD) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Debug -DDESCENT_SANITIZE=ON
 
 test-sanitize: setup $(SANBUILD)/build.ninja
 	cmake --build $(SANBUILD)
-	cd $(SANBUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j2 -E '$(SAN_SKIP)'
+	cd $(SANBUILD) && ASAN_OPTIONS=detect_leaks=1 DESCENT_TEST_SWEEP=models ctest --output-on-failure -j2 -E '$(SAN_SKIP)'
 
 # ThreadSanitizer on the tests where threads meet: the thread pool and the
 # JIT kernels it runs (codegen), and the CLI (the JIT compile overlapped with

@@ -116,7 +116,7 @@ std::string header(const ModelSpec& spec, const std::string& M, const Schedule& 
       h << fmt::format("static const struct descent_aot_update {}_{}_updates_[] = {{\n", M, tag);
       for (auto [op, off] : e.updates)
         h << fmt::format("  {{{}, {}, {:.17g}, {:.17g}}},\n", off, updateKind(*op),
-                         op->attrs.getDouble("beta2", 0.999),
+                         updateBeta2(*op),
                          op->attrs.getDouble("weight_decay", 0.0));
       h << "};\n";
     }

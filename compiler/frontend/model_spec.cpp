@@ -57,6 +57,8 @@ const char* optimizerName(OptimizerKind k) {
   case OptimizerKind::Adam: return "Adam";
   case OptimizerKind::AdamW: return "AdamW";
   case OptimizerKind::RMSprop: return "RMSprop";
+  case OptimizerKind::Adagrad: return "Adagrad";
+  case OptimizerKind::Adadelta: return "Adadelta";
   }
   return "?";
 }

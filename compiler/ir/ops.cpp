@@ -457,6 +457,8 @@ std::string inferAdamUpdate(const Op& op, TensorType&) {
   return {};
 }
 
+std::string inferUpdate(const Op& op, TensorType&) { return checkUpdateCommon(op); }
+
 std::string inferRmspropUpdate(const Op& op, TensorType&) {
   TRY(checkUpdateCommon(op));
   size_t want =

@@ -63,6 +63,16 @@ def _namespace():
         return ("RMSprop", dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                 momentum=momentum, centered=centered, maximize=maximize))
 
+    def adagrad(lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
+                *, maximize=False):
+        return ("Adagrad", dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                initial_accumulator_value=initial_accumulator_value, eps=eps,
+                                maximize=maximize))
+
+    def adadelta(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, maximize=False):
+        return ("Adadelta", dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
+                                 maximize=maximize))
+
     def scheduler(kind):
         # torch.optim.lr_scheduler's constructors without the optimizer:
         # (kind, kwargs), built by make_scheduler once the optimizer exists.
@@ -99,7 +109,8 @@ def _namespace():
         "BCEWithLogitsLoss": with_tensors(nn.BCEWithLogitsLoss, "pos_weight"),
         "L1Loss": nn.L1Loss,
         "SmoothL1Loss": nn.SmoothL1Loss, "HuberLoss": nn.HuberLoss, "KLDivLoss": nn.KLDivLoss,
-        "SGD": sgd, "Adam": adam, "AdamW": adamw, "RMSprop": rmsprop, "Normalize": normalize,
+        "SGD": sgd, "Adam": adam, "AdamW": adamw, "RMSprop": rmsprop, "Adagrad": adagrad,
+        "Adadelta": adadelta, "Normalize": normalize,
         **{k: scheduler(k) for k in ("StepLR", "MultiStepLR", "ExponentialLR",
                                      "CosineAnnealingLR", "LinearLR", "OneCycleLR",
                                      "ReduceLROnPlateau")},
@@ -136,6 +147,10 @@ def make_optimizer(opt, params):
         return optim.AdamW(params, **kw)
     if kind == "RMSprop":  # the single-tensor path descent mirrors
         return optim.RMSprop(params, foreach=False, **kw)
+    if kind == "Adagrad":
+        return optim.Adagrad(params, foreach=False, **kw)
+    if kind == "Adadelta":
+        return optim.Adadelta(params, foreach=False, **kw)
     return optim.Adam(params, **kw)
 
 

@@ -436,7 +436,11 @@ TEST_CASE("non-UTF-8 model names are saved with U+FFFD", "[checkpoint]") {
 TEST_CASE("a run interrupted mid-epoch resumes bit for bit", "[checkpoint][trainer]") {
   for (const char* kind : {"jit", "interp"}) {
     for (const char* opt : {"SGD(lr=0.1, momentum=0.9)", "Adam(lr=0.01)",
-                            "RMSprop(lr=0.01, momentum=0.5, centered=True, weight_decay=0.01)"}) {
+                            "RMSprop(lr=0.01, momentum=0.5, centered=True, weight_decay=0.01)",
+                            // Adagrad's sum starts at initial_accumulator_value, its clr
+                            // decays with the step: both must continue, not restart
+                            "Adagrad(lr=0.05, lr_decay=0.1, initial_accumulator_value=0.2)",
+                            "Adadelta(lr=0.5, weight_decay=0.01)"}) {
       INFO(kind << " " << opt);
       TempDir d;
       ModelSpec spec = smallModel(d, opt);

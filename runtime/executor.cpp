@@ -55,8 +55,17 @@ struct AlignedFree {
 
 } // namespace
 
+/// descent_step_scalars' beta2 argument: Adam's beta2, Adagrad's lr_decay.
+double updateBeta2(const Op& op) {
+  return op.kind == OpKind::AdagradUpdate ? op.attrs.getDouble("lr_decay", 0.0)
+                                          : op.attrs.getDouble("beta2", 0.999);
+}
+
 int updateKind(const Op& op) {
   if (op.kind == OpKind::SgdUpdate) return DESCENT_UPDATE_SGD;
+  if (op.kind == OpKind::RmspropUpdate) return DESCENT_UPDATE_RMSPROP;
+  if (op.kind == OpKind::AdagradUpdate) return DESCENT_UPDATE_ADAGRAD;
+  if (op.kind == OpKind::AdadeltaUpdate) return DESCENT_UPDATE_ADADELTA;
   return op.attrs.getBool("decoupled") ? DESCENT_UPDATE_ADAMW : DESCENT_UPDATE_ADAM;
 }
 
@@ -86,7 +95,7 @@ struct Program::Impl {
 
   void writeStepScalars(Entry& e, int64_t step) {
     for (auto [op, off] : e.updates)
-      descent_step_scalars(updateKind(*op), lr, momentum, op->attrs.getDouble("beta2", 0.999),
+      descent_step_scalars(updateKind(*op), lr, momentum, updateBeta2(*op),
                            op->attrs.getDouble("weight_decay", 0.0), step,
                            reinterpret_cast<float*>(arena.get() + off));
   }
@@ -263,8 +272,8 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
           e.updates.push_back({op, off});
           if (!hyper_set) {
             impl->lr = op->attrs.getDouble("lr", 0.001);
-            impl->momentum = op->kind == OpKind::SgdUpdate ? op->attrs.getDouble("momentum", 0.0)
-                                                           : op->attrs.getDouble("beta1", 0.9);
+            impl->momentum = op->kind == OpKind::AdamUpdate ? op->attrs.getDouble("beta1", 0.9)
+                                                            : op->attrs.getDouble("momentum", 0.0);
             hyper_set = true;
           }
         }

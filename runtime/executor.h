@@ -60,6 +60,8 @@ struct Schedule {
 /// The kind (DESCENT_UPDATE_*, compiler/codegen/step_scalars.h) of an update
 /// op's per-step scalars.
 int updateKind(const Op& op);
+/// Its descent_step_scalars beta2 argument: Adam's beta2, Adagrad's lr_decay.
+double updateBeta2(const Op& op);
 
 /// One JIT session holding the entry points compiled from several graphs.
 class Program {

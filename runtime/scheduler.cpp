@@ -27,7 +27,7 @@ int64_t pyMod(int64_t a, int64_t b) {
 LrScheduler::LrScheduler(const ModelSpec& spec, int64_t run_epochs, int64_t steps_per_epoch)
     : spec_(*spec.scheduler) {
   const OptimizerSpec& o = spec.optimizer;
-  use_beta1_ = o.kind != OptimizerKind::SGD;
+  use_beta1_ = o.kind == OptimizerKind::Adam || o.kind == OptimizerKind::AdamW;
   lr_ = o.lr;
   momentum_ = use_beta1_ ? o.beta1 : o.momentum;
   base_lr_ = o.lr;

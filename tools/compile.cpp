@@ -116,7 +116,7 @@ std::string header(const ModelSpec& spec, const std::string& M, const Schedule& 
       h << fmt::format("static const struct descent_aot_update {}_{}_updates_[] = {{\n", M, tag);
       for (auto [op, off] : e.updates)
         h << fmt::format("  {{{}, {}, {:.17g}, {:.17g}}},\n", off, updateKind(*op),
-                         op->attrs.getDouble("beta2", 0.999),
+                         updateBeta2(*op),
                          op->attrs.getDouble("weight_decay", 0.0));
       h << "};\n";
     }
@@ -168,7 +168,8 @@ std::string header(const ModelSpec& spec, const std::string& M, const Schedule& 
                        outputOffset(*e->kg, "output"), fmt::arg("M", M), fmt::arg("t", tag));
   };
   const OptimizerSpec& o = spec.optimizer;
-  double momentum = o.kind == OptimizerKind::SGD ? o.momentum : o.beta1;
+  bool betas = o.kind == OptimizerKind::Adam || o.kind == OptimizerKind::AdamW;
+  double momentum = betas ? o.beta1 : o.momentum;
   h << fmt::format(
       "\nstatic const struct descent_aot_model {M}_model_ = {{\n"
       "  {}, {}, {}, {}, {}, {}, {}, {},\n  {M}_tensors_, {},\n  {}, {},\n  {},\n  {},\n"

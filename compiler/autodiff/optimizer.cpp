@@ -30,6 +30,41 @@ Attrs adamAttrs(const OptimizerSpec& o) {
   a.set("eps", o.eps);
   a.set("weight_decay", o.weight_decay);
   if (o.kind == OptimizerKind::AdamW) a.set("decoupled", true);
+  if (o.amsgrad) a.set("amsgrad", true);
+  if (o.maximize) a.set("maximize", true);
+  return a;
+}
+
+Attrs rmspropAttrs(const OptimizerSpec& o) {
+  Attrs a;
+  a.set("lr", o.lr);
+  a.set("alpha", o.alpha);
+  a.set("eps", o.eps);
+  if (o.weight_decay != 0) a.set("weight_decay", o.weight_decay);
+  if (o.momentum != 0) a.set("momentum", o.momentum);
+  if (o.centered) a.set("centered", true);
+  if (o.maximize) a.set("maximize", true);
+  return a;
+}
+
+Attrs adagradAttrs(const OptimizerSpec& o) {
+  Attrs a;
+  a.set("lr", o.lr);
+  a.set("eps", o.eps);
+  if (o.lr_decay != 0) a.set("lr_decay", o.lr_decay);
+  if (o.weight_decay != 0) a.set("weight_decay", o.weight_decay);
+  if (o.initial_accumulator_value != 0)
+    a.set("initial_accumulator_value", o.initial_accumulator_value);
+  if (o.maximize) a.set("maximize", true);
+  return a;
+}
+
+Attrs adadeltaAttrs(const OptimizerSpec& o) {
+  Attrs a;
+  a.set("lr", o.lr);
+  a.set("rho", o.rho);
+  a.set("eps", o.eps);
+  if (o.weight_decay != 0) a.set("weight_decay", o.weight_decay);
   if (o.maximize) a.set("maximize", true);
   return a;
 }
@@ -113,7 +148,11 @@ void addOptimizerUpdates(Graph& g, const OptimizerSpec& opt,
         break;
       }
     // clip_grad_value_: a clamp of the gradient at the update's start (still fused).
-    Attrs attrs = opt.kind == OptimizerKind::SGD ? sgdAttrs(opt) : adamAttrs(opt);
+    Attrs attrs = opt.kind == OptimizerKind::SGD        ? sgdAttrs(opt)
+                  : opt.kind == OptimizerKind::RMSprop  ? rmspropAttrs(opt)
+                  : opt.kind == OptimizerKind::Adagrad  ? adagradAttrs(opt)
+                  : opt.kind == OptimizerKind::Adadelta ? adadeltaAttrs(opt)
+                                                        : adamAttrs(opt);
     if (clip.value) attrs.set("clip_value", *clip.value);
     if (opt.kind == OptimizerKind::SGD) {
       std::vector<Value*> operands{w, dw, step};
@@ -121,10 +160,39 @@ void addOptimizerUpdates(Graph& g, const OptimizerSpec& opt,
         operands.push_back(
             g.addState(w->name + "_buf", w->type, ext + ".momentum_buffer", stateDesc(w)));
       g.add(OpKind::SgdUpdate, operands, attrs, loc, w);
+    } else if (opt.kind == OptimizerKind::Adagrad) {
+      // torch.optim.Adagrad's state: sum (initial_accumulator_value before step 1)
+      g.add(OpKind::AdagradUpdate,
+            {w, dw, step, g.addState(w->name + "_sum", w->type, ext + ".sum", stateDesc(w))}, attrs,
+            loc, w);
+    } else if (opt.kind == OptimizerKind::Adadelta) {
+      // torch.optim.Adadelta's state: square_avg, acc_delta
+      g.add(OpKind::AdadeltaUpdate,
+            {w, dw, step,
+             g.addState(w->name + "_square_avg", w->type, ext + ".square_avg", stateDesc(w)),
+             g.addState(w->name + "_acc_delta", w->type, ext + ".acc_delta", stateDesc(w))},
+            attrs, loc, w);
+    } else if (opt.kind == OptimizerKind::RMSprop) {
+      // torch.optim.RMSprop's state: square_avg, momentum_buffer (momentum > 0),
+      // grad_avg (centered).
+      std::vector<Value*> operands{
+          w, dw, step,
+          g.addState(w->name + "_square_avg", w->type, ext + ".square_avg", stateDesc(w))};
+      if (opt.momentum > 0)
+        operands.push_back(
+            g.addState(w->name + "_buf", w->type, ext + ".momentum_buffer", stateDesc(w)));
+      if (opt.centered)
+        operands.push_back(
+            g.addState(w->name + "_grad_avg", w->type, ext + ".grad_avg", stateDesc(w)));
+      g.add(OpKind::RmspropUpdate, operands, attrs, loc, w);
     } else {
       Value* m = g.addState(w->name + "_exp_avg", w->type, ext + ".exp_avg", stateDesc(w));
       Value* v = g.addState(w->name + "_exp_avg_sq", w->type, ext + ".exp_avg_sq", stateDesc(w));
-      g.add(OpKind::AdamUpdate, {w, dw, step, m, v}, attrs, loc, w);
+      std::vector<Value*> operands{w, dw, step, m, v};
+      if (opt.amsgrad)
+        operands.push_back(g.addState(w->name + "_max_exp_avg_sq", w->type, ext + ".max_exp_avg_sq",
+                                      stateDesc(w)));
+      g.add(OpKind::AdamUpdate, operands, attrs, loc, w);
     }
   }
   placeUpdates(g, gradients, after_all_gradients);

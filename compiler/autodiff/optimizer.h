@@ -17,8 +17,11 @@ namespace descent {
 /// and the param's last read (write-after-read: a layer's dX reads W before
 /// W is updated). Attributes: lr, momentum, dampening, weight_decay, nesterov
 /// (SGD; zero/false ones omitted) or lr, beta1, beta2, eps, weight_decay (Adam;
-/// AdamW adds decoupled=true: the param decays by (1 - lr*weight_decay) instead);
-/// maximize=true (either) negates the gradient first.
+/// AdamW adds decoupled=true: the param decays by (1 - lr*weight_decay) instead;
+/// amsgrad=true adds a sixth operand, max_exp_avg_sq "0.weight.max_exp_avg_sq");
+/// maximize=true (either) negates the gradient first. RMSprop adds an
+/// `rmsprop_update` (w, g, %step, square_avg [, momentum_buffer] [, grad_avg])
+/// with lr, alpha, eps [, weight_decay, momentum, centered].
 /// %step (an input of the graph) is the 1-based step number. Semantics are
 /// torch.optim 1.13's, documented in docs/ir.md and implemented by the
 /// interpreter. Pairs with a null gradient are skipped.

@@ -206,6 +206,17 @@ void Emitter::update(const Op* u, LV* g, const ElemCtx& ctx) {
   // The hyper-parameters a schedule changes are per-step scalars, loaded from
   // the op's slot (compiler/codegen/step_scalars.h), never constants.
   auto scalar = [&](int i) { return splat(stepScalar(u, i)); };
+  // ATen's CPU kernels on every x86 CPU with AVX2 fuse `add(b, alpha=a)` into
+  // fma(b, a, self) and `addcmul(t1, t2, value=v)` into fma(v*t1, t2, self)
+  // (measured on torch 1.13; addcdiv divides, so it rounds twice). The updates
+  // below other than SGD's use always-fused llvm.fma there (never fmuladd, which
+  // would round twice on a target without FMA), so their numbers are PyTorch's
+  // bit for bit given the same gradients, on any --cpu. SGD keeps its two
+  // roundings: the notebook model's numbers must not change.
+  auto fmaExact = [&](LV* a, LV* b, LV* c) {
+    return B.CreateIntrinsic(llvm::Intrinsic::fma, {a->getType()}, {a, b, c});
+  };
+  auto sqrt = [&](LV* x) { return B.CreateIntrinsic(llvm::Intrinsic::sqrt, {vf}, {x}); };
   if (u->kind == OpKind::SgdUpdate) {
     if (wd != 0) g = B.CreateFAdd(g, B.CreateFMul(wv, vcf(wd))); // d_p.add(param, alpha=wd)
     if (u->operands.size() > 3) {
@@ -224,24 +235,101 @@ void Emitter::update(const Op* u, LV* g, const ElemCtx& ctx) {
     storeValue(w, B.CreateFAdd(wv, B.CreateFMul(g, B.CreateFNeg(scalar(DESCENT_SGD_LR)))), ctx);
     return;
   }
+  if (u->kind == OpKind::RmspropUpdate) { // torch.optim.RMSprop, _single_tensor_rmsprop
+    if (wd != 0) g = fmaExact(wv, vcf(wd), g); // grad.add(param, alpha=wd)
+    double alpha = u->attrs.getDouble("alpha", 0.99), eps = u->attrs.getDouble("eps", 1e-8);
+    bool has_buf = u->attrs.getDouble("momentum", 0.0) > 0;
+    const Value* sqv = u->operands[3];
+    // square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+    LV* sq = B.CreateFMul(loadOperand(sqv, ctx), vcf(alpha));
+    sq = fmaExact(B.CreateFMul(vcf(1.0 - alpha), g), g, sq);
+    storeValue(sqv, sq, ctx);
+    LV* avg = sq;
+    if (u->attrs.getBool("centered")) {
+      const Value* gav = u->operands[has_buf ? 5 : 4];
+      // grad_avg.mul_(alpha).add_(grad, alpha=1 - alpha); square_avg.addcmul(ga, ga, value=-1)
+      LV* ga = B.CreateFMul(loadOperand(gav, ctx), vcf(alpha));
+      ga = fmaExact(g, vcf(1.0 - alpha), ga);
+      storeValue(gav, ga, ctx);
+      avg = fmaExact(B.CreateFNeg(ga), ga, sq);
+    }
+    avg = B.CreateFAdd(sqrt(avg), vcf(eps));
+    LV* lr = B.CreateFNeg(scalar(DESCENT_SGD_LR));
+    if (has_buf) { // buf.mul_(momentum).addcdiv_(grad, avg); param.add_(buf, alpha=-lr)
+      const Value* bufv = u->operands[4];
+      LV* buf = B.CreateFMul(loadOperand(bufv, ctx), scalar(DESCENT_SGD_MOMENTUM));
+      buf = B.CreateFAdd(buf, B.CreateFDiv(g, avg));
+      storeValue(bufv, buf, ctx);
+      storeValue(w, fmaExact(buf, lr, wv), ctx);
+    } else { // param.addcdiv_(grad, avg, value=-lr)
+      storeValue(w, B.CreateFAdd(wv, B.CreateFDiv(B.CreateFMul(lr, g), avg)), ctx);
+    }
+    return;
+  }
+  if (u->kind == OpKind::AdagradUpdate) { // torch.optim.Adagrad, _single_tensor_adagrad
+    if (wd != 0) g = fmaExact(wv, vcf(wd), g); // grad.add(param, alpha=wd)
+    const Value* sv = u->operands[3];
+    LV* sum = loadOperand(sv, ctx);
+    // torch.full_like(p, initial_accumulator_value) before the first step
+    // (the state starts as zeros here, like every optimizer state).
+    double init = u->attrs.getDouble("initial_accumulator_value", 0.0);
+    if (init != 0) sum = B.CreateSelect(B.CreateICmpSLE(stepArg, c64(1)), vcf(init), sum);
+    sum = fmaExact(g, g, sum); // state_sum.addcmul_(grad, grad, value=1)
+    storeValue(sv, sum, ctx);
+    LV* std = B.CreateFAdd(sqrt(sum), vcf(u->attrs.getDouble("eps", 1e-10))); // sqrt().add_(eps)
+    // param.addcdiv_(grad, std, value=-clr)
+    LV* clr = B.CreateFNeg(scalar(DESCENT_SGD_LR));
+    storeValue(w, B.CreateFAdd(wv, B.CreateFDiv(B.CreateFMul(clr, g), std)), ctx);
+    return;
+  }
+  if (u->kind == OpKind::AdadeltaUpdate) { // torch.optim.Adadelta, _single_tensor_adadelta
+    if (wd != 0) g = fmaExact(wv, vcf(wd), g); // grad.add(param, alpha=wd)
+    double rho = u->attrs.getDouble("rho", 0.9);
+    LV* eps = vcf(u->attrs.getDouble("eps", 1e-6));
+    const Value* sqv = u->operands[3];
+    const Value* accv = u->operands[4];
+    // square_avg.mul_(rho).addcmul_(grad, grad, value=1 - rho)
+    LV* sq =
+        fmaExact(B.CreateFMul(vcf(1.0 - rho), g), g, B.CreateFMul(loadOperand(sqv, ctx), vcf(rho)));
+    storeValue(sqv, sq, ctx);
+    LV* std = sqrt(B.CreateFAdd(sq, eps)); // square_avg.add(eps).sqrt_()
+    // delta = acc_delta.add(eps).sqrt_().div_(std).mul_(grad)
+    LV* acc = loadOperand(accv, ctx);
+    LV* delta = B.CreateFMul(B.CreateFDiv(sqrt(B.CreateFAdd(acc, eps)), std), g);
+    // acc_delta.mul_(rho).addcmul_(delta, delta, value=1 - rho)
+    acc = fmaExact(B.CreateFMul(vcf(1.0 - rho), delta), delta, B.CreateFMul(acc, vcf(rho)));
+    storeValue(accv, acc, ctx);
+    // param.add_(delta, alpha=-lr)
+    storeValue(w, fmaExact(delta, B.CreateFNeg(scalar(DESCENT_SGD_LR)), wv), ctx);
+    return;
+  }
   // AdamW: param.mul_(1 - lr * weight_decay); Adam: grad = grad.add(param, alpha=wd).
   if (u->attrs.getBool("decoupled")) wv = B.CreateFMul(wv, scalar(DESCENT_ADAM_DECAY));
-  else if (wd != 0) g = B.CreateFAdd(g, B.CreateFMul(wv, vcf(wd)));
+  else if (wd != 0) g = fmaExact(wv, vcf(wd), g);
   double b2 = u->attrs.getDouble("beta2", 0.999);
   double eps = u->attrs.getDouble("eps", 1e-8);
   const Value* mv = u->operands[3];
   const Value* vv = u->operands[4];
   LV* m = loadOperand(mv, ctx);
   LV* v = loadOperand(vv, ctx);
-  m = B.CreateFAdd(B.CreateFMul(m, scalar(DESCENT_ADAM_BETA1)),
-                   B.CreateFMul(g, scalar(DESCENT_ADAM_ONE_MINUS_BETA1)));
-  v = B.CreateFAdd(B.CreateFMul(v, vcf(b2)), B.CreateFMul(B.CreateFMul(g, g), vcf(1.0 - b2)));
+  // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+  m = fmaExact(g, scalar(DESCENT_ADAM_ONE_MINUS_BETA1),
+               B.CreateFMul(m, scalar(DESCENT_ADAM_BETA1)));
+  // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+  v = fmaExact(B.CreateFMul(vcf(1.0 - b2), g), g, B.CreateFMul(v, vcf(b2)));
   storeValue(mv, m, ctx);
   storeValue(vv, v, ctx);
+  if (u->attrs.getBool("amsgrad")) {
+    // torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq): NaN propagates.
+    const Value* xv = u->operands[5];
+    LV* mx = loadOperand(xv, ctx);
+    LV* bigger = B.CreateSelect(B.CreateFCmpUGT(v, mx), v, mx); // v NaN or v > mx: v
+    mx = B.CreateSelect(B.CreateFCmpUNO(mx, mx), mx, bigger);
+    storeValue(xv, mx, ctx);
+    v = mx;
+  }
   LV* step_size = scalar(DESCENT_ADAM_STEP_SIZE);
-  LV* denom = B.CreateFAdd(
-      B.CreateFDiv(B.CreateIntrinsic(llvm::Intrinsic::sqrt, {vf}, {v}), scalar(DESCENT_ADAM_BC2_SQRT)),
-      vcf(eps));
+  LV* denom = B.CreateFAdd(B.CreateFDiv(sqrt(v), scalar(DESCENT_ADAM_BC2_SQRT)), vcf(eps));
   // param.addcdiv_(m, denom, value=-step_size): w + (-step_size)*m/denom
   storeValue(w, B.CreateFAdd(wv, B.CreateFDiv(B.CreateFMul(B.CreateFNeg(step_size), m), denom)),
              ctx);

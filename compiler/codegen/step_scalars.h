@@ -17,12 +17,20 @@
 #include <stdint.h>
 
 /* Update kinds. */
-enum { DESCENT_UPDATE_SGD = 0, DESCENT_UPDATE_ADAM = 1, DESCENT_UPDATE_ADAMW = 2 };
+enum {
+  DESCENT_UPDATE_SGD = 0,
+  DESCENT_UPDATE_ADAM = 1,
+  DESCENT_UPDATE_ADAMW = 2,
+  DESCENT_UPDATE_RMSPROP = 3,
+  DESCENT_UPDATE_ADAGRAD = 4,
+  DESCENT_UPDATE_ADADELTA = 5
+};
 
 /* A slot holds this many floats (32 bytes). */
 enum { DESCENT_STEP_SCALARS = 8 };
 
-/* Slot layout. SGD: {lr, momentum}. Adam and AdamW: {lr / (1 - beta1^step),
+/* Slot layout. SGD, RMSprop and Adadelta: {lr, momentum}. Adagrad: {clr = lr / (1 + (step - 1)
+ * * lr_decay)}. Adam and AdamW: {lr / (1 - beta1^step),
  * sqrt(1 - beta2^step), 1 - lr * weight_decay (AdamW's decay), beta1, 1 - beta1}. */
 enum {
   DESCENT_SGD_LR = 0,
@@ -35,13 +43,19 @@ enum {
 };
 
 /* Fills out[DESCENT_STEP_SCALARS] for step `step` (1-based) of an update of
- * `kind`. momentum is SGD's momentum or Adam's beta1. */
+ * `kind`. momentum is SGD's or RMSprop's momentum or Adam's beta1; beta2 is Adam's beta2
+ * or Adagrad's lr_decay. */
 static inline void descent_step_scalars(int kind, double lr, double momentum, double beta2,
                                         double weight_decay, int64_t step, float* out) {
   int i;
   for (i = 0; i < DESCENT_STEP_SCALARS; ++i)
     out[i] = 0.0f;
-  if (kind == DESCENT_UPDATE_SGD) {
+  if (kind == DESCENT_UPDATE_ADAGRAD) { /* _single_tensor_adagrad's clr, a Python float */
+    out[DESCENT_SGD_LR] = (float)(lr / (1.0 + (double)(step - 1) * beta2));
+    return;
+  }
+  if (kind == DESCENT_UPDATE_SGD || kind == DESCENT_UPDATE_RMSPROP ||
+      kind == DESCENT_UPDATE_ADADELTA) {
     out[DESCENT_SGD_LR] = (float)lr;
     out[DESCENT_SGD_MOMENTUM] = (float)momentum;
     return;

@@ -56,6 +56,9 @@ const char* optimizerName(OptimizerKind k) {
   case OptimizerKind::SGD: return "SGD";
   case OptimizerKind::Adam: return "Adam";
   case OptimizerKind::AdamW: return "AdamW";
+  case OptimizerKind::RMSprop: return "RMSprop";
+  case OptimizerKind::Adagrad: return "Adagrad";
+  case OptimizerKind::Adadelta: return "Adadelta";
   }
   return "?";
 }

@@ -46,7 +46,7 @@ enum class LossKind {
 };
 /// BatchMean: KLDivLoss only (the sum divided by the batch size).
 enum class Reduction { Mean, Sum, BatchMean };
-enum class OptimizerKind { SGD, Adam, AdamW };
+enum class OptimizerKind { SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta };
 /// `target y: class[N]` (integer labels) or `target y: f32[N]` (real values).
 enum class TargetKind { Class, Real };
 
@@ -120,6 +120,15 @@ struct OptimizerSpec {
   bool maximize = false; ///< all three: ascend the loss (the gradient is negated first)
   // Adam, AdamW (whose weight_decay defaults to 0.01 and is decoupled)
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  bool amsgrad = false; ///< normalize by the running maximum of exp_avg_sq
+  // RMSprop (lr defaults to 0.01; momentum, weight_decay and eps above)
+  double alpha = 0.99;
+  bool centered = false;
+  // Adagrad (lr defaults to 0.01, eps to 1e-10): clr = lr / (1 + (step-1)*lr_decay);
+  // the state `sum` starts at initial_accumulator_value.
+  double lr_decay = 0.0, initial_accumulator_value = 0.0;
+  // Adadelta (lr defaults to 1.0, eps to 1e-6)
+  double rho = 0.9;
 };
 
 /// `scheduler = ...`: torch.optim.lr_scheduler's classes, with their names,

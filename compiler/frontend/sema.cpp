@@ -68,7 +68,8 @@ std::string printable(const std::string& s) {
 const std::vector<std::string> kLossNames = {"NLLLoss",      "CrossEntropyLoss",  "MSELoss",
                                              "BCELoss",      "BCEWithLogitsLoss", "L1Loss",
                                              "SmoothL1Loss", "HuberLoss",         "KLDivLoss"};
-const std::vector<std::string> kOptimizerNames = {"SGD", "Adam", "AdamW"}; // OptimizerKind order
+const std::vector<std::string> kOptimizerNames = {"SGD",     "Adam",    "AdamW", "RMSprop",
+                                                  "Adagrad", "Adadelta"}; // OptimizerKind order
 const std::vector<std::string> kTransformNames = {"Normalize"};
 const std::vector<std::string> kSchedulerNames = {
     "StepLR",   "MultiStepLR", "ExponentialLR",    "CosineAnnealingLR",
@@ -1396,10 +1397,52 @@ private:
                                             {"betas", PType::FloatPair},
                                             {"eps", PType::Float},
                                             {"weight_decay", PType::Float},
+                                            {"amsgrad", PType::Bool},
                                             {"maximize", PType::Bool, false, false}};
-    BoundArgs args(v, o.kind == OptimizerKind::SGD ? sgd : adam, diags_);
+    // torch.optim.RMSprop's signature order
+    static const std::vector<Param> rmsprop = {{"lr", PType::Float},
+                                               {"alpha", PType::Float},
+                                               {"eps", PType::Float},
+                                               {"weight_decay", PType::Float},
+                                               {"momentum", PType::Float},
+                                               {"centered", PType::Bool},
+                                               {"maximize", PType::Bool, false, false}};
+    // torch.optim.Adagrad's and Adadelta's signature orders (foreach is not taken)
+    static const std::vector<Param> adagrad = {{"lr", PType::Float},
+                                               {"lr_decay", PType::Float},
+                                               {"weight_decay", PType::Float},
+                                               {"initial_accumulator_value", PType::Float},
+                                               {"eps", PType::Float},
+                                               {"maximize", PType::Bool, false, false}};
+    static const std::vector<Param> adadelta = {{"lr", PType::Float},
+                                                {"rho", PType::Float},
+                                                {"eps", PType::Float},
+                                                {"weight_decay", PType::Float},
+                                                {"maximize", PType::Bool, false, false}};
+    BoundArgs args(v,
+                   o.kind == OptimizerKind::SGD        ? sgd
+                   : o.kind == OptimizerKind::RMSprop  ? rmsprop
+                   : o.kind == OptimizerKind::Adagrad  ? adagrad
+                   : o.kind == OptimizerKind::Adadelta ? adadelta
+                                                       : adam,
+                   diags_);
     if (!args.bind()) return;
-    o.lr = o.kind == OptimizerKind::SGD ? 0.0 : 0.001;
+    // torch.optim's defaults
+    o.lr = o.kind == OptimizerKind::SGD        ? 0.0
+           : o.kind == OptimizerKind::RMSprop  ? 0.01
+           : o.kind == OptimizerKind::Adagrad  ? 0.01
+           : o.kind == OptimizerKind::Adadelta ? 1.0
+                                               : 0.001;
+    if (o.kind == OptimizerKind::Adagrad) o.eps = 1e-10;
+    if (o.kind == OptimizerKind::Adadelta) o.eps = 1e-6;
+    // The optimizers' own ValueErrors, in PyTorch's words ("Invalid rho value: 1.5").
+    auto invalid = [&](const char* name, const char* what, bool ok, const char* cond) {
+      if (!ok)
+        args.error(
+            args.get(name)->loc,
+            fmt::format("{}(): Invalid {}: {}", v.text, what, BoundArgs::exprText(*args.get(name))),
+            fmt::format("{} must be {}", name, cond));
+    };
     o.weight_decay = o.kind == OptimizerKind::AdamW ? 0.01 : 0.0; // torch.optim.AdamW's default
     args.getBool("maximize", o.maximize);
     if (args.getFloat("lr", o.lr) && args.get("lr") && !(o.lr > 0))
@@ -1407,7 +1450,30 @@ private:
     if (args.getFloat("weight_decay", o.weight_decay) && args.get("weight_decay") &&
         !(o.weight_decay >= 0))
       args.rangeError("weight_decay", ">= 0");
-    if (o.kind == OptimizerKind::SGD) {
+    if (o.kind == OptimizerKind::Adagrad) {
+      if (args.getFloat("lr_decay", o.lr_decay) && args.get("lr_decay"))
+        invalid("lr_decay", "lr_decay value", o.lr_decay >= 0, ">= 0");
+      if (args.getFloat("initial_accumulator_value", o.initial_accumulator_value) &&
+          args.get("initial_accumulator_value"))
+        invalid("initial_accumulator_value", "initial_accumulator_value value",
+                o.initial_accumulator_value >= 0, ">= 0");
+      if (args.getFloat("eps", o.eps) && args.get("eps"))
+        invalid("eps", "epsilon value", o.eps >= 0, ">= 0");
+    } else if (o.kind == OptimizerKind::Adadelta) {
+      if (args.getFloat("rho", o.rho) && args.get("rho"))
+        invalid("rho", "rho value", o.rho >= 0 && o.rho <= 1, "in [0, 1]");
+      if (args.getFloat("eps", o.eps) && args.get("eps"))
+        invalid("eps", "epsilon value", o.eps >= 0, ">= 0");
+    } else if (o.kind == OptimizerKind::RMSprop) {
+      // RMSprop.__init__'s ValueErrors (eps, momentum, alpha must be >= 0)
+      if (args.getFloat("eps", o.eps) && args.get("eps") && !(o.eps >= 0))
+        args.rangeError("eps", ">= 0");
+      if (args.getFloat("momentum", o.momentum) && args.get("momentum") && !(o.momentum >= 0))
+        args.rangeError("momentum", ">= 0");
+      if (args.getFloat("alpha", o.alpha) && args.get("alpha") && !(o.alpha >= 0))
+        args.rangeError("alpha", ">= 0");
+      args.getBool("centered", o.centered);
+    } else if (o.kind == OptimizerKind::SGD) {
       bool okM = args.getFloat("momentum", o.momentum);
       if (okM && args.get("momentum") && !(o.momentum >= 0)) {
         args.rangeError("momentum", ">= 0");
@@ -1435,6 +1501,7 @@ private:
       }
       if (args.getFloat("eps", o.eps) && args.get("eps") && !(o.eps > 0))
         args.rangeError("eps", "> 0");
+      args.getBool("amsgrad", o.amsgrad);
     }
   }
 
@@ -1554,13 +1621,24 @@ private:
       if (args.get("final_div_factor") && !(sc.final_div_factor > 0))
         args.rangeError("final_div_factor", "> 0");
       args.getBool("three_phase", sc.three_phase);
-      // __init__ sets group['momentum'] (SGD) or betas[0] (Adam) to max_momentum.
-      if (sc.cycle_momentum) {
-        OptimizerSpec& o = spec_.optimizer;
-        (o.kind == OptimizerKind::SGD ? o.momentum : o.beta1) = sc.max_momentum;
-        if (o.kind == OptimizerKind::SGD && args.get("max_momentum") && !(sc.max_momentum > 0))
+      // __init__ sets group['momentum'] (SGD, RMSprop) or betas[0] (Adam) to max_momentum.
+      OptimizerSpec& o = spec_.optimizer;
+      if (sc.cycle_momentum &&
+          (o.kind == OptimizerKind::Adagrad || o.kind == OptimizerKind::Adadelta)) {
+        // torch: neither 'momentum' nor 'betas' in the optimizer's defaults
+        const ast::Expr* cm = args.get("cycle_momentum");
+        args.error(
+            cm ? cm->loc : v.loc,
+            "OneCycleLR(): optimizer must support momentum with `cycle_momentum` option "
+            "enabled",
+            fmt::format("{} has no momentum: write cycle_momentum=False", optimizerName(o.kind)));
+      } else if (sc.cycle_momentum) {
+        bool has_momentum = o.kind == OptimizerKind::SGD || o.kind == OptimizerKind::RMSprop;
+        (has_momentum ? o.momentum : o.beta1) = sc.max_momentum;
+        if (has_momentum && args.get("max_momentum") && !(sc.max_momentum > 0))
           args.error(args.get("max_momentum")->loc,
-                     "OneCycleLR(): cycle_momentum on SGD needs max_momentum > 0",
+                     fmt::format("OneCycleLR(): cycle_momentum on {} needs max_momentum > 0",
+                                 optimizerName(o.kind)),
                      "or cycle_momentum=False");
       }
       break;

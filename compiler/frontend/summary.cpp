@@ -88,8 +88,22 @@ std::string optimizerRepr(const OptimizerSpec& o) {
     return fmt::format("SGD(lr={}, momentum={}, dampening={}, weight_decay={}, nesterov={}{})",
                        o.lr, o.momentum, o.dampening, o.weight_decay, o.nesterov ? "True" : "False",
                        maximize);
-  return fmt::format("{}(lr={}, betas=({}, {}), eps={}, weight_decay={}{})", optimizerName(o.kind),
-                     o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, maximize);
+  if (o.kind == OptimizerKind::Adagrad)
+    return fmt::format("Adagrad(lr={}, lr_decay={}, weight_decay={}, initial_accumulator_value={}, "
+                       "eps={}{})",
+                       o.lr, o.lr_decay, o.weight_decay, o.initial_accumulator_value, o.eps,
+                       maximize);
+  if (o.kind == OptimizerKind::Adadelta)
+    return fmt::format("Adadelta(lr={}, rho={}, eps={}, weight_decay={}{})", o.lr, o.rho, o.eps,
+                       o.weight_decay, maximize);
+  if (o.kind == OptimizerKind::RMSprop)
+    return fmt::format("RMSprop(lr={}, alpha={}, eps={}, weight_decay={}, momentum={}, "
+                       "centered={}{})",
+                       o.lr, o.alpha, o.eps, o.weight_decay, o.momentum,
+                       o.centered ? "True" : "False", maximize);
+  return fmt::format("{}(lr={}, betas=({}, {}), eps={}, weight_decay={}{}{})",
+                     optimizerName(o.kind), o.lr, o.beta1, o.beta2, o.eps, o.weight_decay,
+                     o.amsgrad ? ", amsgrad=True" : "", maximize);
 }
 
 } // namespace
@@ -164,8 +178,14 @@ FlopCounts countFlops(const ModelSpec& spec) {
   if (o.kind == OptimizerKind::SGD) {
     perParam = 2 + (o.weight_decay != 0 ? 2 : 0) + (o.momentum != 0 ? 2 : 0) +
                (o.momentum != 0 && (o.dampening != 0 || o.nesterov) ? 2 : 0);
+  } else if (o.kind == OptimizerKind::Adagrad) {
+    perParam = 6 + (o.weight_decay != 0 ? 2 : 0);
+  } else if (o.kind == OptimizerKind::Adadelta) {
+    perParam = 13 + (o.weight_decay != 0 ? 2 : 0);
+  } else if (o.kind == OptimizerKind::RMSprop) {
+    perParam = 7 + (o.weight_decay != 0 ? 2 : 0) + (o.momentum > 0 ? 2 : 0) + (o.centered ? 4 : 0);
   } else {
-    perParam = 12 + (o.weight_decay != 0 ? 2 : 0);
+    perParam = 12 + (o.weight_decay != 0 ? 2 : 0) + (o.amsgrad ? 2 : 0);
   }
   int64_t batch = spec.batch > 0 ? spec.batch : 1;
   f.train_step = f.forward + backward + (perParam * params + batch - 1) / batch;

@@ -274,6 +274,9 @@ private:
       return adaptiveAvgPool2d(op, out, &get(o[0]));
     case OpKind::SgdUpdate: return sgd(op);
     case OpKind::AdamUpdate: return adam(op);
+    case OpKind::RmspropUpdate: return rmsprop(op);
+    case OpKind::AdagradUpdate: return adagrad(op);
+    case OpKind::AdadeltaUpdate: return adadelta(op);
     default: break;
     }
     assert(false && "an op with neither math nor a kernel in the interpreter");
@@ -781,7 +784,7 @@ private:
     }
   }
 
-  /// torch.optim.Adam / AdamW (1.13, _single_tensor_adam[w], amsgrad=False), step by step.
+  /// torch.optim.Adam / AdamW (1.13, _single_tensor_adam[w]), step by step.
   void adam(const Op& op) {
     Buf<T>& w = mut(op.operands[0]);
     const Buf<T>& grad = get(op.operands[1]);
@@ -793,6 +796,7 @@ private:
     double wd = op.attrs.getDouble("weight_decay");
     bool decoupled = op.attrs.getBool("decoupled"); // AdamW (_single_tensor_adamw)
     bool maximize = op.attrs.getBool("maximize");
+    Buf<T>* vmax = op.attrs.getBool("amsgrad") ? &mut(op.operands[5]) : nullptr;
     // Python floats: bias corrections and the step size are doubles.
     double bc1 = 1 - std::pow(b1, step), bc2 = 1 - std::pow(b2, step);
     double step_size = lr / bc1, bc2_sqrt = std::sqrt(bc2);
@@ -800,13 +804,103 @@ private:
       T g = clipValue(op, grad[i]);                     // clip_grad_value_ before step()
       g = maximize ? -g : g;                            // grad = -grad if maximize
       if (decoupled) w[i] = w[i] * T(1 - lr * wd);      // param.mul_(1 - lr * weight_decay)
-      else if (wd != 0) g = g + T(wd) * w[i];
+      else if (wd != 0) g = std::fma(w[i], T(wd), g);   // grad.add(param, alpha=wd)
       m[i] = m[i] * T(b1);
-      m[i] = m[i] + T(1 - b1) * g;                      // exp_avg.mul_(b1).add_(g, alpha=1-b1)
+      m[i] = std::fma(g, T(1 - b1), m[i]);              // exp_avg.mul_(b1).add_(g, alpha=1-b1)
       v[i] = v[i] * T(b2);
-      v[i] = v[i] + T(1 - b2) * g * g;                  // exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2)
-      T denom = std::sqrt(v[i]) / T(bc2_sqrt) + T(eps); // (v.sqrt() / bc2_sqrt).add_(eps)
+      v[i] = std::fma(T(1 - b2) * g, g, v[i]);          // exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2)
+      T vd = v[i];
+      if (vmax) { // torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq), NaN wins
+        T& mx = (*vmax)[i];
+        mx = std::isnan(mx) || std::isnan(v[i]) ? std::numeric_limits<T>::quiet_NaN()
+                                                : std::max(mx, v[i]);
+        vd = mx;
+      }
+      T denom = std::sqrt(vd) / T(bc2_sqrt) + T(eps);   // (v.sqrt() / bc2_sqrt).add_(eps)
       w[i] = w[i] + T(-step_size) * m[i] / denom;       // param.addcdiv_(m, denom, value=-step_size)
+    }
+  }
+
+  /// torch.optim.RMSprop (1.13, _single_tensor_rmsprop), step by step.
+  void rmsprop(const Op& op) {
+    Buf<T>& w = mut(op.operands[0]);
+    const Buf<T>& grad = get(op.operands[1]);
+    Buf<T>& sq = mut(op.operands[3]);
+    double lr = in_.lr.value_or(op.attrs.getDouble("lr"));
+    double momentum = in_.momentum.value_or(op.attrs.getDouble("momentum"));
+    double alpha = op.attrs.getDouble("alpha", 0.99), eps = op.attrs.getDouble("eps", 1e-8);
+    double wd = op.attrs.getDouble("weight_decay");
+    bool centered = op.attrs.getBool("centered"), maximize = op.attrs.getBool("maximize");
+    bool has_buf = op.attrs.getDouble("momentum") > 0; // the graph's buffer operand
+    Buf<T>* buf = has_buf ? &mut(op.operands[4]) : nullptr;
+    Buf<T>* gavg = centered ? &mut(op.operands[has_buf ? 5 : 4]) : nullptr;
+    for (size_t i = 0; i < w.size(); ++i) {
+      T g = clipValue(op, grad[i]);                     // clip_grad_value_ before step()
+      g = maximize ? -g : g;                            // grad = -grad if maximize
+      if (wd != 0) g = std::fma(w[i], T(wd), g);        // grad.add(param, alpha=wd)
+      sq[i] = sq[i] * T(alpha);
+      sq[i] = std::fma(T(1 - alpha) * g, g, sq[i]);     // square_avg.mul_(a).addcmul_(g, g, value=1-a)
+      T avg;
+      if (gavg) {
+        T& ga = (*gavg)[i];
+        ga = ga * T(alpha);
+        ga = std::fma(g, T(1 - alpha), ga);             // grad_avg.mul_(a).add_(g, alpha=1-a)
+        avg = std::sqrt(std::fma(-ga, ga, sq[i]));      // square_avg.addcmul(ga, ga, value=-1).sqrt_()
+      } else {
+        avg = std::sqrt(sq[i]);
+      }
+      avg = avg + T(eps);                               // avg.add_(eps)
+      if (buf) {
+        T& b = (*buf)[i];
+        b = b * T(momentum);
+        b = b + g / avg;                                // buf.mul_(m).addcdiv_(g, avg)
+        w[i] = std::fma(b, T(-lr), w[i]);               // param.add_(buf, alpha=-lr)
+      } else {
+        w[i] = w[i] + T(-lr) * g / avg;                 // param.addcdiv_(g, avg, value=-lr)
+      }
+    }
+  }
+
+  /// torch.optim.Adagrad (1.13, _single_tensor_adagrad), step by step.
+  void adagrad(const Op& op) {
+    Buf<T>& w = mut(op.operands[0]);
+    const Buf<T>& grad = get(op.operands[1]);
+    auto step = double(stepValue(op.operands[2]));
+    Buf<T>& sum = mut(op.operands[3]);
+    double lr = in_.lr.value_or(op.attrs.getDouble("lr"));
+    double eps = op.attrs.getDouble("eps", 1e-10), wd = op.attrs.getDouble("weight_decay");
+    double init = op.attrs.getDouble("initial_accumulator_value");
+    bool maximize = op.attrs.getBool("maximize");
+    double clr = lr / (1 + (step - 1) * op.attrs.getDouble("lr_decay")); // a Python float
+    for (size_t i = 0; i < w.size(); ++i) {
+      T g = clipValue(op, grad[i]);                     // clip_grad_value_ before step()
+      g = maximize ? -g : g;                            // grad = -grad if maximize
+      if (wd != 0) g = std::fma(w[i], T(wd), g);        // grad.add(param, alpha=wd)
+      if (step <= 1) sum[i] = T(init);                  // torch.full_like(p, initial_accumulator_value)
+      sum[i] = std::fma(g, g, sum[i]);                  // state_sum.addcmul_(g, g, value=1)
+      T std = std::sqrt(sum[i]) + T(eps);               // state_sum.sqrt().add_(eps)
+      w[i] = w[i] + T(-clr) * g / std;                  // param.addcdiv_(g, std, value=-clr)
+    }
+  }
+
+  /// torch.optim.Adadelta (1.13, _single_tensor_adadelta), step by step.
+  void adadelta(const Op& op) {
+    Buf<T>& w = mut(op.operands[0]);
+    const Buf<T>& grad = get(op.operands[1]);
+    Buf<T>&sq = mut(op.operands[3]), &acc = mut(op.operands[4]);
+    double lr = in_.lr.value_or(op.attrs.getDouble("lr"));
+    double rho = op.attrs.getDouble("rho", 0.9), eps = op.attrs.getDouble("eps", 1e-6);
+    double wd = op.attrs.getDouble("weight_decay");
+    bool maximize = op.attrs.getBool("maximize");
+    for (size_t i = 0; i < w.size(); ++i) {
+      T g = clipValue(op, grad[i]);                     // clip_grad_value_ before step()
+      g = maximize ? -g : g;                            // grad = -grad if maximize
+      if (wd != 0) g = std::fma(w[i], T(wd), g);        // grad.add(param, alpha=wd)
+      sq[i] = std::fma(T(1 - rho) * g, g, sq[i] * T(rho)); // square_avg.mul_(rho).addcmul_(g, g, value=1-rho)
+      T std = std::sqrt(sq[i] + T(eps));                // square_avg.add(eps).sqrt_()
+      T delta = std::sqrt(acc[i] + T(eps)) / std * g;   // acc_delta.add(eps).sqrt_().div_(std).mul_(g)
+      acc[i] = std::fma(T(1 - rho) * delta, delta, acc[i] * T(rho)); // acc_delta: the same with delta
+      w[i] = std::fma(delta, T(-lr), w[i]);             // param.add_(delta, alpha=-lr)
     }
   }
 

@@ -464,7 +464,24 @@ std::string inferSgdUpdate(const Op& op, TensorType&) {
   return {};
 }
 
-std::string inferAdamUpdate(const Op& op, TensorType&) { return checkUpdateCommon(op); }
+std::string inferAdamUpdate(const Op& op, TensorType&) {
+  TRY(checkUpdateCommon(op));
+  if ((op.operands.size() == 6) != op.attrs.getBool("amsgrad"))
+    return "adam_update takes a max_exp_avg_sq exactly when amsgrad";
+  return {};
+}
+
+std::string inferUpdate(const Op& op, TensorType&) { return checkUpdateCommon(op); }
+
+std::string inferRmspropUpdate(const Op& op, TensorType&) {
+  TRY(checkUpdateCommon(op));
+  size_t want =
+      4 + (op.attrs.getDouble("momentum", 0) > 0 ? 1 : 0) + (op.attrs.getBool("centered") ? 1 : 0);
+  if (op.operands.size() != want)
+    return "rmsprop_update takes a momentum buffer exactly when momentum > 0 and a grad_avg "
+           "exactly when centered";
+  return {};
+}
 
 using AttrCheck = std::string (*)(const Attrs&);
 

@@ -43,6 +43,17 @@ std::pair<int64_t, int64_t> matrixShape(const TensorType& t) {
 
 namespace {
 
+/// The optimizer's short name in kernel names (dW_sgd, sgd_update_...).
+const char* updateName(OpKind k) {
+  switch (k) {
+  case OpKind::SgdUpdate: return "sgd";
+  case OpKind::RmspropUpdate: return "rmsprop";
+  case OpKind::AdagradUpdate: return "adagrad";
+  case OpKind::AdadeltaUpdate: return "adadelta";
+  default: return "adam";
+  }
+}
+
 // What kind of kernel an op needs comes from its traits (compiler/ir/ops.def).
 bool isElementwise(OpKind k) { return hasTrait(k, optrait::Elementwise); }
 bool isUpdate(OpKind k) { return hasTrait(k, optrait::Update); }
@@ -267,7 +278,7 @@ private:
     const Value* w = sink ? sink->operands[0] : (b->kind == ValueKind::Param ? b : nullptr);
     if (!w && a->kind == ValueKind::Param) w = a;
     layer = w ? layerOf(w) + "_" : "";
-    if (sink) role = fmt::format("dW_{}", sink->kind == OpKind::SgdUpdate ? "sgd" : "adam");
+    if (sink) role = fmt::format("dW_{}", updateName(sink->kind));
     else if (ta) role = "dW";
     else if (tb) role = "dX";
     else role = "fwd";
@@ -408,8 +419,11 @@ private:
       return;
     }
     case OpKind::SgdUpdate:
-    case OpKind::AdamUpdate: {
-      const char* opt = op->kind == OpKind::SgdUpdate ? "sgd" : "adam";
+    case OpKind::AdamUpdate:
+    case OpKind::RmspropUpdate:
+    case OpKind::AdagradUpdate:
+    case OpKind::AdadeltaUpdate: {
+      const char* opt = updateName(op->kind);
       auto it = deferred_for_.find(op);
       if (it != deferred_for_.end()) {
         deferred_.erase(it->second);

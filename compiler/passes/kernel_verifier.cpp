@@ -18,7 +18,8 @@ namespace descent {
 namespace {
 
 bool isUpdate(OpKind k) {
-  return k == OpKind::SgdUpdate || k == OpKind::AdamUpdate;
+  return k == OpKind::SgdUpdate || k == OpKind::AdamUpdate || k == OpKind::RmspropUpdate ||
+         k == OpKind::AdagradUpdate || k == OpKind::AdadeltaUpdate;
 }
 
 bool isView(const Op* op) {

@@ -47,8 +47,8 @@ struct descent_aot_tensor {
  * from the instance's learning rate and momentum (beta1 for Adam). */
 struct descent_aot_update {
   int64_t offset;
-  int kind; /* 0 SGD, 1 Adam, 2 AdamW */
-  double beta2, weight_decay;
+  int kind; /* 0 SGD, 1 Adam, 2 AdamW, 3 RMSprop, 4 Adagrad, 5 Adadelta */
+  double beta2, weight_decay; /* beta2: Adagrad's lr_decay */
 };
 
 /* The u8 normalize table (256 floats: (v / divisor - mean) / std in fp32). */

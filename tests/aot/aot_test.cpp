@@ -146,10 +146,14 @@ TEST_CASE("the AOT train step, eval and predict are bitwise the JIT's for every 
   }
 }
 
-TEST_CASE("the AOT train step with gradient clipping is bitwise the JIT's") {
+TEST_CASE("the AOT train step with gradient clipping, RMSprop, Adagrad and Adadelta is bitwise the JIT's") {
   // clip_grad_norm adds the grad_norm kernel and unfused updates; clip_grad_value
-  // a clamp in the fused update: the library runs the same kernels.
-  for (const char* fixture : {"clip_norm_ce_sgd_momentum", "clip_value_mse_adam"}) {
+  // a clamp in the fused update; RMSprop (centered, momentum), Adagrad (its
+  // lr_decay in the per-step scalars) and Adadelta their own update kinds:
+  // the library runs the same kernels.
+  for (const char* fixture :
+       {"clip_norm_ce_sgd_momentum", "clip_value_mse_adam", "mse_mean_rmsprop_centered_momentum_wd",
+        "mse_mean_adagrad_decay_init_wd", "nll_sum_adadelta_rho_wd_maximize"}) {
     std::string model = fmt::format("tests/reference/fixtures/{}/model.nn", fixture);
     SECTION(fixture) {
       ScratchDir dir;

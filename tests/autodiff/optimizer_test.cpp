@@ -61,7 +61,7 @@ std::vector<std::vector<double>> referenceSgd(const OptimizerSpec& o) {
 }
 
 std::vector<std::vector<double>> referenceAdam(const OptimizerSpec& o) {
-  std::vector<double> w = kW0, m(6, 0), v(6, 0);
+  std::vector<double> w = kW0, m(6, 0), v(6, 0), vmax(6, 0);
   std::vector<std::vector<double>> out;
   for (int t = 1; t <= 20; ++t) {
     for (size_t i = 0; i < 6; ++i) {
@@ -72,8 +72,33 @@ std::vector<std::vector<double>> referenceAdam(const OptimizerSpec& o) {
       m[i] = o.beta1 * m[i] + (1 - o.beta1) * g;
       v[i] = o.beta2 * v[i] + (1 - o.beta2) * g * g;
       double mhat = m[i] / (1 - std::pow(o.beta1, t));
-      double vhat = v[i] / (1 - std::pow(o.beta2, t));
+      vmax[i] = std::max(vmax[i], v[i]); // AMSGrad: the largest second moment so far
+      double vhat = (o.amsgrad ? vmax[i] : v[i]) / (1 - std::pow(o.beta2, t));
       w[i] -= o.lr * mhat / (std::sqrt(vhat) + o.eps);
+    }
+    out.push_back(w);
+  }
+  return out;
+}
+
+/// torch.optim.RMSprop's documented algorithm: v = αv + (1-α)g², centered:
+/// g_ave = αg_ave + (1-α)g and ṽ = v - g_ave²; b = μb + g/(√ṽ + ε), w -= lr·b
+/// (μ = 0: w -= lr·g/(√ṽ + ε)).
+std::vector<std::vector<double>> referenceRmsprop(const OptimizerSpec& o) {
+  std::vector<double> w = kW0, v(6, 0), gave(6, 0), b(6, 0);
+  std::vector<std::vector<double>> out;
+  for (int t = 1; t <= 20; ++t) {
+    for (size_t i = 0; i < 6; ++i) {
+      double g = (o.maximize ? -1 : 1) * 2 * (w[i] - kT[i]) + o.weight_decay * w[i];
+      v[i] = o.alpha * v[i] + (1 - o.alpha) * g * g;
+      double vt = v[i];
+      if (o.centered) {
+        gave[i] = o.alpha * gave[i] + (1 - o.alpha) * g;
+        vt -= gave[i] * gave[i];
+      }
+      double step = g / (std::sqrt(vt) + o.eps);
+      if (o.momentum > 0) step = b[i] = o.momentum * b[i] + step;
+      w[i] -= o.lr * step;
     }
     out.push_back(w);
   }
@@ -183,6 +208,68 @@ TEST_CASE("AdamW (decoupled weight decay) and maximize over 20 steps", "[optimiz
       o.weight_decay = 0.1;
       o.maximize = true;
       compare(interpSteps(o, nullptr), referenceSgd(o));
+    }
+  }
+}
+
+TEST_CASE("RMSprop over 20 steps: defaults, alpha, eps, weight decay, momentum, centered",
+          "[optimizer]") {
+  struct Case {
+    const char* name;
+    double lr, alpha, eps, wd, momentum;
+    bool centered, maximize;
+    std::vector<std::string> states;
+  };
+  const std::string sq = "0.weight.square_avg", buf = "0.weight.momentum_buffer",
+                    ga = "0.weight.grad_avg";
+  for (const Case& c :
+       {Case{"defaults", 0.01, 0.99, 1e-8, 0, 0, false, false, {sq}},
+        Case{"alpha, eps, weight decay", 0.02, 0.9, 1e-3, 0.1, 0, false, false, {sq}},
+        Case{"momentum", 0.01, 0.99, 1e-8, 0, 0.9, false, false, {sq, buf}},
+        Case{"centered", 0.01, 0.95, 1e-8, 0, 0, true, false, {sq, ga}},
+        Case{"centered + momentum + wd + maximize",
+             0.005,
+             0.9,
+             1e-6,
+             0.05,
+             0.8,
+             true,
+             true,
+             {sq, buf, ga}}}) {
+    SECTION(c.name) {
+      OptimizerSpec o;
+      o.kind = OptimizerKind::RMSprop;
+      o.lr = c.lr;
+      o.alpha = c.alpha;
+      o.eps = c.eps;
+      o.weight_decay = c.wd;
+      o.momentum = c.momentum;
+      o.centered = c.centered;
+      o.maximize = c.maximize;
+      std::vector<std::string> states;
+      compare(interpSteps(o, &states), referenceRmsprop(o));
+      CHECK(states == c.states);
+    }
+  }
+}
+
+TEST_CASE("Adam and AdamW with amsgrad over 20 steps", "[optimizer]") {
+  for (OptimizerKind kind : {OptimizerKind::Adam, OptimizerKind::AdamW}) {
+    SECTION(optimizerName(kind)) {
+      OptimizerSpec o;
+      o.kind = kind;
+      o.lr = 0.05;
+      o.beta1 = 0.5;
+      o.beta2 = 0.6; // the second moment shrinks with the gradient: the maximum differs
+      o.weight_decay = 0.01;
+      o.amsgrad = true;
+      std::vector<std::string> states;
+      auto got = interpSteps(o, &states);
+      compare(got, referenceAdam(o));
+      CHECK(states == std::vector<std::string>{"0.weight.exp_avg", "0.weight.exp_avg_sq",
+                                               "0.weight.max_exp_avg_sq"});
+      o.amsgrad = false;
+      CHECK(referenceAdam(o) != got);
     }
   }
 }

@@ -67,7 +67,10 @@ TEST_CASE("every pass leaves every model's graph valid", "[pipeline]") {
 
         auto train = buildTrainGraph(spec, opts);
         CHECK(printGraph(*train) == printGraph(*g));
-        CHECK(count(*train, OpKind::SgdUpdate) + count(*train, OpKind::AdamUpdate) == train->params().size());
+        CHECK(count(*train, OpKind::SgdUpdate) + count(*train, OpKind::AdamUpdate) +
+                  count(*train, OpKind::RmspropUpdate) + count(*train, OpKind::AdagradUpdate) +
+                  count(*train, OpKind::AdadeltaUpdate) ==
+              train->params().size());
         auto grad = buildGradGraph(spec, opts);
         CHECK(grad->outputs().size() == 1 + grad->params().size());
         auto eval = buildEvalGraph(spec, 7, u8);

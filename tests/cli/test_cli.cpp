@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <csignal>
+#include <cstring>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -95,7 +96,7 @@ TEST_CASE("PyTorch's 20-step trajectories through descent train --init --no-shuf
     auto expected = nlohmann::json::parse(readText((entry.path() / "expected.json").string()));
     if (!expected.value("train_mode", false) || !expected.contains("trajectory")) continue;
     std::string f = "tests/reference/fixtures/" + entry.path().filename().string();
-    const double tol = expected["optimizer"]["kind"] != "SGD" ? 1e-4 : 2e-5; // Adam, AdamW
+    const double tol = expected["optimizer"]["kind"] != "SGD" ? 1e-4 : 2e-5; // Adam, AdamW, RMSprop
     // The compiled engine, which `train` uses by default: the interpreter's
     // trajectories are checked against the same fixtures in-process
     // (autodiff: interpreter matches the PyTorch fixtures), and the JIT's
@@ -103,10 +104,26 @@ TEST_CASE("PyTorch's 20-step trajectories through descent train --init --no-shuf
     for (const char* engine : {"jit"}) {
       ScratchDir tmp;
       RunResult r = runDescent(fmt::format("train {0}/model.nn --data {0}/data.csv --init {0}/init.safetensors "
-                                        "--no-shuffle --epochs 20 --engine {1} --metrics {2}",
-                                        f, engine, tmp / "m.jsonl"));
+                                        "--no-shuffle --epochs 20 --engine {1} --metrics {2} --save {3}",
+                                        f, engine, tmp / "m.jsonl", tmp / "w.safetensors"));
       INFO(f << " " << engine << "\n" << r.err);
       REQUIRE(r.code == 0);
+      // exact_* fixtures: every gradient element is one product computed alike
+      // by both, so the update's arithmetic alone decides: PyTorch's weights
+      // to the last bit (make_fixtures.py).
+      if (entry.path().filename().string().rfind("exact_", 0) == 0) {
+        SafeTensors st = readSafetensors(tmp / "w.safetensors");
+        for (const auto& [name, want] : expected["final"].items()) {
+          const StTensor& t = st.tensors.at(name);
+          REQUIRE(t.data.size() == want.size() * 4);
+          std::vector<float> got(want.size());
+          std::memcpy(got.data(), t.data.data(), t.data.size());
+          for (size_t i = 0; i < got.size(); ++i) {
+            INFO(name << "[" << i << "]");
+            CHECK(got[i] == want[i].get<float>());
+          }
+        }
+      }
       auto rows = readJsonl(tmp / "m.jsonl");
       REQUIRE(rows.size() == 20);
       for (size_t i = 0; i < 20; ++i) {

@@ -67,6 +67,63 @@ TEST_CASE("sema: PyTorch defaults") {
   CHECK(w.optimizer.weight_decay == 0.01);
   ModelSpec w0 = checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()", "AdamW(weight_decay=0)"));
   CHECK(w0.optimizer.weight_decay == 0);
+  CHECK_FALSE(w0.optimizer.amsgrad);
+  // amsgrad by keyword, and by position after weight_decay as in torch
+  CHECK(checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()", "Adam(amsgrad=True)"))
+            .optimizer.amsgrad);
+  CHECK(checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()",
+                     "AdamW(0.001, (0.9, 0.999), 1e-8, 0.01, True)"))
+            .optimizer.amsgrad);
+
+  // torch.optim.RMSprop(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False)
+  ModelSpec r = checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()", "RMSprop()"));
+  CHECK(r.optimizer.kind == OptimizerKind::RMSprop);
+  CHECK(r.optimizer.lr == 0.01);
+  CHECK(r.optimizer.alpha == 0.99);
+  CHECK(r.optimizer.eps == 1e-8);
+  CHECK(r.optimizer.weight_decay == 0);
+  CHECK(r.optimizer.momentum == 0);
+  CHECK_FALSE(r.optimizer.centered);
+  // By position, in torch's order.
+  ModelSpec r2 = checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()",
+                              "RMSprop(0.1, 0.9, 1e-6, 0.01, 0.5, True)"));
+  CHECK(r2.optimizer.lr == 0.1);
+  CHECK(r2.optimizer.alpha == 0.9);
+  CHECK(r2.optimizer.eps == 1e-6);
+  CHECK(r2.optimizer.weight_decay == 0.01);
+  CHECK(r2.optimizer.momentum == 0.5);
+  CHECK(r2.optimizer.centered);
+  ModelSpec ag = checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()", "Adagrad()"));
+  CHECK(ag.optimizer.kind == OptimizerKind::Adagrad);
+  CHECK(ag.optimizer.lr == 0.01);
+  CHECK(ag.optimizer.lr_decay == 0);
+  CHECK(ag.optimizer.initial_accumulator_value == 0);
+  CHECK(ag.optimizer.eps == 1e-10);
+  // By position, in torch's order (lr, lr_decay, weight_decay, initial_accumulator_value, eps).
+  ModelSpec ag2 = checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()",
+                               "Adagrad(0.1, 0.2, 0.3, 0.4, 1e-5)"));
+  CHECK(ag2.optimizer.lr_decay == 0.2);
+  CHECK(ag2.optimizer.weight_decay == 0.3);
+  CHECK(ag2.optimizer.initial_accumulator_value == 0.4);
+  CHECK(ag2.optimizer.eps == 1e-5);
+  ModelSpec ad = checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()", "Adadelta()"));
+  CHECK(ad.optimizer.kind == OptimizerKind::Adadelta);
+  CHECK(ad.optimizer.lr == 1.0);
+  CHECK(ad.optimizer.rho == 0.9);
+  CHECK(ad.optimizer.eps == 1e-6);
+  ModelSpec ad2 = checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()",
+                               "Adadelta(0.5, 0.8, 1e-4, 0.01)"));
+  CHECK(ad2.optimizer.rho == 0.8);
+  CHECK(ad2.optimizer.eps == 1e-4);
+  CHECK(ad2.optimizer.weight_decay == 0.01);
+  // OneCycleLR without momentum cycling is fine on them.
+  checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()", "Adagrad()",
+               "scheduler = OneCycleLR(optimizer, max_lr=0.1, cycle_momentum=False)\n"));
+  // OneCycleLR cycles RMSprop's momentum (torch: 'momentum' in its defaults).
+  ModelSpec r3 =
+      checkOk(file("Sequential(Linear(784, 10))", "CrossEntropyLoss()", "RMSprop(momentum=0.5)",
+                   "scheduler = OneCycleLR(optimizer, max_lr=0.1)\n"));
+  CHECK(r3.optimizer.momentum == 0.95);
 }
 
 TEST_CASE("sema: Normalize takes one value or one per channel of a [C, H, W] input") {

@@ -26,7 +26,8 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
 # name, features (an int, or a tuple for an N-D input: the shape per sample),
 # target ("class", C) or ("f32", N), batch, layers, loss, optimizer,
-# mode: "train" (full fixture), "eval" (Dropout active in training: output/loss only)
+# mode: "train" (full fixture), "eval" (Dropout active in training: output/loss only),
+# then optionally the input scale, extra statements, and a minimum |target|
 FIXTURES = [
     ("nll_mean_sgd", 13, ("class", 5), 5,
      "Linear(13, 7), ReLU(),\n    Linear(7, 5), LogSoftmax(dim=1),",
@@ -119,6 +120,66 @@ FIXTURES = [
      "Linear(6, 7), Tanh(),\n    Linear(7, 2),",
      'MSELoss(reduction="sum")',
      "AdamW(lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.5)", "train"),
+    # RMSprop (issue #14): the default, and every branch at once (weight
+    # decay, momentum buffer, centered grad_avg, maximize).
+    ("ce_mean_rmsprop_default", 7, ("class", 3), 8,
+     "Linear(7, 6), ReLU(),\n    Linear(6, 3),",
+     'CrossEntropyLoss(reduction="mean")', "RMSprop()", "train"),
+    ("mse_mean_rmsprop_centered_momentum_wd", 5, ("f32", 2), 8,
+     "Linear(5, 6), Tanh(),\n    Linear(6, 2),",
+     'MSELoss(reduction="mean")',
+     "RMSprop(lr=0.005, alpha=0.9, eps=1e-6, weight_decay=0.05, momentum=0.8, centered=True)",
+     "train"),
+    ("nll_sum_rmsprop_momentum_maximize", 6, ("class", 3), 8,
+     "Linear(6, 5), Sigmoid(),\n    Linear(5, 3), LogSoftmax(dim=1),",
+     'NLLLoss(reduction="sum")', "RMSprop(lr=0.002, momentum=0.5, maximize=True)", "train"),
+    # amsgrad: the running maximum of exp_avg_sq normalizes the step (Adam
+    # with L2 weight decay, AdamW with decoupled decay).
+    ("ce_mean_adam_amsgrad", 7, ("class", 3), 8,
+     "Linear(7, 6), ReLU(),\n    Linear(6, 3),",
+     'CrossEntropyLoss(reduction="mean")',
+     "Adam(lr=0.01, betas=(0.5, 0.9), weight_decay=0.01, amsgrad=True)", "train"),
+    ("mse_sum_adamw_amsgrad", 5, ("f32", 2), 8,
+     "Linear(5, 6), Tanh(),\n    Linear(6, 2),",
+     'MSELoss(reduction="sum")', "AdamW(lr=0.01, betas=(0.5, 0.9), amsgrad=True)", "train"),
+    # Adagrad and Adadelta (issue #14): the defaults, and every option that
+    # changes the arithmetic (lr_decay, initial_accumulator_value, weight
+    # decay, eps, rho, maximize).
+    ("ce_mean_adagrad_default", 7, ("class", 3), 8,
+     "Linear(7, 6), ReLU(),\n    Linear(6, 3),",
+     'CrossEntropyLoss(reduction="mean")', "Adagrad()", "train"),
+    ("mse_mean_adagrad_decay_init_wd", 5, ("f32", 2), 8,
+     "Linear(5, 6), Tanh(),\n    Linear(6, 2),",
+     'MSELoss(reduction="mean")',
+     "Adagrad(lr=0.05, lr_decay=0.1, weight_decay=0.05, initial_accumulator_value=0.5, eps=1e-6, "
+     "maximize=False)", "train"),
+    ("ce_mean_adadelta_default", 7, ("class", 3), 8,
+     "Linear(7, 6), ReLU(),\n    Linear(6, 3),",
+     'CrossEntropyLoss(reduction="mean")', "Adadelta()", "train"),
+    ("nll_sum_adadelta_rho_wd_maximize", 6, ("class", 3), 8,
+     "Linear(6, 5), Sigmoid(),\n    Linear(5, 3), LogSoftmax(dim=1),",
+     'NLLLoss(reduction="sum")', "Adadelta(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1, maximize=True)",
+     "train"),
+    # Bit-exact updates: batch 1 and L1Loss(sum), so every gradient element is
+    # one product (sign * x) that descent and PyTorch compute alike and the
+    # weights must equal PyTorch's bit for bit after 20 steps (targets far
+    # from the outputs keep the signs fixed).
+    ("exact_l1_adam_wd", 6, ("f32", 21), 1,
+     "Linear(6, 21),", 'L1Loss(reduction="sum")',
+     "Adam(lr=0.01, betas=(0.8, 0.9), weight_decay=0.1)", "train", 1.0, "", 20.0),
+    ("exact_l1_adamw_amsgrad", 6, ("f32", 21), 1,
+     "Linear(6, 21),", 'L1Loss(reduction="sum")',
+     "AdamW(lr=0.01, betas=(0.5, 0.6), amsgrad=True)", "train", 1.0, "", 20.0),
+    ("exact_l1_rmsprop_centered_momentum", 6, ("f32", 21), 1,
+     "Linear(6, 21),", 'L1Loss(reduction="sum")',
+     "RMSprop(lr=0.001, momentum=0.5, centered=True, weight_decay=0.1)", "train", 1.0, "", 20.0),
+    ("exact_l1_adagrad", 6, ("f32", 21), 1,
+     "Linear(6, 21),", 'L1Loss(reduction="sum")',
+     "Adagrad(lr=0.01, lr_decay=0.1, weight_decay=0.1, initial_accumulator_value=0.3)", "train",
+     1.0, "", 20.0),
+    ("exact_l1_adadelta", 6, ("f32", 21), 1,
+     "Linear(6, 21),", 'L1Loss(reduction="sum")',
+     "Adadelta(lr=0.1, rho=0.8, weight_decay=0.1)", "train", 1.0, "", 20.0),
     # maximize=True negates the gradient before everything else (weight decay,
     # momentum); a negative lr on -loss is not the same arithmetic with decay.
     ("mse_mean_sgd_maximize_momentum_wd", 5, ("f32", 2), 8,
@@ -396,7 +457,7 @@ def train(model, criterion, opt_spec, x, y, clip=None, sched_spec=None):
             res.setdefault("total_norms", []).append(float(norm))
         group = opt.param_groups[0]
         lrs.append(group["lr"])
-        momenta.append(group["betas"][0] if "betas" in group else group["momentum"])
+        momenta.append(group["betas"][0] if "betas" in group else group.get("momentum", 0.0))
         opt.step()
         if sched is not None:
             if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -451,6 +512,8 @@ def generate(entry):
                              {"format": "pt", "fixture": name})
 
     x, y = make_batch(features, target, batch, criterion, x_scale, loss_text)
+    if len(entry) > 10:  # real targets at least entry[10] away from 0 (exact_* fixtures)
+        y = torch.sign(y) * (entry[10] + y.abs())
     write_csv(os.path.join(d, "data.csv"), features, target, x, y)
     if spec["transform"]:
         # The file holds raw values; descent applies the model's transform,

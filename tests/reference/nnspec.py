@@ -48,13 +48,30 @@ def _namespace():
         return ("SGD", dict(lr=lr, momentum=momentum, dampening=dampening,
                             weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
 
-    def adam(lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False):
+    def adam(lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+             maximize=False):
         return ("Adam", dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                             maximize=maximize))
+                             amsgrad=amsgrad, maximize=maximize))
 
-    def adamw(lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, *, maximize=False):
+    def adamw(lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False, *,
+              maximize=False):
         return ("AdamW", dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                              maximize=maximize))
+                              amsgrad=amsgrad, maximize=maximize))
+
+    def rmsprop(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
+                *, maximize=False):
+        return ("RMSprop", dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                momentum=momentum, centered=centered, maximize=maximize))
+
+    def adagrad(lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
+                *, maximize=False):
+        return ("Adagrad", dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                initial_accumulator_value=initial_accumulator_value, eps=eps,
+                                maximize=maximize))
+
+    def adadelta(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, maximize=False):
+        return ("Adadelta", dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
+                                 maximize=maximize))
 
     def scheduler(kind):
         # torch.optim.lr_scheduler's constructors without the optimizer:
@@ -94,7 +111,8 @@ def _namespace():
         "BCEWithLogitsLoss": with_tensors(nn.BCEWithLogitsLoss, "pos_weight"),
         "L1Loss": nn.L1Loss,
         "SmoothL1Loss": nn.SmoothL1Loss, "HuberLoss": nn.HuberLoss, "KLDivLoss": nn.KLDivLoss,
-        "SGD": sgd, "Adam": adam, "AdamW": adamw, "Normalize": normalize,
+        "SGD": sgd, "Adam": adam, "AdamW": adamw, "RMSprop": rmsprop, "Adagrad": adagrad,
+        "Adadelta": adadelta, "Normalize": normalize,
         **{k: scheduler(k) for k in ("StepLR", "MultiStepLR", "ExponentialLR",
                                      "CosineAnnealingLR", "LinearLR", "OneCycleLR",
                                      "ReduceLROnPlateau")},
@@ -129,6 +147,12 @@ def make_optimizer(opt, params):
         return optim.SGD(params, **kw)
     if kind == "AdamW":
         return optim.AdamW(params, **kw)
+    if kind == "RMSprop":  # the single-tensor path descent mirrors
+        return optim.RMSprop(params, foreach=False, **kw)
+    if kind == "Adagrad":
+        return optim.Adagrad(params, foreach=False, **kw)
+    if kind == "Adadelta":
+        return optim.Adadelta(params, foreach=False, **kw)
     return optim.Adam(params, **kw)
 
 

@@ -435,7 +435,12 @@ TEST_CASE("non-UTF-8 model names are saved with U+FFFD", "[checkpoint]") {
 
 TEST_CASE("a run interrupted mid-epoch resumes bit for bit", "[checkpoint][trainer]") {
   for (const char* kind : {"jit", "interp"}) {
-    for (const char* opt : {"SGD(lr=0.1, momentum=0.9)", "Adam(lr=0.01)"}) {
+    for (const char* opt : {"SGD(lr=0.1, momentum=0.9)", "Adam(lr=0.01)",
+                            "RMSprop(lr=0.01, momentum=0.5, centered=True, weight_decay=0.01)",
+                            // Adagrad's sum starts at initial_accumulator_value, its clr
+                            // decays with the step: both must continue, not restart
+                            "Adagrad(lr=0.05, lr_decay=0.1, initial_accumulator_value=0.2)",
+                            "Adadelta(lr=0.5, weight_decay=0.01)"}) {
       INFO(kind << " " << opt);
       TempDir d;
       ModelSpec spec = smallModel(d, opt);
@@ -497,7 +502,9 @@ TEST_CASE("a run with a learning-rate schedule resumes bit for bit", "[checkpoin
   const std::pair<const char*, const char*> runs[] = {
       {"SGD(lr=0.1)", "scheduler = OneCycleLR(optimizer, max_lr=0.2)"},
       {"Adam(lr=0.01)", "scheduler = ReduceLROnPlateau(factor=0.5, patience=0, threshold=0.3)"},
-      {"SGD(lr=0.1, momentum=0.9)", "scheduler = StepLR(step_size=1, gamma=0.5)"}};
+      {"SGD(lr=0.1, momentum=0.9)", "scheduler = StepLR(step_size=1, gamma=0.5)"},
+      // RMSprop's momentum is cycled like SGD's (torch: 'momentum' in its defaults)
+      {"RMSprop(lr=0.01, momentum=0.5)", "scheduler = OneCycleLR(optimizer, max_lr=0.02)"}};
   for (const char* kind : {"jit", "interp"}) {
     for (auto [opt, sched] : runs) {
       INFO(kind << " " << opt << " " << sched);

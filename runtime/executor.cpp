@@ -41,12 +41,28 @@ constexpr double kSplitFlops = 4e6;
 /// waiting for all of it (see docs/performance.md, "Two threads").
 constexpr int kPiecesPerThread = 4;
 
+/// FLOPs of one run of kernel `k` on `n` rows: a GEMM's 2·M·N·K, a
+/// convolution's (or gradient's) 2·B·O·Ho·Wo·(C/groups)·kh·kw; 0 for others.
+double kernelFlops(const Kernel& k, int64_t n) {
+  if (k.kind == KernelKind::Gemm)
+    return 2.0 * double(k.gemm.m_batched ? n : k.gemm.M) * double(k.gemm.N) *
+           double(k.gemm.k_batched ? n : k.gemm.K);
+  const Op* op = k.ops.empty() ? nullptr : k.ops[0];
+  if (k.kind != KernelKind::Window ||
+      (op->kind != OpKind::Conv2d && op->kind != OpKind::Conv2dInputGrad &&
+       op->kind != OpKind::Conv2dWeightGrad))
+    return 0;
+  const Value* w = op->kind == OpKind::Conv2dWeightGrad ? op->result : op->operands[1];
+  const Value* y = op->kind == OpKind::Conv2d ? op->result : op->operands[op->kind == OpKind::Conv2dInputGrad ? 0 : 1];
+  const Shape &ws = w->type.shape, &ys = y->type.shape;
+  return 2.0 * double(n) * double(ys[1] * ys[2] * ys[3]) * double(ws[1] * ws[2] * ws[3]);
+}
+
 /// Pieces kernel `k` is cut into on `threads` threads.
-int chunksFor(const Kernel& k, int threads, bool split_all) {
+int chunksFor(const Kernel& k, int threads, bool split_all, int64_t batch) {
   if (threads > 1 && split_all) return threads;
-  if (threads <= 1 || k.kind != KernelKind::Gemm) return 1;
-  double flops = 2.0 * double(k.gemm.M) * double(k.gemm.N) * double(k.gemm.K);
-  return flops >= kSplitFlops ? threads * kPiecesPerThread : 1;
+  if (threads <= 1 || !k.parallel) return 1;
+  return kernelFlops(k, batch) >= kSplitFlops ? threads * kPiecesPerThread : 1;
 }
 
 struct AlignedFree {
@@ -317,7 +333,7 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
   if (!impl->jit) return nullptr;
   impl->pool = std::make_unique<ThreadPool>(options.threads);
   for (auto& e : impl->entries)
-    for (const Kernel& k : e.kg->kernels) e.chunks.push_back(chunksFor(k, impl->pool->size(), options.split_all));
+    for (const Kernel& k : e.kg->kernels) e.chunks.push_back(chunksFor(k, impl->pool->size(), options.split_all, e.kg->batch));
   impl->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return std::unique_ptr<Program>(new Program(std::move(impl)));
 }
@@ -338,7 +354,7 @@ Schedule Program::schedule() const {
     se.kg = e.kg.get();
     se.bg = e.bg;
     se.updates = e.updates;
-    for (const Kernel& k : e.kg->kernels) se.pieces_per_thread.push_back(chunksFor(k, 2, false) / 2);
+    for (const Kernel& k : e.kg->kernels) se.pieces_per_thread.push_back(chunksFor(k, 2, false, e.kg->batch) / 2);
     s.entries.push_back(std::move(se));
   }
   return s;
@@ -430,9 +446,7 @@ std::vector<KernelTiming> Program::profile(size_t index, const void* x, const vo
       t.thread_run_us.push_back(p.run[th][k] * per);
       t.thread_wait_us.push_back(p.wait[th][k] * per);
     }
-    if (ker.kind == KernelKind::Gemm)
-      t.flops = 2.0 * double(ker.gemm.m_batched ? n : ker.gemm.M) * double(ker.gemm.N) *
-                double(ker.gemm.k_batched ? n : ker.gemm.K);
+    t.flops = kernelFlops(ker, n);
     out.push_back(t);
   }
   return out;

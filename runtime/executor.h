@@ -27,7 +27,7 @@ struct JitOptions {
 struct KernelTiming {
   std::string name;    ///< kernel name, e.g. k7_linear2_dW_sgd_line10
   double micros = 0;   ///< mean wall time per run, including its barrier
-  double flops = 0;    ///< floating-point operations per run (GEMMs: 2*M*N*K; others 0)
+  double flops = 0;    ///< floating-point operations per run (GEMMs: 2*M*N*K; convolutions: 2*B*O*Ho*Wo*C/groups*kh*kw; others 0)
   /// Per thread (0 = the caller): mean time inside this kernel's pieces, and
   /// mean time waiting at it (the caller: for the other threads' pieces after
   /// its own; a worker: for the kernels before it, which includes the

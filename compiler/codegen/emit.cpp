@@ -166,7 +166,8 @@ LV* Emitter::loadOperand(const Value* v, const ElemCtx& ctx) {
     return splat(B.CreateAlignedLoad(i32, p, llvm::Align(4)));
   }
   if (v->type.rank() == 0) return splat(B.CreateAlignedLoad(f32, base, llvm::Align(4)));
-  if (v->type.rank() == 1) return loadVec(base, ctx.col, vecAlign(v, 0), ctx.lanes_valid);
+  auto align = [&](int64_t ld) { return ctx.aligned ? vecAlign(v, ld) : llvm::Align(4); };
+  if (v->type.rank() == 1) return loadVec(base, ctx.col, align(0), ctx.lanes_valid);
   int64_t ld = matrixShape(v->type).second; // row stride: the elements per row, any rank
   LV* index = B.CreateAdd(B.CreateMul(ctx.row, c64(ld)), ctx.col);
   if (v->type.dtype == DType::U8) {
@@ -178,14 +179,15 @@ LV* Emitter::loadOperand(const Value* v, const ElemCtx& ctx) {
                                        llvm::ConstantAggregateZero::get(vu8));
     return B.CreateUIToFP(raw, vf);
   }
-  return loadVec(base, index, vecAlign(v, ld), ctx.lanes_valid);
+  return loadVec(base, index, align(ld), ctx.lanes_valid);
 }
 
 void Emitter::storeValue(const Value* v, LV* val, const ElemCtx& ctx) {
   LV* base = bufBase(v);
-  if (v->type.rank() <= 1) return storeVec(val, base, ctx.col, vecAlign(v, 0), ctx.lanes_valid);
+  auto align = [&](int64_t ld) { return ctx.aligned ? vecAlign(v, ld) : llvm::Align(4); };
+  if (v->type.rank() <= 1) return storeVec(val, base, ctx.col, align(0), ctx.lanes_valid);
   int64_t ld = matrixShape(v->type).second;
-  storeVec(val, base, B.CreateAdd(B.CreateMul(ctx.row, c64(ld)), ctx.col), vecAlign(v, ld),
+  storeVec(val, base, B.CreateAdd(B.CreateMul(ctx.row, c64(ld)), ctx.col), align(ld),
            ctx.lanes_valid);
 }
 

@@ -6,12 +6,288 @@
 #include "compiler/ir/window_attrs.h"
 #include "compiler/support/window2d.h"
 
+#include <algorithm>
+#include <climits>
+
 namespace descent::emit_detail {
+
+
+namespace {
+
+/// A register block: `ob` output channels x `nv` vectors (or taps).
+struct ConvBlock {
+  int ob = 1, nv = 1;
+};
+
+/// The block with the fewest issue slots over a [outs, vecs] plane: per tap
+/// a block costs max(ob·nv FMAs, ob broadcasts + nv loads) (two FMA and two
+/// load ports), plus one slot of loop overhead, with the partial blocks at
+/// the edges counted as they are (so 6 channels pick a block of 6, not 4 + 2);
+/// the accumulators, the nv loaded vectors and one broadcast must fit in
+/// `regs` vector registers.
+ConvBlock pickBlock(int64_t outs, int64_t vecs, int regs, int max_nv) {
+  ConvBlock best;
+  int64_t best_cost = INT64_MAX;
+  for (int nv = 1; nv <= std::min<int64_t>(vecs, max_nv); ++nv)
+    for (int ob = 1; ob <= std::min<int64_t>(outs, 8); ++ob) {
+      if (ob * nv + nv + 1 > regs) continue;
+      auto c = [](int64_t a, int64_t b) { return std::max(a * b, a + b) + 1; };
+      const int64_t fo = outs / ob, ro = outs % ob, fs = vecs / nv, rs = vecs % nv;
+      int64_t cost = fo * fs * c(ob, nv) + (ro ? fs * c(ro, nv) : 0) + (rs ? fo * c(ob, rs) : 0) +
+                     (ro && rs ? c(ro, rs) : 0);
+      if (cost < best_cost) best_cost = cost, best = {ob, nv};
+    }
+  return best;
+}
+
+} // namespace
+
+void Emitter::windowOut(const Kernel& k, LV* val, LV* row, LV* col, int64_t valid) {
+  const Value* res = k.ops[0]->result;
+  if (k.ops.size() > 1 || k.sink) {
+    epilogue(k, {{res, val}}, ElemCtx{row, col, valid, false}, 1);
+    return;
+  }
+  const int64_t ld = matrixShape(res->type).second;
+  storeVec(val, bufBase(res), B.CreateAdd(B.CreateMul(row, c64(ld)), col), llvm::Align(4), valid);
+}
+
+void Emitter::emitConvGather(const Kernel& k) {
+  const Op* op = k.ops[0];
+  const bool fwd = op->kind == OpKind::Conv2d;
+  // out [B,P,Ho,Wo] = Σ_q,i,j w · in [B,Q,Hi,Wi]: the forward (P = out
+  // channels, in = x) and the input gradient (P = in channels, in = dy,
+  // the taps mirrored: a stride-1 "full" correlation with the same weights)
+  const Value* inV = op->operands[0];
+  const Value* wv = op->operands[1];
+  const Value* res = op->result;
+  const Shape &is = inV->type.shape, &ws = wv->type.shape, &os = res->type.shape;
+  const Window2d w = convWindow(op->attrs, ws[2], ws[3]);
+  const int64_t P = os[1], Ho = os[2], Wo = os[3], Q = is[1], Hi = is[2], Wi = is[3];
+  const int64_t G = w.groups, pg = P / G, qg = Q / G, taps = w.kh * w.kw;
+  // input column of output column s at tap j: s + b0 + j·bj
+  const int64_t b0 = fwd ? -w.pl : w.pl, bj = fwd ? w.dw : -w.dw;
+  LV *ib = bufBase(inV), *wb = bufBase(wv);
+  LV* bias = fwd && op->operands.size() == 3 ? bufBase(op->operands[2]) : nullptr;
+  const int regs = W >= 16 ? 32 : 16;
+  const int64_t vecs = (Wo + W - 1) / W;
+  const ConvBlock blk = pickBlock(pg, vecs, regs, W >= 16 ? 4 : 3);
+  auto mul = [&](LV* a, int64_t c) { return B.CreateMul(a, c64(c), "", false, true); };
+  auto add = [&](LV* a, LV* b) { return B.CreateAdd(a, b, "", false, true); };
+
+  // One block: channels [p0, p0+ob) of group g, output row r, vectors
+  // [v0, v0+nv) of the row.
+  auto block = [&](LV* n, LV* g, LV* p0, int ob, LV* r, int64_t v0, int nv) {
+    std::vector<LV*> acc(size_t(ob * nv));
+    for (LV*& a : acc) {
+      a = entryAlloca(vf);
+      B.CreateStore(vcf(0), a);
+    }
+    for (int64_t i = 0; i < w.kh; ++i) {
+      // the input row of output row r at tap row i, and whether it exists
+      LV *row, *ok;
+      if (fwd) {
+        row = add(B.CreateSub(mul(r, w.sh), c64(w.pt)), c64(i * w.dh));
+        ok = B.CreateAnd(B.CreateICmpSGE(row, c64(0)), B.CreateICmpSLT(row, c64(Hi)));
+      } else { // dy row (r + pt - i·dh)/sh when that divides
+        LV* t = add(r, c64(w.pt - i * w.dh));
+        LV* q = B.CreateSDiv(t, c64(w.sh));
+        ok = B.CreateAnd(B.CreateICmpSGE(t, c64(0)), B.CreateICmpSLT(q, c64(Hi)));
+        if (w.sh > 1) ok = B.CreateAnd(ok, B.CreateICmpEQ(B.CreateSRem(t, c64(w.sh)), c64(0)));
+        row = q;
+      }
+      ifThen(ok, [&] {
+        forLoop(
+            c64(0), c64(qg),
+            1,
+            [&](LV* q) {
+              LV* qa = add(mul(g, qg), q); // absolute input channel
+              LV* plane = mul(add(mul(add(mul(n, Q), qa), Hi), row), Wi);
+              // weight index of (p, q) at tap (i, 0)
+              std::vector<LV*> wrow(static_cast<size_t>(ob));
+              for (int b = 0; b < ob; ++b) {
+                LV* p = add(p0, c64(b));
+                LV* base = fwd ? mul(add(mul(p, qg), q), taps)
+                               : mul(add(mul(qa, pg), B.CreateSub(p, mul(g, pg))), taps);
+                wrow[size_t(b)] = add(base, c64(i * w.kw));
+              }
+              for (int64_t j = 0; j < w.kw; ++j) {
+                std::vector<LV*> xs(size_t(nv), nullptr);
+                for (int v = 0; v < nv; ++v) {
+                  const int64_t s0 = (v0 + v) * W, c0 = s0 + b0 + j * bj;
+                  int64_t valid = 0;
+                  std::vector<Constant*> m;
+                  for (int l = 0; l < W; ++l) {
+                    bool in = s0 + l < Wo && c0 + l >= 0 && c0 + l < Wi;
+                    m.push_back(ConstantInt::get(i1, in));
+                    valid += in;
+                  }
+                  if (!valid) continue; // every lane in the padding
+                  LV* pp = B.CreateGEP(f32, ib, add(plane, c64(c0)));
+                  xs[size_t(v)] = valid == W ? (LV*)B.CreateAlignedLoad(vf, pp, llvm::Align(4))
+                                             : B.CreateMaskedLoad(vf, pp, llvm::Align(4),
+                                                                  llvm::ConstantVector::get(m),
+                                                                  vcf(0));
+                }
+                for (int b = 0; b < ob; ++b) {
+                  LV* wsc = B.CreateLoad(f32, B.CreateInBoundsGEP(f32, wb, add(wrow[size_t(b)], c64(j))));
+                  LV* wvec = splat(wsc);
+                  for (int v = 0; v < nv; ++v) {
+                    if (!xs[size_t(v)]) continue;
+                    LV* a = acc[size_t(b * nv + v)];
+                    B.CreateStore(fma(xs[size_t(v)], wvec, B.CreateLoad(vf, a)), a);
+                  }
+                }
+              }
+            },
+            "q");
+      });
+    }
+    for (int b = 0; b < ob; ++b) {
+      LV* p = add(p0, c64(b));
+      for (int v = 0; v < nv; ++v) {
+        const int64_t s0 = (v0 + v) * W;
+        LV* val = B.CreateLoad(vf, acc[size_t(b * nv + v)]);
+        if (bias) val = B.CreateFAdd(val, splat(B.CreateLoad(f32, B.CreateInBoundsGEP(f32, bias, p))));
+        windowOut(k, val, n, add(mul(add(mul(p, Ho), r), Wo), c64(s0)), std::min<int64_t>(W, Wo - s0));
+      }
+    }
+  };
+  // the row's vectors in blocks of blk.nv, the last block narrower
+  auto row = [&](LV* n, LV* g, LV* p0, int ob, LV* r) {
+    for (int64_t v0 = 0; v0 < vecs; v0 += blk.nv)
+      block(n, g, p0, ob, r, v0, int(std::min<int64_t>(blk.nv, vecs - v0)));
+  };
+  LV* rows = rowsOf(kg_->batched.count(res) > 0, os[0]);
+  auto [s0, s1] = split(rows);
+  const int64_t full = pg / blk.ob, tail = pg % blk.ob;
+  forLoop(s0, s1, 1, [&](LV* n) {
+    forLoop(c64(0), c64(G), 1, [&](LV* g) {
+      if (full)
+        forLoop(c64(0), c64(full), 1, [&](LV* pb) {
+          LV* p0 = add(mul(g, pg), mul(pb, blk.ob));
+          forLoop(c64(0), c64(Ho), 1, [&](LV* r) { row(n, g, p0, blk.ob, r); }, "r");
+        }, "pb");
+      if (tail) {
+        LV* p0 = add(mul(g, pg), c64(full * blk.ob));
+        forLoop(c64(0), c64(Ho), 1, [&](LV* r) { row(n, g, p0, int(tail), r); }, "r");
+      }
+    }, "g");
+  }, "n");
+}
+
+void Emitter::emitConvWeightGrad(const Kernel& k) {
+  const Op* op = k.ops[0];
+  // dw[o,c,i,j] = Σ_n,oy,ox dy[n,o,oy,ox] · x[n,c, oy·sh - pt + i·dh, ox - pl + j·dw]
+  const Value* xv = op->operands[0];
+  const Value* yv = op->operands[1];
+  const Value* res = op->result;
+  const Shape &xs = xv->type.shape, &ws = res->type.shape, &ys = yv->type.shape;
+  const Window2d w = convWindow(op->attrs, ws[2], ws[3]);
+  const int64_t C = xs[1], H = xs[2], Wd = xs[3], O = ys[1], Ho = ys[2], Wo = ys[3];
+  const int64_t G = w.groups, cg = C / G, og = O / G;
+  LV *xb = bufBase(xv), *yb = bufBase(yv);
+  const int regs = W >= 16 ? 32 : 16;
+  const int64_t vecs = (Wo + W - 1) / W;
+  // taps per block: a whole kernel row if it fits with one output channel
+  const int tb = int(std::min<int64_t>(w.kw, (regs - 2) / 2));
+  const int ob = int(std::max<int64_t>(1, std::min<int64_t>({og, 8, (regs - 1 - tb) / tb})));
+  auto mul = [&](LV* a, int64_t c) { return B.CreateMul(a, c64(c), "", false, true); };
+  auto add = [&](LV* a, LV* b) { return B.CreateAdd(a, b, "", false, true); };
+  LV* rows = rowsOf(kg_->batched.count(xv) > 0, xs[0]);
+
+  // Work item: channels [o0, o0+nb) x input channel c x tap row i x all j.
+  auto item = [&](LV* g, LV* o0, int nb, LV* c, LV* i) {
+    LV* ca = add(mul(g, cg), c);
+    for (int64_t j0 = 0; j0 < w.kw; j0 += tb) {
+      const int nt = int(std::min<int64_t>(tb, w.kw - j0));
+      std::vector<LV*> acc(size_t(nb * nt));
+      for (LV*& a : acc) {
+        a = entryAlloca(vf);
+        B.CreateStore(vcf(0), a);
+      }
+      forLoop(c64(0), rows, 1, [&](LV* n) {
+        forLoop(c64(0), c64(Ho), 1, [&](LV* oy) {
+          LV* iy = add(B.CreateSub(mul(oy, w.sh), c64(w.pt)), mul(i, w.dh));
+          ifThen(B.CreateAnd(B.CreateICmpSGE(iy, c64(0)), B.CreateICmpSLT(iy, c64(H))), [&] {
+            LV* xrow = mul(add(mul(add(mul(n, C), ca), H), iy), Wd);
+            std::vector<LV*> dyrow(static_cast<size_t>(nb));
+            for (int b = 0; b < nb; ++b)
+              dyrow[size_t(b)] = mul(add(mul(add(mul(n, O), add(o0, c64(b))), Ho), oy), Wo);
+            for (int64_t v = 0; v < vecs; ++v) {
+              const int64_t s0 = v * W, dvalid = std::min<int64_t>(W, Wo - s0);
+              std::vector<LV*> xvals(size_t(nt), nullptr);
+              for (int t = 0; t < nt; ++t) {
+                const int64_t c0 = s0 - w.pl + (j0 + t) * w.dw;
+                int64_t valid = 0;
+                std::vector<Constant*> m;
+                for (int l = 0; l < W; ++l) {
+                  bool in = s0 + l < Wo && c0 + l >= 0 && c0 + l < Wd;
+                  m.push_back(ConstantInt::get(i1, in));
+                  valid += in;
+                }
+                if (!valid) continue;
+                LV* pp = B.CreateGEP(f32, xb, add(xrow, c64(c0)));
+                xvals[size_t(t)] =
+                    valid == W ? (LV*)B.CreateAlignedLoad(vf, pp, llvm::Align(4))
+                               : B.CreateMaskedLoad(vf, pp, llvm::Align(4),
+                                                    llvm::ConstantVector::get(m), vcf(0));
+              }
+              for (int b = 0; b < nb; ++b) {
+                LV* dy = loadVec(yb, add(dyrow[size_t(b)], c64(s0)), llvm::Align(4), dvalid);
+                for (int t = 0; t < nt; ++t) {
+                  if (!xvals[size_t(t)]) continue;
+                  LV* a = acc[size_t(b * nt + t)];
+                  B.CreateStore(fma(dy, xvals[size_t(t)], B.CreateLoad(vf, a)), a);
+                }
+              }
+            }
+          });
+        }, "oy");
+      }, "n");
+      for (int b = 0; b < nb; ++b)
+        for (int t = 0; t < nt; ++t) {
+          LV* sum = hsum(B.CreateLoad(vf, acc[size_t(b * nt + t)]));
+          // dw[o, c, i, j] as element (o, (c·kh + i)·kw + j) of the [O, cg·kh·kw] view
+          LV* col = add(mul(add(mul(c, w.kh), i), w.kw), c64(j0 + t));
+          windowOut(k, splat(sum), add(o0, c64(b)), col, 1);
+        }
+    }
+  };
+  // Items in a fixed list, split over the tasks: full blocks, then the tail
+  // block of each group; each weight is summed by one item in one order.
+  const int64_t full = og / ob, tail = og % ob;
+  auto items = [&](int64_t nblk, int nb) {
+    auto [t0, t1] = split(c64(G * nblk * cg * w.kh));
+    forLoop(t0, t1, 1, [&](LV* t) {
+      LV* i = B.CreateSRem(t, c64(w.kh));
+      LV* r = B.CreateSDiv(t, c64(w.kh));
+      LV* c = B.CreateSRem(r, c64(cg));
+      r = B.CreateSDiv(r, c64(cg));
+      LV* bk = B.CreateSRem(r, c64(nblk));
+      LV* g = B.CreateSDiv(r, c64(nblk));
+      LV* o0 = add(mul(g, og), nb == ob ? mul(bk, ob) : c64(full * ob));
+      item(g, o0, nb, c, i);
+    }, "item");
+  };
+  if (full) items(full, ob);
+  if (tail) items(1, int(tail));
+}
 
 void Emitter::emitWindow(const Kernel& k) {
   const Op* op = k.ops[0];
   const Value* res = op->result;
-  LV* out = bufBase(res);
+  if (op->kind == OpKind::Conv2d || op->kind == OpKind::Conv2dInputGrad ||
+      op->kind == OpKind::Conv2dWeightGrad) {
+    const Value* wv = op->kind == OpKind::Conv2dWeightGrad ? res : op->operands[1];
+    if (convWindow(op->attrs, wv->type.shape[2], wv->type.shape[3]).sw == 1) {
+      if (op->kind == OpKind::Conv2dWeightGrad) emitConvWeightGrad(k);
+      else emitConvGather(k);
+      return;
+    }
+  }
+  // a result only an update fused here reads has no buffer
+  LV* out = k.stores.count(res) || (k.ops.size() == 1 && !k.sink) ? bufBase(res) : nullptr;
   auto at = [&](LV* base, LV* idx) { return B.CreateInBoundsGEP(f32, base, idx); };
   auto load = [&](LV* base, LV* idx) { return B.CreateLoad(f32, at(base, idx)); };
   auto addTo = [&](LV* base, LV* idx, LV* v) {
@@ -81,7 +357,10 @@ void Emitter::emitWindow(const Kernel& k) {
     const Window2d w = convWindow(op->attrs, ws[2], ws[3]);
     const int64_t C = xs[1], H = xs[2], Wd = xs[3], O = ys[1], Ho = ys[2], Wo = ys[3];
     const int64_t cg = C / w.groups, og = O / w.groups;
-    LV *xb = bufBase(xv), *wb = bufBase(wv), *yb = bufBase(yv);
+    // a result whose only reader is an update fused here (dW) or an epilogue op has no buffer
+    LV* xb = bufBase(xv);
+    LV* wb = dx || fwd ? bufBase(wv) : nullptr;
+    LV* yb = fwd ? nullptr : bufBase(yv);
     LV* bias = fwd && op->operands.size() == 3 ? bufBase(op->operands[2]) : nullptr;
     LV* acc = entryAlloca(f32);
     if (!fwd && !dx) {
@@ -134,8 +413,8 @@ void Emitter::emitWindow(const Kernel& k) {
                                           "oy");
                                     },
                                     "n");
-                                B.CreateStore(B.CreateLoad(f32, acc),
-                                              at(out, idx4(o, cg, c, w.kh, i, w.kw, j)));
+                                windowOut(k, splat(B.CreateLoad(f32, acc)), o,
+                                          add(mul(add(mul(c, w.kh), i), w.kw), j), 1);
                               },
                               "j");
                         },
@@ -175,7 +454,7 @@ void Emitter::emitWindow(const Kernel& k) {
                               "c");
                           LV* sum = B.CreateLoad(f32, acc);
                           if (bias) sum = B.CreateFAdd(sum, load(bias, o));
-                          B.CreateStore(sum, at(out, yk));
+                          windowOut(k, splat(sum), n, add(mul(add(mul(o, Ho), oy), Wo), ox), 1);
                         } else {
                           LV* g = load(yb, yk);
                           range(
@@ -222,7 +501,7 @@ void Emitter::emitWindow(const Kernel& k) {
                       "s");
                 },
                 "n");
-            B.CreateStore(B.CreateLoad(f32, acc), at(out, c));
+            windowOut(k, splat(B.CreateLoad(f32, acc)), c64(0), c, 1);
           },
           "c");
     });

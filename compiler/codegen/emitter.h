@@ -44,6 +44,7 @@ struct ElemCtx {
   LV* row = nullptr;       ///< i64
   LV* col = nullptr;       ///< i64, first lane
   int64_t lanes_valid = 0; ///< W for a full vector, fewer for the masked tail
+  bool aligned = true;     ///< col is a multiple of W (not in a window kernel's rows)
 };
 
 class Emitter {
@@ -257,6 +258,23 @@ private:
   /// conv2d, its gradients, channel_sum, pooling and its gradients: scalar
   /// loop nests in the interpreter's order (emit_window.cpp).
   void emitWindow(const Kernel& k);
+
+  /// Stores window kernel k's result `val` (W lanes, `valid` of them) at
+  /// (row, col) of its [rows, cols] space, through the epilogue when ops or
+  /// an update are fused after the anchor.
+  void windowOut(const Kernel& k, LV* val, LV* row, LV* col, int64_t valid);
+
+  /// conv2d and conv2d_input_grad with stride 1 along the width as a
+  /// register-blocked direct convolution (emit_window.cpp): vectors along the
+  /// output row, a block of output channels, every tap and input channel
+  /// summed in registers, masks of the padding known at compile time.
+  void emitConvGather(const Kernel& k);
+
+  /// conv2d_weight_grad with stride 1 along the width: a block of output
+  /// channels x a row of taps per work item, summed over the batch and the
+  /// output rows in vector lanes, then across the lanes, in a fixed order;
+  /// work items split over the tasks (the same bits on any thread count).
+  void emitConvWeightGrad(const Kernel& k);
 
   // --- CrossEntropyLoss/NLLLoss(weight=, ignore_index=) ------------------------------------------
 

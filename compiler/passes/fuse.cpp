@@ -256,6 +256,35 @@ private:
     kg_.refused.push_back({std::move(what), std::move(why)});
   }
 
+  /// A window kernel for `op`, with update `sink` of its result (dW, db) or,
+  /// for conv2d, its elementwise consumers in the epilogue.
+  void windowKernel(const Op* op, const Op* sink) {
+    const Value* res = op->result;
+    std::string role = opName(op->kind);
+    if (sink)
+      role = fmt::format("{}_{}", layerOf(sink->operands[0]),
+                         op->kind == OpKind::ChannelSum ? "db" : "dW") +
+             (sink->kind == OpKind::SgdUpdate ? "_sgd" : "_adam");
+    Kernel& k = open(KernelKind::Window, role, op);
+    take(k, op);
+    std::tie(k.rows, k.cols) = matrixShape(res->type);
+    k.rows_batched = kg_.batched.count(res) > 0;
+    k.parallel = k.rows_batched || op->kind == OpKind::Conv2dWeightGrad;
+    if (sink) {
+      take(k, sink);
+      k.sink = sink;
+      k.notes.push_back(fmt::format("{} of %{} applied per weight after its sum: no gradient buffer",
+                                    opName(sink->kind), sink->operands[0]->name));
+      return;
+    }
+    if (op->kind == OpKind::Conv2d) growChain(k, res);
+    for (const Op* u : users_.count(res) ? users_.at(res) : std::vector<const Op*>{})
+      if (isUpdate(u->kind) && u->operands[1] == res && !done_.count(u))
+        k.notes.push_back(fmt::format("%{} stored: {} of %{} runs in its own kernel", res->name,
+                                      opName(u->kind), u->operands[0]->name));
+    noteUpdateAfterAllGradients(k, res);
+  }
+
   void gemmKernel(const Op* mm, const Op* sink) {
     bool ta = mm->attrs.getBool("transpose_a"), tb = mm->attrs.getBool("transpose_b");
     const Value* a = mm->operands[0];
@@ -429,6 +458,8 @@ private:
         deferred_.erase(it->second);
         if (it->second->kind == OpKind::MatMul) {
           gemmKernel(it->second, op);
+        } else if (hasTrait(it->second->kind, optrait::Window)) {
+          windowKernel(it->second, op);
         } else {
           Kernel& k = open(KernelKind::ColumnSum, layerOf(op->operands[0]) + "_db_" + opt, op);
           const Op* sr = it->second;
@@ -480,21 +511,19 @@ private:
     }
     if (hasTrait(op->kind, optrait::Window) && res) {
       // A convolution or pooling op (or gradient): its own loop-nest kernel.
-      // Per-sample ops split the batch over the tasks; dW and db sum over the
-      // batch in order on task 0 (bitwise the same for any thread count).
-      Kernel& k = open(KernelKind::Window, opName(op->kind), op);
-      take(k, op);
-      std::tie(k.rows, k.cols) = matrixShape(res->type);
-      k.rows_batched = kg_.batched.count(res) > 0;
-      k.parallel = k.rows_batched;
-      for (const Op* u : uses(res))
-        if (isUpdate(u->kind) && u->operands[1] == res) {
-          refuse(fmt::format("{} %{} into {}", opName(u->kind), u->operands[0]->name, k.name),
-                 "a window kernel has no epilogue yet (first lowering: scalar loop nests, issue "
-                 "12); the gradient is stored and the update runs in its own map kernel");
-          k.notes.push_back(fmt::format("%{} stored: {} of %{} runs in its own map kernel",
-                                        res->name, opName(u->kind), u->operands[0]->name));
+      // Per-sample ops split the batch over the tasks; dW splits its weights
+      // (each summed over the batch in order by one task) and db sums on
+      // task 0: bitwise the same for any thread count. An update that is
+      // the only reader of dW or db runs in their kernel (deferred to it,
+      // as for a GEMM's dW); the forward takes bias + activation.
+      if (op->kind == OpKind::Conv2dWeightGrad || op->kind == OpKind::ChannelSum)
+        if (const Op* u = onlyUpdate(res)) {
+          deferred_.insert(op);
+          done_.insert(op);
+          deferred_for_[u] = op;
+          return;
         }
+      windowKernel(op, nullptr);
       return;
     }
     if (hasTrait(op->kind, optrait::RowWise) && res) {

@@ -286,7 +286,18 @@ private:
       if (!hasTrait(anchor->kind, optrait::Window))
         fail("{}: a window kernel starts with {}, not a convolution or pooling op", k.name,
              describe(anchor));
-      [[fallthrough]];
+      // conv2d's epilogue: elementwise ops; dW and db: their update
+      for (size_t i = 1; i < k.ops.size(); ++i) {
+        const Op* op = k.ops[i];
+        bool ok = op == k.sink ? (anchor->kind == OpKind::Conv2dWeightGrad ||
+                                  anchor->kind == OpKind::ChannelSum)
+                               : anchor->kind == OpKind::Conv2d &&
+                                     hasTrait(op->kind, optrait::Epilogue);
+        if (!ok)
+          fail("{}: {} is fused after {}, which has no such epilogue", k.name, describe(op),
+               describe(anchor));
+      }
+      break;
     case KernelKind::RowOp:
     case KernelKind::Loss:
       if (k.ops.size() != 1)
@@ -297,8 +308,8 @@ private:
     }
     // Elementwise ops (the GEMM's epilogue, a map chain) run over the kernel's
     // iteration space: each result must have exactly that shape.
-    if (k.kind == KernelKind::Gemm || k.kind == KernelKind::Map) {
-      size_t first = k.kind == KernelKind::Gemm ? 1 : 0;
+    if (k.kind == KernelKind::Gemm || k.kind == KernelKind::Map || k.kind == KernelKind::Window) {
+      size_t first = k.kind == KernelKind::Map ? 0 : 1;
       for (size_t i = first; i < k.ops.size(); ++i) {
         const Op* op = k.ops[i];
         if (op == k.sink) continue;

@@ -120,6 +120,42 @@ TEST_CASE("register-blocked W transposes with ragged edges match the interpreter
   }
 }
 
+TEST_CASE("convolution and pooling kernels with odd shapes match the interpreter",
+          "[codegen][differential][conv]") {
+  // The vectorized direct convolutions (stride 1 along the width) and the
+  // scalar fallback (stride 3): 1x1 and 7x7 kernels, padding > 1, dilation,
+  // groups and depthwise, stride along the height only, widths that are not
+  // a multiple of the vector width (3, 11, 15, 19), one input channel, a
+  // register block's tail channels; Adam and SGD with momentum, whose
+  // updates run in the dW/db kernels.
+  const std::string odd =
+      "input x: f32[3, 13, 19]\ntarget y: class[4]\n"
+      "model = Sequential(\n"
+      "  Conv2d(3, 10, kernel_size=7, padding=(4, 3), dilation=(1, 2)), ReLU(),\n"
+      "  Conv2d(10, 10, kernel_size=1, groups=5), Tanh(),\n"
+      "  Conv2d(10, 10, kernel_size=3, padding=2, groups=10), ReLU(),\n"
+      "  Conv2d(10, 5, kernel_size=3, stride=(2, 1), padding=1), ReLU(),\n"
+      "  Conv2d(5, 3, kernel_size=3, stride=3, padding=2),\n"
+      "  MaxPool2d(2, ceil_mode=True), Flatten(), Linear(18, 4))\n"
+      "loss = CrossEntropyLoss()\noptimizer = Adam(lr=0.01)\nbatch = 5\n";
+  const std::string gray =
+      "input x: f32[1, 9, 11]\ntarget y: class[3]\n"
+      "model = Sequential(\n"
+      "  Conv2d(1, 6, kernel_size=5, padding=2), ReLU(), MaxPool2d(2),\n"
+      "  Conv2d(6, 7, kernel_size=(2, 3), padding=(0, 2)), ReLU(),\n"
+      "  AvgPool2d(3, stride=2, padding=1), Flatten(), Linear(56, 3))\n"
+      "loss = CrossEntropyLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 1\n";
+  for (int threads : {1, 2}) {
+    SECTION("odd shapes, threads " + std::to_string(threads)) {
+      checkTrain("odd_conv.nn", {5, {5, 3, 5}, threads, ""}, odd);
+    }
+    SECTION("one input channel, batch 1, threads " + std::to_string(threads)) {
+      checkTrain("gray_conv.nn", {1, {1, 1, 1}, threads, ""}, gray);
+    }
+  }
+  SECTION("odd shapes, avx2") { checkTrain("odd_conv.nn", {5, {5, 2}, 1, "x86-64-v3"}, odd); }
+}
+
 TEST_CASE("gradients match the interpreter on every model", "[codegen][differential]") {
   for (const std::string& path : jitModelFiles()) {
     SECTION(path) {

@@ -816,3 +816,34 @@ TEST_CASE("LeNet-5: check shows the shapes and PyTorch's parameter count, the JI
   CHECK(g.code == 0);
   CHECK(g.out.find("3.weight") != std::string::npos);
 }
+
+TEST_CASE("mnist_cnn.nn (PyTorch's examples/mnist net): check shows PyTorch's parameter count, "
+          "Adadelta and StepLR; the JIT trains it bitwise on 1 and 2 threads, lr per epoch",
+          "[cli][cnn]") {
+  RunResult c = runDescent("check models/mnist_cnn.nn");
+  INFO(c.err);
+  REQUIRE(c.code == 0);
+  CHECK(c.out.find("Total params:              1,199,882") != std::string::npos); // Net()'s count
+  CHECK(c.out.find("Linear(9216, 128)") != std::string::npos);
+  CHECK(c.out.find("Optimizer: Adadelta(lr=1, rho=0.9, eps=1e-06") != std::string::npos);
+  CHECK(c.out.find("Scheduler: StepLR(step_size=1, gamma=0.7)") != std::string::npos);
+  ScratchDir tmp;
+  writeSmallIdx(tmp.path.string(), 16);
+  std::string out1;
+  for (int threads : {1, 2}) {
+    RunResult j = runDescent(fmt::format("train models/mnist_cnn.nn --data {} --epochs 2 --batch 8 "
+                                         "--threads {} --save {}",
+                                         tmp.path.string(), threads,
+                                         tmp / fmt::format("j{}.safetensors", threads)));
+    INFO(j.err);
+    REQUIRE(j.code == 0);
+    if (threads == 1) out1 = j.out;
+  }
+  CHECK(readText(tmp / "j1.safetensors") == readText(tmp / "j2.safetensors"));
+  // StepLR(step_size=1, gamma=0.7) stepped once per epoch: 1, then 0.7.
+  CHECK(out1.find("lr 1 ") != std::string::npos);
+  CHECK(out1.find("lr 0.7 ") != std::string::npos);
+  SafeTensors st = readSafetensors(tmp / "j1.safetensors");
+  CHECK(requireFloats(st, "2.weight", {64, 32, 3, 3}, "j").size() == 18432);
+  CHECK(requireFloats(st, "7.weight", {128, 9216}, "j").size() == 1179648);
+}

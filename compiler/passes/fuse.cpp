@@ -264,7 +264,7 @@ private:
     if (sink)
       role = fmt::format("{}_{}", layerOf(sink->operands[0]),
                          op->kind == OpKind::ChannelSum ? "db" : "dW") +
-             (sink->kind == OpKind::SgdUpdate ? "_sgd" : "_adam");
+             "_" + updateName(sink->kind);
     Kernel& k = open(KernelKind::Window, role, op);
     take(k, op);
     std::tie(k.rows, k.cols) = matrixShape(res->type);

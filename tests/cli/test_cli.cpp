@@ -818,7 +818,7 @@ TEST_CASE("LeNet-5: check shows the shapes and PyTorch's parameter count, the JI
 }
 
 TEST_CASE("mnist_cnn.nn (PyTorch's examples/mnist net): check shows PyTorch's parameter count, "
-          "Adadelta and StepLR; the JIT trains it bitwise on 1 and 2 threads, lr per epoch",
+          "Adadelta and StepLR, the JIT trains it bitwise on 1 and 2 threads, lr per epoch",
           "[cli][cnn]") {
   RunResult c = runDescent("check models/mnist_cnn.nn");
   INFO(c.err);

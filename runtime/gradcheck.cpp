@@ -16,6 +16,7 @@ namespace {
 
 double lossOf(const Graph& fwd, const InterpInputs<double>& in, std::vector<std::vector<double>> params) {
   InterpState<double> st{std::move(params), {}};
+  initInterpState(fwd, st); // BatchNorm's buffers (the forward pass writes them)
   return interpret(fwd, in, st).at("loss").at(0);
 }
 
@@ -39,6 +40,7 @@ GradcheckReport gradcheckGraph(const Graph& forward, const InterpInputs<double>&
                                const GradcheckOptions& opts) {
   auto grad_graph = buildGradGraphFrom(forward, opts.simplify);
   InterpState<double> st{params, {}};
+  initInterpState(*grad_graph, st);
   auto outs = interpret(*grad_graph, inputs, st);
   std::mt19937_64 rng(opts.seed ^ 0x5DEECE66Dull);
   GradcheckReport r;

@@ -9,6 +9,7 @@
 namespace descent::emit_detail {
 
 void Emitter::emitWindow(const Kernel& k) {
+  if (emitBatchNorm(k)) return;
   const Op* op = k.ops[0];
   const Value* res = op->result;
   LV* out = bufBase(res);

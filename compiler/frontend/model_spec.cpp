@@ -26,6 +26,8 @@ const char* layerName(LayerKind k) {
     return "AvgPool2d";
   case LayerKind::AdaptiveAvgPool2d:
     return "AdaptiveAvgPool2d";
+  case LayerKind::BatchNorm1d: return "BatchNorm1d";
+  case LayerKind::BatchNorm2d: return "BatchNorm2d";
   case LayerKind::Activation: return "Activation";
   }
   return "?";
@@ -95,6 +97,8 @@ int64_t ModelSpec::parameterCount() const {
     if (l.kind == LayerKind::Conv2d)
       total += l.out_channels * (l.in_channels / l.groups) * l.kernel[0] * l.kernel[1] +
                (l.bias ? l.out_channels : 0);
+    if ((l.kind == LayerKind::BatchNorm1d || l.kind == LayerKind::BatchNorm2d) && l.affine)
+      total += 2 * l.in_channels; // weight and bias (the running statistics are buffers)
   }
   return total;
 }

@@ -31,6 +31,8 @@ enum class LayerKind {
   MaxPool2d,
   AvgPool2d,
   AdaptiveAvgPool2d,
+  BatchNorm1d,
+  BatchNorm2d,
   Activation
 };
 enum class LossKind {
@@ -81,6 +83,11 @@ struct Layer {
   std::array<int64_t, 4> padding{0, 0, 0, 0};
   bool ceil_mode = false;        ///< MaxPool2d, AvgPool2d
   bool count_include_pad = true; ///< AvgPool2d
+  // BatchNorm1d, BatchNorm2d (num_features is in_channels)
+  double eps = 1e-5;
+  std::optional<double> momentum = 0.1; ///< nullopt: momentum=None (cumulative average)
+  bool affine = true;
+  bool track_running_stats = true;
   /// The layer's output shape per sample (without the batch), e.g. {784}
   /// after Flatten() on f32[1, 28, 28].
   std::vector<int64_t> out_shape{};

@@ -289,7 +289,7 @@ FIXTURES = [
     ("bn2d_conv_ce_sgd", (2, 6, 5), ("class", 3), 4,
      "Conv2d(2, 3, kernel_size=3, padding=1, bias=False), BatchNorm2d(3), ReLU(), MaxPool2d(2), Flatten(),\n"
      "    Linear(18, 3),",
-     'CrossEntropyLoss(reduction="mean")', "SGD(lr=0.1, momentum=0.9)", "train"),
+     'CrossEntropyLoss(reduction="mean")', "SGD(lr=0.02, momentum=0.9)", "train"),
     ("bn1d_linear_mse_adam", 5, ("f32", 2), 6,
      "Linear(5, 7, bias=False), BatchNorm1d(7, momentum=None), Tanh(),\n"
      "    Linear(7, 4, bias=False), BatchNorm1d(4, eps=0.001, affine=False), Linear(4, 2),",
@@ -493,6 +493,10 @@ def generate(entry):
         "optimizer": {"kind": opt_kind, **{k: (list(v) if isinstance(v, tuple) else v)
                                            for k, v in opt_kw.items()}},
         "param_shapes": {k: list(v.shape) for k, v in init.items()},
+        # Module buffers (BatchNorm's running statistics; num_batches_tracked
+        # is I64): in param_shapes, after_one_step and final, not in grads.
+        **({"buffers": [k for k, _ in model.named_buffers()]}
+           if any(True for _ in model.named_buffers()) else {}),
         "train_mode": mode == "train",
         # clip_grad_value / clip_grad_norm, when the model file sets them.
         **{k: spec[k] for k in ("clip_grad_value", "clip_grad_norm") if k in spec},

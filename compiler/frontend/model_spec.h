@@ -230,6 +230,13 @@ struct ModelSpec {
   /// samples arrive as uint8 pixels (the graph's input is then u8). It counts
   /// elements, so f32[784] and f32[1, 28, 28] both fit.
   bool fitsDefaultData() const;
+  /// PyTorch's ValueError when a training batch would give a BatchNorm layer
+  /// one value per channel (F.batch_norm's _verify_batch_size): with
+  /// `samples` training samples in batches of `batch`, the full batches and
+  /// the last partial one. "" when every batch is fine; else the message,
+  /// "line:col: BatchNorm1d(16): Expected more than 1 value per channel when
+  /// training, got input size torch.Size([1, 16]) (...)".
+  std::string batchNormBatchError(int64_t samples, int64_t batch) const;
 };
 
 } // namespace descent

@@ -455,6 +455,7 @@ public:
     if (const ast::Stmt* s = find("epochs")) checkCount(*s, spec_.epochs, kMaxEpochs);
     if (const ast::Stmt* s = find("seed")) checkSeed(*s);
     checkClip();
+    checkBatchNormBatch();
     checkTargetAgainstLoss();
     reportMissing();
     if (diags_.hasErrors()) return std::nullopt;
@@ -1140,6 +1141,22 @@ private:
     return true;
   }
 
+  // batch = 1 with a BatchNorm that sees one value per channel: PyTorch's
+  // ValueError on every training step. (`descent train` checks the data's
+  // last partial batch too: ModelSpec::batchNormBatchError.)
+  void checkBatchNormBatch() {
+    if (spec_.batch != 1) return;
+    for (const Layer& l : spec_.layers) {
+      if (l.kind != LayerKind::BatchNorm1d && l.kind != LayerKind::BatchNorm2d) continue;
+      if (l.out_shape.empty() || product(l.out_shape) != l.out_shape[0]) continue;
+      error(l.loc,
+            fmt::format("{}({}): Expected more than 1 value per channel when training, got input "
+                        "size torch.Size([1, {}])",
+                        layerName(l.kind), l.in_channels, fmt::join(l.out_shape, ", ")),
+            "batch = 1 gives each channel one value per batch: use a larger batch");
+    }
+  }
+
   // torch.nn.BatchNorm1d/2d: arguments, the input's rank (_check_input_dim's
   // messages) and its channels. The shape is unchanged. False if the shape is
   // unknown or wrong.
@@ -1161,10 +1178,6 @@ private:
     }
     if (!(layer.eps >= 0) || !std::isfinite(layer.eps)) {
       args.rangeError("eps", "a finite number >= 0");
-      return false;
-    }
-    if (layer.momentum && !(*layer.momentum >= 0 && *layer.momentum <= 1)) {
-      args.rangeError("momentum", "in [0, 1] (or None)");
       return false;
     }
     const bool is2d = layer.kind == LayerKind::BatchNorm2d;

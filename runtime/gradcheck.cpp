@@ -91,7 +91,8 @@ GradcheckReport gradcheck(const ModelSpec& spec, const GradcheckOptions& opts) {
   std::vector<std::vector<double>> params;
   std::vector<int64_t> fan_ins = paramFanIns(*fwd);
   for (size_t k = 0; k < fwd->params().size(); ++k) {
-    double bound = 1.0 / std::sqrt(double(fan_ins[k]));
+    // Tensors without a fan-in (BatchNorm's weight and bias): U(-1, 1).
+    double bound = fan_ins[k] > 0 ? 1.0 / std::sqrt(double(fan_ins[k])) : 1.0;
     std::vector<double> w(size_t(fwd->params()[k]->type.numel()));
     for (double& x : w) x = (2 * unit(rng) - 1) * bound;
     params.push_back(std::move(w));

@@ -16,7 +16,8 @@ bool Emitter::emitBatchNorm(const Kernel& k) {
   case OpKind::BatchNorm:
   case OpKind::BatchNormUpdateStats:
   case OpKind::BatchNormGrad:
-  case OpKind::BatchNormWeightGrad: break;
+  case OpKind::BatchNormWeightGrad:
+  case OpKind::BatchNormBiasGrad: break;
   default: return false;
   }
   Type* f64 = B.getDoubleTy();
@@ -80,7 +81,9 @@ bool Emitter::emitBatchNorm(const Kernel& k) {
   }
 
   // x [B,C,...]: B rows (n at run time when batched), C channels, S elements per (sample, channel)
-  const Value* xv = op->operands[op->kind == OpKind::BatchNormGrad || op->kind == OpKind::BatchNormWeightGrad ? 1 : 0];
+  const bool grad = op->kind == OpKind::BatchNormGrad || op->kind == OpKind::BatchNormWeightGrad ||
+                    op->kind == OpKind::BatchNormBiasGrad;
+  const Value* xv = op->operands[grad ? 1 : 0];
   const int64_t C = xv->type.shape[1], S = xv->type.numel() / (xv->type.shape[0] * C);
   LV* rows = rowsOf(kg_->batched.count(xv) > 0, xv->type.shape[0]);
   LV* count = B.CreateMul(rows, c64(S)); // N = B·S values per channel
@@ -162,11 +165,12 @@ bool Emitter::emitBatchNorm(const Kernel& k) {
     return true;
   }
 
-  // batch_norm_grad / batch_norm_weight_grad (dy, x, stats [, w])
+  // batch_norm_grad / batch_norm_weight_grad / batch_norm_bias_grad (dy, x, stats [, w])
   LV* dyb = bufBase(op->operands[0]);
   LV* st = bufBase(op->operands[2]);
   const bool weight_grad = op->kind == OpKind::BatchNormWeightGrad;
-  LV* wb = !weight_grad && op->operands.size() == 4 ? bufBase(op->operands[3]) : nullptr;
+  const bool bias_grad = op->kind == OpKind::BatchNormBiasGrad;
+  LV* wb = !weight_grad && !bias_grad && op->operands.size() == 4 ? bufBase(op->operands[3]) : nullptr;
   LV* s_acc = entryAlloca(f32);
   LV* d_acc = entryAlloca(f32);
   task0([&] {
@@ -198,8 +202,8 @@ bool Emitter::emitBatchNorm(const Kernel& k) {
               },
               "n");
           LV* dotp = B.CreateLoad(f64, acc1);
-          if (weight_grad) {
-            store(trunc(B.CreateFMul(dotp, ext(invstd))), out, c);
+          if (weight_grad || bias_grad) {
+            store(trunc(bias_grad ? B.CreateLoad(f64, acc0) : B.CreateFMul(dotp, ext(invstd))), out, c);
             return;
           }
           LV* w = wb ? load(wb, c) : cf(1.0, f32);

@@ -262,7 +262,8 @@ private:
     case OpKind::BatchNorm: return batchNorm(op, out);
     case OpKind::BatchNormUpdateStats: return batchNormUpdateStats(op);
     case OpKind::BatchNormGrad:
-    case OpKind::BatchNormWeightGrad: return batchNormGrad(op, out);
+    case OpKind::BatchNormWeightGrad:
+    case OpKind::BatchNormBiasGrad: return batchNormGrad(op, out);
     case OpKind::SgdUpdate: return sgd(op);
     case OpKind::AdamUpdate: return adam(op);
     default: break;
@@ -482,10 +483,12 @@ private:
   /// batch_norm_cpu_backward_contiguous_impl in training: per channel, sum =
   /// Σ dy and dotp = Σ (x - mean)·dy (each sample's plane summed in T, the
   /// planes in double); dx = (dy - sum/N - (x - mean)·k)·(invstd·w) with
-  /// k = dotp·invstd²/N; dw = dotp·invstd (batch_norm_weight_grad).
+  /// k = dotp·invstd²/N; dw = dotp·invstd (batch_norm_weight_grad), db = sum
+  /// (batch_norm_bias_grad).
   void batchNormGrad(const Op& op, Buf<T>& out) {
     const Buf<T>&dy = get(op.operands[0]), &x = get(op.operands[1]), &st = get(op.operands[2]);
     const bool weight_grad = op.kind == OpKind::BatchNormWeightGrad;
+    const bool bias_grad = op.kind == OpKind::BatchNormBiasGrad;
     const bool has_w = !weight_grad && op.operands.size() == 4;
     const auto [B, C, S] = bnDims(op.operands[1]);
     const int64_t N = B * S;
@@ -502,8 +505,8 @@ private:
         sum += double(s);
         dotp += double(d);
       }
-      if (weight_grad) {
-        out[size_t(c)] = T(dotp * double(invstd));
+      if (weight_grad || bias_grad) {
+        out[size_t(c)] = bias_grad ? T(sum) : T(dotp * double(invstd));
         continue;
       }
       const T w = has_w ? get(op.operands[3])[size_t(c)] : T(1);

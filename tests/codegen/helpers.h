@@ -70,7 +70,8 @@ inline std::vector<std::vector<float>> randomParams(const Graph& g, uint32_t see
   std::vector<std::vector<float>> out;
   for (size_t k = 0; k < g.params().size(); ++k) {
     std::vector<float> v(size_t(g.params()[k]->type.numel()));
-    init.fill(v.data(), int64_t(v.size()), fan_ins[k]);
+    // No fan-in (BatchNorm's weight and bias): U(-1, 1), random like the rest.
+    init.fill(v.data(), int64_t(v.size()), fan_ins[k] > 0 ? fan_ins[k] : 1);
     out.push_back(std::move(v));
   }
   return out;

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -30,6 +31,33 @@ StTensor exportTensor(const TensorInfo& t, const float* data) {
 void importTensor(const SafeTensors& st, const TensorInfo& t, float* data, const std::string& path) {
   std::vector<float> v = requireFloats(st, t.name, t.desc.torch_shape, path);
   torchToIr(t.desc, v.data(), data);
+}
+
+bool isBuffer(const TensorInfo& t) { return t.desc.buffer != BufferKind::None; }
+
+// Module buffers (BatchNorm's running statistics) are in the model's
+// state_dict; num_batches_tracked is int64 there, as PyTorch saves it.
+StTensor exportBuffer(const TensorInfo& t, const float* data) {
+  if (t.desc.buffer == BufferKind::Count) {
+    const int64_t v = int64_t(data[0]);
+    return fromInt64s(t.desc.torch_shape, std::span<const int64_t>(&v, 1));
+  }
+  return exportTensor(t, data);
+}
+
+void importBuffer(const SafeTensors& st, const TensorInfo& t, float* data, const std::string& path) {
+  if (t.desc.buffer != BufferKind::Count) return importTensor(st, t, data, path);
+  auto it = st.tensors.find(t.name);
+  if (it == st.tensors.end())
+    throw DataError(fmt::format("{}: missing tensor '{}'", path, t.name));
+  if (!it->second.shape.empty())
+    throw DataError(fmt::format("{}: tensor '{}' has shape [{}], expected a scalar []", path, t.name,
+                                fmt::join(it->second.shape, ", ")));
+  const int64_t v = toInt64s(it->second, t.name, path).at(0);
+  if (v < 0 || v > (int64_t(1) << 24))
+    throw DataError(fmt::format("{}: tensor '{}' is {}, expected a count from 0 to 16777216", path,
+                                t.name, v));
+  data[0] = float(v);
 }
 
 /// `s` with every byte that is not part of valid UTF-8 replaced by U+FFFD:
@@ -131,6 +159,8 @@ void saveCheckpoint(const std::string& path, Engine& engine, const ModelSpec& sp
   SafeTensors model;
   for (const TensorInfo& p : engine.params())
     model.tensors[p.name] = exportTensor(p, engine.param(p.name));
+  for (const TensorInfo& s : engine.states())
+    if (isBuffer(s)) model.tensors[s.name] = exportBuffer(s, engine.state(s.name));
   model.metadata["format"] = "pt";
   model.metadata["producer"] = "descent";
   model.metadata["model"] = validUtf8(spec.name);
@@ -138,7 +168,7 @@ void saveCheckpoint(const std::string& path, Engine& engine, const ModelSpec& sp
 
   SafeTensors optim;
   for (const TensorInfo& s : engine.states())
-    optim.tensors[s.name] = exportTensor(s, engine.state(s.name));
+    if (!isBuffer(s)) optim.tensors[s.name] = exportTensor(s, engine.state(s.name));
   optim.metadata["optimizer"] = optimizerName(spec.optimizer.kind);
   optim.metadata["step"] = std::to_string(progress.step);
   optim.metadata["epoch"] = std::to_string(progress.epoch);
@@ -171,13 +201,17 @@ namespace {
 std::map<std::string, std::string> importWeights(const std::string& path, Engine& engine) {
   SafeTensors model = readSafetensors(path);
   for (const auto& [name, t] : model.tensors) {
-    bool known = std::any_of(engine.params().begin(), engine.params().end(),
-                             [&](const TensorInfo& p) { return p.name == name; });
+    auto named = [&](const TensorInfo& p) { return p.name == name; };
+    bool known = std::any_of(engine.params().begin(), engine.params().end(), named) ||
+                 std::any_of(engine.states().begin(), engine.states().end(),
+                             [&](const TensorInfo& s) { return isBuffer(s) && named(s); });
     if (!known)
       throw DataError(
           fmt::format("{}: unexpected tensor '{}': the model has no such parameter", path, name));
   }
   for (const TensorInfo& p : engine.params()) importTensor(model, p, engine.param(p.name), path);
+  for (const TensorInfo& s : engine.states())
+    if (isBuffer(s)) importBuffer(model, s, engine.state(s.name), path);
   return std::move(model.metadata);
 }
 
@@ -190,7 +224,8 @@ void loadWeights(const std::string& path, Engine& engine) {
 TrainProgress loadCheckpoint(const std::string& path, Engine& engine, const ModelSpec& spec) {
   auto model_meta = importWeights(path, engine);
   TrainProgress progress;
-  for (const TensorInfo& s : engine.states()) std::fill_n(engine.state(s.name), s.numel(), 0.0f);
+  for (const TensorInfo& s : engine.states())
+    if (!isBuffer(s)) std::fill_n(engine.state(s.name), s.numel(), 0.0f);
   std::string opath = optimizerStatePath(path);
   if (!std::filesystem::exists(opath)) return progress;
   SafeTensors optim = readSafetensors(opath);
@@ -210,10 +245,11 @@ TrainProgress loadCheckpoint(const std::string& path, Engine& engine, const Mode
   for (const TensorInfo& s : engine.states()) {
     // A momentum buffer only exists once momentum != 0; a file from a run
     // without one leaves the state zeroed.
-    if (!optim.tensors.count(s.name)) return progress;
+    if (!isBuffer(s) && !optim.tensors.count(s.name)) return progress;
   }
   TrainProgress loaded = readProgress(optim, opath);
-  for (const TensorInfo& s : engine.states()) importTensor(optim, s, engine.state(s.name), opath);
+  for (const TensorInfo& s : engine.states())
+    if (!isBuffer(s)) importTensor(optim, s, engine.state(s.name), opath);
   return loaded;
 }
 

@@ -8,6 +8,7 @@
 
 #include "compiler/codegen/backend.h"
 #include "compiler/codegen/step_scalars.h"
+#include "compiler/ir/op_defs.h"
 #include "compiler/passes/fuse.h"
 #include "compiler/passes/kernel_verifier.h"
 #include "compiler/passes/plan_buffers.h"
@@ -282,7 +283,8 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
           k.gemm.a_normalize->operands[0]->type.dtype == DType::U8 && !e.bg.lut_offset.count(k.gemm.a_normalize))
         e.bg.lut_offset[k.gemm.a_normalize] = place(256 * 4);
       for (const Op* op : k.ops)
-        if (opInfo(op->kind).category == OpCategory::Update && !e.bg.scalar_offset.count(op)) {
+        // Optimizer updates (not BatchNorm's buffer update, which has no hyperparameters).
+        if (hasTrait(op->kind, optrait::Update) && !e.bg.scalar_offset.count(op)) {
           int64_t off = place(4 * DESCENT_STEP_SCALARS);
           e.bg.scalar_offset[op] = off;
           e.updates.push_back({op, off});

@@ -16,6 +16,7 @@ namespace {
 
 double lossOf(const Graph& fwd, const InterpInputs<double>& in, std::vector<std::vector<double>> params) {
   InterpState<double> st{std::move(params), {}};
+  initInterpState(fwd, st); // BatchNorm's buffers (the forward pass writes them)
   return interpret(fwd, in, st).at("loss").at(0);
 }
 
@@ -39,6 +40,7 @@ GradcheckReport gradcheckGraph(const Graph& forward, const InterpInputs<double>&
                                const GradcheckOptions& opts) {
   auto grad_graph = buildGradGraphFrom(forward, opts.simplify);
   InterpState<double> st{params, {}};
+  initInterpState(*grad_graph, st);
   auto outs = interpret(*grad_graph, inputs, st);
   std::mt19937_64 rng(opts.seed ^ 0x5DEECE66Dull);
   GradcheckReport r;
@@ -89,7 +91,8 @@ GradcheckReport gradcheck(const ModelSpec& spec, const GradcheckOptions& opts) {
   std::vector<std::vector<double>> params;
   std::vector<int64_t> fan_ins = paramFanIns(*fwd);
   for (size_t k = 0; k < fwd->params().size(); ++k) {
-    double bound = 1.0 / std::sqrt(double(fan_ins[k]));
+    // Tensors without a fan-in (BatchNorm's weight and bias): U(-1, 1).
+    double bound = fan_ins[k] > 0 ? 1.0 / std::sqrt(double(fan_ins[k])) : 1.0;
     std::vector<double> w(size_t(fwd->params()[k]->type.numel()));
     for (double& x : w) x = (2 * unit(rng) - 1) * bound;
     params.push_back(std::move(w));

@@ -27,7 +27,8 @@ void initParams(Engine& engine, uint64_t seed) {
   // has its weight's fan-in).
   for (const TensorInfo& p : engine.params())
     init.fill(engine.param(p.name), p.numel(), p.desc);
-  for (const TensorInfo& s : engine.states()) std::fill_n(engine.state(s.name), s.numel(), 0.0f);
+  for (const TensorInfo& s : engine.states())
+    std::fill_n(engine.state(s.name), s.numel(), float(stateStart(s.desc)));
 }
 
 } // namespace descent

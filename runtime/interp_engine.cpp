@@ -51,8 +51,17 @@ public:
     in.values[g.inputByRole(InputRole::Step)->name] = {1.0f};
     InterpState<float> es;
     es.params.swap(state_.params);
-    auto out = interpret(g, in, es);
-    es.params.swap(state_.params);
+    // The eval step's state is the model's buffers (BatchNorm's running
+    // statistics), which the train step writes: lent by name, like the params.
+    for (const Value* s : g.states()) es.states.push_back(std::move(state_.states[index(states_, s->external_name)]));
+    std::map<std::string, std::vector<float>> out;
+    try {
+      out = interpret(g, in, es);
+    } catch (...) {
+      giveBack(g, es);
+      throw;
+    }
+    giveBack(g, es);
     output_ = out["output"];
     EvalResult r;
     r.loss = out["loss"].at(0);
@@ -62,6 +71,12 @@ public:
   }
 
 private:
+  void giveBack(const Graph& g, InterpState<float>& es) {
+    es.params.swap(state_.params);
+    for (size_t i = 0; i < g.states().size(); ++i)
+      state_.states[index(states_, g.states()[i]->external_name)] = std::move(es.states[i]);
+  }
+
   static size_t index(const std::vector<TensorInfo>& ts, const std::string& name) {
     for (size_t i = 0; i < ts.size(); ++i)
       if (ts[i].name == name) return i;

@@ -211,6 +211,8 @@ int runTrain(const CommonArgs& a) {
                               [&, u8 = dataIsImages(spec, a)] { return makeEngine(spec, a, u8); });
   DataSplit data = loadData(spec, a);
   auto engine = compiling.get();
+  if (std::string e = spec.batchNormBatchError(data.train.count, spec.batch); !e.empty())
+    throw DataError(fmt::format("{}:{}", spec.path, e)); // BatchNorm: before any step
   fmt::print("{}: {} parameters, {}{}, batch {}, {}\n", spec.path, spec.parameterCount(),
              plural(data.train.count, "training sample"),
              data.test ? ", " + plural(data.test->count, "test sample") : "", spec.batch,

@@ -125,6 +125,29 @@ constexpr GradRule gradMaxPool2d = poolGrad<OpKind::MaxPool2dGrad>;
 constexpr GradRule gradAvgPool2d = poolGrad<OpKind::AvgPool2dGrad>;
 constexpr GradRule gradAdaptiveAvgPool2d = poolGrad<OpKind::AdaptiveAvgPool2dGrad>;
 
+/// batch_norm (x, stats [, w, b]) in training mode, stats = the batch's
+/// (PyTorch's native_batch_norm_backward): dx = batch_norm_grad(dy, x, stats,
+/// w), which includes the statistics' dependence on x (so `stats` itself gets
+/// no gradient), dw = Σ dy·(x - mean)·invstd, db = Σ dy over all but the
+/// channels (batch_norm_bias_grad: summed as ATen does, each sample's plane
+/// in f32 and the planes in double, rather than channel_sum's f32 total).
+/// batch_norm_stats: its dependence on x is part of batch_norm_grad, so it
+/// passes no gradient on (and batch_norm gives it none).
+Grads gradBatchNormStats(GradContext&) { return {nullptr}; }
+
+Grads gradBatchNorm(GradContext& c) {
+  Value *x = c.op.operands[0], *stats = c.op.operands[1];
+  Grads g(c.op.operands.size(), nullptr);
+  if (c.needs[0]) {
+    std::vector<Value*> in = {c.dy, x, stats};
+    if (g.size() == 4) in.push_back(c.op.operands[2]);
+    g[0] = c.out.emit(OpKind::BatchNormGrad, in);
+  }
+  if (g.size() == 4 && c.needs[2]) g[2] = c.out.emit(OpKind::BatchNormWeightGrad, {c.dy, x, stats});
+  if (g.size() == 4 && c.needs[3]) g[3] = c.out.emit(OpKind::BatchNormBiasGrad, {c.dy, x, stats});
+  return g;
+}
+
 /// Losses: the root of the backward pass (seed 1); the gradient op takes the
 /// prediction and the target and carries the reduction. Targets are data.
 template <OpKind GradKind> Grads gradLoss(GradContext& c) {

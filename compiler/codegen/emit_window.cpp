@@ -275,6 +275,7 @@ void Emitter::emitConvWeightGrad(const Kernel& k) {
 }
 
 void Emitter::emitWindow(const Kernel& k) {
+  if (emitBatchNorm(k)) return;
   const Op* op = k.ops[0];
   const Value* res = op->result;
   if (op->kind == OpKind::Conv2d || op->kind == OpKind::Conv2dInputGrad ||

@@ -258,6 +258,10 @@ private:
   /// conv2d, its gradients, channel_sum, pooling and its gradients: scalar
   /// loop nests in the interpreter's order (emit_window.cpp).
   void emitWindow(const Kernel& k);
+  /// BatchNorm's window kernels (emit_batchnorm.cpp): statistics, the
+  /// running update and the gradients on task 0, the normalization per
+  /// sample. False if `k` is not one of them.
+  bool emitBatchNorm(const Kernel& k);
 
   /// Stores window kernel k's result `val` (W lanes, `valid` of them) at
   /// (row, col) of its [rows, cols] space, through the epilogue when ops or

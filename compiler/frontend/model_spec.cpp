@@ -26,6 +26,8 @@ const char* layerName(LayerKind k) {
     return "AvgPool2d";
   case LayerKind::AdaptiveAvgPool2d:
     return "AdaptiveAvgPool2d";
+  case LayerKind::BatchNorm1d: return "BatchNorm1d";
+  case LayerKind::BatchNorm2d: return "BatchNorm2d";
   case LayerKind::Activation: return "Activation";
   }
   return "?";
@@ -98,6 +100,8 @@ int64_t ModelSpec::parameterCount() const {
     if (l.kind == LayerKind::Conv2d)
       total += l.out_channels * (l.in_channels / l.groups) * l.kernel[0] * l.kernel[1] +
                (l.bias ? l.out_channels : 0);
+    if ((l.kind == LayerKind::BatchNorm1d || l.kind == LayerKind::BatchNorm2d) && l.affine)
+      total += 2 * l.in_channels; // weight and bias (the running statistics are buffers)
   }
   return total;
 }
@@ -106,6 +110,38 @@ std::string ModelSpec::shapeText(const std::vector<int64_t>& shape, int64_t batc
   if (batch > 0)
     return fmt::format("[{}{}{}]", batch, shape.empty() ? "" : ", ", fmt::join(shape, ", "));
   return fmt::format("[{}]", fmt::join(shape, ", "));
+}
+
+std::string ModelSpec::batchNormBatchError(int64_t samples, int64_t batch) const {
+  for (const Layer& l : layers) {
+    if (l.kind != LayerKind::BatchNorm1d && l.kind != LayerKind::BatchNorm2d) continue;
+    int64_t spatial = 1; // values per channel of one sample
+    for (size_t d = 1; d < l.out_shape.size(); ++d) spatial *= l.out_shape[d];
+    if (spatial != 1) continue;
+    const int64_t last = samples % batch;
+    int64_t rows = 0;
+    std::string which;
+    if (samples >= batch && batch == 1) {
+      rows = 1;
+      which = "every batch has 1 sample (batch = 1)";
+    } else if (samples < batch && samples == 1) {
+      rows = 1;
+      which = "the only batch has 1 sample (1 training sample)";
+    } else if (samples > batch && last == 1) {
+      rows = 1;
+      which = fmt::format("the last batch of an epoch has 1 sample ({} samples in batches of {}); "
+                          "use another batch size",
+                          samples, batch);
+    }
+    if (rows != 1) continue;
+    std::vector<int64_t> shape = {1};
+    shape.insert(shape.end(), l.out_shape.begin(), l.out_shape.end());
+    return fmt::format("{}:{}: {}({}): Expected more than 1 value per channel when training, got "
+                       "input size torch.Size([{}]): {}",
+                       l.loc.line, l.loc.col, layerName(l.kind), l.in_channels,
+                       fmt::join(shape, ", "), which);
+  }
+  return {};
 }
 
 bool ModelSpec::fitsDefaultData() const {

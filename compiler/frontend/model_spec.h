@@ -31,6 +31,8 @@ enum class LayerKind {
   MaxPool2d,
   AvgPool2d,
   AdaptiveAvgPool2d,
+  BatchNorm1d,
+  BatchNorm2d,
   Activation
 };
 enum class LossKind {
@@ -81,6 +83,11 @@ struct Layer {
   std::array<int64_t, 4> padding{0, 0, 0, 0};
   bool ceil_mode = false;        ///< MaxPool2d, AvgPool2d
   bool count_include_pad = true; ///< AvgPool2d
+  // BatchNorm1d, BatchNorm2d (num_features is in_channels)
+  double eps = 1e-5;
+  std::optional<double> momentum = 0.1; ///< nullopt: momentum=None (cumulative average)
+  bool affine = true;
+  bool track_running_stats = true;
   /// The layer's output shape per sample (without the batch), e.g. {784}
   /// after Flatten() on f32[1, 28, 28].
   std::vector<int64_t> out_shape{};
@@ -239,6 +246,13 @@ struct ModelSpec {
   /// samples arrive as uint8 pixels (the graph's input is then u8). It counts
   /// elements, so f32[784] and f32[1, 28, 28] both fit.
   bool fitsDefaultData() const;
+  /// PyTorch's ValueError when a training batch would give a BatchNorm layer
+  /// one value per channel (F.batch_norm's _verify_batch_size): with
+  /// `samples` training samples in batches of `batch`, the full batches and
+  /// the last partial one. "" when every batch is fine; else the message,
+  /// "line:col: BatchNorm1d(16): Expected more than 1 value per channel when
+  /// training, got input size torch.Size([1, 16]) (...)".
+  std::string batchNormBatchError(int64_t samples, int64_t batch) const;
 };
 
 } // namespace descent

@@ -2,6 +2,7 @@
 // defaults and rules follow PyTorch (torch.nn, torch.optim) so that a model
 // file means what the same names mean in a PyTorch notebook.
 #include "compiler/frontend/sema.h"
+#include "compiler/frontend/summary.h"
 
 #include "compiler/support/window2d.h"
 
@@ -142,11 +143,12 @@ const std::vector<ActivationLayer> kActivations = {
       {{"threshold", PType::Float}, 20.0}}},
 };
 
-constexpr size_t kFixedLayers = 13; // LayerKind::Linear .. LayerKind::AdaptiveAvgPool2d
+constexpr size_t kFixedLayers = 15; // LayerKind::Linear .. LayerKind::BatchNorm2d
 const std::vector<std::string> kLayerNames = [] {
   std::vector<std::string> v = {
       "Linear",  "ReLU",    "Sigmoid", "Tanh",      "LeakyReLU", "Softmax",          "LogSoftmax",
-      "Dropout", "Flatten", "Conv2d",  "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"};
+      "Dropout", "Flatten", "Conv2d",  "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
+      "BatchNorm1d", "BatchNorm2d"};
   for (const ActivationLayer& a : kActivations)
     v.push_back(a.name);
   return v;
@@ -468,6 +470,7 @@ public:
     if (const ast::Stmt* s = find("epochs")) checkCount(*s, spec_.epochs, kMaxEpochs);
     if (const ast::Stmt* s = find("seed")) checkSeed(*s);
     checkClip();
+    checkBatchNormBatch();
     checkTargetAgainstLoss();
     reportMissing();
     if (diags_.hasErrors()) return std::nullopt;
@@ -846,6 +849,12 @@ private:
                                                {"ceil_mode", PType::Bool},
                                                {"count_include_pad", PType::Bool}};
     static const std::vector<Param> adaptive = {{"output_size", PType::IntPair, true}};
+    // torch.nn.BatchNorm1d/2d (_BatchNorm.__init__'s order; device/dtype not taken).
+    static const std::vector<Param> batchnorm = {{"num_features", PType::Int, true},
+                                                 {"eps", PType::Float},
+                                                 {"momentum", PType::Float},
+                                                 {"affine", PType::Bool},
+                                                 {"track_running_stats", PType::Bool}};
     const std::vector<Param>* params = &none;
     switch (layer.kind) {
     case LayerKind::Linear: params = &linear; break;
@@ -869,6 +878,8 @@ private:
     case LayerKind::AdaptiveAvgPool2d:
       params = &adaptive;
       break;
+    case LayerKind::BatchNorm1d:
+    case LayerKind::BatchNorm2d: params = &batchnorm; break;
     case LayerKind::Activation: break; // checkActivation
     }
     BoundArgs args(e, *params, diags_);
@@ -889,6 +900,10 @@ private:
         layer.kind == LayerKind::AdaptiveAvgPool2d) {
       if (!checkPool(e, layer, args, features)) features = -1;
       lastFlatten_.clear();
+      return args.ok() ? std::optional<Layer>(layer) : std::nullopt;
+    }
+    if (layer.kind == LayerKind::BatchNorm1d || layer.kind == LayerKind::BatchNorm2d) {
+      if (!checkBatchNorm(e, layer, args)) features = -1;
       return args.ok() ? std::optional<Layer>(layer) : std::nullopt;
     }
     bool inplace = false;
@@ -975,8 +990,10 @@ private:
     case LayerKind::MaxPool2d:
     case LayerKind::AvgPool2d:
     case LayerKind::AdaptiveAvgPool2d:
+    case LayerKind::BatchNorm1d:
+    case LayerKind::BatchNorm2d:
     case LayerKind::Activation:
-      break; // checkConv, checkPool, checkActivation
+      break; // checkConv, checkPool, checkBatchNorm, checkActivation
     }
     if ((layer.kind == LayerKind::Softmax || layer.kind == LayerKind::LogSoftmax) && args.ok())
       checkShape(e, layer, args, features);
@@ -1136,6 +1153,74 @@ private:
     }
     shape_ = {layer.out_channels, out[0], out[1]};
     features = product(shape_);
+    return true;
+  }
+
+  // batch = 1 with a BatchNorm that sees one value per channel: PyTorch's
+  // ValueError on every training step. (`descent train` checks the data's
+  // last partial batch too: ModelSpec::batchNormBatchError.)
+  void checkBatchNormBatch() {
+    if (spec_.batch != 1) return;
+    for (const Layer& l : spec_.layers) {
+      if (l.kind != LayerKind::BatchNorm1d && l.kind != LayerKind::BatchNorm2d) continue;
+      if (l.out_shape.empty() || product(l.out_shape) != l.out_shape[0]) continue;
+      error(l.loc,
+            fmt::format("{}({}): Expected more than 1 value per channel when training, got input "
+                        "size torch.Size([1, {}])",
+                        layerName(l.kind), l.in_channels, fmt::join(l.out_shape, ", ")),
+            "batch = 1 gives each channel one value per batch: use a larger batch");
+    }
+  }
+
+  // torch.nn.BatchNorm1d/2d: arguments, the input's rank (_check_input_dim's
+  // messages) and its channels. The shape is unchanged. False if the shape is
+  // unknown or wrong.
+  bool checkBatchNorm(const ast::Expr& e, Layer& layer, BoundArgs& args) {
+    bool ok = args.getInt("num_features", layer.in_channels) && args.getFloat("eps", layer.eps) &&
+              args.getBool("affine", layer.affine) &&
+              args.getBool("track_running_stats", layer.track_running_stats);
+    const ast::Expr* m = args.get("momentum");
+    if (m && m->kind == ast::ExprKind::Name && m->text == "None")
+      layer.momentum = std::nullopt; // a cumulative moving average, as PyTorch does
+    else if (double v = 0.1; args.getFloat("momentum", v))
+      layer.momentum = v;
+    else
+      ok = false;
+    if (!ok) return false;
+    if (layer.in_channels < 1 || layer.in_channels > kMaxFeatures) {
+      args.rangeError("num_features", "between 1 and 16777216");
+      return false;
+    }
+    if (!(layer.eps >= 0) || !std::isfinite(layer.eps)) {
+      args.rangeError("eps", "a finite number >= 0");
+      return false;
+    }
+    const bool is2d = layer.kind == LayerKind::BatchNorm2d;
+    std::string r = fmt::format("{}({}, eps={}, momentum={}, affine={}, track_running_stats={})",
+                                e.text, layer.in_channels, layer.eps,
+                                layer.momentum ? fmt::format("{}", *layer.momentum) : "None",
+                                layer.affine ? "True" : "False",
+                                layer.track_running_stats ? "True" : "False");
+    layer.repr = r;
+    if (shape_.empty()) return false;
+    const size_t rank = shape_.size() + 1; // with the batch
+    if (is2d ? rank != 4 : (rank != 2 && rank != 3)) {
+      args.error(e.loc,
+                 fmt::format("{}: expected {} input (got {}D input)", e.text,
+                             is2d ? "4D" : "2D or 3D", rank),
+                 fmt::format("its input is {}", batched(shape_)));
+      return false;
+    }
+    if (shape_[0] != layer.in_channels) {
+      std::string prev = spec_.layers.empty() ? fmt::format("the input '{}'", spec_.input_name)
+                                              : layerRepr(spec_.layers.back());
+      args.error(args.get("num_features")->loc,
+                 fmt::format("{}({}) expects {} channels but {} {} {}", e.text, layer.in_channels,
+                             layer.in_channels, prev, spec_.layers.empty() ? "has" : "gives",
+                             shape_[0]),
+                 fmt::format("its input is {}: use {}({})", batched(shape_), e.text, shape_[0]));
+      return false;
+    }
     return true;
   }
 

@@ -37,6 +37,8 @@ int64_t layerParams(const Layer& l) {
   if (l.kind == LayerKind::Conv2d)
     return l.out_channels * (l.in_channels / l.groups) * l.kernel[0] * l.kernel[1] +
            (l.bias ? l.out_channels : 0);
+  if ((l.kind == LayerKind::BatchNorm1d || l.kind == LayerKind::BatchNorm2d) && l.affine)
+    return 2 * l.in_channels;
   if (l.kind != LayerKind::Linear) return 0;
   return l.in_features * l.out_features + (l.bias ? l.out_features : 0);
 }
@@ -124,6 +126,8 @@ std::string layerRepr(const Layer& l) {
   case LayerKind::MaxPool2d:
   case LayerKind::AvgPool2d:
   case LayerKind::AdaptiveAvgPool2d:
+  case LayerKind::BatchNorm1d:
+  case LayerKind::BatchNorm2d:
     return l.repr;
   default: return fmt::format("{}()", layerName(l.kind));
   }

@@ -12,6 +12,7 @@
 #include "compiler/ir/window_attrs.h"
 #include "compiler/support/window2d.h"
 
+#include <array>
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -272,6 +273,13 @@ private:
       return adaptiveAvgPool2d(op, out, nullptr);
     case OpKind::AdaptiveAvgPool2dGrad:
       return adaptiveAvgPool2d(op, out, &get(o[0]));
+    case OpKind::BatchNormStats: return batchNormStats(op, out);
+    case OpKind::BatchNormEvalStats: return batchNormEvalStats(op, out);
+    case OpKind::BatchNorm: return batchNorm(op, out);
+    case OpKind::BatchNormUpdateStats: return batchNormUpdateStats(op);
+    case OpKind::BatchNormGrad:
+    case OpKind::BatchNormWeightGrad:
+    case OpKind::BatchNormBiasGrad: return batchNormGrad(op, out);
     case OpKind::SgdUpdate: return sgd(op);
     case OpKind::AdamUpdate: return adam(op);
     case OpKind::RmspropUpdate: return rmsprop(op);
@@ -402,6 +410,133 @@ private:
         for (int64_t k = 0; k < S; ++k)
           acc += x[size_t((n * C + c) * S + k)];
       out[size_t(c)] = acc;
+    }
+  }
+
+  // --- batch normalization over dim 1 of [B,C,...] ----------------------------------------------
+  // ATen 1.13's CPU kernels (batch_norm_kernel.cpp, Normalization.cpp) in their
+  // order of operations: sums over the batch in double (acc_type), per-channel
+  // terms in T. The JIT's window kernels (emit_window.cpp) do the same.
+
+  /// Sizes of x [B,C,...]: B, C and the elements per (sample, channel) S.
+  static std::array<int64_t, 3> bnDims(const Value* x) {
+    const int64_t B = x->type.shape[0], C = x->type.shape[1];
+    return {B, C, x->type.numel() / (B * C)};
+  }
+
+  /// Rows [mean; invstd; unbiased var] of the batch: batch_norm_cpu_collect_stats
+  /// (mean = T(Σx / N), var_sum = Σ (x-mean)²) and update_stats' transforms
+  /// (invstd = 1/sqrt(var_sum/N + eps) in double, unbiased = var_sum/(N-1) in T).
+  void batchNormStats(const Op& op, Buf<T>& out) {
+    const Buf<T>& x = get(op.operands[0]);
+    const auto [B, C, S] = bnDims(op.operands[0]);
+    const int64_t N = B * S;
+    const double eps = op.attrs.getDouble("eps", 1e-5);
+    for (int64_t c = 0; c < C; ++c) {
+      double sum = 0;
+      for (int64_t n = 0; n < B; ++n)
+        for (int64_t k = 0; k < S; ++k) sum += double(x[size_t((n * C + c) * S + k)]);
+      const T mean = T(sum / double(N));
+      double vs = 0;
+      for (int64_t n = 0; n < B; ++n)
+        for (int64_t k = 0; k < S; ++k) {
+          const T d = x[size_t((n * C + c) * S + k)] - mean;
+          vs += double(d * d);
+        }
+      const T var_sum = T(vs);
+      const double var = double(var_sum / T(N));
+      out[size_t(c)] = mean;
+      out[size_t(C + c)] = (var != 0 || eps != 0) ? T(1.0 / std::sqrt(var + eps)) : T(0);
+      out[size_t(2 * C + c)] = var_sum / T(N - 1);
+    }
+  }
+
+  /// Rows [running_mean; 1/sqrt(running_var + eps) in T; running_var]
+  /// (batch_norm_cpu_collect_linear_and_constant_terms in evaluation).
+  void batchNormEvalStats(const Op& op, Buf<T>& out) {
+    const Buf<T>&rm = get(op.operands[0]), &rv = get(op.operands[1]);
+    const T eps = T(op.attrs.getDouble("eps", 1e-5));
+    const size_t C = rm.size();
+    for (size_t c = 0; c < C; ++c) {
+      out[c] = rm[c];
+      out[C + c] = T(1) / std::sqrt(rv[c] + eps);
+      out[2 * C + c] = rv[c];
+    }
+  }
+
+  /// y = x·alpha + beta, alpha = invstd·w, beta = b - mean·alpha (batch_norm_cpu_contiguous_impl).
+  void batchNorm(const Op& op, Buf<T>& out) {
+    const Buf<T>&x = get(op.operands[0]), &st = get(op.operands[1]);
+    const bool affine = op.operands.size() == 4;
+    const auto [B, C, S] = bnDims(op.operands[0]);
+    for (int64_t c = 0; c < C; ++c) {
+      const T w = affine ? get(op.operands[2])[size_t(c)] : T(1);
+      const T b = affine ? get(op.operands[3])[size_t(c)] : T(0);
+      const T alpha = st[size_t(C + c)] * w;
+      const T beta = b - st[size_t(c)] * alpha;
+      for (int64_t n = 0; n < B; ++n)
+        for (int64_t k = 0; k < S; ++k) {
+          const size_t i = size_t((n * C + c) * S + k);
+          out[i] = x[i] * alpha + beta;
+        }
+    }
+  }
+
+  /// The running statistics (_BatchNorm.forward, then update_stats):
+  /// num_batches_tracked += 1; factor = momentum, or 1/num_batches_tracked
+  /// for momentum=None; running = factor·batch + (1 - factor)·running, the
+  /// variance's first product in double as ATen's accscalar_t has it.
+  void batchNormUpdateStats(const Op& op) {
+    Buf<T>&rm = mut(op.operands[0]), &rv = mut(op.operands[1]), &count = mut(op.operands[2]);
+    const Buf<T>& st = get(op.operands[3]);
+    count[0] = count[0] + T(1);
+    const T m = T(op.attrs.has("momentum") ? op.attrs.getDouble("momentum")
+                                           : 1.0 / double(count[0]));
+    const size_t C = rm.size();
+    for (size_t c = 0; c < C; ++c) {
+      rm[c] = m * st[c] + (T(1) - m) * rm[c];
+      rv[c] = T(double(m) * double(st[2 * C + c]) + double((T(1) - m) * rv[c]));
+    }
+  }
+
+  /// batch_norm_cpu_backward_contiguous_impl in training: per channel, sum =
+  /// Σ dy and dotp = Σ (x - mean)·dy (each sample's plane summed in T, the
+  /// planes in double); dx = (dy - sum/N - (x - mean)·k)·(invstd·w) with
+  /// k = dotp·invstd²/N; dw = dotp·invstd (batch_norm_weight_grad), db = sum
+  /// (batch_norm_bias_grad).
+  void batchNormGrad(const Op& op, Buf<T>& out) {
+    const Buf<T>&dy = get(op.operands[0]), &x = get(op.operands[1]), &st = get(op.operands[2]);
+    const bool weight_grad = op.kind == OpKind::BatchNormWeightGrad;
+    const bool bias_grad = op.kind == OpKind::BatchNormBiasGrad;
+    const bool has_w = !weight_grad && op.operands.size() == 4;
+    const auto [B, C, S] = bnDims(op.operands[1]);
+    const int64_t N = B * S;
+    for (int64_t c = 0; c < C; ++c) {
+      const T mean = st[size_t(c)], invstd = st[size_t(C + c)];
+      double sum = 0, dotp = 0;
+      for (int64_t n = 0; n < B; ++n) {
+        T s = T(0), d = T(0);
+        for (int64_t k = 0; k < S; ++k) {
+          const size_t i = size_t((n * C + c) * S + k);
+          s += dy[i];
+          d += (x[i] - mean) * dy[i];
+        }
+        sum += double(s);
+        dotp += double(d);
+      }
+      if (weight_grad || bias_grad) {
+        out[size_t(c)] = bias_grad ? T(sum) : T(dotp * double(invstd));
+        continue;
+      }
+      const T w = has_w ? get(op.operands[3])[size_t(c)] : T(1);
+      const T k = T(dotp) * invstd * invstd / T(N);
+      const T grad_mean = T(sum / double(N));
+      const T scale = invstd * w;
+      for (int64_t n = 0; n < B; ++n)
+        for (int64_t j = 0; j < S; ++j) {
+          const size_t i = size_t((n * C + c) * S + j);
+          out[i] = (dy[i] - grad_mean - (x[i] - mean) * k) * scale;
+        }
     }
   }
 
@@ -923,7 +1058,8 @@ template <typename T> void initInterpState(const Graph& g, InterpState<T>& state
                                               g.params()[i]->name, g.params()[i]->type.numel(),
                                               state.params[i].size()));
   state.states.clear();
-  for (const Value* s : g.states()) state.states.emplace_back(size_t(s->type.numel()), T(0));
+  for (const Value* s : g.states())
+    state.states.emplace_back(size_t(s->type.numel()), T(stateStart(s->desc)));
 }
 
 template <typename T>

@@ -36,7 +36,8 @@ template <typename T> struct InterpInputs {
   std::optional<double> lr = std::nullopt, momentum = std::nullopt;
 };
 
-/// Sizes `state.states` to the graph's optimizer state and zero-fills it (the
+/// Sizes `state.states` to the graph's optimizer state and buffers and fills
+/// them with their starting values (zero; a BatchNorm running_var one: the
 /// state before the first step), and checks `state.params` has the right sizes.
 /// Throws std::invalid_argument when a param has the wrong size.
 template <typename T> void initInterpState(const Graph& g, InterpState<T>& state);

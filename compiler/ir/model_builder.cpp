@@ -1,6 +1,7 @@
 // ModelSpec -> forward graph IR (see model_builder.h).
 #include "compiler/ir/model_builder.h"
 
+#include <array>
 #include <fmt/format.h>
 #include <stdexcept>
 #include <variant>
@@ -34,8 +35,39 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
 
   // Params first, in state_dict order, so the printed header lists them all.
   std::vector<std::pair<Value*, Value*>> wb(spec.layers.size(), {nullptr, nullptr});
+  // BatchNorm's buffers: running_mean, running_var, num_batches_tracked.
+  std::vector<std::array<Value*, 3>> bufs(spec.layers.size(), {nullptr, nullptr, nullptr});
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const Layer& l = spec.layers[i];
+    if (l.kind == LayerKind::BatchNorm1d || l.kind == LayerKind::BatchNorm2d) {
+      // nn.BatchNorm's affine weight starts at ones, its bias at zeros
+      // (reset_parameters); the buffers at zeros, running_var at ones.
+      const int64_t c = l.in_channels;
+      auto constant = [](double v) { return InitDist{InitDist::Kind::Constant, v, 0}; };
+      if (l.affine) {
+        ParamDesc wd = identityDesc({c});
+        wd.init = constant(1);
+        ParamDesc bd = identityDesc({c});
+        bd.init = constant(0);
+        wb[i].first = g->addParam(fmt::format("w{}", l.index), f32({c}),
+                                  fmt::format("{}.weight", l.index), wd);
+        wb[i].second = g->addParam(fmt::format("b{}", l.index), f32({c}),
+                                   fmt::format("{}.bias", l.index), bd);
+      }
+      if (l.track_running_stats) {
+        ParamDesc md = identityDesc({c}), vd = identityDesc({c}), nd = identityDesc({});
+        md.buffer = vd.buffer = BufferKind::Float;
+        nd.buffer = BufferKind::Count;
+        vd.init = constant(1);
+        bufs[i] = {g->addState(fmt::format("bn{}_mean", l.index), f32({c}),
+                               fmt::format("{}.running_mean", l.index), md),
+                   g->addState(fmt::format("bn{}_var", l.index), f32({c}),
+                               fmt::format("{}.running_var", l.index), vd),
+                   g->addState(fmt::format("bn{}_count", l.index), f32({}),
+                               fmt::format("{}.num_batches_tracked", l.index), nd)};
+      }
+      continue;
+    }
     if (l.kind == LayerKind::Conv2d) {
       // nn.Conv2d's weight [out, in/groups, kH, kW], kept in PyTorch's layout;
       // fan-in in/groups·kH·kW for both weight and bias (PyTorch's default init).
@@ -122,6 +154,29 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
       h = g->add(l.kind == LayerKind::MaxPool2d ? OpKind::MaxPool2d : OpKind::AvgPool2d, {h}, a,
                  l.loc);
       break;
+    case LayerKind::BatchNorm1d:
+    case LayerKind::BatchNorm2d: {
+      // Training (or no running statistics: F.batch_norm's bn_training):
+      // the batch's statistics, and the running ones updated by the forward
+      // pass; evaluation: the running statistics.
+      a.set("eps", l.eps);
+      Value* stats = nullptr;
+      if (opts.training || !l.track_running_stats) {
+        stats = g->add(OpKind::BatchNormStats, {h}, a, l.loc);
+        if (opts.training && l.track_running_stats) {
+          Attrs m;
+          if (l.momentum) m.set("momentum", *l.momentum); // absent: momentum=None
+          g->add(OpKind::BatchNormUpdateStats, {bufs[i][0], bufs[i][1], bufs[i][2], stats}, m,
+                 l.loc);
+        }
+      } else {
+        stats = g->add(OpKind::BatchNormEvalStats, {bufs[i][0], bufs[i][1]}, a, l.loc);
+      }
+      std::vector<Value*> operands = {h, stats};
+      if (wb[i].first) operands.insert(operands.end(), {wb[i].first, wb[i].second});
+      h = g->add(OpKind::BatchNorm, operands, {}, l.loc);
+      break;
+    }
     case LayerKind::AdaptiveAvgPool2d:
       a.set("output_h", l.kernel[0]);
       a.set("output_w", l.kernel[1]);

@@ -251,6 +251,87 @@ std::string inferChannelSum(const Op& op, TensorType& out) {
   return {};
 }
 
+/// BatchNorm: x is [B,C,...] (rank >= 2, channels in dim 1); its statistics
+/// are f32[3,C] (mean; invstd; unbiased variance), per-channel tensors f32[C].
+std::string checkBatchNormInput(const Value* x, const char* what) {
+  TRY(expectF32(x, what));
+  if (x->type.rank() < 2)
+    return fmt::format("{} %{} must have rank >= 2, got {}", what, x->name, x->type.str());
+  return {};
+}
+
+std::string checkChannels(const Value* v, int64_t c, int64_t rows, const char* what) {
+  TRY(expectF32(v, what));
+  Shape want = rows ? Shape{rows, c} : Shape{c};
+  if (v->type.shape != want)
+    return fmt::format("{} %{} must be {}, got {}", what, v->name, f32(want).str(), v->type.str());
+  return {};
+}
+
+std::string inferBatchNormStats(const Op& op, TensorType& out) {
+  TRY(checkBatchNormInput(op.operands[0], "batch_norm_stats input"));
+  if (!(op.attrs.getDouble("eps", 1e-5) >= 0)) return "batch_norm_stats: eps must be >= 0";
+  out = f32({3, op.operands[0]->type.shape[1]});
+  return {};
+}
+
+std::string inferBatchNormEvalStats(const Op& op, TensorType& out) {
+  const int64_t c = op.operands[0]->type.rank() == 1 ? op.operands[0]->type.shape[0] : -1;
+  TRY(checkChannels(op.operands[0], c, 0, "running_mean"));
+  TRY(checkChannels(op.operands[1], c, 0, "running_var"));
+  if (!(op.attrs.getDouble("eps", 1e-5) >= 0)) return "batch_norm_eval_stats: eps must be >= 0";
+  out = f32({3, c});
+  return {};
+}
+
+std::string inferBatchNorm(const Op& op, TensorType& out) {
+  const Value* x = op.operands[0];
+  TRY(checkBatchNormInput(x, "batch_norm input"));
+  const int64_t c = x->type.shape[1];
+  TRY(checkChannels(op.operands[1], c, 3, "batch_norm statistics"));
+  if (op.operands.size() == 3) return "batch_norm takes a weight and a bias, or neither";
+  for (size_t i = 2; i < op.operands.size(); ++i)
+    TRY(checkChannels(op.operands[i], c, 0, i == 2 ? "batch_norm weight" : "batch_norm bias"));
+  out = x->type;
+  return {};
+}
+
+std::string inferBatchNormUpdateStats(const Op& op, TensorType&) {
+  const Value* stats = op.operands[3];
+  const int64_t c = stats->type.rank() == 2 ? stats->type.shape[1] : -1;
+  TRY(checkChannels(stats, c, 3, "batch_norm_update_stats statistics"));
+  const char* names[3] = {"running_mean", "running_var", "num_batches_tracked"};
+  for (int i = 0; i < 3; ++i) {
+    const Value* v = op.operands[size_t(i)];
+    if (v->kind != ValueKind::State || v->desc.buffer == BufferKind::None)
+      return fmt::format("%{} ({}) is not a buffer", v->name, names[i]);
+    if (i < 2) TRY(checkChannels(v, c, 0, names[i]));
+    else if (v->type != f32({})) return fmt::format("num_batches_tracked %{} must be f32[]", v->name);
+  }
+  if (op.attrs.has("momentum") && !(op.attrs.getDouble("momentum") >= 0))
+    return "batch_norm_update_stats: momentum must be >= 0";
+  return {};
+}
+
+std::string inferBatchNormGrad(const Op& op, TensorType& out) {
+  const Value* x = op.operands[1];
+  TRY(checkBatchNormInput(x, "batch_norm_grad input"));
+  if (op.operands[0]->type != x->type)
+    return fmt::format("batch_norm_grad: dy {} does not match x {}", op.operands[0]->type.str(),
+                       x->type.str());
+  TRY(checkChannels(op.operands[2], x->type.shape[1], 3, "batch_norm_grad statistics"));
+  if (op.operands.size() == 4)
+    TRY(checkChannels(op.operands[3], x->type.shape[1], 0, "batch_norm_grad weight"));
+  out = x->type;
+  return {};
+}
+
+std::string inferBatchNormWeightGrad(const Op& op, TensorType& out) {
+  TRY(inferBatchNormGrad(op, out));
+  out = f32({out.shape[1]});
+  return {};
+}
+
 /// max_pool2d / avg_pool2d: PyTorch's pool2d_shape_check.
 std::string poolOutput(const Op& op, const Value* x, Shape& out) {
   const char* name = opName(op.kind);

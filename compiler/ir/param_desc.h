@@ -13,6 +13,14 @@
 
 namespace descent {
 
+/// A module buffer (`register_buffer`): BatchNorm's running statistics.
+/// Buffers are state values (ValueKind::State) written by the train step's
+/// forward pass (batch_norm_update_stats) and read by the eval step; they are
+/// saved with the model's state_dict, not the optimizer's. Count: an integer
+/// counter (num_batches_tracked), int64 in files, a float in the engines
+/// (exact up to 2^24 batches).
+enum class BufferKind : uint8_t { None, Float, Count };
+
 struct ParamDesc {
   /// PyTorch's shape: [out, in] for a Linear weight, [out] for its bias.
   std::vector<int64_t> torch_shape;
@@ -26,12 +34,21 @@ struct ParamDesc {
   int64_t fan_in = 0;
   /// The model's `init=`/`bias_init=`, resolved; Default draws by fan_in.
   InitDist init{};
+  /// Not None for a module buffer; `init` then gives its starting value
+  /// (constant(1) for running_var; Default: zero).
+  BufferKind buffer = BufferKind::None;
 
   /// The IR's shape: torch_shape permuted by perm.
   std::vector<int64_t> irShape() const;
   bool isIdentity() const;
   bool operator==(const ParamDesc&) const = default;
 };
+
+/// The value a state tensor starts at: a buffer's constant init (running_var:
+/// 1), else 0 (optimizer state, running_mean, num_batches_tracked).
+inline double stateStart(const ParamDesc& d) {
+  return d.buffer != BufferKind::None && d.init.kind == InitDist::Kind::Constant ? d.init.a : 0.0;
+}
 
 /// A tensor kept in PyTorch's layout.
 ParamDesc identityDesc(std::vector<int64_t> torch_shape, int64_t fan_in = 0);

@@ -105,6 +105,7 @@ private:
     std::optional<std::vector<int64_t>> perm;
     int64_t fan_in = 0;
     InitDist init;
+    BufferKind buffer = BufferKind::None;
     if (acceptChar('{')) {
       do {
         size_t at = mark();
@@ -125,9 +126,15 @@ private:
                                          "a <= b, or normal(mean, std) with std >= 0)",
                                          text));
           init = *d;
+        } else if (key == "buffer") {
+          size_t value_at = mark();
+          std::string text = stringLit();
+          if (text != "float" && text != "count")
+            failAt(value_at, fmt::format("bad buffer '{}' (expected \"float\" or \"count\")", text));
+          buffer = text == "float" ? BufferKind::Float : BufferKind::Count;
         } else
           failAt(at, fmt::format("unknown param description '{}' (expected torch_shape, perm, "
-                                 "fan_in or init)",
+                                 "fan_in, init or buffer)",
                                  key));
       } while (acceptChar(','));
       expectChar('}');
@@ -135,9 +142,11 @@ private:
     ParamDesc d;
     d.fan_in = fan_in;
     d.init = init;
+    d.buffer = buffer;
     if (!perm) {
       d = identityDesc(torch_shape ? *torch_shape : ir_shape, fan_in);
       d.init = init;
+      d.buffer = buffer;
       return d;
     }
     for (int64_t p : *perm)

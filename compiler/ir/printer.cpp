@@ -28,6 +28,8 @@ std::string printDesc(const ParamDesc& d) {
   if (d.fan_in) parts.push_back(fmt::format("fan_in={}", d.fan_in));
   if (d.init.kind != InitDist::Kind::Default)
     parts.push_back(fmt::format("init=\"{}\"", initDistText(d.init)));
+  if (d.buffer != BufferKind::None)
+    parts.push_back(d.buffer == BufferKind::Float ? "buffer=\"float\"" : "buffer=\"count\"");
   return parts.empty() ? "" : fmt::format(" {{{}}}", fmt::join(parts, ", "));
 }
 

@@ -35,9 +35,11 @@ std::string verifyGraph(const Graph& g) {
       const Value* v = op->operands[i];
       if (!defined.count(v)) report(op.get(), fmt::format("%{} is used before it is defined", v->name));
       if (updated.count(v)) report(op.get(), fmt::format("%{} is read after its update", v->name));
-      if (v->kind == ValueKind::State && !is_update)
+      // Buffers (BatchNorm's running statistics) are read by the eval step's ops.
+      const bool buffer = v->kind == ValueKind::State && v->desc.buffer != BufferKind::None;
+      if (v->kind == ValueKind::State && !is_update && !buffer)
         report(op.get(), fmt::format("optimizer state %{} read outside an update", v->name));
-      if (v->kind == ValueKind::State) {
+      if (v->kind == ValueKind::State && is_update) {
         if (!states_used.insert(v).second)
           report(op.get(), fmt::format("optimizer state %{} used by two updates", v->name));
       }

@@ -270,6 +270,8 @@ private:
     std::tie(k.rows, k.cols) = matrixShape(res->type);
     k.rows_batched = kg_.batched.count(res) > 0;
     k.parallel = k.rows_batched || op->kind == OpKind::Conv2dWeightGrad;
+    // BatchNorm's input gradient sums over the whole batch first: one ordered task.
+    if (op->kind == OpKind::BatchNormGrad) k.parallel = false;
     if (sink) {
       take(k, sink);
       k.sink = sink;
@@ -480,6 +482,14 @@ private:
       std::tie(k.rows, k.cols) = matrixShape(op->operands[0]->type);
       return;
     }
+    case OpKind::BatchNormUpdateStats: {
+      // BatchNorm's running statistics: per channel, on task 0 (writes the buffers).
+      Kernel& k = open(KernelKind::Window, opName(op->kind), op);
+      take(k, op);
+      k.rows = k.cols = 1;
+      k.parallel = false;
+      return;
+    }
     case OpKind::LogSoftmax: {
       Kernel& k = open(KernelKind::RowSoftmaxLoss, "log_softmax", op);
       take(k, op);
@@ -603,6 +613,8 @@ private:
           if (k.kind == KernelKind::Gemm && op == k.gemm.matmul && oi == 1 && k.gemm.b_buffer >= 0) continue;
           if (!inside.count(o)) read(o);
         }
+        if (op->kind == OpKind::BatchNormUpdateStats)
+          for (size_t i = 0; i < 3; ++i) k.writes.push_back(bufferFor(op->operands[i]));
         if (isUpdate(op->kind)) {
           k.writes.push_back(bufferFor(op->operands[0]));
           for (size_t i = 3; i < op->operands.size(); ++i) k.writes.push_back(bufferFor(op->operands[i]));

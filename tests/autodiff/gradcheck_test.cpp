@@ -236,10 +236,15 @@ TEST_CASE("gradcheck: every model file", "[gradcheck][models]") {
         auto hasWeight = [](const Layer& l) {
           return l.kind == LayerKind::Linear || l.kind == LayerKind::Conv2d;
         };
+        // BatchNorm's weight and bias when affine.
+        auto affineBn = [](const Layer& l) {
+          return (l.kind == LayerKind::BatchNorm1d || l.kind == LayerKind::BatchNorm2d) && l.affine;
+        };
         CHECK(r.params.size() ==
               size_t(std::count_if(spec.layers.begin(), spec.layers.end(), hasWeight) +
                      std::count_if(spec.layers.begin(), spec.layers.end(),
-                                   [&](const Layer& l) { return hasWeight(l) && l.bias; })));
+                                   [&](const Layer& l) { return hasWeight(l) && l.bias; }) +
+                     2 * std::count_if(spec.layers.begin(), spec.layers.end(), affineBn)));
         CHECK(r.text.find("max relative error: ") != std::string::npos);
       }
     }

@@ -99,8 +99,15 @@ TEST_CASE("interpreter matches the PyTorch fixtures", "[reference]") {
       int64_t batch = expected["batch"];
       bool train_mode = expected["train_mode"];
 
-      // Forward in eval mode (Dropout identity): output and loss.
-      auto eval = buildEvalGraph(spec, batch, false);
+      // Forward in eval mode (Dropout identity): output and loss. With
+      // BatchNorm the fixture's output is the train-mode forward (batch
+      // statistics) and `eval_output` the eval-mode one after the 20 steps.
+      const bool batchnorm = expected.contains("eval_output");
+      BuildOptions fo;
+      fo.batch = batch;
+      fo.training = batchnorm;
+      fo.eval_outputs = true;
+      auto eval = batchnorm ? buildForwardGraph(spec, fo) : buildEvalGraph(spec, batch, false);
       Fixture f = load(dir, *eval);
       f.inputs.values["step"] = {1};
       InterpState<float> st{f.init, {}};
@@ -149,6 +156,26 @@ TEST_CASE("interpreter matches the PyTorch fixtures", "[reference]") {
             closeTensor("after_one_step " + p->external_name, toTorch(p, ts.params[i]),
                         expected["after_one_step"][p->external_name], 1e-5, 1e-7);
           }
+        if (step == 1)
+          for (size_t i = 0; i < train->states().size(); ++i) // BatchNorm's buffers
+            if (train->states()[i]->desc.buffer != BufferKind::None)
+              closeTensor("after_one_step " + train->states()[i]->external_name, ts.states[i],
+                          expected["after_one_step"][train->states()[i]->external_name], 1e-5, 1e-7);
+      }
+      for (size_t i = 0; i < train->states().size(); ++i)
+        if (train->states()[i]->desc.buffer != BufferKind::None)
+          closeTensor("final " + train->states()[i]->external_name, ts.states[i],
+                      expected["final"][train->states()[i]->external_name], 1e-4, 0);
+      if (batchnorm) {
+        // model.eval() after the steps: the running statistics normalize.
+        auto ev = buildEvalGraph(spec, batch, false);
+        InterpState<float> es{ts.params, {}};
+        for (const Value* s : ev->states())
+          for (size_t i = 0; i < train->states().size(); ++i)
+            if (train->states()[i]->external_name == s->external_name) es.states.push_back(ts.states[i]);
+        REQUIRE(es.states.size() == ev->states().size());
+        closeTensor("eval_output", interpret(*ev, f.inputs, es).at("output"), expected["eval_output"],
+                    1e-4, 0);
       }
       for (size_t i = 0; i < train->params().size(); ++i) {
         const Value* p = train->params()[i];

@@ -56,7 +56,13 @@ void checkTrain(const std::string& path, const TrainCase& tc, const std::string&
     BuildOptions io = opts;
     io.batch = n;
     auto ref = buildTrainGraph(spec, io);
-    if (first) initInterpState(*ref, st);
+    if (first) {
+      initInterpState(*ref, st);
+      // The state's starting values (BatchNorm's running_var is 1) in the program too.
+      for (size_t i = 0; i < st.states.size(); ++i)
+        std::memcpy(prog->state(ref->states()[i]->external_name), st.states[i].data(),
+                    st.states[i].size() * 4);
+    }
     first = false;
     Batch b = makeBatch(spec, n, uint32_t(100 + s));
     auto out = interpret(*ref, interpInputs(*ref, b, n, u8, step, seed), st);
@@ -202,6 +208,11 @@ TEST_CASE("eval outputs (loss, log-probabilities, correct count) match", "[codeg
       initInterpState(*eval, st);
       for (size_t i = 0; i < st.params.size(); ++i)
         std::memcpy(prog->param(eval->params()[i]->external_name), st.params[i].data(), st.params[i].size() * 4);
+      // BatchNorm's running statistics: positive values of a trained model.
+      for (size_t i = 0; i < st.states.size(); ++i) {
+        for (size_t k = 0; k < st.states[i].size(); ++k) st.states[i][k] = 0.5f + 0.125f * float((i + k) % 7);
+        std::memcpy(prog->state(eval->states()[i]->external_name), st.states[i].data(), st.states[i].size() * 4);
+      }
       int64_t n = 27; // a partial batch: the eval graph is built for 40 rows
       auto ref = buildEvalGraph(spec, n, u8);
       Batch b = makeBatch(spec, n, 21);

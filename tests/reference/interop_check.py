@@ -62,8 +62,13 @@ def check(checkpoint, model_path, data, expected_path, key, rtol, atol):
     spec = nnspec.parse_model(model_text)
     model = spec["model"]
     tensors, meta = nnspec.read_safetensors(checkpoint)
+    ok = True
+    for name, t in tensors.items():  # BatchNorm's counter is int64, as PyTorch saves it
+        if name.endswith(".num_batches_tracked") and t.dtype != torch.int64:
+            print(f"FAIL {name}: dtype {t.dtype}, expected torch.int64")
+            ok = False
+    model.load_state_dict(tensors, strict=True)  # raises on any name or shape mismatch
     state = {k: v.to(torch.float32) for k, v in tensors.items()}
-    model.load_state_dict(state, strict=True)  # raises on any name or shape mismatch
     x, _ = nnspec.read_csv(data, spec["input"][2])
     x = x.reshape(-1, *spec["input"][3])  # an N-D input: the CSV row is the sample, row-major
     with open(expected_path) as f:
@@ -72,7 +77,6 @@ def check(checkpoint, model_path, data, expected_path, key, rtol, atol):
         print(f"{expected_path}: no key '{key}' (has: {', '.join(expected)})")
         return False
 
-    ok = True
     out = run(model, x)
     if key == "output":
         ok = compare("output", out, expected["output"], rtol, atol)

@@ -350,6 +350,20 @@ FIXTURES = [
      "    Conv2d(4, 6, kernel_size=3), ReLU(), MaxPool2d(2), Flatten(),\n"
      "    Linear(24, 10), ReLU(),\n    Linear(10, 3),",
      'CrossEntropyLoss(reduction="mean")', "SGD(lr=0.05, momentum=0.9)", "train"),
+    # BatchNorm (issue #12): batch statistics in training, the running ones
+    # (after the steps) in evaluation, the buffers in state_dict.
+    ("bn2d_conv_ce_sgd", (2, 6, 5), ("class", 3), 4,
+     "Conv2d(2, 3, kernel_size=3, padding=1, bias=False), BatchNorm2d(3), ReLU(), MaxPool2d(2), Flatten(),\n"
+     "    Linear(18, 3),",
+     'CrossEntropyLoss(reduction="mean")', "SGD(lr=0.02, momentum=0.9)", "train"),
+    ("bn1d_linear_mse_adam", 5, ("f32", 2), 6,
+     "Linear(5, 7, bias=False), BatchNorm1d(7, momentum=None), Tanh(),\n"
+     "    Linear(7, 4, bias=False), BatchNorm1d(4, eps=0.001, affine=False), Linear(4, 2),",
+     'MSELoss(reduction="mean")', "Adam(lr=0.01)", "train"),
+    ("bn2d_untracked_ce_adam", (3, 4, 4), ("class", 2), 4,
+     "Conv2d(3, 2, kernel_size=1, bias=False), BatchNorm2d(2, momentum=0.3, track_running_stats=False),\n"
+     "    Tanh(), Flatten(), Linear(32, 2),",
+     'CrossEntropyLoss(reduction="mean")', "Adam(lr=0.01)", "train"),
 ]
 
 
@@ -467,6 +481,12 @@ def train(model, criterion, opt_spec, x, y, clip=None, sched_spec=None):
         if step == 0:
             res["after_one_step"] = {k: flat(v) for k, v in model.state_dict().items()}
     res["trajectory"] = trajectory
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        # model.eval() after the steps: BatchNorm normalizes with its running statistics.
+        model.eval()
+        with torch.no_grad():
+            res["eval_output"] = flat(model(x))
+        model.train()
     if sched is not None:
         res["lrs"], res["momenta"] = lrs, momenta
     res["final"] = {k: flat(v) for k, v in model.state_dict().items()}
@@ -549,6 +569,10 @@ def generate(entry):
         "optimizer": {"kind": opt_kind, **{k: (list(v) if isinstance(v, tuple) else v)
                                            for k, v in opt_kw.items()}},
         "param_shapes": {k: list(v.shape) for k, v in init.items()},
+        # Module buffers (BatchNorm's running statistics; num_batches_tracked
+        # is I64): in param_shapes, after_one_step and final, not in grads.
+        **({"buffers": [k for k, _ in model.named_buffers()]}
+           if any(True for _ in model.named_buffers()) else {}),
         "train_mode": mode == "train",
         # clip_grad_value / clip_grad_norm, when the model file sets them.
         **{k: spec[k] for k in ("clip_grad_value", "clip_grad_norm") if k in spec},

@@ -104,6 +104,7 @@ def _namespace():
         "Softmax": nn.Softmax, "LogSoftmax": nn.LogSoftmax, "Dropout": nn.Dropout,
         "Flatten": nn.Flatten, "Conv2d": nn.Conv2d, "MaxPool2d": nn.MaxPool2d,
         "AvgPool2d": nn.AvgPool2d, "AdaptiveAvgPool2d": nn.AdaptiveAvgPool2d,
+        "BatchNorm1d": nn.BatchNorm1d, "BatchNorm2d": nn.BatchNorm2d, "None": None,
         "GELU": nn.GELU, "SiLU": nn.SiLU, "ELU": nn.ELU, "Softplus": nn.Softplus,
         "NLLLoss": with_tensors(nn.NLLLoss, "weight"),
         "CrossEntropyLoss": with_tensors(nn.CrossEntropyLoss, "weight"),

@@ -176,6 +176,31 @@ Matrix forward(const std::vector<RefLayer>& layers, const ModelSpec& spec, const
         row = windowLayer(spec.layers[i], in, row, st, path);
       continue;
     }
+    if (l.kind == "BatchNorm1d" || l.kind == "BatchNorm2d") {
+      // Training mode (the fixtures' output): the batch's mean and biased
+      // variance per channel (dim 1), then the affine weight and bias.
+      const Layer& L = spec.layers[i];
+      const int64_t C = in[0];
+      const size_t S = x.at(0).size() / size_t(C);
+      std::vector<float> w(size_t(C), 1.0f), b(size_t(C), 0.0f);
+      if (L.affine) {
+        w = requireFloats(st, p + ".weight", {C}, path);
+        b = requireFloats(st, p + ".bias", {C}, path);
+      }
+      for (size_t c = 0; c < size_t(C); ++c) {
+        double mean = 0, var = 0;
+        for (const auto& row : x)
+          for (size_t k = 0; k < S; ++k) mean += row[c * S + k];
+        mean /= double(x.size() * S);
+        for (const auto& row : x)
+          for (size_t k = 0; k < S; ++k) var += (row[c * S + k] - mean) * (row[c * S + k] - mean);
+        var /= double(x.size() * S);
+        for (auto& row : x)
+          for (size_t k = 0; k < S; ++k)
+            row[c * S + k] = (row[c * S + k] - mean) / std::sqrt(var + L.eps) * w[c] + b[c];
+      }
+      continue;
+    }
     if (l.kind == "Linear") {
       auto w = requireFloats(st, p + ".weight", {l.out, l.in}, path);
       std::vector<float> b(l.out, 0.0f);
@@ -337,9 +362,15 @@ TEST_CASE("reference fixtures are complete and parse", "[fixtures]") {
     // init.safetensors: F32 tensors with the PyTorch shapes expected.json lists.
     const SafeTensors st = readSafetensors(dir / "init.safetensors");
     REQUIRE(st.tensors.size() == e.at("param_shapes").size());
+    const std::vector<std::string> buffers =
+        e.value("buffers", std::vector<std::string>{}); // BatchNorm's running statistics
+    auto isBuffer = [&](const std::string& name) {
+      return std::find(buffers.begin(), buffers.end(), name) != buffers.end();
+    };
     for (const auto& [name, shape] : e.at("param_shapes").items()) {
       REQUIRE(st.tensors.count(name));
-      CHECK(st.tensors.at(name).dtype == "F32");
+      CHECK(st.tensors.at(name).dtype ==
+            (isBuffer(name) && name.ends_with(".num_batches_tracked") ? "I64" : "F32"));
       CHECK(st.tensors.at(name).shape == shape.get<std::vector<int64_t>>());
     }
 
@@ -352,7 +383,8 @@ TEST_CASE("reference fixtures are complete and parse", "[fixtures]") {
       CHECK(e.at("trajectory")[0] == e.at("loss"));
       for (const char* key : {"grads", "after_one_step", "final"})
         for (const auto& [name, shape] : e.at("param_shapes").items())
-          CHECK(e.at(key).at(name).size() == size_t(numel(shape.get<std::vector<int64_t>>())));
+          if (std::string(key) != "grads" || !isBuffer(name))
+            CHECK(e.at(key).at(name).size() == size_t(numel(shape.get<std::vector<int64_t>>())));
     } else {
       CHECK_FALSE(e.contains("trajectory"));
       CHECK_FALSE(e.contains("grads"));

@@ -5,6 +5,7 @@
 // ("--lr must be > 0, got -1"), not in CLI11's.
 #include "compiler/codegen/target.h"
 #include "compiler/frontend/sema.h"
+#include "runtime/distributed.h"
 #include "runtime/errors.h"
 #include "runtime/trainer.h"
 #include "tools/commands.h"
@@ -367,6 +368,10 @@ int main(int argc, char** argv) {
     if (*check) return runCheck(a);
     if (*ir) return runIr(a);
     if (*trainc) {
+      if (auto refused = refuseMultiProcess("train")) {
+        if (!refused->empty()) fmt::print(stderr, "error: {}\n", *refused); // rank 0 only
+        return 2;
+      }
       int rc = runTrain(a); // 130: stopped by a signal
       return rc == 130 ? 128 + g_signal.load() : rc;
     }

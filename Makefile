@@ -33,7 +33,7 @@ test: setup build
 # runtime, whose allocations LeakSanitizer reports as leaks and whose progress
 # threads TSan cannot see synchronize (uninstrumented libraries); the guard it
 # checks is a few lines that run before any descent work.
-SAN_SKIP = ^(cli: train under mpirun|reference: PyTorch loads descent checkpoints|codegen:train (trajectories|steps on 2 threads).*match the interpreter|cli:(PyTorch.s 20-step trajectories|names are the user.s))
+SAN_SKIP = ^(cli:train under mpirun|reference: PyTorch loads descent checkpoints|codegen:train (trajectories|steps on 2 threads).*match the interpreter|cli:(PyTorch.s 20-step trajectories|names are the user.s))
 $(SANBUILD)/build.ninja:
 	cmake -S . -B $(SANBUILD) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Debug -DDESCENT_SANITIZE=ON
 
@@ -50,7 +50,7 @@ test-sanitize: setup $(SANBUILD)/build.ninja
 # CLI tests whose runs are one-threaded apart from the compile overlapped with
 # loading (which every `train` test above exercises) are left out too.
 TSAN_TESTS = ^(codegen|cli):
-TSAN_SKIP  = ^(cli: train under mpirun|codegen:(train (trajectories|steps on 2 threads).*match the interpreter|gradients match the interpreter on every model|eval outputs .*match)|cli:(names are the user.s|PyTorch.s 20-step|N-D inputs and Flatten|predict --out|regression models report|gradcheck prints|cpu names are checked))
+TSAN_SKIP  = ^(cli:train under mpirun|codegen:(train (trajectories|steps on 2 threads).*match the interpreter|gradients match the interpreter on every model|eval outputs .*match)|cli:(names are the user.s|PyTorch.s 20-step|N-D inputs and Flatten|predict --out|regression models report|gradcheck prints|cpu names are checked))
 $(TSANBUILD)/build.ninja:
 	cmake -S . -B $(TSANBUILD) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDESCENT_TSAN=ON
 

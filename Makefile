@@ -28,7 +28,9 @@ test: setup build
 # their ~4 min under ASan in the instrumented one-threaded interpreter or in
 # repeated process starts; the normal build runs them, and the interpreter and
 # the CLI paths they touch stay under ASan through the fixture, gradcheck,
-# checkpoint and CLI tests (docs/testing.md).
+# checkpoint and CLI tests (docs/testing.md). DESCENT_TEST_SWEEP=models: the
+# every-model sweeps (gradcheck, JIT against the interpreter, AOT, passes) run
+# models/ only; the normal build also sweeps every PyTorch fixture.
 # The mpirun test is left out under both sanitizers: MPI_Init starts Open MPI's
 # runtime, whose allocations LeakSanitizer reports as leaks and whose progress
 # threads TSan cannot see synchronize (uninstrumented libraries); the guard it
@@ -39,7 +41,7 @@ $(SANBUILD)/build.ninja:
 
 test-sanitize: setup $(SANBUILD)/build.ninja
 	cmake --build $(SANBUILD)
-	cd $(SANBUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j2 -E '$(SAN_SKIP)'
+	cd $(SANBUILD) && ASAN_OPTIONS=detect_leaks=1 DESCENT_TEST_SWEEP=models ctest --output-on-failure -j2 -E '$(SAN_SKIP)'
 
 # ThreadSanitizer on the tests where threads meet: the thread pool and the
 # JIT kernels it runs (codegen), and the CLI (the JIT compile overlapped with

@@ -31,8 +31,15 @@ struct CompiledModel {
   std::unique_ptr<Program> program;
 };
 
+/// "" when every op of `g` has a compiled kernel; otherwise a one-line error
+/// naming the first op without one (the InterpOnly trait: convolution and
+/// pooling) at its model-file location and the engine that runs it. The
+/// compile paths (compileModel, `descent compile`) check it before compiling.
+std::string uncompiledOpError(const Graph& g, const std::string& path);
+
 /// Lowers and compiles `spec`. Throws std::runtime_error
-/// ("<model>: JIT compilation failed: ...") when the backend fails, and
+/// ("<model>: JIT compilation failed: ...") when the backend fails or
+/// (uncompiledOpError) the model has an op without a compiled kernel, and
 /// std::logic_error when a pass breaks a graph (a compiler bug).
 CompiledModel compileModel(const ModelSpec& spec, const CompileOptions& opts);
 

@@ -9,6 +9,7 @@
 #include "compiler/passes/train_graph.h"
 #include "runtime/atomic_file.h"
 #include "runtime/checkpoint.h"
+#include "runtime/compiled_model.h"
 #include "runtime/engine.h"
 #include "runtime/errors.h"
 #include "runtime/executor.h"
@@ -233,6 +234,15 @@ static inline int {M}_save({M}* m, const char* path) {{ return descent_aot_save(
 int runCompile(const AotArgs& a) {
   ModelSpec spec = loadModel(a.model);
   const std::string M = aotName(spec.name);
+  {
+    // A model the backend cannot compile is refused before anything is written.
+    LowerOptions probe;
+    probe.batch = 1;
+    probe.train = false;
+    probe.eval = true;
+    if (std::string e = uncompiledOpError(*lowerModel(spec, probe).eval, spec.path); !e.empty())
+      throw DataError(e);
+  }
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(a.out, ec);

@@ -93,6 +93,38 @@ Grads gradReshapeAs(GradContext& c) {
   return {c.needs[0] ? c.out.emit(OpKind::ReshapeAs, {c.dy, c.op.operands[0]}) : nullptr, nullptr};
 }
 
+/// conv2d (x, w [, b]): dx = conv2d_input_grad(dy, w) (a transposed
+/// convolution), dw = conv2d_weight_grad(x, dy) (the correlation of the input
+/// with dy, summed over the batch), db = dy summed over all but the channels.
+/// The gradients carry the forward window plus the shape they cannot infer.
+Grads gradConv2d(GradContext& c) {
+  Value *x = c.op.operands[0], *w = c.op.operands[1];
+  Grads g(c.op.operands.size(), nullptr);
+  if (c.needs[0]) {
+    Attrs a = c.op.attrs;
+    a.set("input_h", x->type.shape[2]);
+    a.set("input_w", x->type.shape[3]);
+    g[0] = c.out.emit(OpKind::Conv2dInputGrad, {c.dy, w}, std::move(a));
+  }
+  if (c.needs[1]) {
+    Attrs a = c.op.attrs;
+    a.set("kernel_h", w->type.shape[2]);
+    a.set("kernel_w", w->type.shape[3]);
+    g[1] = c.out.emit(OpKind::Conv2dWeightGrad, {x, c.dy}, std::move(a));
+  }
+  if (g.size() == 3 && c.needs[2]) g[2] = c.out.emit(OpKind::ChannelSum, {c.dy});
+  return g;
+}
+
+/// Pooling: the backward reads the saved input (max pooling finds each
+/// window's first maximum again, as PyTorch's saved indices record it).
+template <OpKind G> Grads poolGrad(GradContext& c) {
+  return {c.out.emit(G, {c.dy, c.op.operands[0]}, c.op.attrs)};
+}
+constexpr GradRule gradMaxPool2d = poolGrad<OpKind::MaxPool2dGrad>;
+constexpr GradRule gradAvgPool2d = poolGrad<OpKind::AvgPool2dGrad>;
+constexpr GradRule gradAdaptiveAvgPool2d = poolGrad<OpKind::AdaptiveAvgPool2dGrad>;
+
 /// Losses: the root of the backward pass (seed 1); the gradient op takes the
 /// prediction and the target and carries the reduction. Targets are data.
 template <OpKind GradKind> Grads gradLoss(GradContext& c) {

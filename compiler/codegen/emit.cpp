@@ -53,6 +53,7 @@ void Emitter::emitKernel(const Kernel& k) {
   case KernelKind::RowSoftmaxLoss: emitRowSoftmaxLoss(k); break;
   case KernelKind::RowOp: emitRowOp(k); break;
   case KernelKind::Loss: emitLoss(k); break;
+  case KernelKind::Window: emitWindow(k); break;
   case KernelKind::GradNorm:
     emitGradNorm(k);
     break;

@@ -253,6 +253,10 @@ private:
   /// task 0, then its epilogue (clip_coef).
   void emitGradNorm(const Kernel& k);
 
+  /// conv2d, its gradients, channel_sum, pooling and its gradients: scalar
+  /// loop nests in the interpreter's order (emit_window.cpp).
+  void emitWindow(const Kernel& k);
+
   // --- CrossEntropyLoss/NLLLoss(weight=, ignore_index=) ------------------------------------------
 
   /// True when a class loss or its gradient has weight= or ignore_index=.

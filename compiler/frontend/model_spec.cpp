@@ -18,6 +18,14 @@ const char* layerName(LayerKind k) {
   case LayerKind::Dropout: return "Dropout";
   case LayerKind::Flatten:
     return "Flatten";
+  case LayerKind::Conv2d:
+    return "Conv2d";
+  case LayerKind::MaxPool2d:
+    return "MaxPool2d";
+  case LayerKind::AvgPool2d:
+    return "AvgPool2d";
+  case LayerKind::AdaptiveAvgPool2d:
+    return "AdaptiveAvgPool2d";
   case LayerKind::Activation: return "Activation";
   }
   return "?";
@@ -66,17 +74,28 @@ const char* schedulerName(SchedulerKind k) {
 }
 
 int64_t ModelSpec::outputSize() const {
-  // Only Linear changes the width; every other layer is elementwise or row-wise.
+  // The last layer's shape per sample (sema records it); a spec built
+  // without shapes (tests) has only Linears changing the width.
   int64_t n = input_size;
-  for (const Layer& l : layers)
+  for (const Layer& l : layers) {
     if (l.kind == LayerKind::Linear) n = l.out_features;
+    else if (!l.out_shape.empty()) {
+      n = 1;
+      for (int64_t d : l.out_shape)
+        n *= d;
+    }
+  }
   return n;
 }
 
 int64_t ModelSpec::parameterCount() const {
   int64_t total = 0;
-  for (const Layer& l : layers)
+  for (const Layer& l : layers) {
     if (l.kind == LayerKind::Linear) total += l.in_features * l.out_features + (l.bias ? l.out_features : 0);
+    if (l.kind == LayerKind::Conv2d)
+      total += l.out_channels * (l.in_channels / l.groups) * l.kernel[0] * l.kernel[1] +
+               (l.bias ? l.out_channels : 0);
+  }
   return total;
 }
 

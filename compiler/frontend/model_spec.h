@@ -5,6 +5,7 @@
 #include "compiler/frontend/init_dist.h"
 #include "compiler/support/source_loc.h"
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -26,6 +27,10 @@ enum class LayerKind {
   LogSoftmax,
   Dropout,
   Flatten,
+  Conv2d,
+  MaxPool2d,
+  AvgPool2d,
+  AdaptiveAvgPool2d,
   Activation
 };
 enum class LossKind {
@@ -65,6 +70,17 @@ struct Layer {
   double p = 0.5;              ///< Dropout
   int64_t start_dim = 1;       ///< Flatten, as written (may be negative)
   int64_t end_dim = -1;        ///< Flatten, as written (may be negative)
+  int64_t in_channels = 0;     ///< Conv2d
+  int64_t out_channels = 0;    ///< Conv2d
+  int64_t groups = 1;          ///< Conv2d
+  /// Conv2d and the pooling layers: (height, width) of the window; for
+  /// AdaptiveAvgPool2d, `kernel` is the output size.
+  std::array<int64_t, 2> kernel{1, 1}, stride{1, 1}, dilation{1, 1};
+  /// Zero padding: top, bottom, left, right (Conv2d's padding="same" with an
+  /// even dilated kernel pads one more at the bottom/right, as PyTorch does).
+  std::array<int64_t, 4> padding{0, 0, 0, 0};
+  bool ceil_mode = false;        ///< MaxPool2d, AvgPool2d
+  bool count_include_pad = true; ///< AvgPool2d
   /// The layer's output shape per sample (without the batch), e.g. {784}
   /// after Flatten() on f32[1, 28, 28].
   std::vector<int64_t> out_shape{};
@@ -72,7 +88,7 @@ struct Layer {
   std::string op{};            ///< Activation: the graph IR op it becomes ("gelu")
   /// Activation: the op's attributes, every argument with its default filled in.
   std::vector<std::pair<std::string, std::variant<double, std::string>>> attrs{};
-  std::string repr{};          ///< Activation: as printed, e.g. "GELU(approximate='tanh')"
+  std::string repr{}; ///< Activation, Conv2d, pooling: as printed, e.g. "GELU(approximate='tanh')"
 };
 
 struct LossSpec {
@@ -192,7 +208,7 @@ struct ModelSpec {
   /// the CLI's --seed overrides it.
   std::optional<uint64_t> seed;
 
-  /// Output features of the last layer (= input_size when there is no Linear).
+  /// Elements per sample of the last layer's output (= input_size when no layer changes it).
   int64_t outputSize() const;
   /// Number of trainable scalars (weights and biases).
   int64_t parameterCount() const;

@@ -3,12 +3,15 @@
 // file means what the same names mean in a PyTorch notebook.
 #include "compiler/frontend/sema.h"
 
+#include "compiler/support/window2d.h"
+
 #include <algorithm>
 #include <array>
 #include <cassert>
 #include <cctype>
 #include <cmath>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <limits>
 #include <map>
 #include <type_traits>
@@ -51,7 +54,7 @@ size_t editDistance(const std::string& a, const std::string& b) {
 
 // User text quoted in a message: non-printable bytes escaped so that a
 // message never carries control characters to the terminal.
-std::string quoted(const std::string& s) {
+std::string printable(const std::string& s) {
   std::string out;
   for (unsigned char c : s.substr(0, 64)) {
     if (c < 0x20 || c >= 0x7f) out += fmt::format("\\x{:02X}", c);
@@ -85,6 +88,8 @@ enum class PType {
   Init,      // a torch.nn.init function: kaiming_uniform(nonlinearity="relu"), zeros
   IntList,   // milestones=[30, 80]
   FloatList, // weight=[1.0, 2.0] (a list or a tuple of numbers)
+  IntPair,   // kernel_size=5 or (5, 3): one integer for both dimensions, or (height, width)
+  Padding,   // Conv2d's padding: an IntPair, or the string 'same' or 'valid'
 };
 
 struct Param {
@@ -136,11 +141,13 @@ const std::vector<ActivationLayer> kActivations = {
       {{"threshold", PType::Float}, 20.0}}},
 };
 
-constexpr size_t kFixedLayers = 9; // LayerKind::Linear .. LayerKind::Flatten
+constexpr size_t kFixedLayers = 13; // LayerKind::Linear .. LayerKind::AdaptiveAvgPool2d
 const std::vector<std::string> kLayerNames = [] {
-  std::vector<std::string> v = {"Linear",  "ReLU",       "Sigmoid", "Tanh",   "LeakyReLU",
-                                "Softmax", "LogSoftmax", "Dropout", "Flatten"};
-  for (const ActivationLayer& a : kActivations) v.push_back(a.name);
+  std::vector<std::string> v = {
+      "Linear",  "ReLU",    "Sigmoid", "Tanh",      "LeakyReLU", "Softmax",          "LogSoftmax",
+      "Dropout", "Flatten", "Conv2d",  "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"};
+  for (const ActivationLayer& a : kActivations)
+    v.push_back(a.name);
   return v;
 }();
 
@@ -157,6 +164,10 @@ const char* typeDescription(PType t) {
   case PType::Init:
     return "a torch.nn.init function like kaiming_uniform(nonlinearity=\"relu\")";
   case PType::IntList: return "a list of integers like [30, 80]";
+  case PType::IntPair:
+    return "an integer or a pair of integers like (3, 3)";
+  case PType::Padding:
+    return "an integer, a pair of integers like (1, 1), or 'same' or 'valid'";
   }
   return "";
 }
@@ -166,7 +177,7 @@ std::string valueDescription(const ast::Expr& e) {
   case ast::ExprKind::Int: return fmt::format("an integer ({})", e.text);
   case ast::ExprKind::Float: return fmt::format("a float ({})", e.text);
   case ast::ExprKind::Bool: return fmt::format("a bool ({})", e.text);
-  case ast::ExprKind::String: return fmt::format("a string ('{}')", quoted(e.text));
+  case ast::ExprKind::String: return fmt::format("a string ('{}')", printable(e.text));
   case ast::ExprKind::Name: return fmt::format("a name ({})", e.text);
   case ast::ExprKind::Call: return fmt::format("a call ({}(...))", e.text);
   case ast::ExprKind::Tuple: return fmt::format("a tuple of {} elements", e.elements.size());
@@ -323,6 +334,24 @@ public:
     out = std::move(values);
     return true;
   }
+  /// For an IntPair (or a Padding that is not a string): one integer for
+  /// both dimensions, or a tuple (height, width), as torch.nn's _pair.
+  bool getIntPair(const char* name, std::array<int64_t, 2>& out, PType type = PType::IntPair) {
+    const ast::Expr* e = get(name);
+    if (!e || e->kind == ast::ExprKind::Error) return e == nullptr;
+    if (e->kind == ast::ExprKind::Int) {
+      out = {e->int_value, e->int_value};
+      return true;
+    }
+    if (e->kind != ast::ExprKind::Tuple || e->elements.size() != 2)
+      return typeError(name, *e, type);
+    for (const ast::Expr& el : e->elements) {
+      if (el.kind == ast::ExprKind::Error) return false;
+      if (el.kind != ast::ExprKind::Int) return typeError(name, el, type);
+    }
+    out = {e->elements[0].int_value, e->elements[1].int_value};
+    return true;
+  }
   /// For a FloatPair: both elements, with their expressions (for locations).
   bool getPair(const char* name, double& a, double& b) {
     const ast::Expr* e = get(name);
@@ -355,7 +384,7 @@ public:
   }
 
   static std::string exprText(const ast::Expr& e) {
-    if (e.kind == ast::ExprKind::String) return fmt::format("'{}'", quoted(e.text));
+    if (e.kind == ast::ExprKind::String) return fmt::format("'{}'", printable(e.text));
     if (e.kind == ast::ExprKind::Tuple) {
       std::string s = "(";
       for (size_t i = 0; i < e.elements.size(); ++i)
@@ -363,7 +392,7 @@ public:
       return s + (e.elements.size() == 1 ? ",)" : ")");
     }
     if (e.kind == ast::ExprKind::Call) return e.text + "(...)";
-    return quoted(e.text);
+    return printable(e.text);
   }
 
 private:
@@ -481,7 +510,7 @@ private:
         if (hint.empty())
           hint = "statements are input, target, model, loss, optimizer, scheduler, transform, "
                  "batch, epochs, seed, clip_grad_value, clip_grad_norm";
-        error(s.name_loc, fmt::format("unknown statement '{}'", quoted(s.name)), hint);
+        error(s.name_loc, fmt::format("unknown statement '{}'", printable(s.name)), hint);
         continue;
       }
       auto [it, inserted] = byKey_.emplace(s.name, &s);
@@ -530,7 +559,7 @@ private:
     spec_.input_name = s.name;
     spec_.input_loc = s.loc;
     if (s.type.elem != "f32") {
-      error(s.type.loc, fmt::format("the input must have type f32[N], not '{}'", quoted(s.type.elem)),
+      error(s.type.loc, fmt::format("the input must have type f32[N], not '{}'", printable(s.type.elem)),
             s.type.elem == "class" ? "class[N] is for targets holding integer labels"
                                    : didYouMean(s.type.elem, {"f32"}));
       return;
@@ -551,7 +580,7 @@ private:
     else if (s.type.elem == "f32") spec_.target_kind = TargetKind::Real;
     else {
       std::string hint = didYouMean(s.type.elem, {"class", "f32"});
-      error(s.type.loc, fmt::format("unknown target type '{}'", quoted(s.type.elem)),
+      error(s.type.loc, fmt::format("unknown target type '{}'", printable(s.type.elem)),
             hint.empty() ? "use class[N] for integer labels or f32[N] for real values" : hint);
       return;
     }
@@ -581,7 +610,7 @@ private:
       hint = fmt::format("known: {}", fmt::join(names, ", "));
     }
     std::string kind = std::string(category).substr(std::string(category).find(' ') + 1);
-    error(e.loc, fmt::format("unknown {} '{}'", kind, quoted(e.text)), hint);
+    error(e.loc, fmt::format("unknown {} '{}'", kind, printable(e.text)), hint);
   }
 
   // Checks that `e` is a call (reports otherwise). `example` shows a call.
@@ -609,7 +638,7 @@ private:
         error(v.loc, fmt::format("'{}' is {}, not a model", v.text, cat),
               fmt::format("write it as '{}'", statementFor(cat)));
       else
-        error(v.loc, fmt::format("unknown model '{}'", quoted(v.text)),
+        error(v.loc, fmt::format("unknown model '{}'", printable(v.text)),
               lower(v.text) == "sequential" ? "did you mean 'Sequential'?"
                                             : "the model must be a Sequential(...)");
       return;
@@ -642,10 +671,17 @@ private:
         allOk = false;
         continue;
       }
-      if (layer->kind == LayerKind::Linear) {
+      if (layer->kind == LayerKind::Linear || layer->kind == LayerKind::Conv2d) {
         sawLinear = true;
         // Each term is below 2^49 and the sum stops at the limit: no overflow.
-        parameters += layer->in_features * layer->out_features + layer->out_features;
+        parameters +=
+            layer->kind == LayerKind::Linear
+                ? layer->in_features * layer->out_features + layer->out_features
+                : int64_t(std::min(double(layer->out_channels) *
+                                       double(layer->in_channels / layer->groups) *
+                                       double(layer->kernel[0]) * double(layer->kernel[1]),
+                                   double(kMaxParameters) + 1)) +
+                      layer->out_channels;
         if (parameters > kMaxParameters) {
           error(layer->loc,
                 fmt::format("the model has more than {} parameters with this layer",
@@ -775,6 +811,26 @@ private:
     static const std::vector<Param> softmax = {{"dim", PType::Int}};
     static const std::vector<Param> dropout = {{"p", PType::Float}, {"inplace", PType::Bool}};
     static const std::vector<Param> flatten = {{"start_dim", PType::Int}, {"end_dim", PType::Int}};
+    // torch.nn.Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d: PyTorch's order.
+    static const std::vector<Param> conv = {{"in_channels", PType::Int, true},
+                                            {"out_channels", PType::Int, true},
+                                            {"kernel_size", PType::IntPair, true},
+                                            {"stride", PType::IntPair},
+                                            {"padding", PType::Padding},
+                                            {"dilation", PType::IntPair},
+                                            {"groups", PType::Int},
+                                            {"bias", PType::Bool},
+                                            {"padding_mode", PType::String}};
+    static const std::vector<Param> maxpool = {
+        {"kernel_size", PType::IntPair, true}, {"stride", PType::IntPair},
+        {"padding", PType::IntPair},           {"dilation", PType::IntPair},
+        {"return_indices", PType::Bool},       {"ceil_mode", PType::Bool}};
+    static const std::vector<Param> avgpool = {{"kernel_size", PType::IntPair, true},
+                                               {"stride", PType::IntPair},
+                                               {"padding", PType::IntPair},
+                                               {"ceil_mode", PType::Bool},
+                                               {"count_include_pad", PType::Bool}};
+    static const std::vector<Param> adaptive = {{"output_size", PType::IntPair, true}};
     const std::vector<Param>* params = &none;
     switch (layer.kind) {
     case LayerKind::Linear: params = &linear; break;
@@ -786,12 +842,39 @@ private:
     case LayerKind::LogSoftmax: params = &softmax; break;
     case LayerKind::Dropout: params = &dropout; break;
     case LayerKind::Flatten: params = &flatten; break;
+    case LayerKind::Conv2d:
+      params = &conv;
+      break;
+    case LayerKind::MaxPool2d:
+      params = &maxpool;
+      break;
+    case LayerKind::AvgPool2d:
+      params = &avgpool;
+      break;
+    case LayerKind::AdaptiveAvgPool2d:
+      params = &adaptive;
+      break;
     case LayerKind::Activation: break; // checkActivation
     }
     BoundArgs args(e, *params, diags_);
     if (!args.bind()) {
-      if (layer.kind == LayerKind::Linear || layer.kind == LayerKind::Flatten) features = -1;
+      if (layer.kind != LayerKind::ReLU && layer.kind != LayerKind::Sigmoid &&
+          layer.kind != LayerKind::Tanh && layer.kind != LayerKind::LeakyReLU &&
+          layer.kind != LayerKind::Dropout && layer.kind != LayerKind::Softmax &&
+          layer.kind != LayerKind::LogSoftmax)
+        features = -1;
       return std::nullopt;
+    }
+    if (layer.kind == LayerKind::Conv2d) {
+      if (!checkConv(e, layer, args, features)) features = -1;
+      lastFlatten_.clear();
+      return args.ok() ? std::optional<Layer>(layer) : std::nullopt;
+    }
+    if (layer.kind == LayerKind::MaxPool2d || layer.kind == LayerKind::AvgPool2d ||
+        layer.kind == LayerKind::AdaptiveAvgPool2d) {
+      if (!checkPool(e, layer, args, features)) features = -1;
+      lastFlatten_.clear();
+      return args.ok() ? std::optional<Layer>(layer) : std::nullopt;
     }
     bool inplace = false;
     switch (layer.kind) {
@@ -811,7 +894,12 @@ private:
       if (okIn && okOut && features >= 0 && layer.in_features != features) {
         std::string self = fmt::format("Linear({}, {})", layer.in_features, layer.out_features);
         const ast::Expr* at = args.get("in_features");
-        if (!sawLinear)
+        if (lastFlatten_.size() > 1)
+          args.error(at->loc,
+                     fmt::format("{} expects {} inputs but Flatten() gives {} ({})", self,
+                                 layer.in_features, features, fmt::join(lastFlatten_, " x ")),
+                     fmt::format("use Linear({}, {})", features, layer.out_features));
+        else if (!sawLinear)
           args.error(at->loc,
                      fmt::format("{} expects {} inputs but the input '{}' has {} features", self,
                                  layer.in_features, spec_.input_name, features),
@@ -825,6 +913,7 @@ private:
       }
       features = okOut ? layer.out_features : -1;
       shape_ = {layer.out_features};
+      lastFlatten_.clear();
       if (okIn && okOut) checkLinearInit(args, layer);
       break;
     }
@@ -858,18 +947,270 @@ private:
         args.rangeError("p", "in [0, 1)");
       args.getBool("inplace", inplace);
       break;
-    case LayerKind::Flatten:
-      if (args.getInt("start_dim", layer.start_dim) && args.getInt("end_dim", layer.end_dim))
-        checkShape(e, layer, args, features);
+    case LayerKind::Flatten: {
+      std::vector<int64_t> before = shape_;
+      if (args.getInt("start_dim", layer.start_dim) && args.getInt("end_dim", layer.end_dim) &&
+          checkShape(e, layer, args, features))
+        lastFlatten_ = shape_.size() == 1 ? before : std::vector<int64_t>{};
       else
         features = -1;
       break;
-    case LayerKind::Activation: break; // checkActivation
+    }
+    case LayerKind::Conv2d:
+    case LayerKind::MaxPool2d:
+    case LayerKind::AvgPool2d:
+    case LayerKind::AdaptiveAvgPool2d:
+    case LayerKind::Activation:
+      break; // checkConv, checkPool, checkActivation
     }
     if ((layer.kind == LayerKind::Softmax || layer.kind == LayerKind::LogSoftmax) && args.ok())
       checkShape(e, layer, args, features);
     if (!args.ok()) return std::nullopt;
     return layer;
+  }
+
+  // "(5, 3)" as PyTorch's Conv2d prints its pairs; with `square`, "5" for
+  // (5, 5), as the pooling layers print an int they were given.
+  static std::string pairText(const std::array<int64_t, 2>& p, bool square = false) {
+    return square && p[0] == p[1] ? std::to_string(p[0]) : fmt::format("({}, {})", p[0], p[1]);
+  }
+
+  // The [C, H, W] per sample a Conv2d or pooling layer needs; false (after
+  // reporting) when the input is not 3-D. `self` is the layer as written.
+  bool needImage(const ast::Expr& e, BoundArgs& args, const std::string& self) {
+    if (shape_.size() == 3) return true;
+    args.error(
+        e.loc,
+        fmt::format("{} needs a [N, C, H, W] input but its input is {}", self, batched(shape_)),
+        shape_.size() == 1 && spec_.layers.empty()
+            ? fmt::format("declare the input with its channels, height and width, like "
+                          "f32[1, 28, 28] ({} elements)",
+                          shape_[0])
+            : "convolution and pooling take images: [channels, height, width] per sample");
+    return false;
+  }
+
+  // torch.nn.Conv2d: arguments, PyTorch's validation (_ConvNd.__init__ and
+  // F.conv2d's shape checks) and the output shape. False if the shape is unknown.
+  bool checkConv(const ast::Expr& e, Layer& layer, BoundArgs& args, int64_t& features) {
+    bool ok = args.getInt("in_channels", layer.in_channels) &&
+              args.getInt("out_channels", layer.out_channels) &&
+              args.getIntPair("kernel_size", layer.kernel) &&
+              args.getIntPair("stride", layer.stride) &&
+              args.getIntPair("dilation", layer.dilation) && args.getInt("groups", layer.groups);
+    args.getBool("bias", layer.bias);
+    std::string mode = "zeros", padText;
+    std::array<int64_t, 2> pad{0, 0};
+    const ast::Expr* padArg = args.get("padding");
+    if (padArg && padArg->kind == ast::ExprKind::String)
+      padText = padArg->text;
+    else
+      ok = args.getIntPair("padding", pad, PType::Padding) && ok;
+    ok = args.getString("padding_mode", mode) && ok;
+    if (!ok) return false;
+    const std::string self = fmt::format("Conv2d({}, {}, kernel_size={})", layer.in_channels,
+                                         layer.out_channels, pairText(layer.kernel));
+    auto positive = [&](const char* name, int64_t v, int64_t max) {
+      if (v >= 1 && v <= max) return true;
+      args.rangeError(name, max == kMaxFeatures ? "between 1 and 16777216" : "positive");
+      return false;
+    };
+    if (!positive("in_channels", layer.in_channels, kMaxFeatures) ||
+        !positive("out_channels", layer.out_channels, kMaxFeatures))
+      return false;
+    for (const char* name : {"kernel_size", "stride", "dilation"}) {
+      const auto& v = std::string(name) == "kernel_size" ? layer.kernel
+                      : std::string(name) == "stride"    ? layer.stride
+                                                         : layer.dilation;
+      if (v[0] < 1 || v[1] < 1 || v[0] > kMaxFeatures || v[1] > kMaxFeatures) {
+        args.rangeError(name, "positive");
+        return false;
+      }
+    }
+    // _ConvNd.__init__'s checks, in its order and with its messages.
+    if (layer.groups < 1) {
+      args.error(args.get("groups")->loc, "Conv2d(): groups must be a positive integer");
+      return false;
+    }
+    if (layer.in_channels % layer.groups != 0) {
+      args.error(args.get("groups")->loc, "Conv2d(): in_channels must be divisible by groups",
+                 fmt::format("in_channels={} and groups={}", layer.in_channels, layer.groups));
+      return false;
+    }
+    if (layer.out_channels % layer.groups != 0) {
+      args.error(args.get("groups")->loc, "Conv2d(): out_channels must be divisible by groups",
+                 fmt::format("out_channels={} and groups={}", layer.out_channels, layer.groups));
+      return false;
+    }
+    if (!padText.empty()) {
+      if (padText != "same" && padText != "valid") {
+        args.error(padArg->loc,
+                   fmt::format("Conv2d(): Invalid padding string '{}', should be one of "
+                               "{{'valid', 'same'}}",
+                               printable(padText)));
+        return false;
+      }
+      if (padText == "same" && (layer.stride[0] != 1 || layer.stride[1] != 1)) {
+        args.error(padArg->loc,
+                   "Conv2d(): padding='same' is not supported for strided convolutions",
+                   "use stride=1, or give the padding as numbers");
+        return false;
+      }
+    } else if (pad[0] < 0 || pad[1] < 0 || pad[0] > kMaxFeatures || pad[1] > kMaxFeatures) {
+      args.rangeError("padding", "non-negative", padArg);
+      return false;
+    }
+    if (mode != "zeros") {
+      const ast::Expr* at = args.get("padding_mode");
+      if (mode == "reflect" || mode == "replicate" || mode == "circular")
+        args.error(at->loc, fmt::format("Conv2d(): padding_mode='{}' is not supported yet", mode),
+                   "descent pads with zeros: use padding_mode='zeros' (the default)");
+      else
+        args.error(at->loc,
+                   fmt::format("Conv2d(): padding_mode must be one of ['zeros', 'reflect', "
+                               "'replicate', 'circular'], but got padding_mode='{}'",
+                               printable(mode)));
+      return false;
+    }
+    // padding="same": total d·(k-1), the extra one at the bottom/right (PyTorch's rule).
+    for (int i = 0; i < 2; ++i) {
+      int64_t total = padText == "same" ? layer.dilation[size_t(i)] * (layer.kernel[size_t(i)] - 1)
+                                        : 2 * pad[size_t(i)];
+      int64_t begin = padText == "same" ? total / 2 : pad[size_t(i)];
+      layer.padding[size_t(2 * i)] = begin;
+      layer.padding[size_t(2 * i + 1)] = total - begin;
+    }
+    // PyTorch's repr: non-default arguments only.
+    std::string r = fmt::format("Conv2d({}, {}, kernel_size={}, stride={}", layer.in_channels,
+                                layer.out_channels, pairText(layer.kernel), pairText(layer.stride));
+    if (!padText.empty())
+      r += fmt::format(", padding={}", padText);
+    else if (pad[0] || pad[1])
+      r += fmt::format(", padding={}", pairText(pad));
+    if (layer.dilation != std::array<int64_t, 2>{1, 1})
+      r += fmt::format(", dilation={}", pairText(layer.dilation));
+    if (layer.groups != 1) r += fmt::format(", groups={}", layer.groups);
+    if (!layer.bias) r += ", bias=False";
+    layer.repr = r + ")";
+    if (shape_.empty()) return false;
+    if (!needImage(e, args, self)) return false;
+    if (shape_[0] != layer.in_channels) {
+      args.error(args.get("in_channels")->loc,
+                 fmt::format("Conv2d({}, ...) expects {} channels but the input has {}",
+                             layer.in_channels, layer.in_channels, shape_[0]),
+                 fmt::format("its input is {}", batched(shape_)));
+      return false;
+    }
+    int64_t out[2];
+    for (int i = 0; i < 2; ++i) {
+      const size_t d = size_t(i);
+      out[i] = convOutSize(shape_[d + 1], layer.kernel[d], layer.stride[d], layer.padding[2 * d],
+                           layer.padding[2 * d + 1], layer.dilation[d]);
+    }
+    if (out[0] < 1 || out[1] < 1) {
+      args.error(e.loc,
+                 fmt::format("{}: Calculated padded input size per channel: ({} x {}). Kernel "
+                             "size: ({} x {}). Kernel size can't be greater than actual input "
+                             "size",
+                             self, shape_[1] + layer.padding[0] + layer.padding[1],
+                             shape_[2] + layer.padding[2] + layer.padding[3],
+                             layer.dilation[0] * (layer.kernel[0] - 1) + 1,
+                             layer.dilation[1] * (layer.kernel[1] - 1) + 1),
+                 fmt::format("its input is {}", batched(shape_)));
+      return false;
+    }
+    shape_ = {layer.out_channels, out[0], out[1]};
+    features = product(shape_);
+    return true;
+  }
+
+  // torch.nn.MaxPool2d, AvgPool2d (pool2d_shape_check's rules and messages)
+  // and AdaptiveAvgPool2d. False if the shape is unknown.
+  bool checkPool(const ast::Expr& e, Layer& layer, BoundArgs& args, int64_t& features) {
+    const LayerKind k = layer.kind;
+    if (k == LayerKind::AdaptiveAvgPool2d) {
+      if (!args.getIntPair("output_size", layer.kernel)) return false;
+      if (layer.kernel[0] < 1 || layer.kernel[1] < 1 || layer.kernel[0] > kMaxFeatures ||
+          layer.kernel[1] > kMaxFeatures) {
+        args.rangeError("output_size", "positive");
+        return false;
+      }
+      layer.repr = fmt::format("AdaptiveAvgPool2d(output_size={})", pairText(layer.kernel, true));
+      if (shape_.empty() || !needImage(e, args, layer.repr)) return false;
+      shape_ = {shape_[0], layer.kernel[0], layer.kernel[1]};
+      features = product(shape_);
+      return true;
+    }
+    std::array<int64_t, 2> pad{0, 0};
+    bool returnIndices = false;
+    bool ok = args.getIntPair("kernel_size", layer.kernel) && args.getIntPair("padding", pad) &&
+              args.getBool("ceil_mode", layer.ceil_mode);
+    layer.stride = layer.kernel; // stride=None: the kernel size
+    ok = args.getIntPair("stride", layer.stride) && ok;
+    if (k == LayerKind::MaxPool2d)
+      ok = args.getIntPair("dilation", layer.dilation) &&
+           args.getBool("return_indices", returnIndices) && ok;
+    else
+      ok = args.getBool("count_include_pad", layer.count_include_pad) && ok;
+    if (!ok) return false;
+    const char* name = layerName(k);
+    for (const char* arg : {"kernel_size", "stride", "dilation"}) {
+      if (k != LayerKind::MaxPool2d && std::string(arg) == "dilation") continue;
+      const auto& v = std::string(arg) == "kernel_size" ? layer.kernel
+                      : std::string(arg) == "stride"    ? layer.stride
+                                                        : layer.dilation;
+      if (v[0] < 1 || v[1] < 1 || v[0] > kMaxFeatures || v[1] > kMaxFeatures) {
+        args.error(args.get(arg)->loc, fmt::format("{}(): {} must be greater than zero, but got {}",
+                                                   name, arg, pairText(v, true)));
+        return false;
+      }
+    }
+    if (pad[0] < 0 || pad[1] < 0) {
+      args.rangeError("padding", "non-negative");
+      return false;
+    }
+    if (returnIndices) {
+      args.error(args.get("return_indices")->loc,
+                 "MaxPool2d(): return_indices=True is not supported",
+                 "a layer of a Sequential passes one tensor on: leave return_indices=False");
+      return false;
+    }
+    if (layer.kernel[1] / 2 < pad[1] || layer.kernel[0] / 2 < pad[0]) {
+      args.error(args.get("padding")->loc,
+                 fmt::format("{}(): pad should be smaller than or equal to half of kernel size, "
+                             "but got padW = {}, padH = {}, kW = {}, kH = {}",
+                             name, pad[1], pad[0], layer.kernel[1], layer.kernel[0]));
+      return false;
+    }
+    layer.padding = {pad[0], pad[0], pad[1], pad[1]};
+    if (k == LayerKind::MaxPool2d)
+      layer.repr = fmt::format("MaxPool2d(kernel_size={}, stride={}, padding={}, dilation={}, "
+                               "ceil_mode={})",
+                               pairText(layer.kernel, true), pairText(layer.stride, true),
+                               pairText(pad, true), pairText(layer.dilation, true),
+                               layer.ceil_mode ? "True" : "False");
+    else
+      layer.repr = fmt::format("AvgPool2d(kernel_size={}, stride={}, padding={}{}{})",
+                               pairText(layer.kernel, true), pairText(layer.stride, true),
+                               pairText(pad, true), layer.ceil_mode ? ", ceil_mode=True" : "",
+                               layer.count_include_pad ? "" : ", count_include_pad=False");
+    if (shape_.empty() || !needImage(e, args, layer.repr)) return false;
+    int64_t out[2];
+    for (size_t d = 0; d < 2; ++d)
+      out[d] = poolOutSize(shape_[d + 1], layer.kernel[d], layer.stride[d], pad[d],
+                           layer.dilation[d], layer.ceil_mode);
+    if (out[0] < 1 || out[1] < 1) {
+      args.error(e.loc,
+                 fmt::format("{}: Given input size: ({}x{}x{}). Calculated output size: "
+                             "({}x{}x{}). Output size is too small",
+                             layer.repr, shape_[0], shape_[1], shape_[2], shape_[0], out[0],
+                             out[1]),
+                 fmt::format("its input is {}", batched(shape_)));
+      return false;
+    }
+    shape_ = {shape_[0], out[0], out[1]};
+    features = product(shape_);
+    return true;
   }
 
   // An activation layer of the table: binds its arguments, checks them and
@@ -904,7 +1245,7 @@ private:
         shown += fmt::format("{}{}={}", shown.empty() ? "" : ", ", a.param.name, number);
       } else {
         layer.attrs.push_back({a.param.name, text});
-        shown += fmt::format("{}{}='{}'", shown.empty() ? "" : ", ", a.param.name, quoted(text));
+        shown += fmt::format("{}{}='{}'", shown.empty() ? "" : ", ", a.param.name, printable(text));
       }
     }
     layer.repr = fmt::format("{}({})", def.name, shown);
@@ -964,10 +1305,10 @@ private:
         args.error(w->loc,
                    fmt::format("{}(): argument 'weight' must be a list of numbers like [1.0, 2.0], "
                                "got a string ('{}')",
-                               v.text, quoted(w->text)),
+                               v.text, printable(w->text)),
                    fmt::format("the first positional argument is weight: pass the reduction by "
                                "name, like reduction=\"{}\"",
-                               quoted(w->text)));
+                               printable(w->text)));
       else if (args.getList("weight", spec_.loss.weight) && w)
         spec_.loss.weight_loc = w->loc;
       int64_t ignore = 0;
@@ -1188,7 +1529,7 @@ private:
         args.error(args.get("anneal_strategy")->loc,
                    fmt::format("OneCycleLR(): anneal_strategy must by one of 'cos' or 'linear', "
                                "instead got {}",
-                               quoted(anneal)));
+                               printable(anneal)));
       sc.anneal_cos = anneal == "cos";
       args.getBool("cycle_momentum", sc.cycle_momentum);
       args.getFloat("base_momentum", sc.base_momentum);
@@ -1214,7 +1555,7 @@ private:
       std::string mode = "min", tmode = "rel";
       if (args.getString("mode", mode) && mode != "min" && mode != "max")
         args.error(args.get("mode")->loc,
-                   fmt::format("ReduceLROnPlateau(): mode {} is unknown!", quoted(mode)));
+                   fmt::format("ReduceLROnPlateau(): mode {} is unknown!", printable(mode)));
       sc.mode_max = mode == "max";
       if (args.getFloat("factor", sc.factor) && args.get("factor") && sc.factor >= 1.0)
         args.error(args.get("factor")->loc, "ReduceLROnPlateau(): Factor should be < 1.0.");
@@ -1223,7 +1564,7 @@ private:
       args.getFloat("threshold", sc.threshold);
       if (args.getString("threshold_mode", tmode) && tmode != "rel" && tmode != "abs")
         args.error(args.get("threshold_mode")->loc,
-                   fmt::format("ReduceLROnPlateau(): threshold mode {} is unknown!", quoted(tmode)));
+                   fmt::format("ReduceLROnPlateau(): threshold mode {} is unknown!", printable(tmode)));
       sc.threshold_abs = tmode == "abs";
       if (args.getInt("cooldown", sc.cooldown) && args.get("cooldown") && sc.cooldown < 0)
         args.rangeError("cooldown", ">= 0");
@@ -1544,6 +1885,9 @@ private:
   bool inputKnown_ = false, targetKnown_ = false, lossOk_ = false, modelOk_ = false;
   int64_t outputSize_ = -1; // the model's output width, -1 if unknown
   std::vector<int64_t> shape_; // checkModel: the shape per sample so far, empty if unknown
+  /// The shape a Flatten() merged, while no layer has changed the shape since
+  /// (for "Linear(9000, 128) expects 9000 inputs but Flatten() gives 9216 (64 x 12 x 12)").
+  std::vector<int64_t> lastFlatten_;
 };
 
 } // namespace

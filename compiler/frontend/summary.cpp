@@ -34,8 +34,18 @@ std::string grouped(int64_t n) {
 }
 
 int64_t layerParams(const Layer& l) {
+  if (l.kind == LayerKind::Conv2d)
+    return l.out_channels * (l.in_channels / l.groups) * l.kernel[0] * l.kernel[1] +
+           (l.bias ? l.out_channels : 0);
   if (l.kind != LayerKind::Linear) return 0;
   return l.in_features * l.out_features + (l.bias ? l.out_features : 0);
+}
+
+int64_t product(const std::vector<int64_t>& v) {
+  int64_t n = 1;
+  for (int64_t d : v)
+    n *= d;
+  return n;
 }
 
 /// The schedule with the arguments that shape it (defaults filled in).
@@ -95,7 +105,12 @@ std::string layerRepr(const Layer& l) {
   case LayerKind::Dropout: return fmt::format("Dropout(p={})", l.p);
   case LayerKind::Flatten:
     return fmt::format("Flatten(start_dim={}, end_dim={})", l.start_dim, l.end_dim);
-  case LayerKind::Activation: return l.repr;
+  case LayerKind::Activation:
+  case LayerKind::Conv2d:
+  case LayerKind::MaxPool2d:
+  case LayerKind::AvgPool2d:
+  case LayerKind::AdaptiveAvgPool2d:
+    return l.repr;
   default: return fmt::format("{}()", layerName(l.kind));
   }
 }
@@ -107,7 +122,27 @@ FlopCounts countFlops(const ModelSpec& spec) {
   bool seenLinear = false;
   for (const Layer& l : spec.layers) {
     if (l.kind == LayerKind::Flatten) continue; // a view: no arithmetic
-    if (l.kind == LayerKind::Linear) {
+    if (l.kind == LayerKind::Conv2d) {
+      // 2 per multiply-add of each output element, as for Linear: forward,
+      // dW, and dX unless this is the first layer with parameters.
+      const int64_t outs = product(l.out_shape);
+      const int64_t mm = 2 * outs * (l.in_channels / l.groups) * l.kernel[0] * l.kernel[1];
+      const int64_t bias = l.bias ? outs : 0;
+      f.forward += mm + bias;
+      f.matmul_train += mm + mm + (seenLinear ? mm : 0);
+      backward += mm + (seenLinear ? mm : 0) + bias;
+      seenLinear = true;
+      width = outs;
+    } else if (l.kind == LayerKind::MaxPool2d || l.kind == LayerKind::AvgPool2d ||
+               l.kind == LayerKind::AdaptiveAvgPool2d) {
+      // One comparison or addition per window element (approximately).
+      const int64_t outs = product(l.out_shape);
+      const int64_t per = l.kind == LayerKind::AdaptiveAvgPool2d ? (width + outs - 1) / outs
+                                                                 : l.kernel[0] * l.kernel[1];
+      f.forward += outs * per;
+      if (seenLinear) backward += outs * per;
+      width = outs;
+    } else if (l.kind == LayerKind::Linear) {
       int64_t mm = 2 * l.in_features * l.out_features;
       int64_t bias = l.bias ? l.out_features : 0;
       f.forward += mm + bias;
@@ -151,24 +186,32 @@ std::string humanBytes(int64_t bytes) {
 
 std::string renderSummary(const ModelSpec& spec) {
   const int64_t B = spec.batch;
-  std::string rule(72, '=');
-  std::string thin(72, '-');
+  // The layer column grows to the longest layer (a Conv2d's repr is long),
+  // so the shapes and counts stay aligned; 34 otherwise.
+  size_t lw = 34;
+  for (const Layer& l : spec.layers)
+    lw = std::max(lw, layerRepr(l).size());
+  std::string rule(72 + lw - 34, '=');
+  std::string thin(72 + lw - 34, '-');
   std::string out;
   out += fmt::format("Model: {} ({})\n", spec.name, spec.path);
   out += rule + "\n";
-  out += fmt::format("{:<5} {:<34} {:<18} {:>12}\n", "#", "Layer (type)", "Output Shape", "Param #");
+  out += fmt::format("{:<5} {:<{}} {:<18} {:>12}\n", "#", "Layer (type)", lw, "Output Shape",
+                     "Param #");
   out += rule + "\n";
   out += fmt::format(
-      "{:<5} {:<34} {:<18} {:>12}\n", "-",
-      fmt::format("Input {}: f32{}", spec.input_name, ModelSpec::shapeText(spec.inputShape())),
+      "{:<5} {:<{}} {:<18} {:>12}\n", "-",
+      fmt::format("Input {}: f32{}", spec.input_name, ModelSpec::shapeText(spec.inputShape())), lw,
       ModelSpec::shapeText(spec.inputShape(), B), 0);
   int64_t width = spec.input_size;
   int64_t activations = B * spec.input_size; // elements kept for the backward pass
   for (const Layer& l : spec.layers) {
     if (l.kind == LayerKind::Linear) width = l.out_features;
+    else if (!l.out_shape.empty())
+      width = product(l.out_shape);
     if (l.kind != LayerKind::Flatten) activations += B * width; // Flatten stores nothing
     std::vector<int64_t> shape = l.out_shape.empty() ? std::vector<int64_t>{width} : l.out_shape;
-    out += fmt::format("{:<5} {:<34} {:<18} {:>12}\n", l.index, layerRepr(l),
+    out += fmt::format("{:<5} {:<{}} {:<18} {:>12}\n", l.index, layerRepr(l), lw,
                        ModelSpec::shapeText(shape, B), grouped(layerParams(l)));
   }
   out += rule + "\n";

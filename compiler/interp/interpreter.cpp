@@ -9,11 +9,14 @@
 #include "compiler/interp/dropout_rng.h"
 #include "compiler/ir/op_defs.h"
 #include "compiler/ir/op_math.h"
+#include "compiler/ir/window_attrs.h"
+#include "compiler/support/window2d.h"
 
 #include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <fmt/format.h>
+#include <limits>
 #include <stdexcept>
 #include <type_traits>
 
@@ -233,11 +236,249 @@ private:
       // so the result is a copy of operand 0 whatever the two shapes are.
       out = get(o[0]);
       return;
+    case OpKind::Conv2d:
+      return conv2d(op, out);
+    case OpKind::Conv2dInputGrad:
+      return conv2dInputGrad(op, out);
+    case OpKind::Conv2dWeightGrad:
+      return conv2dWeightGrad(op, out);
+    case OpKind::ChannelSum:
+      return channelSum(op, out);
+    case OpKind::MaxPool2d:
+      return maxPool2d(op, out, nullptr);
+    case OpKind::MaxPool2dGrad:
+      return maxPool2d(op, out, &get(o[0]));
+    case OpKind::AvgPool2d:
+      return avgPool2d(op, out, nullptr);
+    case OpKind::AvgPool2dGrad:
+      return avgPool2d(op, out, &get(o[0]));
+    case OpKind::AdaptiveAvgPool2d:
+      return adaptiveAvgPool2d(op, out, nullptr);
+    case OpKind::AdaptiveAvgPool2dGrad:
+      return adaptiveAvgPool2d(op, out, &get(o[0]));
     case OpKind::SgdUpdate: return sgd(op);
     case OpKind::AdamUpdate: return adam(op);
     default: break;
     }
     assert(false && "an op with neither math nor a kernel in the interpreter");
+  }
+
+  // --- convolution and pooling: [B,C,H,W] row-major ---------------------------------------------
+
+  /// The window geometry of one conv2d: x [B,C,H,W], w [O,C/g,kH,kW], y [B,O,Ho,Wo].
+  struct ConvDims {
+    Window2d w;
+    int64_t B, C, H, W, O, Ho, Wo, cg, og; // cg, og: input and output channels per group
+    size_t xi(int64_t n, int64_t c, int64_t h, int64_t x) const {
+      return size_t(((n * C + c) * H + h) * W + x);
+    }
+    size_t yi(int64_t n, int64_t o, int64_t h, int64_t x) const {
+      return size_t(((n * O + o) * Ho + h) * Wo + x);
+    }
+    size_t wi(int64_t o, int64_t c, int64_t i, int64_t j) const {
+      return size_t(((o * cg + c) * w.kh + i) * w.kw + j);
+    }
+  };
+  static ConvDims convDims(const Window2d& w, const Shape& x, const Shape& y) {
+    ConvDims d{w, x[0], x[1], x[2], x[3], y[1], y[2], y[3], x[1] / w.groups, y[1] / w.groups};
+    return d;
+  }
+
+  /// Calls f(iy, ix, ki, kj) for every kernel tap of output (oy, ox) that
+  /// reads inside the input (taps in the zero padding contribute nothing).
+  template <typename F> static void taps(const ConvDims& d, int64_t oy, int64_t ox, F f) {
+    for (int64_t i = 0; i < d.w.kh; ++i) {
+      const int64_t iy = oy * d.w.sh - d.w.pt + i * d.w.dh;
+      if (iy < 0 || iy >= d.H) continue;
+      for (int64_t j = 0; j < d.w.kw; ++j) {
+        const int64_t ix = ox * d.w.sw - d.w.pl + j * d.w.dw;
+        if (ix >= 0 && ix < d.W) f(iy, ix, i, j);
+      }
+    }
+  }
+
+  /// torch.nn.functional.conv2d: y[n,o,oy,ox] = b[o] + Σ_{c,i,j} x[n, g·cg + c,
+  /// oy·sh - pt + i·dh, ox·sw - pl + j·dw] · w[o,c,i,j], g = o / og (the
+  /// cross-correlation; out-of-range taps read the zero padding). The sum
+  /// runs over c, i, j in order, the bias last.
+  void conv2d(const Op& op, Buf<T>& out) {
+    const Value *xv = op.operands[0], *wv = op.operands[1];
+    const Buf<T>&x = get(xv), &wt = get(wv);
+    const Buf<T>* b = op.operands.size() == 3 ? &get(op.operands[2]) : nullptr;
+    const ConvDims d = convDims(convWindow(op.attrs, wv->type.shape[2], wv->type.shape[3]),
+                                xv->type.shape, op.result->type.shape);
+    for (int64_t n = 0; n < d.B; ++n)
+      for (int64_t o = 0; o < d.O; ++o) {
+        const int64_t c0 = (o / d.og) * d.cg;
+        for (int64_t oy = 0; oy < d.Ho; ++oy)
+          for (int64_t ox = 0; ox < d.Wo; ++ox) {
+            T acc = T(0);
+            for (int64_t c = 0; c < d.cg; ++c)
+              taps(d, oy, ox, [&](int64_t iy, int64_t ix, int64_t i, int64_t j) {
+                acc += x[d.xi(n, c0 + c, iy, ix)] * wt[d.wi(o, c, i, j)];
+              });
+            out[d.yi(n, o, oy, ox)] = b ? acc + (*b)[size_t(o)] : acc;
+          }
+      }
+  }
+
+  /// dx of conv2d (PyTorch's convolution_backward, grad_input): every
+  /// output gradient flows back through each tap to the input element it read.
+  void conv2dInputGrad(const Op& op, Buf<T>& out) {
+    const Value *dyv = op.operands[0], *wv = op.operands[1];
+    const Buf<T>&dy = get(dyv), &wt = get(wv);
+    const ConvDims d = convDims(convWindow(op.attrs, wv->type.shape[2], wv->type.shape[3]),
+                                op.result->type.shape, dyv->type.shape);
+    for (int64_t n = 0; n < d.B; ++n)
+      for (int64_t o = 0; o < d.O; ++o) {
+        const int64_t c0 = (o / d.og) * d.cg;
+        for (int64_t oy = 0; oy < d.Ho; ++oy)
+          for (int64_t ox = 0; ox < d.Wo; ++ox) {
+            const T g = dy[d.yi(n, o, oy, ox)];
+            for (int64_t c = 0; c < d.cg; ++c)
+              taps(d, oy, ox, [&](int64_t iy, int64_t ix, int64_t i, int64_t j) {
+                out[d.xi(n, c0 + c, iy, ix)] += g * wt[d.wi(o, c, i, j)];
+              });
+          }
+      }
+  }
+
+  /// dw of conv2d (grad_weight): dw[o,c,i,j] = Σ_{n,oy,ox} dy[n,o,oy,ox] ·
+  /// x[n, g·cg + c, oy·sh - pt + i·dh, ox·sw - pl + j·dw].
+  void conv2dWeightGrad(const Op& op, Buf<T>& out) {
+    const Value *xv = op.operands[0], *dyv = op.operands[1];
+    const Buf<T>&x = get(xv), &dy = get(dyv);
+    const ConvDims d =
+        convDims(convWindow(op.attrs, op.attrs.getInt("kernel_h"), op.attrs.getInt("kernel_w")),
+                 xv->type.shape, dyv->type.shape);
+    for (int64_t o = 0; o < d.O; ++o) {
+      const int64_t c0 = (o / d.og) * d.cg;
+      for (int64_t c = 0; c < d.cg; ++c)
+        for (int64_t i = 0; i < d.w.kh; ++i)
+          for (int64_t j = 0; j < d.w.kw; ++j) {
+            T acc = T(0);
+            for (int64_t n = 0; n < d.B; ++n)
+              for (int64_t oy = 0; oy < d.Ho; ++oy) {
+                const int64_t iy = oy * d.w.sh - d.w.pt + i * d.w.dh;
+                if (iy < 0 || iy >= d.H) continue;
+                for (int64_t ox = 0; ox < d.Wo; ++ox) {
+                  const int64_t ix = ox * d.w.sw - d.w.pl + j * d.w.dw;
+                  if (ix >= 0 && ix < d.W)
+                    acc += dy[d.yi(n, o, oy, ox)] * x[d.xi(n, c0 + c, iy, ix)];
+                }
+              }
+            out[d.wi(o, c, i, j)] = acc;
+          }
+    }
+  }
+
+  /// db of conv2d: the sum over the batch and the spatial positions of each channel.
+  void channelSum(const Op& op, Buf<T>& out) {
+    const Value* v = op.operands[0];
+    const Buf<T>& x = get(v);
+    const int64_t B = v->type.shape[0], C = v->type.shape[1], S = v->type.numel() / (B * C);
+    for (int64_t c = 0; c < C; ++c) {
+      T acc = T(0);
+      for (int64_t n = 0; n < B; ++n)
+        for (int64_t k = 0; k < S; ++k)
+          acc += x[size_t((n * C + c) * S + k)];
+      out[size_t(c)] = acc;
+    }
+  }
+
+  /// max_pool2d (ATen's MaxPoolKernel): each window's maximum over the taps
+  /// inside the input, scanned row by row; `val > max || isnan(val)` picks
+  /// the FIRST maximum (ties are common after ReLU) and propagates NaN. With
+  /// `dy`, the gradient: all of dy goes to that one element.
+  void maxPool2d(const Op& op, Buf<T>& out, const Buf<T>* dy) {
+    const Value* xv = op.operands[dy ? 1 : 0];
+    const Buf<T>& x = get(xv);
+    const Shape& ys = dy ? op.operands[0]->type.shape : op.result->type.shape;
+    const ConvDims d = convDims(poolWindow(op.attrs), xv->type.shape, ys);
+    for (int64_t n = 0; n < d.B; ++n)
+      for (int64_t c = 0; c < d.C; ++c)
+        for (int64_t oy = 0; oy < d.Ho; ++oy)
+          for (int64_t ox = 0; ox < d.Wo; ++ox) {
+            size_t best = size_t(-1);
+            T mx = -std::numeric_limits<T>::infinity();
+            taps(d, oy, ox, [&](int64_t iy, int64_t ix, int64_t, int64_t) {
+              const size_t k = d.xi(n, c, iy, ix);
+              if (best == size_t(-1)) best = k; // ATen starts at the first tap inside
+              if (x[k] > mx || std::isnan(x[k])) {
+                mx = x[k];
+                best = k;
+              }
+            });
+            const size_t yk = size_t(((n * d.C + c) * d.Ho + oy) * d.Wo + ox);
+            if (dy)
+              out[best] += (*dy)[yk];
+            else
+              out[yk] = mx;
+          }
+  }
+
+  /// avg_pool2d (ATen's AvgPoolKernel): the window clipped to the input plus
+  /// padding gives the divisor with count_include_pad, the window clipped to
+  /// the input without it; the sum runs over the taps inside the input.
+  /// With `dy`, the gradient: dy / divisor to each of those taps.
+  void avgPool2d(const Op& op, Buf<T>& out, const Buf<T>* dy) {
+    const Value* xv = op.operands[dy ? 1 : 0];
+    const Buf<T>& x = get(xv);
+    const Shape& ys = dy ? op.operands[0]->type.shape : op.result->type.shape;
+    const ConvDims d = convDims(poolWindow(op.attrs), xv->type.shape, ys);
+    for (int64_t n = 0; n < d.B; ++n)
+      for (int64_t c = 0; c < d.C; ++c)
+        for (int64_t oy = 0; oy < d.Ho; ++oy)
+          for (int64_t ox = 0; ox < d.Wo; ++ox) {
+            int64_t h0 = oy * d.w.sh - d.w.pt, w0 = ox * d.w.sw - d.w.pl;
+            int64_t h1 = std::min(h0 + d.w.kh, d.H + d.w.pb),
+                    w1 = std::min(w0 + d.w.kw, d.W + d.w.pr);
+            const int64_t pool = (h1 - h0) * (w1 - w0);
+            h0 = std::max<int64_t>(h0, 0);
+            w0 = std::max<int64_t>(w0, 0);
+            h1 = std::min(h1, d.H);
+            w1 = std::min(w1, d.W);
+            const size_t yk = size_t(((n * d.C + c) * d.Ho + oy) * d.Wo + ox);
+            if (h0 >= h1 || w0 >= w1) continue; // a window wholly in the padding: 0
+            const T div = T(d.w.count_include_pad ? pool : (h1 - h0) * (w1 - w0));
+            T sum = T(0);
+            for (int64_t iy = h0; iy < h1; ++iy)
+              for (int64_t ix = w0; ix < w1; ++ix) {
+                if (dy)
+                  out[d.xi(n, c, iy, ix)] += (*dy)[yk] / div;
+                else
+                  sum += x[d.xi(n, c, iy, ix)];
+              }
+            if (!dy) out[yk] = sum / div;
+          }
+  }
+
+  /// adaptive_avg_pool2d: output (i, j) averages rows [floor(i·H/Ho),
+  /// ceil((i+1)·H/Ho)) and the columns likewise; with `dy`, the gradient.
+  void adaptiveAvgPool2d(const Op& op, Buf<T>& out, const Buf<T>* dy) {
+    const Value* xv = op.operands[dy ? 1 : 0];
+    const Buf<T>& x = get(xv);
+    const Shape& s = xv->type.shape;
+    const int64_t B = s[0], C = s[1], H = s[2], W = s[3];
+    const int64_t Ho = op.attrs.getInt("output_h"), Wo = op.attrs.getInt("output_w");
+    for (int64_t nc = 0; nc < B * C; ++nc)
+      for (int64_t oy = 0; oy < Ho; ++oy)
+        for (int64_t ox = 0; ox < Wo; ++ox) {
+          const int64_t h0 = adaptiveStart(oy, H, Ho), h1 = adaptiveEnd(oy, H, Ho);
+          const int64_t w0 = adaptiveStart(ox, W, Wo), w1 = adaptiveEnd(ox, W, Wo);
+          const T div = T((h1 - h0) * (w1 - w0));
+          const size_t yk = size_t((nc * Ho + oy) * Wo + ox);
+          T sum = T(0);
+          for (int64_t iy = h0; iy < h1; ++iy)
+            for (int64_t ix = w0; ix < w1; ++ix) {
+              const size_t k = size_t((nc * H + iy) * W + ix);
+              if (dy)
+                out[k] += (*dy)[yk] / div;
+              else
+                sum += x[k];
+            }
+          if (!dy) out[yk] = sum / div;
+        }
   }
 
   template <typename F> void map2(const Value* a, const Value* b, Buf<T>& out, F f) {
@@ -251,14 +492,27 @@ private:
     const Buf<T>&A = get(a), &B = get(b);
     int64_t ar = rows(a), ac = cols(a), br = rows(b), bc = cols(b);
     int64_t m = ta ? ac : ar, k = ta ? ar : ac, n = tb ? br : bc;
-    // Shape legend: op(A)[m,k] · op(B)[k,n] = C[m,n].
+    // Shape legend: op(A)[m,k] · op(B)[k,n] = C[m,n]. Each C[i,j] sums its
+    // k products in order p = 0..k-1 in both loop orders below (the same
+    // bits); with B untransposed, p outside j walks B's rows contiguously.
+    if (!tb) {
+      for (int64_t i = 0; i < m; ++i) {
+        T* c = &out[size_t(i * n)];
+        std::fill(c, c + n, T(0));
+        for (int64_t p = 0; p < k; ++p) {
+          T av = ta ? A[p * ac + i] : A[i * ac + p];
+          const T* brow = &B[size_t(p * bc)];
+          for (int64_t j = 0; j < n; ++j) c[j] += av * brow[j];
+        }
+      }
+      return;
+    }
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) {
         T acc = T(0);
         for (int64_t p = 0; p < k; ++p) {
           T av = ta ? A[p * ac + i] : A[i * ac + p];
-          T bv = tb ? B[j * bc + p] : B[p * bc + j];
-          acc += av * bv;
+          acc += av * B[j * bc + p];
         }
         out[i * n + j] = acc;
       }

@@ -36,6 +36,20 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
   std::vector<std::pair<Value*, Value*>> wb(spec.layers.size(), {nullptr, nullptr});
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const Layer& l = spec.layers[i];
+    if (l.kind == LayerKind::Conv2d) {
+      // nn.Conv2d's weight [out, in/groups, kH, kW], kept in PyTorch's layout;
+      // fan-in in/groups·kH·kW for both weight and bias (PyTorch's default init).
+      ParamDesc wd =
+          identityDesc({l.out_channels, l.in_channels / l.groups, l.kernel[0], l.kernel[1]});
+      wd.fan_in = torchFanIn(wd.torch_shape);
+      wb[i].first = g->addParam(fmt::format("w{}", l.index), f32(wd.irShape()),
+                                fmt::format("{}.weight", l.index), wd);
+      if (l.bias)
+        wb[i].second =
+            g->addParam(fmt::format("b{}", l.index), f32({l.out_channels}),
+                        fmt::format("{}.bias", l.index), identityDesc({l.out_channels}, wd.fan_in));
+      continue;
+    }
     if (l.kind != LayerKind::Linear) continue;
     // nn.Linear's weight is [out, in] in PyTorch; the IR stores it [in, out]
     // (docs/ir.md). Both weight and bias draw with the weight's fan-in.
@@ -67,6 +81,44 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
     case LayerKind::Linear:
       h = g->add(OpKind::MatMul, {h, wb[i].first}, {}, l.loc);
       if (wb[i].second) h = g->add(OpKind::AddBias, {h, wb[i].second}, {}, l.loc);
+      break;
+    case LayerKind::Conv2d: {
+      a.set("dilation_h", l.dilation[0]);
+      a.set("dilation_w", l.dilation[1]);
+      a.set("groups", l.groups);
+      a.set("pad_bottom", l.padding[1]);
+      a.set("pad_left", l.padding[2]);
+      a.set("pad_right", l.padding[3]);
+      a.set("pad_top", l.padding[0]);
+      a.set("stride_h", l.stride[0]);
+      a.set("stride_w", l.stride[1]);
+      std::vector<Value*> operands = {h, wb[i].first};
+      if (wb[i].second) operands.push_back(wb[i].second);
+      h = g->add(OpKind::Conv2d, operands, a, l.loc);
+      break;
+    }
+    case LayerKind::MaxPool2d:
+    case LayerKind::AvgPool2d:
+      if (l.kind == LayerKind::MaxPool2d) {
+        a.set("dilation_h", l.dilation[0]);
+        a.set("dilation_w", l.dilation[1]);
+      } else {
+        a.set("count_include_pad", l.count_include_pad);
+      }
+      a.set("ceil_mode", l.ceil_mode);
+      a.set("kernel_h", l.kernel[0]);
+      a.set("kernel_w", l.kernel[1]);
+      a.set("padding_h", l.padding[0]);
+      a.set("padding_w", l.padding[2]);
+      a.set("stride_h", l.stride[0]);
+      a.set("stride_w", l.stride[1]);
+      h = g->add(l.kind == LayerKind::MaxPool2d ? OpKind::MaxPool2d : OpKind::AvgPool2d, {h}, a,
+                 l.loc);
+      break;
+    case LayerKind::AdaptiveAvgPool2d:
+      a.set("output_h", l.kernel[0]);
+      a.set("output_w", l.kernel[1]);
+      h = g->add(OpKind::AdaptiveAvgPool2d, {h}, a, l.loc);
       break;
     case LayerKind::ReLU: h = g->add(OpKind::Relu, {h}, {}, l.loc); break;
     case LayerKind::Sigmoid: h = g->add(OpKind::Sigmoid, {h}, {}, l.loc); break;

@@ -19,8 +19,10 @@ enum : unsigned {
   Update = 1u << 5,
   Recompute = 1u << 6,
   FoldIntoLoads = 1u << 7,
-  LossNorm = 1u << 8, ///< a loss gradient: its math reads x[2] = 1/count (mean) or 1 (sum)
-  View = 1u << 9,     ///< same elements in another shape: aliases operand 0's buffer, no kernel
+  LossNorm = 1u << 8,    ///< a loss gradient: its math reads x[2] = 1/count (mean) or 1 (sum)
+  View = 1u << 9,        ///< same elements in another shape: aliases operand 0's buffer, no kernel
+  InterpOnly = 1u << 10, ///< no JIT kernel yet: only the interpreter runs it (no op today)
+  Window = 1u << 11,     ///< conv2d, pooling and their gradients: one loop-nest kernel each
 };
 } // namespace optrait
 

@@ -2,6 +2,8 @@
 #include "compiler/ir/graph.h"
 #include "compiler/ir/op_defs.h"
 #include "compiler/ir/op_math.h"
+#include "compiler/ir/window_attrs.h"
+#include "compiler/support/window2d.h"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -127,6 +129,169 @@ std::string inferReshapeAs(const Op& op, TensorType& out) {
                        fmt::join(like->type.shape, ", "), like->name, x->name, x->type.numel(),
                        x->type.str());
   out = TensorType{x->type.dtype, like->type.shape};
+  return {};
+}
+
+// --- convolution and pooling over [B,C,H,W] ---
+
+std::string checkWindow(const Window2d& w, const char* op) {
+  if (w.kh < 1 || w.kw < 1 || w.sh < 1 || w.sw < 1 || w.dh < 1 || w.dw < 1)
+    return fmt::format("{}: kernel, stride and dilation must be positive", op);
+  if (w.pt < 0 || w.pb < 0 || w.pl < 0 || w.pr < 0)
+    return fmt::format("{}: negative padding is not supported", op);
+  return {};
+}
+
+/// conv2d's output [B, O, Ho, Wo] for input x and weight shape [O, C/g, kH, kW].
+std::string convOutput(const Value* x, const Shape& wshape, const Window2d& w, Shape& out) {
+  TRY(expectF32(x, "conv2d input"));
+  TRY(needRank(x, 4, "conv2d input"));
+  TRY(checkWindow(w, "conv2d"));
+  if (w.groups < 1) return "conv2d: groups must be positive";
+  const Shape& s = x->type.shape;
+  if (wshape[0] % w.groups != 0)
+    return fmt::format("conv2d: {} output channels are not divisible by groups={}", wshape[0],
+                       w.groups);
+  if (s[1] != wshape[1] * w.groups)
+    return fmt::format("conv2d: weight [{}] with groups={} expects {} input channels, input %{} "
+                       "is {}",
+                       fmt::join(wshape, ","), w.groups, wshape[1] * w.groups, x->name,
+                       x->type.str());
+  int64_t ho = convOutSize(s[2], w.kh, w.sh, w.pt, w.pb, w.dh);
+  int64_t wo = convOutSize(s[3], w.kw, w.sw, w.pl, w.pr, w.dw);
+  if (ho < 1 || wo < 1)
+    return fmt::format("conv2d: padded input {}x{} is smaller than the dilated kernel {}x{}",
+                       s[2] + w.pt + w.pb, s[3] + w.pl + w.pr, w.dh * (w.kh - 1) + 1,
+                       w.dw * (w.kw - 1) + 1);
+  out = {s[0], wshape[0], ho, wo};
+  return {};
+}
+
+std::string inferConv2d(const Op& op, TensorType& out) {
+  const Value* wt = op.operands[1];
+  TRY(expectF32(wt, "conv2d weight"));
+  TRY(needRank(wt, 4, "conv2d weight"));
+  Shape shape;
+  TRY(convOutput(op.operands[0], wt->type.shape,
+                 convWindow(op.attrs, wt->type.shape[2], wt->type.shape[3]), shape));
+  if (op.operands.size() == 3) {
+    const Value* b = op.operands[2];
+    TRY(expectF32(b, "conv2d bias"));
+    if (b->type.shape != Shape{shape[1]})
+      return fmt::format("conv2d: bias %{} must be f32[{}], got {}", b->name, shape[1],
+                         b->type.str());
+  }
+  out = f32(shape);
+  return {};
+}
+
+/// conv2d_input_grad (dy, w) {input_h, input_w}: dx of the conv2d whose
+/// output gradient is dy; the input's height and width are attributes (the
+/// output size rounds down, so dy does not determine them).
+std::string inferConv2dInputGrad(const Op& op, TensorType& out) {
+  const Value *dy = op.operands[0], *wt = op.operands[1];
+  TRY(expectF32(dy, "conv2d_input_grad dy"));
+  TRY(needRank(dy, 4, "conv2d_input_grad dy"));
+  TRY(needRank(wt, 4, "conv2d_input_grad weight"));
+  const Window2d w = convWindow(op.attrs, wt->type.shape[2], wt->type.shape[3]);
+  if (w.groups < 1) return "conv2d_input_grad: groups must be positive";
+  Value x;
+  x.name = "input";
+  x.type = f32({dy->type.shape[0], wt->type.shape[1] * w.groups, op.attrs.getInt("input_h"),
+                op.attrs.getInt("input_w")});
+  Shape y;
+  TRY(convOutput(&x, wt->type.shape, w, y));
+  if (y != dy->type.shape)
+    return fmt::format("conv2d_input_grad: dy %{} is {} but the conv2d of {} gives f32[{}]",
+                       dy->name, dy->type.str(), x.type.str(), fmt::join(y, ","));
+  out = x.type;
+  return {};
+}
+
+/// conv2d_weight_grad (x, dy) {kernel_h, kernel_w}: dw [O, C/groups, kH, kW].
+std::string inferConv2dWeightGrad(const Op& op, TensorType& out) {
+  const Value *x = op.operands[0], *dy = op.operands[1];
+  TRY(expectF32(dy, "conv2d_weight_grad dy"));
+  TRY(needRank(dy, 4, "conv2d_weight_grad dy"));
+  TRY(needRank(x, 4, "conv2d_weight_grad input"));
+  const Window2d w = convWindow(op.attrs, op.attrs.getInt("kernel_h"), op.attrs.getInt("kernel_w"));
+  if (w.groups < 1 || x->type.shape[1] % w.groups != 0)
+    return fmt::format("conv2d_weight_grad: input channels of {} are not divisible by groups={}",
+                       x->type.str(), w.groups);
+  Shape wshape = {dy->type.shape[1], x->type.shape[1] / w.groups, w.kh, w.kw};
+  Shape y;
+  TRY(convOutput(x, wshape, w, y));
+  if (y != dy->type.shape)
+    return fmt::format("conv2d_weight_grad: dy %{} is {} but the conv2d of %{} gives f32[{}]",
+                       dy->name, dy->type.str(), x->name, fmt::join(y, ","));
+  out = f32(wshape);
+  return {};
+}
+
+std::string inferChannelSum(const Op& op, TensorType& out) {
+  TRY(expectF32(op.operands[0], "channel_sum operand"));
+  if (op.operands[0]->type.rank() < 2)
+    return fmt::format("channel_sum operand %{} must have rank >= 2, got {}", op.operands[0]->name,
+                       op.operands[0]->type.str());
+  out = f32({op.operands[0]->type.shape[1]});
+  return {};
+}
+
+/// max_pool2d / avg_pool2d: PyTorch's pool2d_shape_check.
+std::string poolOutput(const Op& op, const Value* x, Shape& out) {
+  const char* name = opName(op.kind);
+  TRY(expectF32(x, "pooling input"));
+  TRY(needRank(x, 4, "pooling input"));
+  const Window2d w = poolWindow(op.attrs);
+  TRY(checkWindow(w, name));
+  if (w.kw / 2 < w.pl || w.kh / 2 < w.pt)
+    return fmt::format("{}: pad should be smaller than or equal to half of kernel size, but got "
+                       "padW = {}, padH = {}, kW = {}, kH = {}",
+                       name, w.pl, w.pt, w.kw, w.kh);
+  const Shape& s = x->type.shape;
+  int64_t ho = poolOutSize(s[2], w.kh, w.sh, w.pt, w.dh, w.ceil_mode);
+  int64_t wo = poolOutSize(s[3], w.kw, w.sw, w.pl, w.dw, w.ceil_mode);
+  if (ho < 1 || wo < 1)
+    return fmt::format("{}: Given input size: ({}x{}x{}). Calculated output size: ({}x{}x{}). "
+                       "Output size is too small",
+                       name, s[1], s[2], s[3], s[1], ho, wo);
+  out = {s[0], s[1], ho, wo};
+  return {};
+}
+
+std::string inferPool2d(const Op& op, TensorType& out) {
+  Shape shape;
+  TRY(poolOutput(op, op.operands[0], shape));
+  out = f32(shape);
+  return {};
+}
+
+std::string inferAdaptivePool2d(const Op& op, TensorType& out) {
+  const Value* x = op.operands[0];
+  TRY(expectF32(x, "adaptive_avg_pool2d input"));
+  TRY(needRank(x, 4, "adaptive_avg_pool2d input"));
+  int64_t oh = op.attrs.getInt("output_h"), ow = op.attrs.getInt("output_w");
+  if (oh < 1 || ow < 1) return "adaptive_avg_pool2d: output_h and output_w must be positive";
+  out = f32({x->type.shape[0], x->type.shape[1], oh, ow});
+  return {};
+}
+
+/// A pooling gradient (dy, x): dx like x; dy must be the pooling's output.
+std::string inferPoolGrad(const Op& op, TensorType& out) {
+  const Value *dy = op.operands[0], *x = op.operands[1];
+  TRY(expectF32(dy, "pooling gradient dy"));
+  Shape y;
+  if (op.kind == OpKind::AdaptiveAvgPool2dGrad) {
+    TRY(needRank(x, 4, "adaptive_avg_pool2d_grad input"));
+    y = {x->type.shape[0], x->type.shape[1], op.attrs.getInt("output_h"),
+         op.attrs.getInt("output_w")};
+  } else {
+    TRY(poolOutput(op, x, y));
+  }
+  if (dy->type.shape != y)
+    return fmt::format("{}: dy %{} is {} but pooling %{} gives f32[{}]", opName(op.kind), dy->name,
+                       dy->type.str(), x->name, fmt::join(y, ","));
+  out = x->type;
   return {};
 }
 

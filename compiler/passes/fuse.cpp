@@ -21,8 +21,9 @@ const char* kernelKindName(KernelKind k) {
   case KernelKind::RowSoftmaxLoss: return "row_softmax_loss";
   case KernelKind::RowOp: return "row";
   case KernelKind::Loss: return "loss";
-  case KernelKind::GradNorm:
-    return "grad_norm";
+  case KernelKind::GradNorm: return "grad_norm";
+  case KernelKind::Window:
+    return "window";
   }
   return "?";
 }
@@ -90,7 +91,9 @@ private:
           error_ = fmt::format("matmul %{}: a batch-sized N dimension is not supported by the JIT",
                                op->result->name);
         break;
-      case OpKind::SumRows: b = false; break;
+      case OpKind::SumRows:
+      case OpKind::ChannelSum:
+      case OpKind::Conv2dWeightGrad: b = false; break; // sums over the batch
       case OpKind::DropoutMask: b = op->attrs.getInt("rows") == kg_.batch; break;
       default: b = any && op->result->type.rank() >= 1 && op->result->type.shape[0] == kg_.batch;
       }
@@ -457,6 +460,25 @@ private:
       return;
     }
     default: break;
+    }
+    if (hasTrait(op->kind, optrait::Window) && res) {
+      // A convolution or pooling op (or gradient): its own loop-nest kernel.
+      // Per-sample ops split the batch over the tasks; dW and db sum over the
+      // batch in order on task 0 (bitwise the same for any thread count).
+      Kernel& k = open(KernelKind::Window, opName(op->kind), op);
+      take(k, op);
+      std::tie(k.rows, k.cols) = matrixShape(res->type);
+      k.rows_batched = kg_.batched.count(res) > 0;
+      k.parallel = k.rows_batched;
+      for (const Op* u : uses(res))
+        if (isUpdate(u->kind) && u->operands[1] == res) {
+          refuse(fmt::format("{} %{} into {}", opName(u->kind), u->operands[0]->name, k.name),
+                 "a window kernel has no epilogue yet (first lowering: scalar loop nests, issue "
+                 "12); the gradient is stored and the update runs in its own map kernel");
+          k.notes.push_back(fmt::format("%{} stored: {} of %{} runs in its own map kernel",
+                                        res->name, opName(u->kind), u->operands[0]->name));
+        }
+      return;
     }
     if (hasTrait(op->kind, optrait::RowWise) && res) {
       // softmax, softmax_grad, log_softmax_grad (log_softmax has its kernel above)

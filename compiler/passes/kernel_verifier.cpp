@@ -277,6 +277,11 @@ private:
           fail("{}: {} is fused after grad_norm, but only clip_coef of its norm is", k.name,
                describe(k.ops[i]));
       break;
+    case KernelKind::Window:
+      if (!hasTrait(anchor->kind, optrait::Window))
+        fail("{}: a window kernel starts with {}, not a convolution or pooling op", k.name,
+             describe(anchor));
+      [[fallthrough]];
     case KernelKind::RowOp:
     case KernelKind::Loss:
       if (k.ops.size() != 1)

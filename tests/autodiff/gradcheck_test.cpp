@@ -232,11 +232,14 @@ TEST_CASE("gradcheck: every model file", "[gradcheck][models]") {
         GradcheckReport r = gradcheck(spec, opts);
         INFO(r.text);
         CHECK(r.passed);
-        CHECK(r.params.size() == size_t(std::count_if(spec.layers.begin(), spec.layers.end(),
-                                                      [](const Layer& l) { return l.kind == LayerKind::Linear; }) +
-                                        std::count_if(spec.layers.begin(), spec.layers.end(), [](const Layer& l) {
-                                          return l.kind == LayerKind::Linear && l.bias;
-                                        })));
+        // A weight per Linear and Conv2d, and its bias when it has one.
+        auto hasWeight = [](const Layer& l) {
+          return l.kind == LayerKind::Linear || l.kind == LayerKind::Conv2d;
+        };
+        CHECK(r.params.size() ==
+              size_t(std::count_if(spec.layers.begin(), spec.layers.end(), hasWeight) +
+                     std::count_if(spec.layers.begin(), spec.layers.end(),
+                                   [&](const Layer& l) { return hasWeight(l) && l.bias; })));
         CHECK(r.text.find("max relative error: ") != std::string::npos);
       }
     }

@@ -13,7 +13,7 @@
 #include <stdexcept>
 
 using namespace descent;
-using descent::testsupport::allModelFiles;
+using descent::testsupport::jitModelFiles;
 using descent::testsupport::loadModel;
 using descent::testsupport::parseIr;
 using descent::testsupport::readText;
@@ -74,7 +74,7 @@ struct Planned {
 } // namespace
 
 TEST_CASE("kernel verifier accepts the train and eval steps of every model", "[passes][verifier]") {
-  for (const std::string& path : allModelFiles()) {
+  for (const std::string& path : jitModelFiles()) {
     ModelSpec spec = loadModel(path);
     for (bool u8 : {false, true}) {
       if (u8 && !spec.fitsDefaultData()) continue;

@@ -243,6 +243,47 @@ FIXTURES = [
     ("kldiv_sum_sgd", 4, ("f32", 5), 6,
      "Linear(4, 5), LogSoftmax(dim=1),",
      'KLDivLoss(reduction="sum")', "SGD(lr=0.05)", "train"),
+    # Convolution and pooling (issue #12): each argument that changes the
+    # arithmetic, on tiny images (every fixture runs through both engines
+    # and under ASan in CI).
+    ("conv_stride_pad_ce_sgd", (2, 7, 9), ("class", 4), 4,
+     "Conv2d(2, 3, kernel_size=3, stride=2, padding=1), ReLU(), Flatten(),\n    Linear(60, 4),",
+     'CrossEntropyLoss(reduction="mean")', "SGD(lr=0.1, momentum=0.5)", "train"),
+    ("conv_same_dilation_mse_adam", (1, 8, 8), ("f32", 2), 4,
+     "Conv2d(1, 2, kernel_size=(4, 3), padding=\"same\", dilation=(1, 2)), Tanh(),\n"
+     "    Conv2d(2, 2, kernel_size=(1, 3), stride=(3, 1), padding=(0, 2), bias=False), Flatten(),\n"
+     "    Linear(60, 2),",
+     'MSELoss(reduction="mean")', "Adam(lr=0.01)", "train"),
+    ("conv_groups_depthwise_nll_sgd", (4, 6, 6), ("class", 5), 4,
+     "Conv2d(4, 4, kernel_size=3, groups=4), ReLU(),\n"
+     "    Conv2d(4, 6, kernel_size=(1, 2), groups=2, bias=False), Flatten(),\n"
+     "    Linear(72, 5), LogSoftmax(dim=1),",
+     'NLLLoss(reduction="mean")', "SGD(lr=0.1)", "train"),
+    ("maxpool_ceil_pad_ce_sgd", (2, 7, 7), ("class", 3), 4,
+     "Conv2d(2, 3, kernel_size=2), ReLU(),\n"
+     "    MaxPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=True), Flatten(),\n"
+     "    Linear(48, 3),",
+     'CrossEntropyLoss(reduction="mean")', "SGD(lr=0.1, momentum=0.5)", "train"),
+    ("maxpool_dilation_mse_sgd", (1, 9, 9), ("f32", 2), 4,
+     "Conv2d(1, 2, kernel_size=1),\n"
+     "    MaxPool2d(kernel_size=(2, 3), stride=(2, 1), dilation=2), Flatten(),\n"
+     "    Linear(40, 2),",
+     'MSELoss(reduction="mean")', "SGD(lr=0.05)", "train"),
+    ("avgpool_ceil_nopad_ce_adam", (2, 7, 9), ("class", 3), 4,
+     "Conv2d(2, 3, kernel_size=2), Tanh(),\n"
+     "    AvgPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),\n"
+     "    Flatten(), Linear(60, 3),",
+     'CrossEntropyLoss(reduction="mean")', "Adam(lr=0.01)", "train"),
+    ("avgpool_pad_adaptive_mse_sgd", (1, 7, 8), ("f32", 2), 4,
+     "Conv2d(1, 2, kernel_size=3, padding=1), ReLU(),\n"
+     "    AvgPool2d(kernel_size=2, padding=1), AdaptiveAvgPool2d((2, 3)), Flatten(),\n"
+     "    Linear(12, 2),",
+     'MSELoss(reduction="mean")', "SGD(lr=0.1)", "train"),
+    ("lenet_tiny_ce_sgd", (1, 12, 12), ("class", 3), 8,
+     "Conv2d(1, 4, kernel_size=5, padding=2), ReLU(), MaxPool2d(2),\n"
+     "    Conv2d(4, 6, kernel_size=3), ReLU(), MaxPool2d(2), Flatten(),\n"
+     "    Linear(24, 10), ReLU(),\n    Linear(10, 3),",
+     'CrossEntropyLoss(reduction="mean")', "SGD(lr=0.05, momentum=0.9)", "train"),
 ]
 
 

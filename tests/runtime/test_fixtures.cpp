@@ -1,6 +1,7 @@
 // The committed PyTorch reference fixtures (tests/reference/fixtures) parse with
 // the runtime loaders, are consistent with each other, and their recorded
 // output and loss are reproduced by a tiny fp64 forward pass written here.
+#include "compiler/frontend/frontend.h"
 #include "runtime/atomic_file.h"
 #include "runtime/dataset.h"
 #include "runtime/safetensors.h"
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
@@ -83,13 +85,97 @@ std::vector<RefLayer> parseLayers(const std::string& text) {
 
 using Matrix = std::vector<std::vector<double>>;
 
+/// Conv2d and the pooling layers on one sample [C, H, W] (row-major), in
+/// fp64, written against the zero- (or -inf-) padded image: a different
+/// route from the interpreter's, which skips the taps in the padding. The
+/// layer's arguments (kernel, stride, padding...) come from the frontend.
+std::vector<double> windowLayer(const Layer& l, const std::vector<int64_t>& in,
+                                const std::vector<double>& x, const SafeTensors& st,
+                                const std::string& path) {
+  const int64_t C = in[0], H = in[1], W = in[2];
+  const int64_t O = l.out_shape[0], Ho = l.out_shape[1], Wo = l.out_shape[2];
+  const auto& k = l.kernel;
+  const auto& s = l.stride;
+  const auto& d = l.dilation;
+  const int64_t pt = l.padding[0], pl = l.padding[2];
+  const int64_t Hp = H + l.padding[0] + l.padding[1], Wp = W + l.padding[2] + l.padding[3];
+  const bool isMax = l.kind == LayerKind::MaxPool2d;
+  std::vector<double> padded(size_t(C * Hp * Wp),
+                             isMax ? -std::numeric_limits<double>::infinity() : 0.0);
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i < H; ++i)
+      for (int64_t j = 0; j < W; ++j)
+        padded[size_t((c * Hp + i + pt) * Wp + j + pl)] = x[size_t((c * H + i) * W + j)];
+  auto at = [&](int64_t c, int64_t i, int64_t j) { return padded[size_t((c * Hp + i) * Wp + j)]; };
+  std::vector<double> y(size_t(O * Ho * Wo));
+  const std::string p = std::to_string(l.index);
+  std::vector<float> w, b;
+  if (l.kind == LayerKind::Conv2d) {
+    w = requireFloats(st, p + ".weight", {O, C / l.groups, k[0], k[1]}, path);
+    b = l.bias ? requireFloats(st, p + ".bias", {O}, path) : std::vector<float>(size_t(O), 0.0f);
+  }
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t i = 0; i < Ho; ++i)
+      for (int64_t j = 0; j < Wo; ++j) {
+        double acc = 0;
+        if (l.kind == LayerKind::Conv2d) {
+          const int64_t cg = C / l.groups, g = o / (O / l.groups);
+          acc = b[size_t(o)];
+          for (int64_t c = 0; c < cg; ++c)
+            for (int64_t u = 0; u < k[0]; ++u)
+              for (int64_t v = 0; v < k[1]; ++v)
+                acc += double(w[size_t(((o * cg + c) * k[0] + u) * k[1] + v)]) *
+                       at(g * cg + c, i * s[0] + u * d[0], j * s[1] + v * d[1]);
+        } else if (isMax) {
+          acc = -std::numeric_limits<double>::infinity();
+          for (int64_t u = 0; u < k[0]; ++u)
+            for (int64_t v = 0; v < k[1]; ++v) {
+              const int64_t r = i * s[0] + u * d[0], q = j * s[1] + v * d[1];
+              if (r < Hp && q < Wp) acc = std::max(acc, at(o, r, q)); // ceil_mode's last window
+            }
+        } else if (l.kind == LayerKind::AvgPool2d) {
+          // Window cells inside the padded image count with count_include_pad,
+          // only those inside the input without it.
+          int64_t cells = 0, inside = 0;
+          for (int64_t u = 0; u < k[0]; ++u)
+            for (int64_t v = 0; v < k[1]; ++v) {
+              const int64_t r = i * s[0] + u, q = j * s[1] + v;
+              if (r >= Hp || q >= Wp) continue;
+              ++cells;
+              if (r >= pt && r < pt + H && q >= pl && q < pl + W) ++inside;
+              acc += at(o, r, q);
+            }
+          acc /= double(l.count_include_pad ? cells : inside);
+        } else {
+          REQUIRE(l.kind == LayerKind::AdaptiveAvgPool2d);
+          const int64_t r0 = i * H / Ho, r1 = ((i + 1) * H + Ho - 1) / Ho;
+          const int64_t q0 = j * W / Wo, q1 = ((j + 1) * W + Wo - 1) / Wo;
+          for (int64_t r = r0; r < r1; ++r)
+            for (int64_t q = q0; q < q1; ++q)
+              acc += at(o, r, q);
+          acc /= double((r1 - r0) * (q1 - q0));
+        }
+        y[size_t((o * Ho + i) * Wo + j)] = acc;
+      }
+  return y;
+}
+
 /// fp64 forward pass with PyTorch's layouts (weight [out, in]); Dropout is the
 /// identity (eval mode, or p = 0).
-Matrix forward(const std::vector<RefLayer>& layers, const SafeTensors& st, const std::string& path,
-               Matrix x) {
+Matrix forward(const std::vector<RefLayer>& layers, const ModelSpec& spec, const SafeTensors& st,
+               const std::string& path, Matrix x) {
+  REQUIRE(layers.size() == spec.layers.size());
+  std::vector<int64_t> shape = spec.inputShape(); // per sample, before layer i
   for (size_t i = 0; i < layers.size(); ++i) {
     const RefLayer& l = layers[i];
     const std::string p = std::to_string(i);
+    const std::vector<int64_t> in = shape;
+    shape = spec.layers[i].out_shape;
+    if (l.kind == "Conv2d" || l.kind.find("Pool2d") != std::string::npos) {
+      for (auto& row : x)
+        row = windowLayer(spec.layers[i], in, row, st, path);
+      continue;
+    }
     if (l.kind == "Linear") {
       auto w = requireFloats(st, p + ".weight", {l.out, l.in}, path);
       std::vector<float> b(l.out, 0.0f);
@@ -282,12 +368,17 @@ TEST_CASE("reference fixtures' output and loss match an fp64 forward pass", "[fi
     const Dataset d = loadCsv(dir / "data.csv", features, tsize, e.at("target_kind") == "class",
                               false, ignoreIndex(e));
     const SafeTensors st = readSafetensors(dir / "init.safetensors");
-    const auto layers = parseLayers(readFile(dir / "model.nn"));
+    const std::string text = readFile(dir / "model.nn");
+    const auto layers = parseLayers(text);
+    Diagnostics diags((dir / "model.nn").string(), text);
+    const auto spec = analyzeSource((dir / "model.nn").string(), text, diags);
+    INFO(diags.render());
+    REQUIRE(spec);
 
     Matrix x(d.count, std::vector<double>(features));
     for (int64_t r = 0; r < d.count; ++r)
       for (int64_t c = 0; c < features; ++c) x[r][c] = d.f32[r * features + c];
-    const Matrix out = forward(layers, st, dir / "init.safetensors", x);
+    const Matrix out = forward(layers, *spec, st, dir / "init.safetensors", x);
 
     std::vector<double> got;
     for (const auto& row : out) got.insert(got.end(), row.begin(), row.end());

@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <optional>
 #include <charconv>
 #include <cmath>
 #include <csignal>
@@ -368,10 +369,11 @@ int main(int argc, char** argv) {
     if (*check) return runCheck(a);
     if (*ir) return runIr(a);
     if (*trainc) {
-      if (auto refused = refuseMultiProcess("train")) {
-        if (!refused->empty()) fmt::print(stderr, "error: {}\n", *refused); // rank 0 only
-        return 2;
-      }
+      // Under mpirun with more than one process: data-parallel training
+      // (docs/distributed.md); a plain run never starts MPI.
+      std::optional<DataParallel> dp;
+      if (launchedWorldSize() > 1) dp.emplace();
+      a.dp = dp ? &*dp : nullptr;
       int rc = runTrain(a); // 130: stopped by a signal
       return rc == 130 ? 128 + g_signal.load() : rc;
     }

@@ -218,6 +218,11 @@ int runTrain(const CommonArgs& a) {
   std::unique_ptr<Engine> engine;
   TrainProgress start;
   TrainOptions o;
+  std::vector<std::string> notes; // printed by rank 0 once every rank is set up
+  auto printNotes = [&] {
+    if (lead)
+      for (const std::string& n : notes) fmt::print("{}\n", n);
+  };
   auto setup = [&] {
     spec = loadModel(a.model);
     applyOverrides(spec, a);
@@ -244,16 +249,16 @@ int runTrain(const CommonArgs& a) {
           !why.empty())
         throw UsageError(fmt::format("{}: data-parallel training on {} processes: {}", spec.path,
                                      dp->size(), why));
-    if (lead) {
-      fmt::print("{}: {} parameters, {}{}, batch {}, {}{}\n", spec.path, spec.parameterCount(),
-                 plural(data.train.count, "training sample"),
-                 data.test ? ", " + plural(data.test->count, "test sample") : "", spec.batch,
-                 plural(spec.epochs, "epoch"),
-                 dp ? fmt::format(", data-parallel on {} processes", dp->size()) : "");
-      if (a.engine == "jit")
-        fmt::print("compiled the train step in {:.0f} ms (alongside loading the data)\n",
-                   engine->compileMillis());
-    }
+    notes.push_back(fmt::format("{}: {} parameters, {}{}, batch {}, {}{}", spec.path,
+                                spec.parameterCount(), plural(data.train.count, "training sample"),
+                                data.test ? ", " + plural(data.test->count, "test sample") : "",
+                                spec.batch, plural(spec.epochs, "epoch"),
+                                dp ? fmt::format(", data-parallel on {} processes", dp->size())
+                                   : ""));
+    if (a.engine == "jit")
+      notes.push_back(fmt::format(
+          "compiled the train step in {:.0f} ms (alongside loading the data)",
+          engine->compileMillis()));
     if (!a.init.empty()) {
       start = loadCheckpoint(a.init, *engine, spec);
       std::string resuming;
@@ -262,7 +267,7 @@ int runTrain(const CommonArgs& a) {
                                start.epoch + 1, start.epoch_step, start.step);
       else if (start.step)
         resuming = fmt::format(" (resuming after epoch {}, step {})", start.epoch, start.step);
-      if (lead) fmt::print("loaded {}{}\n", a.init, resuming);
+      notes.push_back(fmt::format("loaded {}{}", a.init, resuming));
     } else {
       initParams(*engine, seedOf(spec, a, 0));
     }
@@ -286,6 +291,7 @@ int runTrain(const CommonArgs& a) {
   };
   if (!dp) {
     setup();
+    printNotes();
     TrainResult r = train(*engine, spec, data.train, data.test ? &*data.test : nullptr, o, start);
     if (!a.save.empty()) fmt::print("saved {}\n", a.save);
     return r.interrupted ? 130 : 0;
@@ -308,6 +314,7 @@ int runTrain(const CommonArgs& a) {
     if (lead) fmt::print(stderr, "error: {}\n", msg);
     return rc;
   }
+  printNotes();
   std::fflush(stdout);
   TrainResult r;
   try {

@@ -33,8 +33,8 @@ test: setup build
 # models/ only; the normal build also sweeps every PyTorch fixture.
 # The mpirun test is left out under both sanitizers: MPI_Init starts Open MPI's
 # runtime, whose allocations LeakSanitizer reports as leaks and whose progress
-# threads TSan cannot see synchronize (uninstrumented libraries); the guard it
-# checks is a few lines that run before any descent work.
+# threads TSan cannot see synchronize (uninstrumented libraries); see
+# docs/distributed.md, "Tests".
 SAN_SKIP = ^(cli:train under mpirun|reference: PyTorch loads descent checkpoints|codegen:train (trajectories|steps on 2 threads).*match the interpreter|cli:(PyTorch.s 20-step trajectories|names are the user.s))
 $(SANBUILD)/build.ninja:
 	cmake -S . -B $(SANBUILD) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Debug -DDESCENT_SANITIZE=ON

@@ -113,9 +113,9 @@ struct Program::Impl {
                   Profile* prof, int64_t first_row = 0) {
     Entry& e = entries[index];
     writeStepScalars(e, step);
-    // The kernels' step: the shard's first row in the high 32 bits (Dropout
-    // keys its masks by the global row; emit_elementwise.cpp).
-    step |= first_row << 32;
+    // The kernels' n: the shard's first row in the high 32 bits (Dropout
+    // keys its masks by the global row; emit.cpp).
+    n |= first_row << 32;
     const auto& fns = jit->kernels()[index];
     void* base = arena.get();
     // Kernel k is cut into chunks[k] pieces, its partition (task, ntasks) being

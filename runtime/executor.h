@@ -87,7 +87,7 @@ public:
 
   /// Runs entry `index` (order of `graphs`) on n rows, 1 <= n <= its batch.
   /// x is uint8 or float as the graph's %x dtype; y is int32 labels or float
-  /// targets [n, N]; step is 1-based (< 2^32); seed feeds Dropout. first_row:
+  /// targets [n, N]; step is 1-based; seed feeds Dropout. first_row:
   /// the rows' position in the global batch (a data-parallel shard), which
   /// keys the Dropout masks. Read outputs after.
   void run(size_t index, const void* x, const void* y, int64_t n, int64_t step, int32_t seed = 0,

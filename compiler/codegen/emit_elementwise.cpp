@@ -71,13 +71,11 @@ LV* Emitter::dropoutMask(const Op* op, const ElemCtx& ctx) {
   int64_t cols = op->attrs.getInt("cols");
   double p = op->attrs.getDouble("p", 0.5);
   int64_t salt = op->attrs.getInt("salt");
-  // The kernels' step argument carries the step in its low 32 bits and, in
-  // data-parallel training, the first row of this rank's shard of the global
-  // batch in its high 32 bits (Program::run): a mask is keyed by the sample's
-  // global row, so it does not depend on the number of processes.
-  LV* step = B.CreateAnd(stepArg, c64(int64_t(0xffffffffll)));
-  LV* row = B.CreateAdd(ctx.row, B.CreateLShr(stepArg, c64(32)));
-  LV* k1 = B.CreateAdd(B.CreateShl(B.CreateZExt(seedArg, i64), 32), step);
+  // Keyed by the sample's row in the global batch (data-parallel training:
+  // firstRow is this rank's shard start), so a mask does not depend on the
+  // number of processes.
+  LV* row = B.CreateAdd(ctx.row, firstRow);
+  LV* k1 = B.CreateAdd(B.CreateShl(B.CreateZExt(seedArg, i64), 32), stepArg);
   LV* h1 = mix(B.CreateXor(k1, c64(int64_t(0x9E3779B97F4A7C15ull))));
   std::vector<Constant*> lanes;
   for (int i = 0; i < W; ++i)
@@ -193,7 +191,7 @@ void Emitter::update(const Op* u, LV* g, const ElemCtx& ctx) {
       double damp = u->attrs.getDouble("dampening", 0.0);
       LV* blended = B.CreateFAdd(B.CreateFMul(buf, mom), B.CreateFMul(g, vcf(1.0 - damp)));
       // torch.optim.SGD: the buffer starts as a copy of the first gradient.
-      LV* first = B.CreateICmpSLE(B.CreateAnd(stepArg, c64(int64_t(0xffffffffll))), c64(1));
+      LV* first = B.CreateICmpSLE(stepArg, c64(1));
       buf = B.CreateSelect(first, g, blended);
       storeValue(bufv, buf, ctx);
       g = u->attrs.getBool("nesterov") ? B.CreateFAdd(g, B.CreateFMul(buf, mom)) : buf;

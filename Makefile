@@ -31,7 +31,11 @@ test: setup build
 # checkpoint and CLI tests (docs/testing.md). DESCENT_TEST_SWEEP=models: the
 # every-model sweeps (gradcheck, JIT against the interpreter, AOT, passes) run
 # models/ only; the normal build also sweeps every PyTorch fixture.
-SAN_SKIP = ^(reference: PyTorch loads descent checkpoints|codegen:train (trajectories|steps on 2 threads).*match the interpreter|cli:(PyTorch.s 20-step trajectories|names are the user.s))
+# The mpirun test is left out under both sanitizers: MPI_Init starts Open MPI's
+# runtime, whose allocations LeakSanitizer reports as leaks and whose progress
+# threads TSan cannot see synchronize (uninstrumented libraries); see
+# docs/distributed.md, "Tests".
+SAN_SKIP = ^(cli:train under mpirun|reference: PyTorch loads descent checkpoints|codegen:train (trajectories|steps on 2 threads).*match the interpreter|cli:(PyTorch.s 20-step trajectories|names are the user.s))
 $(SANBUILD)/build.ninja:
 	cmake -S . -B $(SANBUILD) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Debug -DDESCENT_SANITIZE=ON
 
@@ -48,7 +52,7 @@ test-sanitize: setup $(SANBUILD)/build.ninja
 # CLI tests whose runs are one-threaded apart from the compile overlapped with
 # loading (which every `train` test above exercises) are left out too.
 TSAN_TESTS = ^(codegen|cli):
-TSAN_SKIP  = ^(codegen:(train (trajectories|steps on 2 threads).*match the interpreter|gradients match the interpreter on every model|eval outputs .*match)|cli:(names are the user.s|PyTorch.s 20-step|N-D inputs and Flatten|predict --out|regression models report|gradcheck prints|cpu names are checked))
+TSAN_SKIP  = ^(cli:train under mpirun|codegen:(train (trajectories|steps on 2 threads).*match the interpreter|gradients match the interpreter on every model|eval outputs .*match)|cli:(names are the user.s|PyTorch.s 20-step|N-D inputs and Flatten|predict --out|regression models report|gradcheck prints|cpu names are checked))
 $(TSANBUILD)/build.ninja:
 	cmake -S . -B $(TSANBUILD) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDESCENT_TSAN=ON
 

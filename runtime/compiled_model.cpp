@@ -25,6 +25,7 @@ CompiledModel compileModel(const ModelSpec& spec, const CompileOptions& opts) {
   lo.input_u8 = opts.input_u8;
   lo.train = true;
   lo.eval = opts.eval;
+  lo.world_size = opts.world_size;
   LoweredModel lowered = lowerModel(spec, lo);
   if (std::string e = uncompiledOpError(*lowered.train, spec.path); !e.empty())
     throw std::runtime_error(e);

@@ -21,6 +21,7 @@ struct CompileOptions {
   bool input_u8 = false;  ///< images as bytes (IDX data)
   bool eval = true;       ///< also the eval step (`bench` times the train step alone)
   JitOptions jit_options; ///< target CPU and threads of the executor
+  int world_size = 1;     ///< processes of a data-parallel run (the allreduce pass above 1)
 };
 
 /// A model's train and eval steps: the graphs and the program running them

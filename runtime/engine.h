@@ -5,6 +5,7 @@
 
 #include "compiler/frontend/model_spec.h"
 #include "compiler/ir/graph.h"
+#include "compiler/passes/allreduce.h"
 
 #include <cstdint>
 #include <memory>
@@ -38,6 +39,11 @@ struct EngineOptions {
   bool input_u8 = false; ///< images as bytes (IDX data)
   int threads = 0;      ///< 0: all cores
   std::string cpu;      ///< "" host, or an LLVM CPU name such as "x86-64-v3"
+  /// Data-parallel training (docs/distributed.md): with world_size > 1 the
+  /// train step sums each gradient over the ranks through `reducer` before
+  /// its update (the allreduce pass).
+  int world_size = 1;
+  GradientReducer reducer;
 };
 
 class Engine {
@@ -51,6 +57,9 @@ public:
   /// One optimizer step on n <= batch rows; x is uint8 or float as the
   /// engine's input, y int32 labels or float targets. Returns the loss.
   virtual float trainStep(const void* x, const void* y, int64_t n, int64_t step, int32_t seed) = 0;
+  /// Data-parallel training: the next train steps' rows start at this row
+  /// of the global batch (Dropout masks are keyed by the global row).
+  virtual void setFirstRow(int64_t /*row*/) {}
   /// The learning rate and the momentum (SGD) or beta1 (Adam, AdamW) of the
   /// next train steps, as a schedule sets them; until called, the model
   /// file's. Per-step inputs of the compiled step: never recompiles.

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <fmt/format.h>
 #include <map>
+#include <stdexcept>
 
 namespace descent {
 
@@ -61,6 +62,7 @@ double kernelFlops(const Kernel& k, int64_t n) {
 
 /// Pieces kernel `k` is cut into on `threads` threads.
 int chunksFor(const Kernel& k, int threads, bool split_all, int64_t batch) {
+  if (k.kind == KernelKind::AllReduce) return 1; // the host's, on the calling thread
   if (threads > 1 && split_all) return threads;
   if (threads <= 1 || !k.parallel) return 1;
   return kernelFlops(k, batch) >= kSplitFlops ? threads * kPiecesPerThread : 1;
@@ -94,7 +96,14 @@ struct Program::Impl {
     BackendGraph bg;
     std::vector<std::pair<const Op*, int64_t>> updates; ///< update ops and their scalar slots
     std::vector<int> chunks; ///< per kernel: pieces it is cut into (1 or the thread count)
+    /// Per kernel: for an allreduce kernel, the byte offsets of its gradient
+    /// and of the sum and the float count; {-1, -1, 0} for the others.
+    struct Reduce {
+      int64_t src = -1, dst = -1, count = 0;
+    };
+    std::vector<Reduce> reduces;
   };
+  GradientReducer reducer; ///< the allreduce kernels' reduction (setReducer)
   std::vector<Entry> entries;
   std::map<std::string, int64_t> param_offset, param_size; ///< params and state by external name
   std::vector<std::string> param_names;
@@ -127,9 +136,12 @@ struct Program::Impl {
   };
 
   void runKernels(size_t index, const void* x, const void* y, int64_t n, int64_t step, int32_t seed,
-                  Profile* prof) {
+                  Profile* prof, int64_t first_row = 0) {
     Entry& e = entries[index];
     writeStepScalars(e, step);
+    // The kernels' n: the shard's first row in the high 32 bits (Dropout
+    // keys its masks by the global row; emit.cpp).
+    n |= first_row << 32;
     const auto& fns = jit->kernels()[index];
     void* base = arena.get();
     // Kernel k is cut into chunks[k] pieces, its partition (task, ntasks) being
@@ -167,7 +179,13 @@ struct Program::Impl {
         const int ck = chunks[k];
         if (ck == 1) {
           if (self == 0) {
-            fns[k](base, x, y, n, step, seed, 0, 1);
+            if (const auto& r = e.reduces[k]; r.src >= 0) {
+              if (!reducer) throw std::logic_error("an allreduce kernel ran without a reducer");
+              reducer(reinterpret_cast<const float*>(arena.get() + r.src),
+                      reinterpret_cast<float*>(arena.get() + r.dst), r.count);
+            } else {
+              fns[k](base, x, y, n, step, seed, 0, 1);
+            }
             done[k].v.store(1, std::memory_order_release);
             if (nt > 1) wakeWaiters(done[k].v, sleepers);
           }
@@ -335,7 +353,17 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
   if (!impl->jit) return nullptr;
   impl->pool = std::make_unique<ThreadPool>(options.threads);
   for (auto& e : impl->entries)
-    for (const Kernel& k : e.kg->kernels) e.chunks.push_back(chunksFor(k, impl->pool->size(), options.split_all, e.kg->batch));
+    for (const Kernel& k : e.kg->kernels) {
+      e.chunks.push_back(chunksFor(k, impl->pool->size(), options.split_all, e.kg->batch));
+      Impl::Entry::Reduce r;
+      if (k.kind == KernelKind::AllReduce) {
+        const Op* op = k.ops.front();
+        r.src = e.kg->buffers[size_t(e.kg->buffer_of.at(viewRoot(op->operands[0])))].offset;
+        r.dst = e.kg->buffers[size_t(e.kg->buffer_of.at(op->result))].offset;
+        r.count = op->result->type.numel();
+      }
+      e.reduces.push_back(r);
+    }
   impl->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return std::unique_ptr<Program>(new Program(std::move(impl)));
 }
@@ -377,9 +405,11 @@ float* Program::state(const std::string& name) { return param(name); }
 std::vector<std::string> Program::paramNames() const { return impl_->param_names; }
 
 void Program::run(size_t index, const void* x, const void* y, int64_t n, int64_t step,
-                  int32_t seed) {
-  impl_->runKernels(index, x, y, n, step, seed, nullptr);
+                  int32_t seed, int64_t first_row) {
+  impl_->runKernels(index, x, y, n, step, seed, nullptr, first_row);
 }
+
+void Program::setReducer(GradientReducer reducer) { impl_->reducer = std::move(reducer); }
 
 void Program::setHyper(double lr, double momentum) {
   impl_->lr = lr;

@@ -6,6 +6,7 @@
 
 #include "compiler/codegen/backend.h"
 #include "compiler/ir/graph.h"
+#include "compiler/passes/allreduce.h"
 
 #include <cstdint>
 #include <memory>
@@ -88,8 +89,15 @@ public:
 
   /// Runs entry `index` (order of `graphs`) on n rows, 1 <= n <= its batch.
   /// x is uint8 or float as the graph's %x dtype; y is int32 labels or float
-  /// targets [n, N]; step is 1-based; seed feeds Dropout. Read outputs after.
-  void run(size_t index, const void* x, const void* y, int64_t n, int64_t step, int32_t seed = 0);
+  /// targets [n, N]; step is 1-based; seed feeds Dropout. first_row:
+  /// the rows' position in the global batch (a data-parallel shard), which
+  /// keys the Dropout masks. Read outputs after.
+  void run(size_t index, const void* x, const void* y, int64_t n, int64_t step, int32_t seed = 0,
+           int64_t first_row = 0);
+  /// What the allreduce kernels of a data-parallel train step do (they run
+  /// on the calling thread, between the kernels around them); a graph with
+  /// allreduce ops cannot run without one.
+  void setReducer(GradientReducer reducer);
   /// The learning rate, and the momentum (SGD) or beta1 (Adam, AdamW), of the
   /// next runs: per-step scalars, so changing them does not recompile. They
   /// start as the update ops' `lr` and `momentum`/`beta1` attributes.

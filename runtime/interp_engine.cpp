@@ -36,9 +36,13 @@ public:
     in.step = step; // exact beyond 2^24, where the float is not
     in.lr = lr_;
     in.momentum = momentum_;
+    in.reducer = opts_.reducer;
+    in.first_row = first_row_;
     if (const Value* s = g.inputByRole(InputRole::Seed)) in.values[s->name] = {float(seed)};
     return interpret(g, in, state_)["loss"].at(0);
   }
+
+  void setFirstRow(int64_t row) override { first_row_ = row; }
 
   void setHyper(double lr, double momentum) override {
     lr_ = lr;
@@ -93,6 +97,7 @@ private:
       LowerOptions o;
       o.batch = n;
       o.input_u8 = opts_.input_u8;
+      o.world_size = opts_.world_size;
       m = lowerModel(spec_, o);
     }
     return m;
@@ -127,6 +132,7 @@ private:
   std::map<int64_t, LoweredModel> models_;
   std::vector<float> output_;
   std::optional<double> lr_, momentum_; ///< setHyper's values; unset: the attributes
+  int64_t first_row_ = 0;               ///< setFirstRow's
 };
 
 } // namespace

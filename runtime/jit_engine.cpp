@@ -17,8 +17,10 @@ public:
     c.input_u8 = opts.input_u8;
     c.jit_options.cpu = opts.cpu;
     c.jit_options.threads = opts.threads;
+    c.world_size = opts.world_size;
     model_ = compileModel(spec, c);
     program_ = model_.program.get();
+    if (opts.reducer) program_->setReducer(opts.reducer);
     for (const Value* p : model_.train->params())
       params_.push_back(tensorInfo(*p));
     for (const Value* s : model_.train->states())
@@ -31,11 +33,12 @@ public:
   float* state(const std::string& name) override { return program_->state(name); }
 
   float trainStep(const void* x, const void* y, int64_t n, int64_t step, int32_t seed) override {
-    program_->run(CompiledModel::kTrain, x, y, n, step, seed);
+    program_->run(CompiledModel::kTrain, x, y, n, step, seed, first_row_);
     return program_->outputScalar(CompiledModel::kTrain, "loss");
   }
 
   void setHyper(double lr, double momentum) override { program_->setHyper(lr, momentum); }
+  void setFirstRow(int64_t row) override { first_row_ = row; }
 
   EvalResult eval(const void* x, const void* y, int64_t n) override {
     program_->run(CompiledModel::kEval, x, y, n, 1, 0);
@@ -63,6 +66,7 @@ private:
   ModelSpec spec_;
   CompiledModel model_;
   Program* program_ = nullptr;
+  int64_t first_row_ = 0;
   std::vector<TensorInfo> params_, states_;
 };
 

@@ -66,6 +66,13 @@ void clearProgress() {
   std::fflush(stderr);
 }
 
+// Of a mean loss, the divisor per row: the outputs of a real target (MSE,
+// BCE, L1 ... average over every element), 1 for class targets and batchmean.
+double rowDivisor(const ModelSpec& spec) {
+  if (spec.loss.reduction != Reduction::Mean || spec.target_kind == TargetKind::Class) return 1;
+  return double(spec.outputSize());
+}
+
 // Per-sample loss of a batch from the graph's reduced loss.
 double perSampleSum(const ModelSpec& spec, double loss, int64_t n) {
   // mean: NLL/CE divide by n; MSE/BCE by n*outputs. sum: already summed.
@@ -74,6 +81,38 @@ double perSampleSum(const ModelSpec& spec, double loss, int64_t n) {
 }
 
 } // namespace
+
+ModelSpec dataParallelSpec(const ModelSpec& spec) {
+  ModelSpec s = spec;
+  s.loss.reduction = Reduction::Sum;
+  return s;
+}
+
+double lossScale(const ModelSpec& spec, int64_t n) {
+  if (spec.loss.reduction == Reduction::Sum) return 1;
+  return double(float(1.0 / (double(n) * rowDivisor(spec))));
+}
+
+std::string dataParallelUnsupported(const ModelSpec& spec, int world, int64_t batch,
+                                    int64_t samples) {
+  if (spec.loss.reduction == Reduction::Mean &&
+      (!spec.loss.weight.empty() || spec.loss.ignore_index))
+    return "a mean loss with class weights or ignore_index divides by the weights of the whole "
+           "batch, which data-parallel training does not sum across processes yet; use "
+           "reduction='sum' or one process";
+  for (const Layer& l : spec.layers)
+    if (l.kind == LayerKind::BatchNorm1d || l.kind == LayerKind::BatchNorm2d)
+      return "BatchNorm normalizes with the statistics of the whole batch, which data-parallel "
+             "training does not gather across processes yet (PyTorch's SyncBatchNorm); use one "
+             "process";
+  const int64_t last = samples % batch;
+  if (batch < world || (last > 0 && last < world))
+    return fmt::format("every process needs at least one sample of each batch, but {} processes "
+                       "share a batch of {}{}; use fewer processes or another --batch",
+                       world, batch < world ? batch : last,
+                       batch < world ? "" : " (the last, partial batch)");
+  return {};
+}
 
 void gatherBatch(const Dataset& d, const std::vector<int64_t>& indices, int64_t begin, int64_t end,
                  BatchBuffers& out) {
@@ -113,7 +152,8 @@ Task taskOf(const ModelSpec& spec) {
   return Task::Regression;
 }
 
-EvalStats evaluate(Engine& engine, const ModelSpec& spec, const Dataset& data, int64_t batch) {
+EvalStats evaluate(Engine& engine, const ModelSpec& spec, const Dataset& data, int64_t batch,
+                   DataParallel* dp) {
   EvalStats s;
   s.count = data.count;
   s.task = taskOf(spec);
@@ -131,11 +171,15 @@ EvalStats evaluate(Engine& engine, const ModelSpec& spec, const Dataset& data, i
   double hits = 0, abs_sum = 0;
   const auto cols = static_cast<size_t>(outputs);
   std::vector<double> sum_y(cols), sum_y2(cols), ss_res(cols);
-  for (int64_t b = 0; b < data.count; b += batch) {
-    int64_t e = std::min(data.count, b + batch), n = e - b;
+  // Data-parallel: this rank's contiguous share of the rows; its engine
+  // sums the loss (dataParallelSpec), turned back into per-sample sums here.
+  const int64_t from = dp ? data.count * dp->rank() / dp->size() : 0;
+  const int64_t to = dp ? data.count * (dp->rank() + 1) / dp->size() : data.count;
+  for (int64_t b = from; b < to; b += batch) {
+    int64_t e = std::min(to, b + batch), n = e - b;
     gatherBatch(data, idx, b, e, buf);
     EvalResult r = engine.eval(buf.x(), buf.y(), n);
-    loss_sum += perSampleSum(spec, r.loss, n);
+    loss_sum += dp ? r.loss / rowDivisor(spec) : perSampleSum(spec, r.loss, n);
     correct += r.correct;
     if (classes && r.output) {
       for (int64_t i = 0; i < n; ++i) {
@@ -159,6 +203,20 @@ EvalStats evaluate(Engine& engine, const ModelSpec& spec, const Dataset& data, i
         }
       }
     }
+  }
+  if (dp) {
+    // Every count and sum of every rank, added in rank order.
+    std::vector<double> v{loss_sum, correct, hits, abs_sum};
+    v.insert(v.end(), sum_y.begin(), sum_y.end());
+    v.insert(v.end(), sum_y2.begin(), sum_y2.end());
+    v.insert(v.end(), ss_res.begin(), ss_res.end());
+    v.insert(v.end(), s.confusion.begin(), s.confusion.end());
+    dp->sum(v);
+    loss_sum = v[0], correct = v[1], hits = v[2], abs_sum = v[3];
+    size_t at = 4;
+    for (auto* col : {&sum_y, &sum_y2, &ss_res})
+      for (double& c : *col) c = v[at++];
+    for (int64_t& c : s.confusion) c = int64_t(v[at++]);
   }
   s.loss = data.count ? loss_sum / double(data.count) : 0;
   const double values = double(data.count * outputs);
@@ -250,15 +308,31 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
     int64_t& steps = result.progress.epoch_step;
     const int64_t first_step = steps;
     for (int64_t b = steps * opts.batch; b < data.count; b += opts.batch) {
-      if (opts.interrupt && opts.interrupt->load()) {
+      bool stop = opts.interrupt && opts.interrupt->load();
+      if (opts.dp) stop = opts.dp->any(stop); // every rank stops at the same step
+      if (stop) {
         result.interrupted = true;
         break;
       }
       int64_t end = std::min(data.count, b + opts.batch);
-      gatherBatch(data, idx, b, end, buf);
+      // Data-parallel: rank r of N takes rows [r*n/N, (r+1)*n/N) of the
+      // global batch of n (the same shuffle on every rank).
+      int64_t lo = b, hi = end;
+      double scale = 1;
+      if (opts.dp) {
+        const int64_t n = end - b, r = opts.dp->rank(), N = opts.dp->size();
+        lo = b + n * r / N;
+        hi = b + n * (r + 1) / N;
+        scale = lossScale(spec, n);
+        opts.dp->setScale(float(scale));
+        engine.setFirstRow(lo - b);
+      }
+      gatherBatch(data, idx, lo, hi, buf);
       int64_t step = result.progress.step + 1;
       if (sched) lr = sched->lr();
-      float loss = engine.trainStep(buf.x(), buf.y(), end - b, step, int32_t(opts.seed));
+      float loss = engine.trainStep(buf.x(), buf.y(), hi - lo, step, int32_t(opts.seed));
+      // The global batch's loss: the ranks' sums, added in rank order.
+      if (opts.dp) loss = float(opts.dp->sum(double(loss)) * scale);
       if (!std::isfinite(loss)) {
         if (opts.progress_bar) clearProgress();
         std::string kept;
@@ -308,7 +382,7 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
     result.progress.epoch_loss_sum = 0;
     std::string line = fmt::format("epoch {:>3}  train loss {:.6f}", epoch, st.train_loss);
     if (test) {
-      EvalStats ev = evaluate(engine, spec, *test, opts.batch);
+      EvalStats ev = evaluate(engine, spec, *test, opts.batch, opts.dp);
       st.test_loss = ev.loss;
       line += fmt::format("  test loss {:.6f}", ev.loss);
       if (ev.task == Task::Regression) {

@@ -6,6 +6,7 @@
 
 #include "runtime/checkpoint.h"
 #include "runtime/dataset.h"
+#include "runtime/distributed.h"
 #include "runtime/engine.h"
 
 #include <atomic>
@@ -38,7 +39,28 @@ struct TrainOptions {
   const std::atomic<bool>* interrupt = nullptr;
   /// Receives each finished line of output (epoch lines, notes).
   std::function<void(const std::string&)> print;
+  /// Data-parallel training under mpirun (docs/distributed.md): each rank
+  /// trains on its shard of every global batch; the engine was built from
+  /// dataParallelSpec(spec) with dp's reducer. Only rank 0 should be given
+  /// save and metrics paths and a print function.
+  DataParallel* dp = nullptr;
 };
+
+/// The spec a data-parallel engine is built from: mean losses become sums,
+/// so each rank's gradient is the plain sum over its rows, and the reducer
+/// divides the sum over every rank by the global count (lossScale).
+ModelSpec dataParallelSpec(const ModelSpec& spec);
+/// What turns a sum-reduced loss (or gradient) of a global batch of n rows
+/// into `spec`'s reduction: 1/(n*outputs) or 1/n for "mean", 1/n for
+/// "batchmean", 1 for "sum" (the divisor PyTorch's mean uses, rounded to
+/// float as its backward's norm scalar is).
+double lossScale(const ModelSpec& spec, int64_t n);
+/// Why `spec` cannot train data-parallel on `world` processes with this
+/// batch and sample count ("" when it can): a global batch must give every
+/// rank at least one row, and a weighted mean (class weights, ignore_index)
+/// needs the global weight sum, which is not reduced yet.
+std::string dataParallelUnsupported(const ModelSpec& spec, int world, int64_t batch,
+                                    int64_t samples);
 
 struct EpochStats {
   int64_t epoch = 0;
@@ -92,8 +114,12 @@ struct EvalStats {
   std::vector<int64_t> confusion; ///< classes x classes, [true][predicted]
 };
 
-/// Runs the model in eval mode over the whole dataset.
-EvalStats evaluate(Engine& engine, const ModelSpec& spec, const Dataset& data, int64_t batch);
+/// Runs the model in eval mode over the whole dataset. With `dp`, each rank
+/// evaluates its contiguous share of the rows with an engine built from
+/// dataParallelSpec(spec), and the sums are combined (every rank gets the
+/// whole data set's statistics).
+EvalStats evaluate(Engine& engine, const ModelSpec& spec, const Dataset& data, int64_t batch,
+                   DataParallel* dp = nullptr);
 
 /// Copies rows `indices[begin..end)` of the dataset into contiguous batch buffers.
 struct BatchBuffers {

@@ -3,7 +3,8 @@
 # Idempotent: it asks apt only for packages that are not installed yet.
 set -euo pipefail
 PACKAGES=(build-essential cmake ninja-build clang-19 libclang-rt-19-dev llvm-19-dev llvm-19-tools
-  libfmt-dev catch2 libcli11-dev nlohmann-json3-dev zlib1g-dev dataset-fashion-mnist)
+  libfmt-dev catch2 libcli11-dev nlohmann-json3-dev zlib1g-dev dataset-fashion-mnist
+  openmpi-bin libopenmpi-dev)
 # `setup.sh --bench` adds the PyTorch baseline the benchmarks compare against
 # (never needed to build, test or run descent).
 if [ "${1:-}" = "--bench" ]; then PACKAGES+=(python3-torch libopenblas0-pthread); fi

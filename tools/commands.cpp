@@ -17,6 +17,7 @@
 #include "tools/render.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fmt/format.h>
 #include <future>
@@ -131,12 +132,15 @@ DataSplit loadData(const ModelSpec& spec, const CommonArgs& a, bool eval_only = 
   return split;
 }
 
-std::unique_ptr<Engine> makeEngine(const ModelSpec& spec, const CommonArgs& a, bool input_u8) {
+std::unique_ptr<Engine> makeEngine(const ModelSpec& spec, const CommonArgs& a, bool input_u8,
+                                   int world_size = 1, GradientReducer reducer = nullptr) {
   EngineOptions o;
   o.batch = spec.batch;
   o.input_u8 = input_u8;
   o.threads = a.threads;
   o.cpu = a.cpu;
+  o.world_size = world_size;
+  o.reducer = std::move(reducer);
   if (a.engine == "interp") return makeInterpEngine(spec, o);
   return makeJitEngine(spec, o);
 }
@@ -192,64 +196,143 @@ int runIr(const CommonArgs& a) {
     return 0;
   }
   if (a.engine == "interp") throw UsageError(fmt::format("--stage {} needs --engine jit", a.stage));
-  auto engine = makeEngine(spec, a, u8);
+  // Under mpirun (the world size from the launcher's environment, without
+  // starting MPI): the data-parallel step, with its allreduce kernels; rank 0
+  // prints.
+  const int world = launchedWorldSize();
+  if (const char* r = std::getenv("OMPI_COMM_WORLD_RANK"); world > 1 && r && std::string(r) != "0")
+    return 0;
+  auto engine = makeEngine(world > 1 ? dataParallelSpec(spec) : spec, a, u8, world);
   std::cout << engine->stageText(a.stage);
   return 0;
 }
 
 int runTrain(const CommonArgs& a) {
-  ModelSpec spec = loadModel(a.model);
-  applyOverrides(spec, a);
-  // Every output is checked before any work, not after the first epoch.
-  if (!a.save.empty()) {
-    checkWritable(a.save);
-    checkWritable(optimizerStatePath(a.save));
-  }
-  if (!a.metrics.empty()) checkWritable(a.metrics);
-  // The JIT compiles on another thread while the data inflates here.
-  auto compiling = std::async(std::launch::async,
-                              [&, u8 = dataIsImages(spec, a)] { return makeEngine(spec, a, u8); });
-  DataSplit data = loadData(spec, a);
-  auto engine = compiling.get();
-  if (std::string e = spec.batchNormBatchError(data.train.count, spec.batch); !e.empty())
-    throw DataError(fmt::format("{}:{}", spec.path, e)); // BatchNorm: before any step
-  fmt::print("{}: {} parameters, {}{}, batch {}, {}\n", spec.path, spec.parameterCount(),
-             plural(data.train.count, "training sample"),
-             data.test ? ", " + plural(data.test->count, "test sample") : "", spec.batch,
-             plural(spec.epochs, "epoch"));
-  if (a.engine == "jit")
-    fmt::print("compiled the train step in {:.0f} ms (alongside loading the data)\n", engine->compileMillis());
+  // Data-parallel (under mpirun): every rank sets up alone; before training
+  // they agree, and the first failing rank's error is reported once, naming
+  // it. Only rank 0 prints and writes.
+  DataParallel* dp = a.dp;
+  const bool lead = !dp || dp->rank() == 0;
+  ModelSpec spec;
+  DataSplit data;
+  std::unique_ptr<Engine> engine;
   TrainProgress start;
-  if (!a.init.empty()) {
-    start = loadCheckpoint(a.init, *engine, spec);
-    std::string resuming;
-    if (start.epoch_step)
-      resuming = fmt::format(" (resuming in epoch {} after its step {}, step {})", start.epoch + 1,
-                             start.epoch_step, start.step);
-    else if (start.step)
-      resuming = fmt::format(" (resuming after epoch {}, step {})", start.epoch, start.step);
-    fmt::print("loaded {}{}\n", a.init, resuming);
-  } else {
-    initParams(*engine, seedOf(spec, a, 0));
-  }
   TrainOptions o;
-  o.epochs = spec.epochs;
-  o.batch = spec.batch;
-  o.seed = seedOf(spec, a, 0);
-  o.shuffle = !a.no_shuffle;
-  o.save_path = a.save;
-  o.metrics_path = a.metrics;
-  o.metrics_append = !a.init.empty();
-  if (std::string why = resumeMismatch(start, o, data.train.count); !why.empty())
-    throw UsageError(fmt::format("{}: {}", a.init, why));
-  o.progress_bar = a.tty;
-  o.interrupt = a.interrupt;
-  o.print = [](const std::string& line) {
-    fmt::print("{}\n", line);
-    std::fflush(stdout);
+  std::vector<std::string> notes; // printed by rank 0 once every rank is set up
+  auto printNotes = [&] {
+    if (lead)
+      for (const std::string& n : notes) fmt::print("{}\n", n);
   };
-  TrainResult r = train(*engine, spec, data.train, data.test ? &*data.test : nullptr, o, start);
-  if (!a.save.empty()) fmt::print("saved {}\n", a.save);
+  auto setup = [&] {
+    spec = loadModel(a.model);
+    applyOverrides(spec, a);
+    // Every output is checked before any work, not after the first epoch.
+    if (lead && !a.save.empty()) {
+      checkWritable(a.save);
+      checkWritable(optimizerStatePath(a.save));
+    }
+    if (lead && !a.metrics.empty()) checkWritable(a.metrics);
+    // The JIT compiles on another thread while the data inflates here.
+    auto compiling = std::async(std::launch::async, [&, u8 = dataIsImages(spec, a)] {
+      if (!dp) return makeEngine(spec, a, u8);
+      return makeEngine(dataParallelSpec(spec), a, u8, dp->size(), dp->reducer());
+    });
+    try {
+      data = loadData(spec, a);
+    } catch (...) {
+      compiling.wait(); // the compile reads spec and a
+      throw;
+    }
+    engine = compiling.get();
+    if (std::string e = spec.batchNormBatchError(data.train.count, spec.batch); !e.empty())
+      throw DataError(fmt::format("{}:{}", spec.path, e)); // BatchNorm: before any step
+    if (dp)
+      if (std::string why = dataParallelUnsupported(spec, dp->size(), spec.batch, data.train.count);
+          !why.empty())
+        throw UsageError(fmt::format("{}: data-parallel training on {} processes: {}", spec.path,
+                                     dp->size(), why));
+    notes.push_back(fmt::format("{}: {} parameters, {}{}, batch {}, {}{}", spec.path,
+                                spec.parameterCount(), plural(data.train.count, "training sample"),
+                                data.test ? ", " + plural(data.test->count, "test sample") : "",
+                                spec.batch, plural(spec.epochs, "epoch"),
+                                dp ? fmt::format(", data-parallel on {} processes", dp->size())
+                                   : ""));
+    if (a.engine == "jit")
+      notes.push_back(fmt::format(
+          "compiled the train step in {:.0f} ms (alongside loading the data)",
+          engine->compileMillis()));
+    if (!a.init.empty()) {
+      start = loadCheckpoint(a.init, *engine, spec);
+      std::string resuming;
+      if (start.epoch_step)
+        resuming = fmt::format(" (resuming in epoch {} after its step {}, step {})",
+                               start.epoch + 1, start.epoch_step, start.step);
+      else if (start.step)
+        resuming = fmt::format(" (resuming after epoch {}, step {})", start.epoch, start.step);
+      notes.push_back(fmt::format("loaded {}{}", a.init, resuming));
+    } else {
+      initParams(*engine, seedOf(spec, a, 0));
+    }
+    o.epochs = spec.epochs;
+    o.batch = spec.batch;
+    o.seed = seedOf(spec, a, 0);
+    o.shuffle = !a.no_shuffle;
+    o.save_path = lead ? a.save : "";
+    o.metrics_path = lead ? a.metrics : "";
+    o.metrics_append = !a.init.empty();
+    if (std::string why = resumeMismatch(start, o, data.train.count); !why.empty())
+      throw UsageError(fmt::format("{}: {}", a.init, why));
+    o.progress_bar = a.tty && lead;
+    o.interrupt = a.interrupt;
+    o.dp = dp;
+    if (lead)
+      o.print = [](const std::string& line) {
+        fmt::print("{}\n", line);
+        std::fflush(stdout);
+      };
+  };
+  if (!dp) {
+    setup();
+    printNotes();
+    TrainResult r = train(*engine, spec, data.train, data.test ? &*data.test : nullptr, o, start);
+    if (!a.save.empty()) fmt::print("saved {}\n", a.save);
+    return r.interrupted ? 130 : 0;
+  }
+  std::string error;
+  int code = 0;
+  try {
+    setup();
+  } catch (const ReportedError&) {
+    error = "the model file has errors (above)";
+    code = 1;
+  } catch (const UsageError& e) {
+    error = e.what();
+    code = 2;
+  } catch (const std::exception& e) {
+    error = e.what();
+    code = 1;
+  }
+  if (auto [msg, rc] = dp->agree(error, code); !msg.empty()) {
+    if (lead) fmt::print(stderr, "error: {}\n", msg);
+    return rc;
+  }
+  printNotes();
+  std::fflush(stdout);
+  TrainResult r;
+  try {
+    r = train(*engine, spec, data.train, data.test ? &*data.test : nullptr, o, start);
+  } catch (const DivergedError& e) {
+    // The global loss diverged: every rank knows it at the same step.
+    if (lead) fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    // One rank failed alone (a write on rank 0, memory): the others would
+    // wait for it in the next reduction, so the whole job ends now.
+    fmt::print(stderr, "error: rank {} of {}: {}\n", dp->rank(), dp->size(), e.what());
+    std::fflush(stderr);
+    dp->abort(1);
+  }
+  if (lead && !a.save.empty()) fmt::print("saved {}\n", a.save);
   return r.interrupted ? 130 : 0;
 }
 

@@ -11,6 +11,8 @@
 
 namespace descent {
 
+class DataParallel; // runtime/distributed.h
+
 /// Command-line misuse discovered after parsing (exit code 2).
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -36,6 +38,8 @@ struct CommonArgs {
   uint64_t seed = 0;
   bool seed_given = false; ///< --seed was given: it overrides the model's `seed =`
   const std::atomic<bool>* interrupt = nullptr;
+  /// `train` under mpirun with more than one process (docs/distributed.md).
+  DataParallel* dp = nullptr;
 };
 
 /// "1 epoch", "5 epochs".

@@ -257,7 +257,7 @@ int runCompile(const AotArgs& a) {
   // initializes (M.init.safetensors), or the checkpoint given with --weights
   // (validated, and rewritten beside the library as M.safetensors), checked
   // before anything is written.
-  auto engine = makeInterpEngine(spec, EngineOptions{spec.batch, spec.fitsDefaultData(), 1, ""});
+  auto engine = makeInterpEngine(spec, EngineOptions{spec.batch, spec.fitsDefaultData(), 1, "", 1, {}});
   TrainProgress progress;
   std::string wpath;
   if (!a.weights.empty()) {

@@ -5,6 +5,7 @@
 // ("--lr must be > 0, got -1"), not in CLI11's.
 #include "compiler/codegen/target.h"
 #include "compiler/frontend/sema.h"
+#include "runtime/distributed.h"
 #include "runtime/errors.h"
 #include "runtime/trainer.h"
 #include "tools/commands.h"
@@ -13,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <optional>
 #include <charconv>
 #include <cmath>
 #include <csignal>
@@ -367,6 +369,11 @@ int main(int argc, char** argv) {
     if (*check) return runCheck(a);
     if (*ir) return runIr(a);
     if (*trainc) {
+      // Under mpirun with more than one process: data-parallel training
+      // (docs/distributed.md); a plain run never starts MPI.
+      std::optional<DataParallel> dp;
+      if (launchedWorldSize() > 1) dp.emplace();
+      a.dp = dp ? &*dp : nullptr;
       int rc = runTrain(a); // 130: stopped by a signal
       return rc == 130 ? 128 + g_signal.load() : rc;
     }

@@ -6,6 +6,7 @@
 #include "compiler/ir/parser.h"
 #include "compiler/ir/printer.h"
 #include "compiler/ir/verifier.h"
+#include "compiler/passes/allreduce.h"
 #include "compiler/passes/cse.h"
 #include "compiler/passes/dce.h"
 #include "compiler/passes/fuse.h"
@@ -84,7 +85,8 @@ void kernelsVerified(const KernelGraph& kg, KernelStage stage, const std::string
 } // namespace
 
 const std::vector<std::string>& optPassNames() {
-  static const std::vector<std::string> names = {"simplify", "cse", "dce", "fuse", "plan-buffers"};
+  static const std::vector<std::string> names = {"simplify", "cse", "dce", "allreduce", "fuse",
+                                                 "plan-buffers"};
   return names;
 }
 
@@ -112,6 +114,9 @@ int runOpt(const std::string& file, const std::vector<std::string>& passes) {
       verified(*g, p);
     } else if (p == "dce") {
       log += fmt::format("// dce: {} op(s) removed\n", eliminateDeadCode(*g));
+      verified(*g, p);
+    } else if (p == "allreduce") {
+      log += fmt::format("// allreduce: {} op(s) added\n", insertAllReduce(*g));
       verified(*g, p);
     } else if (p == "fuse") {
       kg = fuseGraph(*g, error);

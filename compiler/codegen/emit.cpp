@@ -44,6 +44,11 @@ void Emitter::emitKernel(const Kernel& k) {
   taskArg->setName("task");
   ntasksArg->setName("ntasks");
   B.SetInsertPoint(BasicBlock::Create(C, "entry", F));
+  // The n argument carries the row count in its low 32 bits and, in
+  // data-parallel training, the first row of this rank's shard of the global
+  // batch in its high 32 bits (Program::run; Dropout masks key on it).
+  firstRow = B.CreateLShr(nArg, c64(32), "first_row");
+  nArg = B.CreateAnd(nArg, c64(int64_t(0xffffffffll)), "rows");
   prepareClassDivisors(k);
   switch (k.kind) {
   case KernelKind::Gemm: emitGemm(k); break;
@@ -57,6 +62,9 @@ void Emitter::emitKernel(const Kernel& k) {
   case KernelKind::GradNorm:
     emitGradNorm(k);
     break;
+  case KernelKind::AllReduce:
+    break; // the executor sums the gradient over the ranks itself (an empty function)
+
   }
   B.CreateRetVoid();
 }

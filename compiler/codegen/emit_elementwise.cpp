@@ -71,12 +71,16 @@ LV* Emitter::dropoutMask(const Op* op, const ElemCtx& ctx) {
   int64_t cols = op->attrs.getInt("cols");
   double p = op->attrs.getDouble("p", 0.5);
   int64_t salt = op->attrs.getInt("salt");
+  // Keyed by the sample's row in the global batch (data-parallel training:
+  // firstRow is this rank's shard start), so a mask does not depend on the
+  // number of processes.
+  LV* row = B.CreateAdd(ctx.row, firstRow);
   LV* k1 = B.CreateAdd(B.CreateShl(B.CreateZExt(seedArg, i64), 32), stepArg);
   LV* h1 = mix(B.CreateXor(k1, c64(int64_t(0x9E3779B97F4A7C15ull))));
   std::vector<Constant*> lanes;
   for (int i = 0; i < W; ++i)
     lanes.push_back(ConstantInt::get(i64, i));
-  LV* idx = B.CreateAdd(splat(B.CreateAdd(B.CreateMul(ctx.row, c64(cols)), ctx.col)),
+  LV* idx = B.CreateAdd(splat(B.CreateAdd(B.CreateMul(row, c64(cols)), ctx.col)),
                         llvm::ConstantVector::get(lanes));
   LV* k2 = B.CreateOr(B.CreateAnd(idx, ConstantInt::get(vi64, 0xffffffffull)),
                       ConstantInt::get(vi64, uint64_t(uint32_t(salt)) << 32));

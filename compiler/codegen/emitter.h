@@ -322,6 +322,7 @@ private:
   const BackendGraph* bg_ = nullptr;
   const KernelGraph* kg_ = nullptr;
   Function* F = nullptr;
+  LV* firstRow = nullptr; ///< the shard's first row in the global batch (n's high 32 bits)
   LV *arena = nullptr, *xArg = nullptr, *yArg = nullptr, *nArg = nullptr, *stepArg = nullptr,
      *seedArg = nullptr, *taskArg = nullptr, *ntasksArg = nullptr;
 };

@@ -285,6 +285,11 @@ private:
     case OpKind::RmspropUpdate: return rmsprop(op);
     case OpKind::AdagradUpdate: return adagrad(op);
     case OpKind::AdadeltaUpdate: return adadelta(op);
+    case OpKind::AllReduce: // data-parallel training: the runtime sums over the ranks
+      if (!in_.reducer) throw std::invalid_argument("interpreter: allreduce needs a reducer");
+      out.resize(get(o[0]).size());
+      in_.reducer(get(o[0]).data(), out.data(), int64_t(out.size()));
+      return;
     default: break;
     }
     assert(false && "an op with neither math nor a kernel in the interpreter");
@@ -708,7 +713,10 @@ private:
     double p = op.attrs.getDouble("p", 0.5);
     int64_t salt = op.attrs.getInt("salt");
     T scale = T(1) / T(1 - p);
-    for (size_t i = 0; i < out.size(); ++i) out[i] = dropoutKeep(seed, step, salt, i, p) ? scale : T(0);
+    // Keyed by the sample's row in the global batch (data-parallel training).
+    const uint64_t first = uint64_t(in_.first_row * op.attrs.getInt("cols"));
+    for (size_t i = 0; i < out.size(); ++i)
+      out[i] = dropoutKeep(seed, step, salt, first + i, p) ? scale : T(0);
   }
 
   int64_t label(const Buf<T>& y, int64_t i, int64_t classes) {

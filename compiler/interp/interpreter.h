@@ -7,6 +7,7 @@
 
 #include "compiler/ir/graph.h"
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -34,6 +35,12 @@ template <typename T> struct InterpInputs {
   /// The learning rate and momentum (SGD) or beta1 (Adam, AdamW) of this step
   /// when a schedule changed them; otherwise the update ops' attributes.
   std::optional<double> lr = std::nullopt, momentum = std::nullopt;
+  /// What an allreduce op computes (data-parallel training, the allreduce
+  /// pass): sum[i] over the ranks of partial[i]; see GradientReducer.
+  std::function<void(const T* partial, T* sum, int64_t count)> reducer = nullptr;
+  /// The batch's first row in the global batch (a data-parallel shard): Dropout
+  /// masks are keyed by the global row.
+  int64_t first_row = 0;
 };
 
 /// Sizes `state.states` to the graph's optimizer state and buffers and fills

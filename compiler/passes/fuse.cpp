@@ -23,8 +23,8 @@ const char* kernelKindName(KernelKind k) {
   case KernelKind::RowOp: return "row";
   case KernelKind::Loss: return "loss";
   case KernelKind::GradNorm: return "grad_norm";
-  case KernelKind::Window:
-    return "window";
+  case KernelKind::Window: return "window";
+  case KernelKind::AllReduce: return "allreduce";
   }
   return "?";
 }
@@ -432,6 +432,26 @@ private:
         if (u->kind == OpKind::ClipCoef && !done_.count(u)) take(k, u);
       k.notes.push_back(fmt::format("reads all {} gradients: every update runs after this kernel",
                                     op->operands.size()));
+      return;
+    }
+    case OpKind::AllReduce: {
+      // Data-parallel training: the host sums the stored gradient over the
+      // ranks (the executor calls the run's reducer; no machine code), and
+      // the update reads the sum in a map kernel of its own.
+      Kernel& k = open(KernelKind::AllReduce, "allreduce", op);
+      take(k, op);
+      std::tie(k.rows, k.cols) = matrixShape(res->type);
+      k.parallel = false;
+      for (const Op* u : uses(res))
+        if (isUpdate(u->kind)) {
+          refuse(fmt::format("{} %{} into the kernel computing %{}", opName(u->kind),
+                             u->operands[0]->name, op->operands[0]->name),
+                 "update not fused: data-parallel training sums the gradient over every process "
+                 "first (allreduce), so it is stored and the update runs in its own kernel");
+          k.notes.push_back(fmt::format("%{} summed over the ranks; {} of %{} runs after it",
+                                        op->operands[0]->name, opName(u->kind),
+                                        u->operands[0]->name));
+        }
       return;
     }
     case OpKind::SumRows: {

@@ -282,6 +282,10 @@ private:
           fail("{}: {} is fused after grad_norm, but only clip_coef of its norm is", k.name,
                describe(k.ops[i]));
       break;
+    case KernelKind::AllReduce:
+      if (anchor->kind != OpKind::AllReduce || k.ops.size() != 1 || k.parallel)
+        fail("{}: an allreduce kernel holds one allreduce op on one task", k.name);
+      break;
     case KernelKind::Window:
       if (!hasTrait(anchor->kind, optrait::Window))
         fail("{}: a window kernel starts with {}, not a convolution or pooling op", k.name,

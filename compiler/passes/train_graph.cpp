@@ -8,6 +8,7 @@
 #include "compiler/ir/verifier.h"
 #include "compiler/passes/cse.h"
 #include "compiler/passes/dce.h"
+#include "compiler/passes/allreduce.h"
 #include "compiler/passes/simplify.h"
 
 #include <stdexcept>
@@ -90,7 +91,13 @@ LoweredModel lowerModel(const ModelSpec& spec, const LowerOptions& opts) {
     m.forward = buildForwardGraph(spec, b);
     verified(*m.forward, "the forward build");
   }
-  if (opts.train) m.train = buildTrainGraph(spec, b);
+  if (opts.train) {
+    m.train = buildTrainGraph(spec, b);
+    if (opts.world_size > 1) {
+      insertAllReduce(*m.train);
+      verified(*m.train, "allreduce");
+    }
+  }
   if (opts.eval) m.eval = buildEvalGraph(spec, opts.batch, opts.input_u8);
   return m;
 }

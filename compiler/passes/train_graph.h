@@ -21,6 +21,9 @@ struct LowerOptions {
   bool forward = false;  ///< the forward graph with Dropout active (`ir --stage graph`, gradcheck)
   bool train = true;     ///< the train step: forward, backward, optimizer updates
   bool eval = true;      ///< the eval step: Dropout off, outputs "loss", "output", "correct"
+  /// Processes of a data-parallel run (docs/distributed.md); above 1, the
+  /// allreduce pass puts a reduction between each gradient and its update.
+  int world_size = 1;
 };
 
 /// The graphs of one model; those not asked for are null.

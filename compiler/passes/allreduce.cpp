@@ -8,7 +8,10 @@ namespace descent {
 int insertAllReduce(Graph& g) {
   std::vector<Op*> updates;
   for (const auto& op : g.ops())
-    if (opInfo(op->kind).category == OpCategory::Update) updates.push_back(op.get());
+    // BatchNorm's running-statistics update takes batch statistics, not a
+    // gradient (synchronizing them is SyncBatchNorm's job, not this pass's).
+    if (opInfo(op->kind).category == OpCategory::Update && op->kind != OpKind::BatchNormUpdateStats)
+      updates.push_back(op.get());
   int added = 0;
   for (Op* u : updates) {
     Value* grad = u->operands.at(1);

@@ -165,6 +165,20 @@ TEST_CASE("train under mpirun with a batch too small for the processes is refuse
                      "a batch of 1 (the last, partial batch)") == 1);
 }
 
+TEST_CASE("train under mpirun refuses BatchNorm before training (no SyncBatchNorm yet)",
+          "[cli][mpi]") {
+  ScratchDir tmp;
+  writeIdxSlice(tmp.path.string(), 300);
+  RunResult r = runMpi("-np 2 " + kDescent + " train models/lenet5_bn.nn --epochs 1 --data " +
+                       tmp.path.string() + " --save " + (tmp / "w.safetensors"));
+  INFO(r.err);
+  CHECK(r.code == 2);
+  CHECK(count(r.err, "data-parallel training on 2 processes: BatchNorm normalizes with the "
+                     "statistics of the whole batch") == 1);
+  CHECK(r.out.find("parameters") == std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(tmp / "w.safetensors"));
+}
+
 TEST_CASE("train under mpirun with a rank killed mid-training ends the job", "[cli][mpi]") {
   ScratchDir tmp;
   writeIdxSlice(tmp.path.string(), 1280);

@@ -2,6 +2,7 @@
 // capture its exit code, stdout and stderr; scratch directories; small data sets.
 #pragma once
 
+#include "runtime/dataset.h"
 #include "tests/common/test_support.h"
 
 #include <cmath>
@@ -38,6 +39,29 @@ struct ScratchDir {
   ~ScratchDir() { std::filesystem::remove_all(path); }
   std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
+
+/// The first `train` training and `test` test images of Fashion-MNIST (the
+/// default data set) written to `dir` as raw IDX files: a slice `--data` reads.
+inline void writeIdxSlice(const std::string& dir, int64_t train, int64_t test = 100) {
+  static const DataSplit full = loadIdxDir(defaultDataDir());
+  auto put32 = [](std::ofstream& f, uint32_t v) {
+    unsigned char b[4] = {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)};
+    f.write(reinterpret_cast<char*>(b), 4);
+  };
+  auto write = [&](const Dataset& d, const std::string& prefix, int64_t m) {
+    std::ofstream im(dir + "/" + prefix + "-images-idx3-ubyte", std::ios::binary);
+    for (uint32_t v : {0x803u, uint32_t(m), 28u, 28u})
+      put32(im, v);
+    im.write(reinterpret_cast<const char*>(d.u8.data()), m * 784);
+    std::ofstream lb(dir + "/" + prefix + "-labels-idx1-ubyte", std::ios::binary);
+    put32(lb, 0x801);
+    put32(lb, uint32_t(m));
+    for (int64_t i = 0; i < m; ++i)
+      lb.put(char(d.labels[size_t(i)]));
+  };
+  write(full.train, "train", train);
+  write(*full.test, "t10k", test);
+}
 
 /// Runs `descent ARGS` (from the build dir) with the repository as working directory.
 inline RunResult runDescent(const std::string& args) {

@@ -45,28 +45,6 @@ RunResult runMpi(const std::string& mpi_args) {
 
 const std::string kDescent = DESCENT_BINARY_DIR "/descent";
 
-// The first n train and 100 test samples of Fashion-MNIST as raw IDX files.
-void writeIdxSlice(const std::string& dir, int64_t n) {
-  static const DataSplit full = loadIdxDir(defaultDataDir());
-  auto put32 = [](std::ofstream& f, uint32_t v) {
-    unsigned char b[4] = {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)};
-    f.write(reinterpret_cast<char*>(b), 4);
-  };
-  auto write = [&](const Dataset& d, const std::string& prefix, int64_t m) {
-    std::ofstream im(dir + "/" + prefix + "-images-idx3-ubyte", std::ios::binary);
-    for (uint32_t v : {0x803u, uint32_t(m), 28u, 28u})
-      put32(im, v);
-    im.write(reinterpret_cast<const char*>(d.u8.data()), m * 784);
-    std::ofstream lb(dir + "/" + prefix + "-labels-idx1-ubyte", std::ios::binary);
-    put32(lb, 0x801);
-    put32(lb, uint32_t(m));
-    for (int64_t i = 0; i < m; ++i)
-      lb.put(char(d.labels[size_t(i)]));
-  };
-  write(full.train, "train", n);
-  write(*full.test, "t10k", 100);
-}
-
 std::vector<nlohmann::json> metrics(const std::string& path) {
   return readJsonl(path);
 }

@@ -15,11 +15,8 @@ args=()
 for f in "$root"/tests/reference/fixtures/*/; do
   name=$(basename "$f")
   grep -q '"after_one_step"' "$f/expected.json" || continue
-  # Convolution and pooling run in the interpreter only for now (issue #12).
-  engine=jit
-  if grep -Eq 'Conv2d\(|Pool2d\(' "$f/model.nn"; then engine=interp; fi
   "$descent" train "$f/model.nn" --data "$f/data.csv" --init "$f/init.safetensors" \
-    --no-shuffle --epochs 1 --engine $engine --save "$tmp/$name.safetensors" > /dev/null
+    --no-shuffle --epochs 1 --save "$tmp/$name.safetensors" > /dev/null
   args+=(--checkpoint "$tmp/$name.safetensors" --fixture "$name")
   n=$((n + 1))
 done

@@ -143,8 +143,9 @@ std::string header(const ModelSpec& spec, const std::string& M, const Schedule& 
       shape += fmt::format("{}{}", i ? ", " : "", i < d.torch_shape.size() ? d.torch_shape[i] : 0);
       perm += fmt::format("{}{}", i ? ", " : "", i < d.perm.size() ? d.perm[i] : 0);
     }
-    h << fmt::format("  {{{}, {}, {}, {}, {}, {{{}}}, {{{}}}}},\n", cString(t.name), t.offset,
-                     t.numel, t.param ? 1 : 0, d.torch_shape.size(), shape, perm);
+    h << fmt::format("  {{{}, {}, {}, {}, {}, {{{}}}, {{{}}}, {}}},\n", cString(t.name), t.offset,
+                     t.numel, t.param || d.buffer != BufferKind::None ? 1 : 0, d.torch_shape.size(), shape, perm,
+                     d.buffer == BufferKind::Count ? 1 : 0);
   }
   h << "};\n";
   std::vector<std::pair<const Op*, int64_t>> luts;

@@ -504,17 +504,27 @@ static int import_tensors(struct descent_aot* s, const struct st_file* f, int wa
     const struct st_entry* e = NULL;
     for (int k = 0; k < f->n; ++k)
       if (strcmp(f->e[k].name, t->name) == 0) e = &f->e[k];
-    if (!e || strcmp(e->dtype, "F32") != 0 || e->ndim != t->ndim) return DESCENT_AOT_EMISMATCH;
+    if (!e || strcmp(e->dtype, t->count ? "I64" : "F32") != 0 || e->ndim != t->ndim)
+      return DESCENT_AOT_EMISMATCH;
     for (int d = 0; d < t->ndim; ++d)
       if (e->shape[d] != t->shape[d]) return DESCENT_AOT_EMISMATCH;
-    if (e->off[1] - e->off[0] != t->numel * 4) return DESCENT_AOT_EFORMAT;
+    if (e->off[1] - e->off[0] != t->numel * (t->count ? 8 : 4)) return DESCENT_AOT_EFORMAT;
+    if (t->count) { /* a count descent can hold exactly in a float, as descent checks */
+      int64_t v = 0;
+      for (int b = 7; b >= 0; --b) v = (int64_t)((uint64_t)v << 8 | f->bytes[f->data + e->off[0] + b]);
+      if (v < 0 || v > ((int64_t)1 << 24)) return DESCENT_AOT_EFORMAT;
+    }
   }
   if (count != f->n) return DESCENT_AOT_EMISMATCH;
   for (int i = 0; i < m->ntensors; ++i) {
     const struct descent_aot_tensor* t = &m->tensors[i];
     if (t->param != want) continue;
     for (int k = 0; k < f->n; ++k)
-      if (strcmp(f->e[k].name, t->name) == 0) {
+      if (strcmp(f->e[k].name, t->name) == 0 && t->count) {
+        int64_t v = 0;
+        for (int b = 7; b >= 0; --b) v = (int64_t)((uint64_t)v << 8 | f->bytes[f->data + f->e[k].off[0] + b]);
+        *(float*)(s->arena + t->offset) = (float)v;
+      } else if (strcmp(f->e[k].name, t->name) == 0) {
         float* tmp = (float*)malloc((size_t)t->numel * 4 + 1);
         if (!tmp) return DESCENT_AOT_ENOMEM;
         memcpy(tmp, f->bytes + f->data + f->e[k].off[0], (size_t)t->numel * 4); /* little-endian host */
@@ -596,7 +606,7 @@ static unsigned char* st_build(struct descent_aot* s, int want, const char* meta
   for (int i = 0; i < m->ntensors; ++i)
     if (m->tensors[i].param == want) {
       cap += strlen(m->tensors[i].name) + 160;
-      data += (size_t)m->tensors[i].numel * 4;
+      data += (size_t)m->tensors[i].numel * (m->tensors[i].count ? 8 : 4);
     }
   char* h = (char*)malloc(cap);
   if (!h) return NULL;
@@ -605,11 +615,13 @@ static unsigned char* st_build(struct descent_aot* s, int want, const char* meta
   for (int i = 0; i < m->ntensors; ++i) {
     const struct descent_aot_tensor* t = &m->tensors[i];
     if (t->param != want) continue;
-    n += (size_t)sprintf(h + n, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[", t->name);
+    const size_t bytes = (size_t)t->numel * (t->count ? 8 : 4);
+    n += (size_t)sprintf(h + n, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t->name,
+                         t->count ? "I64" : "F32");
     for (int d = 0; d < t->ndim; ++d) n += (size_t)sprintf(h + n, "%s%lld", d ? "," : "", (long long)t->shape[d]);
     n += (size_t)sprintf(h + n, "],\"data_offsets\":[%lld,%lld]}", (long long)off,
-                         (long long)(off + (size_t)t->numel * 4));
-    off += (size_t)t->numel * 4;
+                         (long long)(off + bytes));
+    off += bytes;
   }
   h[n++] = '}';
   while ((8 + n) % 8) h[n++] = ' ';
@@ -625,6 +637,12 @@ static unsigned char* st_build(struct descent_aot* s, int want, const char* meta
   for (int i = 0; i < m->ntensors; ++i) {
     const struct descent_aot_tensor* t = &m->tensors[i];
     if (t->param != want) continue;
+    if (t->count) { /* little-endian int64, as PyTorch saves num_batches_tracked */
+      uint64_t v = (uint64_t)(int64_t) * (const float*)(s->arena + t->offset);
+      for (int b = 0; b < 8; ++b) d[b] = (unsigned char)(v >> (8 * b));
+      d += 8;
+      continue;
+    }
     copy_permuted(t, (const float*)d, (float*)(s->arena + t->offset), 0);
     d += (size_t)t->numel * 4;
   }

@@ -37,10 +37,13 @@ struct descent_aot_kernel {
 struct descent_aot_tensor {
   const char* name; /* state_dict name, e.g. "0.weight" or "0.weight.exp_avg" */
   int64_t offset, numel;
-  int param; /* 1: a parameter (the model file), 0: optimizer state */
+  int param; /* 1: in the model file (a parameter, or a module buffer such as
+              * BatchNorm's running statistics), 0: optimizer state */
   int ndim;
   int64_t shape[4]; /* PyTorch's shape */
   int perm[4];      /* IR dim i is PyTorch dim perm[i] */
+  int count; /* 1: an integer count (BatchNorm's num_batches_tracked): a float
+              * in the arena, an I64 scalar in checkpoint files as in PyTorch */
 };
 
 /* An optimizer update's slot of per-step scalars, written before every step

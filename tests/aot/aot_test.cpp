@@ -3,6 +3,7 @@
 // predict are bitwise the JIT's (every model in models/, 1 and 2 threads);
 // the C program links no LLVM; API misuse returns error codes.
 #include "runtime/compiled_model.h"
+#include "runtime/safetensors.h"
 #include "tests/cli/cli_test_util.h"
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <fmt/format.h>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 using namespace descent;
@@ -59,11 +61,16 @@ std::string jitTranscript(const std::string& model, int threads, int steps, int 
   CompiledModel cm = compileModel(spec, o);
   Program& p = *cm.program;
   Schedule s = p.schedule();
+  // The library's table marks what the model file holds: parameters and
+  // module buffers (BatchNorm's running statistics).
+  std::set<std::string> buffers;
+  for (const Value* v : cm.train->states())
+    if (v->desc.buffer != BufferKind::None) buffers.insert(v->external_name);
   for (const auto& t : s.tensors) {
     float* d = p.param(t.name);
     uint32_t h = nameHash(t.name);
     for (int64_t j = 0; j < t.numel; ++j)
-      d[j] = t.param ? float(int((j * 7 + h) % 17) - 8) * 0.01f : 0.0f;
+      d[j] = t.param || buffers.count(t.name) ? float(int((j * 7 + h) % 17) - 8) * 0.01f : 0.0f;
   }
   const int B = int(spec.batch), IN = int(spec.input_size), OUT = int(spec.outputSize());
   std::vector<uint8_t> xu(size_t(B) * IN);
@@ -219,6 +226,52 @@ TEST_CASE("API misuse returns error codes, and checkpoints go both ways between 
   INFO(e.out << e.err);
   CHECK(e.code == 0);
   CHECK(e.out.find("resuming after epoch 0, step 1") != std::string::npos);
+}
+
+TEST_CASE("a BatchNorm checkpoint goes through the library unchanged, num_batches_tracked as I64") {
+  ScratchDir dir;
+  descent::testing::writeIdxSlice(dir.path.string(), 130); // 3 steps: num_batches_tracked is 3
+  RunResult t = descent::testing::runDescent(
+      fmt::format("train models/lenet5_bn.nn --data {} --epochs 1 --save {}", dir.path.string(),
+                  dir / "a.safetensors"));
+  INFO(t.err);
+  REQUIRE(t.code == 0);
+  std::string exe =
+      buildDriver(dir, "models/lenet5_bn.nn", "lenet5_bn", "", "roundtrip_driver.c");
+  RunResult r = sh(fmt::format("{} {} {}", exe, dir / "a.safetensors", dir / "b.safetensors"));
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  for (const char* f : {"", ".optim"}) {
+    SafeTensors a = readSafetensors(dir / fmt::format("a{}.safetensors", f)),
+                b = readSafetensors(dir / fmt::format("b{}.safetensors", f));
+    REQUIRE(a.tensors.size() == b.tensors.size());
+    for (const auto& [name, ta] : a.tensors) {
+      INFO(name);
+      REQUIRE(b.tensors.count(name));
+      const auto& tb = b.tensors.at(name);
+      CHECK(tb.dtype == ta.dtype);
+      CHECK(tb.shape == ta.shape);
+      CHECK(tb.data == ta.data);
+    }
+  }
+  CHECK(readSafetensors(dir / "b.safetensors").tensors.at("1.num_batches_tracked").dtype ==
+        "I64");
+  CHECK(toInt64s(readSafetensors(dir / "b.safetensors").tensors.at("1.num_batches_tracked"),
+                 "", "")
+            .at(0) == 3);
+  // A negative count is refused (EFORMAT), as descent refuses it; an F32 one
+  // (another program's layout) is another model's file (EMISMATCH).
+  SafeTensors c = readSafetensors(dir / "a.safetensors");
+  const int64_t minus_one = -1;
+  c.tensors["1.num_batches_tracked"] = fromInt64s({}, std::span<const int64_t>(&minus_one, 1));
+  writeSafetensors(dir / "c.safetensors", c);
+  CHECK(sh(fmt::format("{} {} {}", exe, dir / "c.safetensors", dir / "d.safetensors")).code ==
+        10 + 5);
+  const float three = 3;
+  c.tensors["1.num_batches_tracked"] = fromFloats({}, std::span<const float>(&three, 1));
+  writeSafetensors(dir / "c.safetensors", c);
+  CHECK(sh(fmt::format("{} {} {}", exe, dir / "c.safetensors", dir / "d.safetensors")).code ==
+        10 + 6);
 }
 
 TEST_CASE("examples/aot/train_mnist.c trains one epoch with the numbers of descent train") {

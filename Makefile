@@ -7,7 +7,7 @@ FUZZBUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 CMAKE_FLAGS = -G Ninja -DLLVM_DIR=/usr/lib/llvm-19/lib/cmake/llvm
 
-.PHONY: setup build test test-sanitize test-tsan demo aot-demo bench fuzz fuzz-smoke clean
+.PHONY: setup build test test-sanitize test-tsan demo aot-demo bench bench-cnn fuzz fuzz-smoke clean
 
 setup:
 	@scripts/setup.sh
@@ -86,6 +86,15 @@ bench: setup build
 	@scripts/setup.sh --bench
 	$(BUILD)/descent bench models/mnist_mlp.nn
 	/usr/bin/python3 bench/compare_pytorch.py --descent $(BUILD)/descent
+
+# The CNNs against PyTorch on a 10,000-image slice (minutes, not hours).
+bench-cnn: setup build
+	@scripts/setup.sh --bench
+	$(BUILD)/descent bench models/lenet5.nn
+	/usr/bin/python3 bench/compare_pytorch.py --descent $(BUILD)/descent --model models/lenet5.nn \
+	  --train-samples 10000 --epochs 2
+	/usr/bin/python3 bench/compare_pytorch.py --descent $(BUILD)/descent --model models/mnist_cnn.nn \
+	  --train-samples 10000 --epochs 1
 
 # libFuzzer targets (clang, ASan, UBSan): build/fuzz/fuzz_<target>; see docs/testing.md.
 $(FUZZBUILD)/build.ninja:

@@ -23,10 +23,10 @@ struct GradcheckOptions {
   /// truncation error ~h^2 |L'''| and roundoff ~1e-16 |L| / h: with losses ~1
   /// and directional derivatives ~1e-3 the roundoff term dominates (3e-8
   /// relative at h = 1e-5, 3e-7 at 1e-6), so 1e-5 is the sweet spot. ReLU
-  /// kinks: the check is only valid if no pre-activation crosses 0 within
-  /// +-h; random data puts pre-activations ~1e-3..1 away from 0, so a crossing
-  /// is very unlikely, and would show as one large error reproducible under
-  /// the seed (pick another seed, or inputs away from 0, to confirm).
+  /// kinks: the central difference is only valid if no pre-activation (or
+  /// max-pool tie) crosses within +-h. A direction that fails is retried with
+  /// h/10 and h/100: a wrong gradient stays wrong at every step, a crossed
+  /// kink is no longer crossed (the report names the step that was used).
   double step = 1e-5;
   double tolerance = 1e-6; ///< max relative error accepted (fp64)
   bool simplify = true;    ///< check the simplified (fused) loss gradients
@@ -37,6 +37,8 @@ struct GradcheckParam {
   double max_rel_error = 0;
   double analytic = 0;    ///< directional derivative of the worst direction
   double numeric = 0;
+  double step = 0;        ///< the finite-difference step of that direction
+  double kink_step = 0;   ///< > 0: a direction failed at this step and a smaller one was used
 };
 
 struct GradcheckReport {
@@ -49,7 +51,8 @@ struct GradcheckReport {
 
 /// Checks a forward graph (with a "loss" output) at the given inputs and
 /// params (graph.params() order, IR layout). Relative error per direction d:
-/// |a - n| / max(|a|, |n|, 1e-8) with a = <grad, d>, n = (L(p+hd) - L(p-hd))/2h.
+/// |a - n| / max(|a|, |n|, 1e-8) with a = <grad, d>, n = (L(p+hd) - L(p-hd))/2h
+/// (h retried smaller when a kink is crossed, see GradcheckOptions::step).
 GradcheckReport gradcheckGraph(const Graph& forward, const InterpInputs<double>& inputs,
                                const std::vector<std::vector<double>>& params,
                                const GradcheckOptions& opts = {});

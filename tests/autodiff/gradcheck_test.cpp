@@ -270,3 +270,36 @@ TEST_CASE("gradcheck report format and tolerance", "[gradcheck]") {
   opts.tolerance = -1; // nothing passes a negative tolerance
   CHECK_FALSE(gradcheckGraph(*g, in, {{1, 2, 3, 4}}, opts).passed);
 }
+
+TEST_CASE("gradcheck retries a direction that crosses a ReLU kink with a smaller step",
+          "[gradcheck]") {
+  // loss = |relu(a) - (-1)| = relu(a) + 1 at a = 3e-6: the central
+  // difference with h = 1e-5 crosses 0 ((1.3e-5 - 0) / 2e-5 = 0.65 against
+  // the gradient 1); h = 1e-6 does not.
+  auto g = parseIr(R"(graph @k(%t: f32[1,1]) params(%a: f32[1,1] "a") {
+  %r = relu %a : f32[1,1]
+  %loss = l1_loss %r, %t {reduction="sum"} : f32[]
+  return loss=%loss
+})");
+  InterpInputs<double> in{{{"t", {-1.0}}}};
+  GradcheckOptions opts;
+  opts.directions = 1;
+  GradcheckReport r = gradcheckGraph(*g, in, {{3e-6}}, opts);
+  INFO(r.text);
+  CHECK(r.passed);
+  REQUIRE(r.params.size() == 1);
+  CHECK(r.params[0].kink_step == 1e-5);
+  CHECK(r.params[0].step == Approx(1e-6));
+  CHECK(r.text.find("(a kink within 1e-05 of the point: step 1e-06)") != std::string::npos);
+  // A discrepancy that does not shrink with the step is not excused: at
+  // a = 0 exactly every central difference is 0.5 against relu's gradient 0
+  // (PyTorch's choice at the kink), as a wrong gradient would be.
+  GradcheckReport on = gradcheckGraph(*g, in, {{0.0}}, opts);
+  CHECK_FALSE(on.passed);
+  CHECK(on.max_rel_error == Approx(1.0));
+  // Away from the kink nothing is retried.
+  GradcheckReport far = gradcheckGraph(*g, in, {{0.5}}, opts);
+  CHECK(far.passed);
+  CHECK(far.params[0].kink_step == 0);
+  CHECK(far.text.find("kink") == std::string::npos);
+}

@@ -63,17 +63,23 @@ inline void writeIdxSlice(const std::string& dir, int64_t train, int64_t test = 
   write(*full.test, "t10k", test);
 }
 
-/// Runs `descent ARGS` (from the build dir) with the repository as working directory.
-inline RunResult runDescent(const std::string& args) {
+/// Runs the shell command `command` with the repository as working directory,
+/// capturing its exit code, stdout and stderr.
+inline RunResult runInRepo(const std::string& command) {
   ScratchDir tmp;
-  std::string cmd = "cd " DESCENT_SOURCE_DIR " && " DESCENT_BINARY_DIR "/descent " + args + " > " +
-                    (tmp / "out") + " 2> " + (tmp / "err");
+  std::string cmd = "cd " DESCENT_SOURCE_DIR " && " + command + " > " + (tmp / "out") + " 2> " +
+                    (tmp / "err");
   int status = std::system(cmd.c_str());
   RunResult r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   r.out = readText(tmp / "out");
   r.err = readText(tmp / "err");
   return r;
+}
+
+/// Runs `descent ARGS` (from the build dir) with the repository as working directory.
+inline RunResult runDescent(const std::string& args) {
+  return runInRepo(DESCENT_BINARY_DIR "/descent " + args);
 }
 
 /// One JSON object per line.

@@ -31,17 +31,7 @@ const std::string kMpirun = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CON
                             "--oversubscribe";
 
 // Runs `mpirun MPIARGS` from the repository, capturing stdout and stderr.
-RunResult runMpi(const std::string& mpi_args) {
-  ScratchDir tmp;
-  std::string cmd = "cd " DESCENT_SOURCE_DIR " && " + kMpirun + " " + mpi_args + " > " +
-                    (tmp / "out") + " 2> " + (tmp / "err");
-  int status = std::system(cmd.c_str());
-  RunResult r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = readText(tmp / "out");
-  r.err = readText(tmp / "err");
-  return r;
-}
+RunResult runMpi(const std::string& mpi_args) { return runInRepo(kMpirun + " " + mpi_args); }
 
 const std::string kDescent = DESCENT_BINARY_DIR "/descent";
 

@@ -33,7 +33,9 @@ void importTensor(const SafeTensors& st, const TensorInfo& t, float* data, const
   torchToIr(t.desc, v.data(), data);
 }
 
-bool isBuffer(const TensorInfo& t) { return t.desc.buffer != BufferKind::None; }
+bool isBuffer(const TensorInfo& t) {
+  return t.desc.buffer != BufferKind::None;
+}
 
 // Module buffers (BatchNorm's running statistics) are in the model's
 // state_dict; num_batches_tracked is int64 there, as PyTorch saves it.
@@ -45,18 +47,18 @@ StTensor exportBuffer(const TensorInfo& t, const float* data) {
   return exportTensor(t, data);
 }
 
-void importBuffer(const SafeTensors& st, const TensorInfo& t, float* data, const std::string& path) {
+void importBuffer(const SafeTensors& st, const TensorInfo& t, float* data,
+                  const std::string& path) {
   if (t.desc.buffer != BufferKind::Count) return importTensor(st, t, data, path);
   auto it = st.tensors.find(t.name);
-  if (it == st.tensors.end())
-    throw DataError(fmt::format("{}: missing tensor '{}'", path, t.name));
+  if (it == st.tensors.end()) throw DataError(fmt::format("{}: missing tensor '{}'", path, t.name));
   if (!it->second.shape.empty())
-    throw DataError(fmt::format("{}: tensor '{}' has shape [{}], expected a scalar []", path, t.name,
-                                fmt::join(it->second.shape, ", ")));
+    throw DataError(fmt::format("{}: tensor '{}' has shape [{}], expected a scalar []", path,
+                                t.name, fmt::join(it->second.shape, ", ")));
   const int64_t v = toInt64s(it->second, t.name, path).at(0);
   if (v < 0 || v > (int64_t(1) << 24))
-    throw DataError(fmt::format("{}: tensor '{}' is {}, expected a count from 0 to 16777216", path,
-                                t.name, v));
+    throw DataError(
+        fmt::format("{}: tensor '{}' is {}, expected a count from 0 to 16777216", path, t.name, v));
   data[0] = float(v);
 }
 

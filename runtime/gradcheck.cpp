@@ -86,12 +86,12 @@ GradcheckReport gradcheckGraph(const Graph& forward, const InterpInputs<double>&
       }
     }
     r.max_rel_error = std::max(r.max_rel_error, res.max_rel_error);
-    r.text += fmt::format("{:<24} analytic {:+.12e}  numeric {:+.12e}  rel error {:.3e}{}\n", res.name,
-                          res.analytic, res.numeric, res.max_rel_error,
-                          res.kink_step > 0
-                              ? fmt::format("  (a kink within {:g} of the point: step {:g})",
-                                            res.kink_step, res.step)
-                              : "");
+    r.text += fmt::format(
+        "{:<24} analytic {:+.12e}  numeric {:+.12e}  rel error {:.3e}{}\n", res.name, res.analytic,
+        res.numeric, res.max_rel_error,
+        res.kink_step > 0
+            ? fmt::format("  (a kink within {:g} of the point: step {:g})", res.kink_step, res.step)
+            : "");
     r.params.push_back(res);
   }
   r.passed = r.max_rel_error <= opts.tolerance;

@@ -37,8 +37,8 @@ struct GradcheckParam {
   double max_rel_error = 0;
   double analytic = 0;    ///< directional derivative of the worst direction
   double numeric = 0;
-  double step = 0;        ///< the finite-difference step of that direction
-  double kink_step = 0;   ///< > 0: a direction failed at this step and a smaller one was used
+  double step = 0;      ///< the finite-difference step of that direction
+  double kink_step = 0; ///< > 0: a direction failed at this step and a smaller one was used
 };
 
 struct GradcheckReport {

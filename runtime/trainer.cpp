@@ -220,8 +220,10 @@ EvalStats evaluate(Engine& engine, const ModelSpec& spec, const Dataset& data, i
     loss_sum = v[0], correct = v[1], hits = v[2], abs_sum = v[3];
     size_t at = 4;
     for (auto* col : {&sum_y, &sum_y2, &ss_res})
-      for (double& c : *col) c = v[at++];
-    for (int64_t& c : s.confusion) c = int64_t(v[at++]);
+      for (double& c : *col)
+        c = v[at++];
+    for (int64_t& c : s.confusion)
+      c = int64_t(v[at++]);
   }
   s.loss = data.count ? loss_sum / double(data.count) : 0;
   const double values = double(data.count * outputs);

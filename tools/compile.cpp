@@ -144,8 +144,8 @@ std::string header(const ModelSpec& spec, const std::string& M, const Schedule& 
       perm += fmt::format("{}{}", i ? ", " : "", i < d.perm.size() ? d.perm[i] : 0);
     }
     h << fmt::format("  {{{}, {}, {}, {}, {}, {{{}}}, {{{}}}, {}}},\n", cString(t.name), t.offset,
-                     t.numel, t.param || d.buffer != BufferKind::None ? 1 : 0, d.torch_shape.size(), shape, perm,
-                     d.buffer == BufferKind::Count ? 1 : 0);
+                     t.numel, t.param || d.buffer != BufferKind::None ? 1 : 0, d.torch_shape.size(),
+                     shape, perm, d.buffer == BufferKind::Count ? 1 : 0);
   }
   h << "};\n";
   std::vector<std::pair<const Op*, int64_t>> luts;
@@ -258,7 +258,8 @@ int runCompile(const AotArgs& a) {
   // initializes (M.init.safetensors), or the checkpoint given with --weights
   // (validated, and rewritten beside the library as M.safetensors), checked
   // before anything is written.
-  auto engine = makeInterpEngine(spec, EngineOptions{spec.batch, spec.fitsDefaultData(), 1, "", 1, {}});
+  auto engine =
+      makeInterpEngine(spec, EngineOptions{spec.batch, spec.fitsDefaultData(), 1, "", 1, {}});
   TrainProgress progress;
   std::string wpath;
   if (!a.weights.empty()) {

@@ -14,7 +14,6 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
-#include <optional>
 #include <charconv>
 #include <cmath>
 #include <csignal>
@@ -22,6 +21,7 @@
 #include <fmt/format.h>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <system_error>
 #include <unistd.h>
 

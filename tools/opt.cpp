@@ -85,8 +85,8 @@ void kernelsVerified(const KernelGraph& kg, KernelStage stage, const std::string
 } // namespace
 
 const std::vector<std::string>& optPassNames() {
-  static const std::vector<std::string> names = {"simplify", "cse", "dce", "allreduce", "fuse",
-                                                 "plan-buffers"};
+  static const std::vector<std::string> names = {"simplify",  "cse",  "dce",
+                                                 "allreduce", "fuse", "plan-buffers"};
   return names;
 }
 

@@ -133,7 +133,9 @@ constexpr GradRule gradAdaptiveAvgPool2d = poolGrad<OpKind::AdaptiveAvgPool2dGra
 /// in f32 and the planes in double, rather than channel_sum's f32 total).
 /// batch_norm_stats: its dependence on x is part of batch_norm_grad, so it
 /// passes no gradient on (and batch_norm gives it none).
-Grads gradBatchNormStats(GradContext&) { return {nullptr}; }
+Grads gradBatchNormStats(GradContext&) {
+  return {nullptr};
+}
 
 Grads gradBatchNorm(GradContext& c) {
   Value *x = c.op.operands[0], *stats = c.op.operands[1];

@@ -64,7 +64,6 @@ void Emitter::emitKernel(const Kernel& k) {
     break;
   case KernelKind::AllReduce:
     break; // the executor sums the gradient over the ranks itself (an empty function)
-
   }
   B.CreateRetVoid();
 }

@@ -17,8 +17,10 @@ bool Emitter::emitBatchNorm(const Kernel& k) {
   case OpKind::BatchNormUpdateStats:
   case OpKind::BatchNormGrad:
   case OpKind::BatchNormWeightGrad:
-  case OpKind::BatchNormBiasGrad: break;
-  default: return false;
+  case OpKind::BatchNormBiasGrad:
+    break;
+  default:
+    return false;
   }
   Type* f64 = B.getDoubleTy();
   auto at = [&](LV* base, LV* idx) { return B.CreateInBoundsGEP(f32, base, idx); };
@@ -44,7 +46,8 @@ bool Emitter::emitBatchNorm(const Kernel& k) {
     // or the running statistics' update.
     task0([&] {
       if (op->kind == OpKind::BatchNormEvalStats) {
-        LV *rm = bufBase(op->operands[0]), *rv = bufBase(op->operands[1]), *out = bufBase(op->result);
+        LV *rm = bufBase(op->operands[0]), *rv = bufBase(op->operands[1]),
+           *out = bufBase(op->result);
         const int64_t C = op->operands[0]->type.shape[0];
         LV* eps = cf(float(op->attrs.getDouble("eps", 1e-5)), f32);
         range(
@@ -136,7 +139,10 @@ bool Emitter::emitBatchNorm(const Kernel& k) {
             B.CreateStore(cf(0.0, f64), acc0);
             forLoop(
                 c64(0), rows, 1,
-                [&](LV* n) { range(S, [&](LV* s) { accumulate(acc0, ext(load(xb, elem(n, c, s)))); }, "s"); },
+                [&](LV* n) {
+                  range(
+                      S, [&](LV* s) { accumulate(acc0, ext(load(xb, elem(n, c, s)))); }, "s");
+                },
                 "n");
             LV* mean = trunc(B.CreateFDiv(B.CreateLoad(f64, acc0), nd));
             B.CreateStore(cf(0.0, f64), acc1);
@@ -155,7 +161,8 @@ bool Emitter::emitBatchNorm(const Kernel& k) {
             LV* var_sum = trunc(B.CreateLoad(f64, acc1));
             LV* var = ext(B.CreateFDiv(var_sum, nf));
             LV* invstd = trunc(B.CreateFDiv(cf(1.0, f64), sqrt(B.CreateFAdd(var, cf(eps, f64)))));
-            if (eps == 0) invstd = B.CreateSelect(B.CreateFCmpUNE(var, cf(0.0, f64)), invstd, cf(0.0, f32));
+            if (eps == 0)
+              invstd = B.CreateSelect(B.CreateFCmpUNE(var, cf(0.0, f64)), invstd, cf(0.0, f32));
             store(mean, out, c);
             store(invstd, out, add(c, c64(C)));
             store(B.CreateFDiv(var_sum, nf1), out, add(c, c64(2 * C)));
@@ -170,7 +177,8 @@ bool Emitter::emitBatchNorm(const Kernel& k) {
   LV* st = bufBase(op->operands[2]);
   const bool weight_grad = op->kind == OpKind::BatchNormWeightGrad;
   const bool bias_grad = op->kind == OpKind::BatchNormBiasGrad;
-  LV* wb = !weight_grad && !bias_grad && op->operands.size() == 4 ? bufBase(op->operands[3]) : nullptr;
+  LV* wb =
+      !weight_grad && !bias_grad && op->operands.size() == 4 ? bufBase(op->operands[3]) : nullptr;
   LV* s_acc = entryAlloca(f32);
   LV* d_acc = entryAlloca(f32);
   task0([&] {
@@ -203,7 +211,8 @@ bool Emitter::emitBatchNorm(const Kernel& k) {
               "n");
           LV* dotp = B.CreateLoad(f64, acc1);
           if (weight_grad || bias_grad) {
-            store(trunc(bias_grad ? B.CreateLoad(f64, acc0) : B.CreateFMul(dotp, ext(invstd))), out, c);
+            store(trunc(bias_grad ? B.CreateLoad(f64, acc0) : B.CreateFMul(dotp, ext(invstd))), out,
+                  c);
             return;
           }
           LV* w = wb ? load(wb, c) : cf(1.0, f32);
@@ -218,7 +227,8 @@ bool Emitter::emitBatchNorm(const Kernel& k) {
                     [&](LV* s) {
                       LV* i = elem(n, c, s);
                       LV* dx = B.CreateFMul(B.CreateFSub(load(xb, i), mean), kk);
-                      store(B.CreateFMul(B.CreateFSub(B.CreateFSub(load(dyb, i), grad_mean), dx), scale),
+                      store(B.CreateFMul(B.CreateFSub(B.CreateFSub(load(dyb, i), grad_mean), dx),
+                                         scale),
                             out, i);
                     },
                     "s");

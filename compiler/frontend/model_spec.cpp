@@ -26,8 +26,10 @@ const char* layerName(LayerKind k) {
     return "AvgPool2d";
   case LayerKind::AdaptiveAvgPool2d:
     return "AdaptiveAvgPool2d";
-  case LayerKind::BatchNorm1d: return "BatchNorm1d";
-  case LayerKind::BatchNorm2d: return "BatchNorm2d";
+  case LayerKind::BatchNorm1d:
+    return "BatchNorm1d";
+  case LayerKind::BatchNorm2d:
+    return "BatchNorm2d";
   case LayerKind::Activation: return "Activation";
   }
   return "?";
@@ -116,7 +118,8 @@ std::string ModelSpec::batchNormBatchError(int64_t samples, int64_t batch) const
   for (const Layer& l : layers) {
     if (l.kind != LayerKind::BatchNorm1d && l.kind != LayerKind::BatchNorm2d) continue;
     int64_t spatial = 1; // values per channel of one sample
-    for (size_t d = 1; d < l.out_shape.size(); ++d) spatial *= l.out_shape[d];
+    for (size_t d = 1; d < l.out_shape.size(); ++d)
+      spatial *= l.out_shape[d];
     if (spatial != 1) continue;
     const int64_t last = samples % batch;
     int64_t rows = 0;

@@ -146,9 +146,9 @@ const std::vector<ActivationLayer> kActivations = {
 constexpr size_t kFixedLayers = 15; // LayerKind::Linear .. LayerKind::BatchNorm2d
 const std::vector<std::string> kLayerNames = [] {
   std::vector<std::string> v = {
-      "Linear",  "ReLU",    "Sigmoid", "Tanh",      "LeakyReLU", "Softmax",          "LogSoftmax",
-      "Dropout", "Flatten", "Conv2d",  "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
-      "BatchNorm1d", "BatchNorm2d"};
+      "Linear",    "ReLU",       "Sigmoid",           "Tanh",        "LeakyReLU",
+      "Softmax",   "LogSoftmax", "Dropout",           "Flatten",     "Conv2d",
+      "MaxPool2d", "AvgPool2d",  "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d"};
   for (const ActivationLayer& a : kActivations)
     v.push_back(a.name);
   return v;
@@ -879,7 +879,9 @@ private:
       params = &adaptive;
       break;
     case LayerKind::BatchNorm1d:
-    case LayerKind::BatchNorm2d: params = &batchnorm; break;
+    case LayerKind::BatchNorm2d:
+      params = &batchnorm;
+      break;
     case LayerKind::Activation: break; // checkActivation
     }
     BoundArgs args(e, *params, diags_);
@@ -1196,11 +1198,10 @@ private:
       return false;
     }
     const bool is2d = layer.kind == LayerKind::BatchNorm2d;
-    std::string r = fmt::format("{}({}, eps={}, momentum={}, affine={}, track_running_stats={})",
-                                e.text, layer.in_channels, layer.eps,
-                                layer.momentum ? fmt::format("{}", *layer.momentum) : "None",
-                                layer.affine ? "True" : "False",
-                                layer.track_running_stats ? "True" : "False");
+    std::string r = fmt::format(
+        "{}({}, eps={}, momentum={}, affine={}, track_running_stats={})", e.text, layer.in_channels,
+        layer.eps, layer.momentum ? fmt::format("{}", *layer.momentum) : "None",
+        layer.affine ? "True" : "False", layer.track_running_stats ? "True" : "False");
     layer.repr = r;
     if (shape_.empty()) return false;
     const size_t rank = shape_.size() + 1; // with the batch

@@ -12,8 +12,8 @@
 #include "compiler/ir/window_attrs.h"
 #include "compiler/support/window2d.h"
 
-#include <array>
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <cmath>
 #include <fmt/format.h>
@@ -273,13 +273,18 @@ private:
       return adaptiveAvgPool2d(op, out, nullptr);
     case OpKind::AdaptiveAvgPool2dGrad:
       return adaptiveAvgPool2d(op, out, &get(o[0]));
-    case OpKind::BatchNormStats: return batchNormStats(op, out);
-    case OpKind::BatchNormEvalStats: return batchNormEvalStats(op, out);
-    case OpKind::BatchNorm: return batchNorm(op, out);
-    case OpKind::BatchNormUpdateStats: return batchNormUpdateStats(op);
+    case OpKind::BatchNormStats:
+      return batchNormStats(op, out);
+    case OpKind::BatchNormEvalStats:
+      return batchNormEvalStats(op, out);
+    case OpKind::BatchNorm:
+      return batchNorm(op, out);
+    case OpKind::BatchNormUpdateStats:
+      return batchNormUpdateStats(op);
     case OpKind::BatchNormGrad:
     case OpKind::BatchNormWeightGrad:
-    case OpKind::BatchNormBiasGrad: return batchNormGrad(op, out);
+    case OpKind::BatchNormBiasGrad:
+      return batchNormGrad(op, out);
     case OpKind::SgdUpdate: return sgd(op);
     case OpKind::AdamUpdate: return adam(op);
     case OpKind::RmspropUpdate: return rmsprop(op);
@@ -440,7 +445,8 @@ private:
     for (int64_t c = 0; c < C; ++c) {
       double sum = 0;
       for (int64_t n = 0; n < B; ++n)
-        for (int64_t k = 0; k < S; ++k) sum += double(x[size_t((n * C + c) * S + k)]);
+        for (int64_t k = 0; k < S; ++k)
+          sum += double(x[size_t((n * C + c) * S + k)]);
       const T mean = T(sum / double(N));
       double vs = 0;
       for (int64_t n = 0; n < B; ++n)
@@ -495,8 +501,8 @@ private:
     Buf<T>&rm = mut(op.operands[0]), &rv = mut(op.operands[1]), &count = mut(op.operands[2]);
     const Buf<T>& st = get(op.operands[3]);
     count[0] = count[0] + T(1);
-    const T m = T(op.attrs.has("momentum") ? op.attrs.getDouble("momentum")
-                                           : 1.0 / double(count[0]));
+    const T m =
+        T(op.attrs.has("momentum") ? op.attrs.getDouble("momentum") : 1.0 / double(count[0]));
     const size_t C = rm.size();
     for (size_t c = 0; c < C; ++c) {
       rm[c] = m * st[c] + (T(1) - m) * rm[c];

@@ -51,8 +51,8 @@ std::unique_ptr<Graph> buildForwardGraph(const ModelSpec& spec, const BuildOptio
         bd.init = constant(0);
         wb[i].first = g->addParam(fmt::format("w{}", l.index), f32({c}),
                                   fmt::format("{}.weight", l.index), wd);
-        wb[i].second = g->addParam(fmt::format("b{}", l.index), f32({c}),
-                                   fmt::format("{}.bias", l.index), bd);
+        wb[i].second =
+            g->addParam(fmt::format("b{}", l.index), f32({c}), fmt::format("{}.bias", l.index), bd);
       }
       if (l.track_running_stats) {
         ParamDesc md = identityDesc({c}), vd = identityDesc({c}), nd = identityDesc({});

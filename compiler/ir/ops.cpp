@@ -305,8 +305,10 @@ std::string inferBatchNormUpdateStats(const Op& op, TensorType&) {
     const Value* v = op.operands[size_t(i)];
     if (v->kind != ValueKind::State || v->desc.buffer == BufferKind::None)
       return fmt::format("%{} ({}) is not a buffer", v->name, names[i]);
-    if (i < 2) TRY(checkChannels(v, c, 0, names[i]));
-    else if (v->type != f32({})) return fmt::format("num_batches_tracked %{} must be f32[]", v->name);
+    if (i < 2)
+      TRY(checkChannels(v, c, 0, names[i]));
+    else if (v->type != f32({}))
+      return fmt::format("num_batches_tracked %{} must be f32[]", v->name);
   }
   if (op.attrs.has("momentum") && !(op.attrs.getDouble("momentum") >= 0))
     return "batch_norm_update_stats: momentum must be >= 0";

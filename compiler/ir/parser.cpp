@@ -130,7 +130,8 @@ private:
           size_t value_at = mark();
           std::string text = stringLit();
           if (text != "float" && text != "count")
-            failAt(value_at, fmt::format("bad buffer '{}' (expected \"float\" or \"count\")", text));
+            failAt(value_at,
+                   fmt::format("bad buffer '{}' (expected \"float\" or \"count\")", text));
           buffer = text == "float" ? BufferKind::Float : BufferKind::Count;
         } else
           failAt(at, fmt::format("unknown param description '{}' (expected torch_shape, perm, "

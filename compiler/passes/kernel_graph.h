@@ -25,8 +25,9 @@ enum class KernelKind {
   RowOp,          ///< softmax / log_softmax / softmax_grad / log_softmax_grad, one row at a time
   Loss,           ///< a scalar loss or metric, summed in row order on task 0
   GradNorm,       ///< grad_norm over every gradient buffer (+ clip_coef), ordered on task 0
-  Window,         ///< one conv2d/pooling op or gradient: a scalar loop nest (per sample, or on task 0 for dW/db)
-  AllReduce,      ///< one allreduce: no machine code; the executor calls the run's GradientReducer
+  Window, ///< one conv2d/pooling op or gradient: a scalar loop nest (per sample, or on task 0 for
+          ///< dW/db)
+  AllReduce, ///< one allreduce: no machine code; the executor calls the run's GradientReducer
 };
 
 const char* kernelKindName(KernelKind k);

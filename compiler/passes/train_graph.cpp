@@ -6,9 +6,9 @@
 #include "compiler/autodiff/differentiate.h"
 #include "compiler/autodiff/optimizer.h"
 #include "compiler/ir/verifier.h"
+#include "compiler/passes/allreduce.h"
 #include "compiler/passes/cse.h"
 #include "compiler/passes/dce.h"
-#include "compiler/passes/allreduce.h"
 #include "compiler/passes/simplify.h"
 
 #include <stdexcept>

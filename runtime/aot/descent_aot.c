@@ -511,7 +511,8 @@ static int import_tensors(struct descent_aot* s, const struct st_file* f, int wa
     if (e->off[1] - e->off[0] != t->numel * (t->count ? 8 : 4)) return DESCENT_AOT_EFORMAT;
     if (t->count) { /* a count descent can hold exactly in a float, as descent checks */
       int64_t v = 0;
-      for (int b = 7; b >= 0; --b) v = (int64_t)((uint64_t)v << 8 | f->bytes[f->data + e->off[0] + b]);
+      for (int b = 7; b >= 0; --b)
+        v = (int64_t)((uint64_t)v << 8 | f->bytes[f->data + e->off[0] + b]);
       if (v < 0 || v > ((int64_t)1 << 24)) return DESCENT_AOT_EFORMAT;
     }
   }
@@ -522,7 +523,8 @@ static int import_tensors(struct descent_aot* s, const struct st_file* f, int wa
     for (int k = 0; k < f->n; ++k)
       if (strcmp(f->e[k].name, t->name) == 0 && t->count) {
         int64_t v = 0;
-        for (int b = 7; b >= 0; --b) v = (int64_t)((uint64_t)v << 8 | f->bytes[f->data + f->e[k].off[0] + b]);
+        for (int b = 7; b >= 0; --b)
+          v = (int64_t)((uint64_t)v << 8 | f->bytes[f->data + f->e[k].off[0] + b]);
         *(float*)(s->arena + t->offset) = (float)v;
       } else if (strcmp(f->e[k].name, t->name) == 0) {
         float* tmp = (float*)malloc((size_t)t->numel * 4 + 1);
@@ -639,7 +641,8 @@ static unsigned char* st_build(struct descent_aot* s, int want, const char* meta
     if (t->param != want) continue;
     if (t->count) { /* little-endian int64, as PyTorch saves num_batches_tracked */
       uint64_t v = (uint64_t)(int64_t) * (const float*)(s->arena + t->offset);
-      for (int b = 0; b < 8; ++b) d[b] = (unsigned char)(v >> (8 * b));
+      for (int b = 0; b < 8; ++b)
+        d[b] = (unsigned char)(v >> (8 * b));
       d += 8;
       continue;
     }

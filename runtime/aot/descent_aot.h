@@ -42,8 +42,8 @@ struct descent_aot_tensor {
   int ndim;
   int64_t shape[4]; /* PyTorch's shape */
   int perm[4];      /* IR dim i is PyTorch dim perm[i] */
-  int count; /* 1: an integer count (BatchNorm's num_batches_tracked): a float
-              * in the arena, an I64 scalar in checkpoint files as in PyTorch */
+  int count;        /* 1: an integer count (BatchNorm's num_batches_tracked): a float
+                     * in the arena, an I64 scalar in checkpoint files as in PyTorch */
 };
 
 /* An optimizer update's slot of per-step scalars, written before every step

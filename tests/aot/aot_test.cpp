@@ -236,8 +236,7 @@ TEST_CASE("a BatchNorm checkpoint goes through the library unchanged, num_batche
                   dir / "a.safetensors"));
   INFO(t.err);
   REQUIRE(t.code == 0);
-  std::string exe =
-      buildDriver(dir, "models/lenet5_bn.nn", "lenet5_bn", "", "roundtrip_driver.c");
+  std::string exe = buildDriver(dir, "models/lenet5_bn.nn", "lenet5_bn", "", "roundtrip_driver.c");
   RunResult r = sh(fmt::format("{} {} {}", exe, dir / "a.safetensors", dir / "b.safetensors"));
   INFO(r.err);
   REQUIRE(r.code == 0);
@@ -254,10 +253,8 @@ TEST_CASE("a BatchNorm checkpoint goes through the library unchanged, num_batche
       CHECK(tb.data == ta.data);
     }
   }
-  CHECK(readSafetensors(dir / "b.safetensors").tensors.at("1.num_batches_tracked").dtype ==
-        "I64");
-  CHECK(toInt64s(readSafetensors(dir / "b.safetensors").tensors.at("1.num_batches_tracked"),
-                 "", "")
+  CHECK(readSafetensors(dir / "b.safetensors").tensors.at("1.num_batches_tracked").dtype == "I64");
+  CHECK(toInt64s(readSafetensors(dir / "b.safetensors").tensors.at("1.num_batches_tracked"), "", "")
             .at(0) == 3);
   // A negative count is refused (EFORMAT), as descent refuses it; an F32 one
   // (another program's layout) is another model's file (EMISMATCH).

@@ -160,7 +160,8 @@ TEST_CASE("interpreter matches the PyTorch fixtures", "[reference]") {
           for (size_t i = 0; i < train->states().size(); ++i) // BatchNorm's buffers
             if (train->states()[i]->desc.buffer != BufferKind::None)
               closeTensor("after_one_step " + train->states()[i]->external_name, ts.states[i],
-                          expected["after_one_step"][train->states()[i]->external_name], 1e-5, 1e-7);
+                          expected["after_one_step"][train->states()[i]->external_name], 1e-5,
+                          1e-7);
       }
       for (size_t i = 0; i < train->states().size(); ++i)
         if (train->states()[i]->desc.buffer != BufferKind::None)
@@ -172,10 +173,11 @@ TEST_CASE("interpreter matches the PyTorch fixtures", "[reference]") {
         InterpState<float> es{ts.params, {}};
         for (const Value* s : ev->states())
           for (size_t i = 0; i < train->states().size(); ++i)
-            if (train->states()[i]->external_name == s->external_name) es.states.push_back(ts.states[i]);
+            if (train->states()[i]->external_name == s->external_name)
+              es.states.push_back(ts.states[i]);
         REQUIRE(es.states.size() == ev->states().size());
-        closeTensor("eval_output", interpret(*ev, f.inputs, es).at("output"), expected["eval_output"],
-                    1e-4, 0);
+        closeTensor("eval_output", interpret(*ev, f.inputs, es).at("output"),
+                    expected["eval_output"], 1e-4, 0);
       }
       for (size_t i = 0; i < train->params().size(); ++i) {
         const Value* p = train->params()[i];

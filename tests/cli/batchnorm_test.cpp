@@ -18,10 +18,12 @@ void writeImageCsv(const std::string& path, int rows, unsigned seed) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> u(0, 1);
   std::ofstream f(path);
-  for (int j = 0; j < 784; ++j) f << "x" << j << ",";
+  for (int j = 0; j < 784; ++j)
+    f << "x" << j << ",";
   f << "y\n";
   for (int i = 0; i < rows; ++i) {
-    for (int j = 0; j < 784; ++j) f << u(rng) << ",";
+    for (int j = 0; j < 784; ++j)
+      f << u(rng) << ",";
     f << i % 10 << "\n";
   }
 }
@@ -41,8 +43,10 @@ TEST_CASE("BatchNorm: LeNet-5 with BatchNorm trains bitwise on 1 and 2 threads a
                                "track_running_stats=True) ");
   REQUIRE(bn2d != std::string::npos);
   REQUIRE(bn1d != std::string::npos);
-  CHECK(c.out.substr(bn2d, c.out.find('\n', bn2d + 1) - bn2d).find("[64, 6, 28, 28]") != std::string::npos);
-  CHECK(c.out.substr(bn1d, c.out.find('\n', bn1d + 1) - bn1d).find("[64, 84] ") != std::string::npos);
+  CHECK(c.out.substr(bn2d, c.out.find('\n', bn2d + 1) - bn2d).find("[64, 6, 28, 28]") !=
+        std::string::npos);
+  CHECK(c.out.substr(bn1d, c.out.find('\n', bn1d + 1) - bn1d).find("[64, 84] ") !=
+        std::string::npos);
   CHECK(c.out.find("Total params:              61,932") != std::string::npos); // PyTorch's count
 
   ScratchDir tmp;
@@ -57,7 +61,8 @@ TEST_CASE("BatchNorm: LeNet-5 with BatchNorm trains bitwise on 1 and 2 threads a
     REQUIRE(r.code == 0);
   }
   CHECK(readText(tmp / "j1.safetensors") == readText(tmp / "j2.safetensors"));
-  SafeTensors j = readSafetensors(tmp / "j1.safetensors"), i = readSafetensors(tmp / "i.safetensors");
+  SafeTensors j = readSafetensors(tmp / "j1.safetensors"),
+              i = readSafetensors(tmp / "i.safetensors");
   CHECK(j.tensors.size() == 26); // 14 params and 4 x 3 buffers
   for (const char* bn : {"1", "5", "10", "13"}) {
     const std::string p = bn;
@@ -73,7 +78,8 @@ TEST_CASE("BatchNorm: LeNet-5 with BatchNorm trains bitwise on 1 and 2 threads a
     if (t.dtype != "F32") continue;
     auto a = requireFloats(j, name, t.shape, "j"), b = requireFloats(i, name, t.shape, "i");
     INFO(name);
-    for (size_t k = 0; k < a.size(); ++k) CHECK(a[k] == Approx(b[k]).margin(1e-4).epsilon(1e-3));
+    for (size_t k = 0; k < a.size(); ++k)
+      CHECK(a[k] == Approx(b[k]).margin(1e-4).epsilon(1e-3));
   }
 }
 
@@ -94,8 +100,8 @@ TEST_CASE("BatchNorm: a resumed run continues the running statistics exactly", "
   SafeTensors a = readSafetensors(tmp / "a.safetensors");
   CHECK(toInt64s(a.tensors.at("1.num_batches_tracked"), "n", "a") == std::vector<int64_t>{3});
   // eval normalizes with the running statistics the checkpoint holds.
-  RunResult ev = runDescent(fmt::format("eval {0}/model.nn --data {0}/data.csv --weights {1}", f,
-                                        tmp / "a.safetensors"));
+  RunResult ev = runDescent(
+      fmt::format("eval {0}/model.nn --data {0}/data.csv --weights {1}", f, tmp / "a.safetensors"));
   INFO(ev.err);
   CHECK(ev.code == 0);
 }

@@ -67,8 +67,8 @@ inline void writeIdxSlice(const std::string& dir, int64_t train, int64_t test = 
 /// capturing its exit code, stdout and stderr.
 inline RunResult runInRepo(const std::string& command) {
   ScratchDir tmp;
-  std::string cmd = "cd " DESCENT_SOURCE_DIR " && " + command + " > " + (tmp / "out") + " 2> " +
-                    (tmp / "err");
+  std::string cmd =
+      "cd " DESCENT_SOURCE_DIR " && " + command + " > " + (tmp / "out") + " 2> " + (tmp / "err");
   int status = std::system(cmd.c_str());
   RunResult r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

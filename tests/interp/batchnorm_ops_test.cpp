@@ -29,7 +29,8 @@ TEST_CASE("batch_norm: batch statistics, the running update and eval statistics"
   return y=%1, s=%0, e=%2
 })IR";
   auto g = parseIr(text);
-  CHECK(printGraph(*g).find(R"X("1.running_var" {init="constant(1)", buffer="float"})X") != std::string::npos);
+  CHECK(printGraph(*g).find(R"X("1.running_var" {init="constant(1)", buffer="float"})X") !=
+        std::string::npos);
   InterpInputs<double> in{{{"x", {1, 10, 3, 30}}}};
   InterpState<double> st;
   initInterpState(*g, st);

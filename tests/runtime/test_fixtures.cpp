@@ -190,10 +190,12 @@ Matrix forward(const std::vector<RefLayer>& layers, const ModelSpec& spec, const
       for (size_t c = 0; c < size_t(C); ++c) {
         double mean = 0, var = 0;
         for (const auto& row : x)
-          for (size_t k = 0; k < S; ++k) mean += row[c * S + k];
+          for (size_t k = 0; k < S; ++k)
+            mean += row[c * S + k];
         mean /= double(x.size() * S);
         for (const auto& row : x)
-          for (size_t k = 0; k < S; ++k) var += (row[c * S + k] - mean) * (row[c * S + k] - mean);
+          for (size_t k = 0; k < S; ++k)
+            var += (row[c * S + k] - mean) * (row[c * S + k] - mean);
         var /= double(x.size() * S);
         for (auto& row : x)
           for (size_t k = 0; k < S; ++k)

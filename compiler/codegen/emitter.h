@@ -262,6 +262,11 @@ private:
   /// max/avg/adaptive-avg pooling and their gradients (emit_pool.cpp), with
   /// the interpreter's bits. False if `k` is not one of them.
   bool emitPool(const Kernel& k);
+  /// The vector pooling kernels (emit_pool.cpp): W outputs of a row per
+  /// vector. False where the scalar loops of emitPool run instead.
+  bool emitPoolVector(const Kernel& k);
+  /// body(n) for the samples of this task; a pooling gradient's samples zeroed first.
+  void poolSamples(const Kernel& k, const Value* batchOf, const std::function<void(LV*)>& body);
   /// BatchNorm's window kernels (emit_batchnorm.cpp): statistics, the
   /// running update and the gradients on task 0, the normalization per
   /// sample. False if `k` is not one of them.

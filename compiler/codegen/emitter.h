@@ -7,7 +7,8 @@
 //   emit_elementwise.cpp  the vector backend of compiler/ir/op_math.h, loss
 //                         gradients, dropout masks, optimizer updates, epilogues;
 //   emit_gemm.cpp         the register-blocked GEMM micro-kernel and transposes;
-//   emit_rows.cpp         row kernels: softmax, log_softmax + losses, losses.
+//   emit_rows.cpp         row kernels: softmax, log_softmax + losses, losses;
+//   emit_window.cpp       convolutions; emit_pool.cpp pooling; emit_batchnorm.cpp.
 // Explicit <W x float> vectors and llvm.fmuladd throughout; every kernel takes
 // (arena, x, y, n, step, seed, task, ntasks); buffers sit at constant arena
 // offsets, so alias analysis sees distinct, 64-byte-aligned regions.
@@ -258,6 +259,14 @@ private:
   /// conv2d, its gradients, channel_sum, pooling and its gradients: scalar
   /// loop nests in the interpreter's order (emit_window.cpp).
   void emitWindow(const Kernel& k);
+  /// max/avg/adaptive-avg pooling and their gradients (emit_pool.cpp), with
+  /// the interpreter's bits. False if `k` is not one of them.
+  bool emitPool(const Kernel& k);
+  /// The vector pooling kernels (emit_pool.cpp): W outputs of a row per
+  /// vector. False where the scalar loops of emitPool run instead.
+  bool emitPoolVector(const Kernel& k);
+  /// body(n) for the samples of this task; a pooling gradient's samples zeroed first.
+  void poolSamples(const Kernel& k, const Value* batchOf, const std::function<void(LV*)>& body);
   /// BatchNorm's window kernels (emit_batchnorm.cpp): statistics, the
   /// running update and the gradients on task 0, the normalization per
   /// sample. False if `k` is not one of them.

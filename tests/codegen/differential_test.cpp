@@ -9,8 +9,10 @@
 // magnitude covers K=784 dot products comfortably (observed ~1e-6) while
 // still catching any indexing or semantic error (those are O(1)).
 #include "helpers.h"
+#include "compiler/support/window2d.h"
 
 #include <cstring>
+#include <limits>
 
 using namespace descent;
 using namespace descent::cgtest;
@@ -313,4 +315,107 @@ TEST_CASE("profile reports every thread's time in and at each kernel, and does n
   for (size_t i = 0; i < init.size(); ++i)
     REQUIRE(std::memcmp(p->param(train->params()[i]->external_name), init[i].data(),
                         init[i].size() * 4) == 0);
+}
+
+namespace {
+
+/// One pooling layer's forward and gradient, JIT vs interpreter, bit for bit:
+/// x [3, 2, H, Wd] with many ties, NaN, -0.0 and -inf; dy a param.
+struct PoolCase {
+  std::string op; ///< max_pool2d, avg_pool2d or adaptive_avg_pool2d
+  int64_t H, Wd, kh, kw, sh, sw, ph, pw, dh, dw;
+  bool ceil_mode, count_include_pad;
+};
+
+void checkPoolBits(const PoolCase& pc, int threads, const std::string& cpu) {
+  const int64_t B = 3, C = 2;
+  int64_t Ho, Wo;
+  std::string attrs;
+  if (pc.op == "adaptive_avg_pool2d") {
+    Ho = pc.kh, Wo = pc.kw; // the output size
+    attrs = "output_h=" + std::to_string(Ho) + ", output_w=" + std::to_string(Wo);
+  } else {
+    Ho = poolOutSize(pc.H, pc.kh, pc.sh, pc.ph, pc.dh, pc.ceil_mode);
+    Wo = poolOutSize(pc.Wd, pc.kw, pc.sw, pc.pw, pc.dw, pc.ceil_mode);
+    auto a = [](const char* n, int64_t v) {
+      return std::string(n) + "=" + std::to_string(v) + ", ";
+    };
+    attrs = a("kernel_h", pc.kh) + a("kernel_w", pc.kw) + a("stride_h", pc.sh) +
+            a("stride_w", pc.sw) + a("padding_h", pc.ph) + a("padding_w", pc.pw);
+    if (pc.op == "max_pool2d")
+      attrs += a("dilation_h", pc.dh) + a("dilation_w", pc.dw);
+    else
+      attrs += std::string("count_include_pad=") + (pc.count_include_pad ? "true" : "false") + ", ";
+    attrs += std::string("ceil_mode=") + (pc.ceil_mode ? "true" : "false");
+  }
+  auto shape = [](int64_t a, int64_t b, int64_t c, int64_t d) {
+    return "f32[" + std::to_string(a) + "," + std::to_string(b) + "," + std::to_string(c) + "," +
+           std::to_string(d) + "]";
+  };
+  const std::string xs = shape(B, C, pc.H, pc.Wd), ys = shape(B, C, Ho, Wo);
+  auto g =
+      parseIr("graph @t(%x: " + xs + " input) params(%dy: " + ys + " \"dy\") {\n  %0 = " + pc.op +
+              " %x {" + attrs + "} : " + ys + "\n  %1 = " + pc.op + "_grad %dy, %x {" + attrs +
+              "} : " + xs + "\n  return y=%0, dx=%1\n}");
+  std::mt19937 rng(uint32_t(pc.H * 131 + pc.Wd * 7 + pc.kw));
+  std::vector<float> x(size_t(B * C * pc.H * pc.Wd)), dy(size_t(B * C * Ho * Wo));
+  const float special[] = {-0.0f, std::numeric_limits<float>::quiet_NaN(),
+                           -std::numeric_limits<float>::infinity()};
+  for (float& v : x) { // small integers: ties in most windows, and a few specials
+    const unsigned r = rng() % 64;
+    v = r < 3 ? special[r] : float(int(r % 5) - 2);
+  }
+  for (float& v : dy)
+    v = float(int(rng() % 2001) - 1000) / 64.0f;
+  std::string err;
+  auto prog = Program::compile({g.get()}, JitOptions{cpu, threads, true}, err);
+  INFO(pc.op << " " << attrs << " H=" << pc.H << " W=" << pc.Wd << " threads=" << threads
+             << " cpu=" << cpu << ": " << err);
+  REQUIRE(prog);
+  std::memcpy(prog->param("dy"), dy.data(), dy.size() * 4);
+  InterpState<float> st{{dy}, {}};
+  initInterpState(*g, st);
+  auto ref = interpret(*g, InterpInputs<float>{{{"x", x}}}, st);
+  prog->run(0, x.data(), nullptr, B, 1, 0);
+  for (const char* name : {"y", "dx"}) {
+    const float* jit = prog->outputData(0, name);
+    REQUIRE(jit);
+    const std::vector<float>& want = ref[name];
+    for (size_t i = 0; i < want.size(); ++i) {
+      INFO(name << "[" << i << "]: jit " << jit[i] << ", interpreter " << want[i]);
+      REQUIRE(std::memcmp(&jit[i], &want[i], 4) == 0);
+    }
+  }
+}
+
+} // namespace
+
+TEST_CASE("pooling kernels give the interpreter's bits", "[codegen][differential][pool]") {
+  // The vector path (one span per tap row, every tap a shuffle) and its
+  // scalar fallbacks: 2x2/2 with a tail (28 -> 14) and over several vectors
+  // (74 -> 37); overlapping windows (3/2, 3/1: the gradient's descending
+  // taps) with padding, ceil_mode and dilation; count_include_pad false;
+  // gaps between windows (stride 5 > kernel); a stride so large the span
+  // exceeds 8 vectors (scalar loops); adaptive pooling that divides (as avg
+  // pooling) and that does not (scalar). Integer inputs make ties common:
+  // the gradient must go to the FIRST maximum.
+  const std::vector<PoolCase> cases = {
+      {"max_pool2d", 28, 28, 2, 2, 2, 2, 0, 0, 1, 1, false, true},
+      {"avg_pool2d", 28, 28, 2, 2, 2, 2, 0, 0, 1, 1, false, true},
+      {"max_pool2d", 5, 74, 2, 2, 2, 2, 0, 0, 1, 1, false, true},
+      {"max_pool2d", 9, 19, 3, 3, 2, 2, 1, 1, 1, 1, true, true},
+      {"avg_pool2d", 9, 19, 3, 3, 2, 2, 1, 1, 1, 1, true, false},
+      {"avg_pool2d", 7, 21, 3, 3, 1, 1, 1, 1, 1, 1, false, true},
+      {"max_pool2d", 7, 21, 3, 3, 1, 1, 1, 1, 2, 2, false, true},
+      {"avg_pool2d", 6, 23, 2, 3, 1, 3, 1, 1, 1, 1, true, false},
+      {"max_pool2d", 6, 40, 2, 2, 3, 5, 1, 1, 1, 1, true, true},
+      {"max_pool2d", 9, 200, 9, 9, 9, 9, 0, 0, 1, 1, false, true},
+      {"adaptive_avg_pool2d", 12, 12, 4, 4, 1, 1, 0, 0, 1, 1, false, true},
+      {"adaptive_avg_pool2d", 13, 11, 4, 3, 1, 1, 0, 0, 1, 1, false, true},
+  };
+  for (const PoolCase& pc : cases) {
+    checkPoolBits(pc, 1, "");
+    checkPoolBits(pc, 2, "");
+    checkPoolBits(pc, 1, "x86-64-v3"); // 8 lanes: other tails and spans
+  }
 }

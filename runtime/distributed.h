@@ -66,7 +66,7 @@ private:
   int size_ = 1, rank_ = 0;
   float scale_ = 1.0f;
   bool blocking_ = false; ///< DESCENT_MPI_BLOCKING=1: blocking gathers (no overlap)
-  struct Reduction; ///< one slot's gather buffers and requests (distributed.cpp)
+  struct Reduction;       ///< one slot's gather buffers and requests (distributed.cpp)
   std::vector<std::unique_ptr<Reduction>> reductions_; ///< by slot, reused every step
   void start(int slot, const float* partial, int64_t count);
   void finish(int slot, float* sum);

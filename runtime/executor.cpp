@@ -398,7 +398,8 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
               if (viewRoot(v) == op->result) return true;
           return false;
         };
-        while (reader < ks.size() && !reads(ks[reader])) ++reader;
+        while (reader < ks.size() && !reads(ks[reader]))
+          ++reader;
         e.finish_before[reader].push_back({r.slot, r.dst});
       }
       e.reduces.push_back(r);

@@ -9,6 +9,7 @@
 #include "compiler/passes/allreduce.h"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,9 @@ namespace descent {
 /// The world size Open MPI's launcher announced in the environment
 /// (OMPI_COMM_WORLD_SIZE), 1 when not launched by mpirun.
 int launchedWorldSize();
+/// This process's rank as Open MPI's launcher announced it
+/// (OMPI_COMM_WORLD_RANK), 0 when not launched by mpirun.
+int launchedRank();
 
 /// One initialized MPI session (MPI_Init ... MPI_Finalize) and the
 /// collectives of data-parallel training over MPI_COMM_WORLD. Create it only
@@ -32,9 +36,10 @@ public:
   int rank() const { return rank_; }
 
   /// The allreduce ops' reduction: every rank's partial gradient is gathered
-  /// (MPI_Allgather) and summed in rank order on every rank, then multiplied
-  /// by the step's scale (setScale): the same bits on every rank and in every
-  /// run, unlike MPI_Allreduce, whose order Open MPI does not fix.
+  /// (a non-blocking MPI_Iallgather, started by GradientReducer::start) and
+  /// summed in rank order on every rank (at finish), then multiplied by the
+  /// step's scale (setScale): the same bits on every rank and in every run,
+  /// unlike MPI_Allreduce, whose order Open MPI does not fix.
   GradientReducer reducer();
   /// The factor the next reductions apply (1 / the global batch's count for a
   /// mean loss).
@@ -60,7 +65,12 @@ public:
 private:
   int size_ = 1, rank_ = 0;
   float scale_ = 1.0f;
-  std::vector<float> gathered_; ///< the reducer's [size][count] buffer
+  bool blocking_ = false; ///< DESCENT_MPI_BLOCKING=1: blocking gathers (no overlap)
+  struct Reduction;       ///< one slot's gather buffers and requests (distributed.cpp)
+  std::vector<std::unique_ptr<Reduction>> reductions_; ///< by slot, reused every step
+  void start(int slot, const float* partial, int64_t count);
+  void finish(int slot, float* sum);
+  void progress();
 };
 
 } // namespace descent

@@ -97,11 +97,19 @@ struct Program::Impl {
     std::vector<std::pair<const Op*, int64_t>> updates; ///< update ops and their scalar slots
     std::vector<int> chunks; ///< per kernel: pieces it is cut into (1 or the thread count)
     /// Per kernel: for an allreduce kernel, the byte offsets of its gradient
-    /// and of the sum and the float count; {-1, -1, 0} for the others.
+    /// and of the sum, the float count and its slot (the reducer's number
+    /// of the reduction: the step's allreduce kernels in order); {-1, -1, 0,
+    /// -1} for the others.
     struct Reduce {
       int64_t src = -1, dst = -1, count = 0;
+      int slot = -1;
     };
     std::vector<Reduce> reduces;
+    /// Per kernel, plus one for the end of the step: the reductions (slot,
+    /// sum offset) to finish before it, at the first kernel that reads the
+    /// sum. Between an allreduce kernel, which starts its reduction, and
+    /// that kernel, the reduction runs while the kernels in between do.
+    std::vector<std::vector<std::pair<int, int64_t>>> finish_before;
   };
   GradientReducer reducer; ///< the allreduce kernels' reduction (setReducer)
   std::vector<Entry> entries;
@@ -172,17 +180,33 @@ struct Program::Impl {
     auto us = [](Clock::time_point a, Clock::time_point b) {
       return std::chrono::duration<double, std::micro>(b - a).count();
     };
+    // Data-parallel: reductions are started by their allreduce kernels and
+    // finished before the kernels that read their sums, on the calling
+    // thread (the one that called MPI_Init); the kernels that read a sum run
+    // as one piece, on that thread, after the finish. In between, the
+    // caller lets the reductions in flight advance before each kernel.
+    int in_flight = 0; // the caller's alone
+    auto finishBefore = [&](size_t k) {
+      for (auto [slot, dst] : e.finish_before[k]) {
+        reducer.finish(slot, reinterpret_cast<float*>(arena.get() + dst));
+        --in_flight;
+      }
+    };
     pool->run([&](int self, int) {
       Clock::time_point t0 = prof ? Clock::now() : Clock::time_point{};
       if (prof) prof->enter[size_t(self)] += us(t_start, t0);
       for (size_t k = 0; k < nk; ++k) {
         const int ck = chunks[k];
+        if (self == 0 && in_flight > 0) {
+          finishBefore(k);
+          if (in_flight > 0 && reducer.progress) reducer.progress();
+        }
         if (ck == 1) {
           if (self == 0) {
             if (const auto& r = e.reduces[k]; r.src >= 0) {
               if (!reducer) throw std::logic_error("an allreduce kernel ran without a reducer");
-              reducer(reinterpret_cast<const float*>(arena.get() + r.src),
-                      reinterpret_cast<float*>(arena.get() + r.dst), r.count);
+              reducer.start(r.slot, reinterpret_cast<const float*>(arena.get() + r.src), r.count);
+              ++in_flight;
             } else {
               fns[k](base, x, y, n, step, seed, 0, 1);
             }
@@ -234,6 +258,7 @@ struct Program::Impl {
         if (prof && self == 0) prof->total[k] += us(t0, t1);
         t0 = t1;
       }
+      if (self == 0 && in_flight > 0) finishBefore(nk); // not reached: every sum has a reader
     });
   }
 
@@ -352,8 +377,12 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
   impl->jit = JitSession::create(bgs, options.cpu, error);
   if (!impl->jit) return nullptr;
   impl->pool = std::make_unique<ThreadPool>(options.threads);
-  for (auto& e : impl->entries)
-    for (const Kernel& k : e.kg->kernels) {
+  for (auto& e : impl->entries) {
+    const auto& ks = e.kg->kernels;
+    e.finish_before.assign(ks.size() + 1, {});
+    int slots = 0;
+    for (size_t ki = 0; ki < ks.size(); ++ki) {
+      const Kernel& k = ks[ki];
       e.chunks.push_back(chunksFor(k, impl->pool->size(), options.split_all, e.kg->batch));
       Impl::Entry::Reduce r;
       if (k.kind == KernelKind::AllReduce) {
@@ -361,9 +390,24 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
         r.src = e.kg->buffers[size_t(e.kg->buffer_of.at(viewRoot(op->operands[0])))].offset;
         r.dst = e.kg->buffers[size_t(e.kg->buffer_of.at(op->result))].offset;
         r.count = op->result->type.numel();
+        r.slot = slots++;
+        size_t reader = ki + 1;
+        auto reads = [&](const Kernel& kk) {
+          for (const Op* o : kk.ops)
+            for (const Value* v : o->operands)
+              if (viewRoot(v) == op->result) return true;
+          return false;
+        };
+        while (reader < ks.size() && !reads(ks[reader]))
+          ++reader;
+        e.finish_before[reader].push_back({r.slot, r.dst});
       }
       e.reduces.push_back(r);
     }
+    // A kernel reading a sum runs after its finish, on the calling thread.
+    for (size_t ki = 0; ki < ks.size(); ++ki)
+      if (!e.finish_before[ki].empty()) e.chunks[ki] = 1;
+  }
   impl->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return std::unique_ptr<Program>(new Program(std::move(impl)));
 }

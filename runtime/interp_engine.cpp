@@ -36,7 +36,7 @@ public:
     in.step = step; // exact beyond 2^24, where the float is not
     in.lr = lr_;
     in.momentum = momentum_;
-    in.reducer = opts_.reducer;
+    if (opts_.reducer) in.reducer = opts_.reducer; // the blocking form
     in.first_row = first_row_;
     if (const Value* s = g.inputByRole(InputRole::Seed)) in.values[s->name] = {float(seed)};
     return interpret(g, in, state_)["loss"].at(0);

@@ -133,7 +133,7 @@ DataSplit loadData(const ModelSpec& spec, const CommonArgs& a, bool eval_only = 
 }
 
 std::unique_ptr<Engine> makeEngine(const ModelSpec& spec, const CommonArgs& a, bool input_u8,
-                                   int world_size = 1, GradientReducer reducer = nullptr) {
+                                   int world_size = 1, GradientReducer reducer = {}) {
   EngineOptions o;
   o.batch = spec.batch;
   o.input_u8 = input_u8;
@@ -340,7 +340,27 @@ int runTrain(const CommonArgs& a) {
   return r.interrupted ? 130 : 0;
 }
 
+namespace {
+
+/// `eval` and `predict` under mpirun with several processes: each rank would
+/// run the whole command (N copies of the output, N writers of --out), so
+/// they are refused before anything is read, with one message: rank 0
+/// throws the error (the job's exit code, 2); the other ranks return true
+/// and end quietly with 0, which lets mpirun wait for rank 0's message
+/// instead of ending the job, rank 0 included, at the first non-zero exit.
+bool refuseDataParallel(const std::string& command) {
+  const int world = launchedWorldSize();
+  if (world <= 1) return false;
+  if (launchedRank() != 0) return true;
+  throw UsageError(fmt::format("descent {} does not run data-parallel ({} processes): run it "
+                               "without mpirun (one process evaluates the whole data set)",
+                               command, world));
+}
+
+} // namespace
+
 int runEval(const CommonArgs& a) {
+  if (refuseDataParallel("eval")) return 0;
   ModelSpec spec = loadModel(a.model);
   applyOverrides(spec, a);
   DataSplit data = loadData(spec, a, /*eval_only=*/true);
@@ -396,6 +416,7 @@ std::string predictionsCsv(Engine& engine, const ModelSpec& spec, const Dataset&
 } // namespace
 
 int runPredict(const CommonArgs& a) {
+  if (refuseDataParallel("predict")) return 0;
   ModelSpec spec = loadModel(a.model);
   if (!a.out.empty()) checkWritable(a.out);
   DataSplit data = loadData(spec, a, /*eval_only=*/true, /*targets_optional=*/true);

@@ -13,19 +13,40 @@
 namespace descent {
 
 /// Rewrites every `sgd_update(%w, %g, ...)` / `adam_update(%w, %g, ...)` to
-/// read `%g_sum = allreduce(%g)`, placed right before the update (so a
-/// layer's gradient is reduced as soon as it and its param's last reader
-/// exist, while earlier layers' gradients are still to be computed). Returns
-/// the number of allreduce ops added. Numerics: the update sees the sum over
-/// the ranks of their partial gradients, times the step's scale (see
-/// GradientReducer); the gradient kernels can no longer fuse the update
+/// read `%g_sum = allreduce(%g)`, placed where the update was (right after
+/// the gradient and its param's last reader: a layer's gradient is reduced as
+/// soon as it exists, while earlier layers' gradients are still to be
+/// computed), and moves the updates to the end of the graph, so that the
+/// executor overlaps each reduction with the backward kernels after it.
+/// Returns the number of allreduce ops added. Numerics: the update sees the
+/// sum over the ranks of their partial gradients, times the step's scale
+/// (see GradientReducer); the gradient kernels can no longer fuse the update
 /// (the fusion report says why).
 int insertAllReduce(Graph& g);
 
-/// What an allreduce op does at run time, supplied by the runtime (both
-/// engines call it): `sum[i]` = the scaled sum over every rank of
-/// `partial[i]`, i < count, in an order that does not vary between runs.
-/// `partial` and `sum` do not overlap.
-using GradientReducer = std::function<void(const float* partial, float* sum, int64_t count)>;
+/// What the allreduce ops do at run time, supplied by the runtime: the
+/// scaled sum over every rank of a partial gradient, in an order that does
+/// not vary between runs. Split in two so the reduction can run while other
+/// kernels do (the JIT's executor starts reduction `slot`, the step's
+/// allreduce kernels numbered in order, at its kernel and finishes it right
+/// before the first kernel that reads the sum); the interpreter calls the
+/// blocking form, operator().
+struct GradientReducer {
+  /// Starts reduction `slot` of `count` floats. `partial` is copied before
+  /// start returns: its buffer may be reused at once.
+  std::function<void(int slot, const float* partial, int64_t count)> start;
+  /// Waits for reduction `slot` and writes its scaled sum (count floats).
+  std::function<void(int slot, float* sum)> finish;
+  /// Optional: lets the reductions in flight advance (called between kernels).
+  std::function<void()> progress;
+
+  explicit operator bool() const { return bool(start); }
+  /// The blocking form: `sum[i]` = the scaled sum over the ranks of
+  /// `partial[i]`, i < count. `partial` and `sum` do not overlap.
+  void operator()(const float* partial, float* sum, int64_t count) const {
+    start(0, partial, count);
+    finish(0, sum);
+  }
+};
 
 } // namespace descent

@@ -2,7 +2,8 @@
 // docs/distributed.md): two processes train what one process trains (the MLP
 // with a partial last batch; Dropout + Adam), bitwise the same run after run;
 // rank 0 alone prints and writes; a data file missing on one rank, and a rank
-// killed mid-training, end the job with an error naming the rank.
+// killed mid-training, end the job with an error naming the rank; eval and
+// predict are refused under mpirun.
 #include "tests/cli/cli_test_util.h"
 
 #include "runtime/dataset.h"
@@ -145,6 +146,24 @@ TEST_CASE("train under mpirun refuses BatchNorm before training (no SyncBatchNor
                      "statistics of the whole batch") == 1);
   CHECK(r.out.find("parameters") == std::string::npos);
   CHECK_FALSE(std::filesystem::exists(tmp / "w.safetensors"));
+}
+
+TEST_CASE("eval and predict under mpirun are refused once, before anything is read or written",
+          "[cli][mpi]") {
+  ScratchDir tmp;
+  // Neither the weights nor the data exist: the refusal comes first.
+  for (const std::string command : {"eval", "predict"}) {
+    RunResult r = runMpi("-np 2 " + kDescent + " " + command + " models/mnist_mlp.nn --weights " +
+                         (tmp / "w.safetensors") + " --data " + (tmp / "none") +
+                         (command == "predict" ? " --out " + (tmp / "p.csv") : ""));
+    INFO(r.out + r.err);
+    CHECK(r.code == 2);
+    CHECK(count(r.err, "error: descent " + command +
+                           " does not run data-parallel (2 processes): run it without mpirun") ==
+          1);
+    CHECK(r.out.empty());
+  }
+  CHECK_FALSE(std::filesystem::exists(tmp / "p.csv"));
 }
 
 TEST_CASE("train under mpirun with a rank killed mid-training ends the job", "[cli][mpi]") {

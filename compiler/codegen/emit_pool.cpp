@@ -58,34 +58,11 @@ bool Emitter::emitPool(const Kernel& k) {
   auto idx4 = [&](LV* a, int64_t d1, LV* b, int64_t d2, LV* c, int64_t d3, LV* e) {
     return add(mul(add(mul(add(mul(a, d1), b), d2), c), d3), e);
   };
-  auto inRange = [&](LV* v, int64_t hi) {
-    return B.CreateAnd(B.CreateICmpSGE(v, c64(0)), B.CreateICmpSLT(v, c64(hi)));
-  };
   auto samples = [&](const Value* batchOf, const std::function<void(LV*)>& body) {
     poolSamples(k, batchOf, body);
   };
   auto range = [&](int64_t n, const std::function<void(LV*)>& body, const char* name) {
     forLoop(c64(0), c64(n), 1, body, name);
-  };
-  // f(iy, ix, i, j) for every tap (i, j) of window w at output (oy, ox)
-  // that falls inside the [H, Wd] input, row by row
-  auto taps = [&](const Window2d& w, int64_t H, int64_t Wd, LV* oy, LV* ox,
-                  const std::function<void(LV*, LV*, LV*, LV*)>& f) {
-    range(
-        w.kh,
-        [&](LV* i) {
-          LV* iy = add(B.CreateSub(mul(oy, w.sh), c64(w.pt)), mul(i, w.dh));
-          ifThen(inRange(iy, H), [&] {
-            range(
-                w.kw,
-                [&](LV* j) {
-                  LV* ix = add(B.CreateSub(mul(ox, w.sw), c64(w.pl)), mul(j, w.dw));
-                  ifThen(inRange(ix, Wd), [&] { f(iy, ix, i, j); });
-                },
-                "j");
-          });
-        },
-        "i");
   };
   const bool grad = op->kind == OpKind::MaxPool2dGrad || op->kind == OpKind::AvgPool2dGrad ||
                     op->kind == OpKind::AdaptiveAvgPool2dGrad;
@@ -122,7 +99,7 @@ bool Emitter::emitPool(const Kernel& k) {
                         // first tap inside: the FIRST maximum wins (and gets the gradient).
                         B.CreateStore(cf(-std::numeric_limits<double>::infinity(), f32), acc);
                         B.CreateStore(c64(-1), best);
-                        taps(w, H, Wd, oy, ox, [&](LV* iy, LV* ix, LV*, LV*) {
+                        windowTaps(w, H, Wd, oy, ox, [&](LV* iy, LV* ix, LV*, LV*) {
                           LV* kk = xi(iy, ix);
                           LV* v = load(xb, kk);
                           LV* mx = B.CreateLoad(f32, acc);
@@ -269,14 +246,20 @@ bool Emitter::emitPoolVector(const Kernel& k) {
     return llvm::ConstantVector::get(c);
   };
 
+  // Which lanes of the span's vector t (columns b + t·W ...) lie inside the
+  // row, and how many.
+  auto lanesInside = [&](int64_t b, int64_t t) {
+    std::vector<bool> in(static_cast<size_t>(W));
+    int64_t valid = 0;
+    for (int64_t e = 0; e < W; ++e)
+      valid += in[size_t(e)] = b + t * W + e >= 0 && b + t * W + e < Wd;
+    return std::pair{in, valid};
+  };
   // The span of a tap row: M·W floats from column b of the row at rowBase.
   auto loadSpan = [&](LV* base, LV* rowBase, int64_t b) -> LV* {
     std::vector<LV*> v(size_t(M), vcf(0));
     for (int64_t t = 0; t < m; ++t) {
-      std::vector<bool> in(static_cast<size_t>(W));
-      int64_t valid = 0;
-      for (int64_t e = 0; e < W; ++e)
-        valid += in[size_t(e)] = b + t * W + e >= 0 && b + t * W + e < Wd;
+      const auto [in, valid] = lanesInside(b, t);
       if (!valid) continue;
       LV* p = B.CreateGEP(f32, base, add(rowBase, c64(b + t * W)));
       v[size_t(t)] = valid == W ? (LV*)B.CreateAlignedLoad(vf, p, llvm::Align(4))
@@ -298,10 +281,7 @@ bool Emitter::emitPoolVector(const Kernel& k) {
   };
   auto storeSpan = [&](LV* span, LV* base, LV* rowBase, int64_t b) {
     for (int64_t t = 0; t < m; ++t) {
-      std::vector<bool> in(static_cast<size_t>(W));
-      int64_t valid = 0;
-      for (int64_t e = 0; e < W; ++e)
-        valid += in[size_t(e)] = b + t * W + e >= 0 && b + t * W + e < Wd;
+      const auto [in, valid] = lanesInside(b, t);
       if (!valid) continue;
       std::vector<int> idx(static_cast<size_t>(W));
       for (int64_t e = 0; e < W; ++e)

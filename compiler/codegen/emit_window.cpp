@@ -274,6 +274,30 @@ void Emitter::emitConvWeightGrad(const Kernel& k) {
   if (tail) items(1, int(tail));
 }
 
+void Emitter::windowTaps(const Window2d& w, int64_t H, int64_t Wd, LV* oy, LV* ox,
+                         const std::function<void(LV*, LV*, LV*, LV*)>& f) {
+  auto mul = [&](LV* a, int64_t c) { return B.CreateMul(a, c64(c), "", false, true); };
+  auto add = [&](LV* a, LV* b) { return B.CreateAdd(a, b, "", false, true); };
+  auto inRange = [&](LV* v, int64_t hi) {
+    return B.CreateAnd(B.CreateICmpSGE(v, c64(0)), B.CreateICmpSLT(v, c64(hi)));
+  };
+  forLoop(
+      c64(0), c64(w.kh), 1,
+      [&](LV* i) {
+        LV* iy = add(B.CreateSub(mul(oy, w.sh), c64(w.pt)), mul(i, w.dh));
+        ifThen(inRange(iy, H), [&] {
+          forLoop(
+              c64(0), c64(w.kw), 1,
+              [&](LV* j) {
+                LV* ix = add(B.CreateSub(mul(ox, w.sw), c64(w.pl)), mul(j, w.dw));
+                ifThen(inRange(ix, Wd), [&] { f(iy, ix, i, j); });
+              },
+              "j");
+        });
+      },
+      "i");
+}
+
 void Emitter::emitWindow(const Kernel& k) {
   if (emitBatchNorm(k) || emitPool(k)) return;
   const Op* op = k.ops[0];
@@ -324,26 +348,6 @@ void Emitter::emitWindow(const Kernel& k) {
     forLoop(c64(0), c64(n), 1, body, name);
   };
 
-  // f(iy, ix, i, j) for every tap (i, j) of window w at output (oy, ox)
-  // that falls inside the [H, Wd] input, row by row (convolution and pooling)
-  auto taps = [&](const Window2d& w, int64_t H, int64_t Wd, LV* oy, LV* ox,
-                  const std::function<void(LV*, LV*, LV*, LV*)>& f) {
-    range(
-        w.kh,
-        [&](LV* i) {
-          LV* iy = add(B.CreateSub(mul(oy, w.sh), c64(w.pt)), mul(i, w.dh));
-          ifThen(inRange(iy, H), [&] {
-            range(
-                w.kw,
-                [&](LV* j) {
-                  LV* ix = add(B.CreateSub(mul(ox, w.sw), c64(w.pl)), mul(j, w.dw));
-                  ifThen(inRange(ix, Wd), [&] { f(iy, ix, i, j); });
-                },
-                "j");
-          });
-        },
-        "i");
-  };
   switch (op->kind) {
   case OpKind::Conv2d:
   case OpKind::Conv2dInputGrad:
@@ -443,7 +447,7 @@ void Emitter::emitWindow(const Kernel& k) {
                           range(
                               cg,
                               [&](LV* c) {
-                                taps(w, H, Wd, oy, ox, [&](LV* iy, LV* ix, LV* i, LV* j) {
+                                windowTaps(w, H, Wd, oy, ox, [&](LV* iy, LV* ix, LV* i, LV* j) {
                                   LV* xval = load(xb, idx4(n, C, add(c0, c), H, iy, Wd, ix));
                                   LV* wval = load(wb, idx4(o, cg, c, w.kh, i, w.kw, j));
                                   B.CreateStore(B.CreateFAdd(B.CreateLoad(f32, acc),
@@ -460,7 +464,7 @@ void Emitter::emitWindow(const Kernel& k) {
                           range(
                               cg,
                               [&](LV* c) {
-                                taps(w, H, Wd, oy, ox, [&](LV* iy, LV* ix, LV* i, LV* j) {
+                                windowTaps(w, H, Wd, oy, ox, [&](LV* iy, LV* ix, LV* i, LV* j) {
                                   LV* wval = load(wb, idx4(o, cg, c, w.kh, i, w.kw, j));
                                   addTo(out, idx4(n, C, add(c0, c), H, iy, Wd, ix),
                                         B.CreateFMul(g, wval));

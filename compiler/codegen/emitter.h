@@ -15,6 +15,7 @@
 #pragma once
 
 #include "compiler/codegen/emit.h"
+#include "compiler/ir/window_attrs.h"
 
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Intrinsics.h>
@@ -259,6 +260,11 @@ private:
   /// conv2d, its gradients, channel_sum, pooling and its gradients: scalar
   /// loop nests in the interpreter's order (emit_window.cpp).
   void emitWindow(const Kernel& k);
+  /// f(iy, ix, i, j) for every tap (i, j) of window `w` at output (oy, ox)
+  /// that falls inside the [H, Wd] input, row by row: the scalar loop nests
+  /// of convolution and pooling (emit_window.cpp).
+  void windowTaps(const Window2d& w, int64_t H, int64_t Wd, LV* oy, LV* ox,
+                  const std::function<void(LV*, LV*, LV*, LV*)>& f);
   /// max/avg/adaptive-avg pooling and their gradients (emit_pool.cpp), with
   /// the interpreter's bits. False if `k` is not one of them.
   bool emitPool(const Kernel& k);

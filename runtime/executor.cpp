@@ -30,14 +30,20 @@ namespace {
 int64_t align64(int64_t v) { return (v + 63) / 64 * 64; }
 
 /// GEMMs below this many FLOPs (at the static batch) run as one piece on the
-/// calling thread. Measured on the 2-vCPU test machine (notebook model): the
-/// 6.4 MFLOP layer-0 GEMMs run ~1.3x faster on 2 threads, but the 1 MFLOP
-/// GEMMs and the small kernels run 1.2-3x *slower* split (their operands move
-/// between cores and every kernel adds a cross-core wait), which cost more
-/// than the big GEMMs gained.
-constexpr double kSplitFlops = 4e6;
+/// calling thread. Measured with the first executor (every thread waited at
+/// every kernel), 1 MFLOP GEMMs ran 1.2-3x slower split; with the one-sided
+/// waits of the present executor the notebook model's three 1 MFLOP GEMMs
+/// (layer 1 forward, dX, dW) run 1.6-1.8x faster on 2 threads (2026-11-29,
+/// docs/performance.md, "Two threads"), and the element-wise kernels, which
+/// move their operands between cores, still do not pay.
+constexpr double kSplitFlops = 1e6;
 
-/// Pieces per thread of a split kernel. More pieces than threads let a
+/// From this many FLOPs on a split kernel is cut into kPiecesPerThread pieces
+/// per thread; below it into one piece per thread (a piece of a 1 MFLOP GEMM
+/// is already only ~5 us of work).
+constexpr double kManyPiecesFlops = 4e6;
+
+/// Pieces per thread of a big split kernel. More pieces than threads let a
 /// thread that is on time take over part of the share of one that entered
 /// the step late or lost its vCPU to the host for a moment, instead of
 /// waiting for all of it (see docs/performance.md, "Two threads").
@@ -65,7 +71,9 @@ int chunksFor(const Kernel& k, int threads, bool split_all, int64_t batch) {
   if (k.kind == KernelKind::AllReduce) return 1; // the host's, on the calling thread
   if (threads > 1 && split_all) return threads;
   if (threads <= 1 || !k.parallel) return 1;
-  return kernelFlops(k, batch) >= kSplitFlops ? threads * kPiecesPerThread : 1;
+  const double flops = kernelFlops(k, batch);
+  if (flops >= kManyPiecesFlops) return threads * kPiecesPerThread;
+  return flops >= kSplitFlops ? threads : 1;
 }
 
 struct AlignedFree {

@@ -482,32 +482,39 @@ void Emitter::emitWindow(const Kernel& k) {
     break;
   }
   case OpKind::ChannelSum: {
+    // out[c] = sum over n, then s, of x[n,c,s], one sequential sum per channel
+    // (the interpreter's order). One chain of dependent adds runs at the add
+    // latency, so kChains channels are summed side by side: the chains are
+    // independent, each keeps its own order, and the adds overlap.
+    constexpr int64_t kChains = 8;
     const Value* v = op->operands[0];
     const int64_t C = v->type.shape[1], S = v->type.numel() / (v->type.shape[0] * C);
     LV* xb = bufBase(v);
-    LV* acc = entryAlloca(f32);
     ifThen(B.CreateICmpEQ(taskArg, c32(0)), [&] {
       LV* rows = rowsOf(kg_->batched.count(v) > 0, v->type.shape[0]);
-      range(
-          C,
-          [&](LV* c) {
-            B.CreateStore(cf(0.0, f32), acc);
-            forLoop(
-                c64(0), rows, 1,
-                [&](LV* n) {
-                  LV* base = mul(add(mul(n, C), c), S);
-                  range(
-                      S,
-                      [&](LV* s) {
-                        B.CreateStore(B.CreateFAdd(B.CreateLoad(f32, acc), load(xb, add(base, s))),
-                                      acc);
-                      },
-                      "s");
-                },
-                "n");
-            windowOut(k, splat(B.CreateLoad(f32, acc)), c64(0), c, 1);
-          },
-          "c");
+      // Channels c0 .. c0+G-1 (G <= kChains, a constant).
+      auto group = [&](LV* c0, int64_t G) {
+        std::vector<LV*> zero(size_t(G), cf(0.0, f32));
+        std::vector<LV*> sums = phiLoop(
+            c64(0), rows, 1, zero,
+            [&](LV* n, const std::vector<LV*>& acc) {
+              LV* base = mul(add(mul(n, C), c0), S); // x[n, c0, 0]
+              return phiLoop(
+                  c64(0), c64(S), 1, acc,
+                  [&](LV* s, const std::vector<LV*>& a) {
+                    std::vector<LV*> next(a.size());
+                    for (int64_t g = 0; g < G; ++g)
+                      next[size_t(g)] = B.CreateFAdd(a[size_t(g)], load(xb, add(base, add(c64(g * S), s))));
+                    return next;
+                  },
+                  "s");
+            },
+            "n");
+        for (int64_t g = 0; g < G; ++g) windowOut(k, splat(sums[size_t(g)]), c64(0), add(c0, c64(g)), 1);
+      };
+      if (C / kChains > 0)
+        forLoop(c64(0), c64(C / kChains * kChains), kChains, [&](LV* c0) { group(c0, kChains); }, "c");
+      if (C % kChains) group(c64(C / kChains * kChains), C % kChains);
     });
     break;
   }

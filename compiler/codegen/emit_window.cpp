@@ -504,16 +504,19 @@ void Emitter::emitWindow(const Kernel& k) {
                   [&](LV* s, const std::vector<LV*>& a) {
                     std::vector<LV*> next(a.size());
                     for (int64_t g = 0; g < G; ++g)
-                      next[size_t(g)] = B.CreateFAdd(a[size_t(g)], load(xb, add(base, add(c64(g * S), s))));
+                      next[size_t(g)] =
+                          B.CreateFAdd(a[size_t(g)], load(xb, add(base, add(c64(g * S), s))));
                     return next;
                   },
                   "s");
             },
             "n");
-        for (int64_t g = 0; g < G; ++g) windowOut(k, splat(sums[size_t(g)]), c64(0), add(c0, c64(g)), 1);
+        for (int64_t g = 0; g < G; ++g)
+          windowOut(k, splat(sums[size_t(g)]), c64(0), add(c0, c64(g)), 1);
       };
       if (C / kChains > 0)
-        forLoop(c64(0), c64(C / kChains * kChains), kChains, [&](LV* c0) { group(c0, kChains); }, "c");
+        forLoop(
+            c64(0), c64(C / kChains * kChains), kChains, [&](LV* c0) { group(c0, kChains); }, "c");
       if (C % kChains) group(c64(C / kChains * kChains), C % kChains);
     });
     break;

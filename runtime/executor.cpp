@@ -34,9 +34,17 @@ int64_t align64(int64_t v) { return (v + 63) / 64 * 64; }
 /// every kernel), 1 MFLOP GEMMs ran 1.2-3x slower split; with the one-sided
 /// waits of the present executor the notebook model's three 1 MFLOP GEMMs
 /// (layer 1 forward, dX, dW) run 1.6-1.8x faster on 2 threads (2026-11-29,
-/// docs/performance.md, "Two threads"), and the element-wise kernels, which
-/// move their operands between cores, still do not pay.
+/// docs/performance.md, "Two threads").
 constexpr double kSplitFlops = 1e6;
+
+/// Kernels without FLOPs (element-wise maps, pooling and its gradient) are
+/// split from this many elements of their largest operand or result on: the
+/// notebook model's [64,128] maps (8 K elements, ~1 us) lose more to the
+/// cross-core wait and the operands moving between cores than they gain,
+/// while LeNet-5's [64,6,28,28] pooling gradient and ReLU gradient (301 K
+/// elements, 120-250 us on one thread) ran alone on the caller while the
+/// other thread waited (docs/performance.md, "CNNs").
+constexpr double kSplitElements = 65536;
 
 /// From this many FLOPs on a split kernel is cut into kPiecesPerThread pieces
 /// per thread; below it into one piece per thread (a piece of a 1 MFLOP GEMM
@@ -66,6 +74,17 @@ double kernelFlops(const Kernel& k, int64_t n) {
   return 2.0 * double(n) * double(ys[1] * ys[2] * ys[3]) * double(ws[1] * ws[2] * ws[3]);
 }
 
+/// Elements of kernel `k`'s first op's largest operand or result (at the
+/// static batch): the size of an element-wise or pooling kernel's work.
+double kernelElements(const Kernel& k) {
+  if (k.ops.empty()) return 0;
+  const Op* op = k.ops[0];
+  double most = op->result ? double(op->result->type.numel()) : 0;
+  for (const Value* v : op->operands)
+    most = std::max(most, double(v->type.numel()));
+  return most;
+}
+
 /// Pieces kernel `k` is cut into on `threads` threads.
 int chunksFor(const Kernel& k, int threads, bool split_all, int64_t batch) {
   if (k.kind == KernelKind::AllReduce) return 1; // the host's, on the calling thread
@@ -73,7 +92,9 @@ int chunksFor(const Kernel& k, int threads, bool split_all, int64_t batch) {
   if (threads <= 1 || !k.parallel) return 1;
   const double flops = kernelFlops(k, batch);
   if (flops >= kManyPiecesFlops) return threads * kPiecesPerThread;
-  return flops >= kSplitFlops ? threads : 1;
+  if (flops >= kSplitFlops) return threads;
+  const bool elementwise = k.kind == KernelKind::Map || (k.kind == KernelKind::Window && flops == 0);
+  return elementwise && kernelElements(k) >= kSplitElements ? threads * kPiecesPerThread : 1;
 }
 
 struct AlignedFree {

@@ -93,7 +93,8 @@ int chunksFor(const Kernel& k, int threads, bool split_all, int64_t batch) {
   const double flops = kernelFlops(k, batch);
   if (flops >= kManyPiecesFlops) return threads * kPiecesPerThread;
   if (flops >= kSplitFlops) return threads;
-  const bool elementwise = k.kind == KernelKind::Map || (k.kind == KernelKind::Window && flops == 0);
+  const bool elementwise =
+      k.kind == KernelKind::Map || (k.kind == KernelKind::Window && flops == 0);
   return elementwise && kernelElements(k) >= kSplitElements ? threads * kPiecesPerThread : 1;
 }
 

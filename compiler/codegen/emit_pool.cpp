@@ -11,10 +11,26 @@
 
 namespace descent::emit_detail {
 
+namespace {
+
+/// max_pool2d_grad with relu_grad of the pool's input fused after it
+/// (fuse.cpp): each contribution is masked by its window's max > 0.
+bool reluMasked(const Kernel& k) {
+  return k.ops.size() == 2 && k.ops[0]->kind == OpKind::MaxPool2dGrad &&
+         k.ops[1]->kind == OpKind::ReluGrad;
+}
+
+/// The value a pooling kernel writes: its op's result, or the fused relu_grad's.
+const Value* poolOut(const Kernel& k) {
+  return reluMasked(k) ? k.ops[1]->result : k.ops[0]->result;
+}
+
+} // namespace
+
 void Emitter::poolSamples(const Kernel& k, const Value* batchOf,
                           const std::function<void(LV*)>& body) {
   const Op* op = k.ops[0];
-  const Value* res = op->result;
+  const Value* res = poolOut(k);
   LV* rows = rowsOf(kg_->batched.count(batchOf) > 0, batchOf->type.shape[0]);
   auto [s0, s1] = split(rows);
   if (op->kind == OpKind::MaxPool2dGrad || op->kind == OpKind::AvgPool2dGrad ||
@@ -45,7 +61,9 @@ bool Emitter::emitPool(const Kernel& k) {
   }
   const Value* res = op->result;
   // a result only an update fused here reads has no buffer
-  LV* out = k.stores.count(res) || (k.ops.size() == 1 && !k.sink) ? bufBase(res) : nullptr;
+  LV* out = reluMasked(k)                                           ? bufBase(poolOut(k))
+            : k.stores.count(res) || (k.ops.size() == 1 && !k.sink) ? bufBase(res)
+                                                                    : nullptr;
   auto at = [&](LV* base, LV* idx) { return B.CreateInBoundsGEP(f32, base, idx); };
   auto load = [&](LV* base, LV* idx) { return B.CreateLoad(f32, at(base, idx)); };
   auto addTo = [&](LV* base, LV* idx, LV* v) {
@@ -111,7 +129,12 @@ bool Emitter::emitPool(const Kernel& k) {
                         });
                         if (grad) {
                           LV* b = B.CreateLoad(i64, best);
-                          ifThen(B.CreateICmpSGE(b, c64(0)), [&] { addTo(out, b, load(yb, yk)); });
+                          LV* g = load(yb, yk);
+                          if (reluMasked(k)) // relu_grad: dy where the max (x at b) is > 0
+                            g = B.CreateSelect(
+                                B.CreateFCmpOGT(B.CreateLoad(f32, acc), cf(0.0, f32)), g,
+                                cf(0.0, f32));
+                          ifThen(B.CreateICmpSGE(b, c64(0)), [&] { addTo(out, b, g); });
                         } else {
                           B.CreateStore(B.CreateLoad(f32, acc), at(out, yk));
                         }
@@ -233,7 +256,7 @@ bool Emitter::emitPoolVector(const Kernel& k) {
   while (M < m)
     M *= 2;
 
-  LV* out = bufBase(res);
+  LV* out = bufBase(poolOut(k));
   LV *xb = bufBase(xv), *yb = bufBase(yv);
   auto mul = [&](LV* a, int64_t c) { return B.CreateMul(a, c64(c), "", false, true); };
   auto add = [&](LV* a, LV* b) { return B.CreateAdd(a, b, "", false, true); };
@@ -383,6 +406,9 @@ bool Emitter::emitPoolVector(const Kernel& k) {
                       continue;
                     }
                     LV* dy = loadVec(yb, yk, llvm::Align(4), lanes);
+                    if (reluMasked(k)) // relu_grad: dy where the max (x at the argmax) is > 0
+                      dy = B.CreateSelect(B.CreateFCmpOGT(B.CreateLoad(vf, mxA), vcf(0)), dy,
+                                          vcf(0));
                     LV* best = B.CreateLoad(vi32, bestA);
                     scatter([&](int64_t t) {
                       return B.CreateSelect(B.CreateICmpEQ(best, ConstantInt::get(vi32, t)), dy,

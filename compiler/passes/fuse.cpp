@@ -280,11 +280,34 @@ private:
       return;
     }
     if (op->kind == OpKind::Conv2d) growChain(k, res);
+    if (op->kind == OpKind::MaxPool2dGrad) fuseReluGrad(k, op);
     for (const Op* u : users_.count(res) ? users_.at(res) : std::vector<const Op*>{})
       if (isUpdate(u->kind) && u->operands[1] == res && !done_.count(u))
         k.notes.push_back(fmt::format("%{} stored: {} of %{} runs in its own kernel", res->name,
                                       opName(u->kind), u->operands[0]->name));
     noteUpdateAfterAllGradients(k, res);
+  }
+
+  /// ReLU before max pooling, backward: relu_grad(max_pool2d_grad(dy, x), x)
+  /// when the pool gradient has no other reader. relu_grad keeps a position's
+  /// gradient where x > 0; the pool gradient is non-zero only at each
+  /// window's argmax, where x is that window's max. So masking each window's
+  /// contribution by its max > 0 gives every position the same sum in the
+  /// same order where x > 0, and +0 where it is not (a NaN max included):
+  /// the same bits, without a second pass over the [B,C,H,W] gradient.
+  void fuseReluGrad(Kernel& k, const Op* pool) {
+    const Value* res = pool->result;
+    const std::vector<const Op*>& us =
+        users_.count(res) ? users_.at(res) : std::vector<const Op*>{};
+    if (us.size() != 1 || us[0]->kind != OpKind::ReluGrad || us[0]->operands[0] != res) return;
+    if (us[0]->operands[1] != pool->operands[1]) {
+      refuse(fmt::format("relu_grad %{} into {}", us[0]->result->name, k.name),
+             "its saved output is not the pooled input, so the window's max is no mask for it");
+      return;
+    }
+    take(k, us[0]);
+    k.notes.push_back(fmt::format("relu_grad %{} masks each window's gradient by its max > 0",
+                                  us[0]->result->name));
   }
 
   void gemmKernel(const Op* mm, const Op* sink) {

@@ -290,13 +290,18 @@ private:
       if (!hasTrait(anchor->kind, optrait::Window))
         fail("{}: a window kernel starts with {}, not a convolution or pooling op", k.name,
              describe(anchor));
-      // conv2d's epilogue: elementwise ops; dW and db: their update
+      // conv2d's epilogue: elementwise ops; dW and db: their update;
+      // max_pool2d_grad: relu_grad of the pooled input
       for (size_t i = 1; i < k.ops.size(); ++i) {
         const Op* op = k.ops[i];
-        bool ok = op == k.sink ? (anchor->kind == OpKind::Conv2dWeightGrad ||
-                                  anchor->kind == OpKind::ChannelSum)
-                               : anchor->kind == OpKind::Conv2d &&
-                                     hasTrait(op->kind, optrait::Epilogue);
+        bool ok =
+            op == k.sink
+                ? (anchor->kind == OpKind::Conv2dWeightGrad || anchor->kind == OpKind::ChannelSum)
+                : (anchor->kind == OpKind::Conv2d && hasTrait(op->kind, optrait::Epilogue)) ||
+                      // ReLU-before-pool's gradient, masked in the pool gradient
+                      (anchor->kind == OpKind::MaxPool2dGrad && i == 1 &&
+                       op->kind == OpKind::ReluGrad && op->operands[0] == anchor->result &&
+                       op->operands[1] == anchor->operands[1]);
         if (!ok)
           fail("{}: {} is fused after {}, which has no such epilogue", k.name, describe(op),
                describe(anchor));

@@ -327,7 +327,9 @@ struct PoolCase {
   bool ceil_mode, count_include_pad;
 };
 
-void checkPoolBits(const PoolCase& pc, int threads, const std::string& cpu) {
+/// With `relu`, the max pool's gradient feeds only relu_grad of the pooled
+/// input (ReLU before the pool), which the JIT fuses into the pool gradient.
+void checkPoolBits(const PoolCase& pc, int threads, const std::string& cpu, bool relu = false) {
   const int64_t B = 3, C = 2;
   int64_t Ho, Wo;
   std::string attrs;
@@ -353,10 +355,11 @@ void checkPoolBits(const PoolCase& pc, int threads, const std::string& cpu) {
            std::to_string(d) + "]";
   };
   const std::string xs = shape(B, C, pc.H, pc.Wd), ys = shape(B, C, Ho, Wo);
-  auto g =
-      parseIr("graph @t(%x: " + xs + " input) params(%dy: " + ys + " \"dy\") {\n  %0 = " + pc.op +
-              " %x {" + attrs + "} : " + ys + "\n  %1 = " + pc.op + "_grad %dy, %x {" + attrs +
-              "} : " + xs + "\n  return y=%0, dx=%1\n}");
+  auto g = parseIr("graph @t(%x: " + xs + " input) params(%dy: " + ys +
+                   " \"dy\") {\n  %0 = " + pc.op + " %x {" + attrs + "} : " + ys +
+                   "\n  %1 = " + pc.op + "_grad %dy, %x {" + attrs + "} : " + xs +
+                   (relu ? "\n  %2 = relu_grad %1, %x : " + xs + "\n  return y=%0, dx=%2\n}"
+                         : "\n  return y=%0, dx=%1\n}"));
   std::mt19937 rng(uint32_t(pc.H * 131 + pc.Wd * 7 + pc.kw));
   std::vector<float> x(size_t(B * C * pc.H * pc.Wd)), dy(size_t(B * C * Ho * Wo));
   const float special[] = {-0.0f, std::numeric_limits<float>::quiet_NaN(),
@@ -372,6 +375,9 @@ void checkPoolBits(const PoolCase& pc, int threads, const std::string& cpu) {
   INFO(pc.op << " " << attrs << " H=" << pc.H << " W=" << pc.Wd << " threads=" << threads
              << " cpu=" << cpu << ": " << err);
   REQUIRE(prog);
+  if (relu) // fused: one kernel, no separate relu_grad
+    REQUIRE(prog->kernelsText().find("masks each window's gradient by its max > 0") !=
+            std::string::npos);
   std::memcpy(prog->param("dy"), dy.data(), dy.size() * 4);
   InterpState<float> st{{dy}, {}};
   initInterpState(*g, st);
@@ -417,5 +423,9 @@ TEST_CASE("pooling kernels give the interpreter's bits", "[codegen][differential
     checkPoolBits(pc, 1, "");
     checkPoolBits(pc, 2, "");
     checkPoolBits(pc, 1, "x86-64-v3"); // 8 lanes: other tails and spans
+    if (pc.op == "max_pool2d") {       // relu_grad fused: masked by each window's max
+      checkPoolBits(pc, 1, "", true);
+      checkPoolBits(pc, 2, "x86-64-v3", true);
+    }
   }
 }

@@ -28,13 +28,13 @@ const Value* poolOut(const Kernel& k) {
 } // namespace
 
 void Emitter::poolSamples(const Kernel& k, const Value* batchOf,
-                          const std::function<void(LV*)>& body) {
+                          const std::function<void(LV*)>& body, bool zero) {
   const Op* op = k.ops[0];
   const Value* res = poolOut(k);
   LV* rows = rowsOf(kg_->batched.count(batchOf) > 0, batchOf->type.shape[0]);
   auto [s0, s1] = split(rows);
-  if (op->kind == OpKind::MaxPool2dGrad || op->kind == OpKind::AvgPool2dGrad ||
-      op->kind == OpKind::AdaptiveAvgPool2dGrad) {
+  if (zero && (op->kind == OpKind::MaxPool2dGrad || op->kind == OpKind::AvgPool2dGrad ||
+               op->kind == OpKind::AdaptiveAvgPool2dGrad)) {
     // scatter-add kernels: zero this task's samples first
     const int64_t per = res->type.numel() / res->type.shape[0] * 4;
     ifThen(B.CreateICmpSGT(s1, s0), [&] {
@@ -256,6 +256,14 @@ bool Emitter::emitPoolVector(const Kernel& k) {
   while (M < m)
     M *= 2;
 
+  // The gradient's windows tile the input (kernel = stride, no dilation or
+  // padding, sizes that divide: 2x2/2 on 28x28): every element of dx gets
+  // exactly one window's contribution, so each tap row's span starts from a
+  // zero vector instead of being loaded from a zeroed dx (no memset, no
+  // read-modify-write). The contribution is still added to +0.0, so a -0.0
+  // dy becomes +0.0 as in the scatter-add: the same bits.
+  const bool tiles = grad && w.sh == w.kh && w.sw == w.kw && w.dh == 1 && w.dw == 1 && w.pt == 0 &&
+                     w.pb == 0 && w.pl == 0 && w.pr == 0 && H == Ho * w.kh && Wd == Wo * w.kw;
   LV* out = bufBase(poolOut(k));
   LV *xb = bufBase(xv), *yb = bufBase(yv);
   auto mul = [&](LV* a, int64_t c) { return B.CreateMul(a, c64(c), "", false, true); };
@@ -318,152 +326,161 @@ bool Emitter::emitPoolVector(const Kernel& k) {
     }
   };
 
-  poolSamples(k, yv, [&](LV* n) {
-    forLoop(
-        c64(0), c64(C), 1,
-        [&](LV* c) {
-          LV* plane = mul(add(mul(n, C), c), H); // (n·C + c)·H: the plane's first row
-          forLoop(
-              c64(0), c64(Ho), 1,
-              [&](LV* oy) {
-                LV* h0 = B.CreateSub(mul(oy, w.sh), c64(w.pt));
-                for (int64_t s0 = 0; s0 < Wo; s0 += W) {
-                  const int64_t lanes = std::min<int64_t>(W, Wo - s0), b = s0 * w.sw - w.pl;
-                  LV* yk = add(mul(add(mul(add(mul(n, C), c), Ho), oy), Wo), c64(s0));
-                  // lane l of tap j reads span position l·sw + j·dw: inside the input?
-                  auto inside = [&](int64_t j, int64_t l) {
-                    const int64_t col = b + l * w.sw + j * w.dw;
-                    return l < lanes && col >= 0 && col < Wd;
-                  };
-                  auto lanesOf = [&](int64_t j) {
-                    std::vector<bool> v(static_cast<size_t>(W));
-                    bool anyIn = false;
-                    for (int64_t l = 0; l < W; ++l)
-                      anyIn |= v[size_t(l)] = inside(j, l);
-                    return std::make_pair(v, anyIn);
-                  };
-                  auto tap = [&](LV* span, int64_t j) {
-                    std::vector<int> idx(static_cast<size_t>(W));
-                    for (int64_t l = 0; l < W; ++l)
-                      idx[size_t(l)] = int(l * w.sw + j * w.dw);
-                    return B.CreateShuffleVector(span, idx);
-                  };
-                  // each tap row inside the input, in order: body(i, row base)
-                  auto rows = [&](const std::function<void(int64_t, LV*)>& body) {
-                    for (int64_t i = 0; i < w.kh; ++i) {
-                      LV* iy = add(h0, c64(i * w.dh));
-                      ifThen(B.CreateAnd(B.CreateICmpSGE(iy, c64(0)), B.CreateICmpSLT(iy, c64(H))),
-                             [&] { body(i, mul(add(plane, iy), Wd)); });
-                    }
-                  };
-                  // out's span += contribution(j) at tap j's positions, j descending
-                  auto scatter = [&](const std::function<LV*(int64_t)>& contribution) {
-                    rows([&](int64_t i, LV* rowBase) {
-                      LV* span = loadSpan(out, rowBase, b);
-                      for (int64_t j = w.kw - 1; j >= 0; --j) {
-                        auto [in, anyIn] = lanesOf(j);
-                        if (!anyIn) continue;
-                        std::vector<int> idx(size_t(M * W), int(W)); // lane 0 of the zero vector
-                        std::vector<bool> at(size_t(M * W), false);
+  poolSamples(
+      k, yv,
+      [&](LV* n) {
+        forLoop(
+            c64(0), c64(C), 1,
+            [&](LV* c) {
+              LV* plane = mul(add(mul(n, C), c), H); // (n·C + c)·H: the plane's first row
+              forLoop(
+                  c64(0), c64(Ho), 1,
+                  [&](LV* oy) {
+                    LV* h0 = B.CreateSub(mul(oy, w.sh), c64(w.pt));
+                    for (int64_t s0 = 0; s0 < Wo; s0 += W) {
+                      const int64_t lanes = std::min<int64_t>(W, Wo - s0), b = s0 * w.sw - w.pl;
+                      LV* yk = add(mul(add(mul(add(mul(n, C), c), Ho), oy), Wo), c64(s0));
+                      // lane l of tap j reads span position l·sw + j·dw: inside the input?
+                      auto inside = [&](int64_t j, int64_t l) {
+                        const int64_t col = b + l * w.sw + j * w.dw;
+                        return l < lanes && col >= 0 && col < Wd;
+                      };
+                      auto lanesOf = [&](int64_t j) {
+                        std::vector<bool> v(static_cast<size_t>(W));
+                        bool anyIn = false;
                         for (int64_t l = 0; l < W; ++l)
-                          if (in[size_t(l)]) {
-                            idx[size_t(l * w.sw + j * w.dw)] = int(l);
-                            at[size_t(l * w.sw + j * w.dw)] = true;
-                          }
-                        LV* d = B.CreateShuffleVector(contribution(i * w.kw + j), vcf(0), idx);
-                        span = B.CreateSelect(bools(at), B.CreateFAdd(span, d), span);
-                      }
-                      storeSpan(span, out, rowBase, b);
-                    });
-                  };
-                  if (max) {
-                    LV* mxA = entryAlloca(vf);
-                    LV* bestA = entryAlloca(vi32);
-                    B.CreateStore(vcf(-std::numeric_limits<double>::infinity()), mxA);
-                    B.CreateStore(ConstantInt::get(vi32, -1), bestA);
-                    rows([&](int64_t i, LV* rowBase) {
-                      LV* span = loadSpan(xb, rowBase, b);
-                      for (int64_t j = 0; j < w.kw; ++j) {
-                        auto [in, anyIn] = lanesOf(j);
-                        if (!anyIn) continue;
-                        LV* v = tap(span, j);
-                        LV* mx = B.CreateLoad(vf, mxA);
-                        LV* take = B.CreateAnd(
-                            bools(in), B.CreateOr(B.CreateFCmpOGT(v, mx), B.CreateFCmpUNO(v, v)));
-                        B.CreateStore(B.CreateSelect(take, v, mx), mxA);
-                        if (grad) {
-                          LV* t = ConstantInt::get(vi32, i * w.kw + j);
-                          LV* best = B.CreateLoad(vi32, bestA);
-                          LV* first = B.CreateAnd(bools(in),
-                                                  B.CreateICmpEQ(best, ConstantInt::get(vi32, -1)));
-                          best = B.CreateSelect(B.CreateOr(first, take), t, best);
-                          B.CreateStore(best, bestA);
+                          anyIn |= v[size_t(l)] = inside(j, l);
+                        return std::make_pair(v, anyIn);
+                      };
+                      auto tap = [&](LV* span, int64_t j) {
+                        std::vector<int> idx(static_cast<size_t>(W));
+                        for (int64_t l = 0; l < W; ++l)
+                          idx[size_t(l)] = int(l * w.sw + j * w.dw);
+                        return B.CreateShuffleVector(span, idx);
+                      };
+                      // each tap row inside the input, in order: body(i, row base)
+                      auto rows = [&](const std::function<void(int64_t, LV*)>& body) {
+                        for (int64_t i = 0; i < w.kh; ++i) {
+                          LV* iy = add(h0, c64(i * w.dh));
+                          ifThen(
+                              B.CreateAnd(B.CreateICmpSGE(iy, c64(0)), B.CreateICmpSLT(iy, c64(H))),
+                              [&] { body(i, mul(add(plane, iy), Wd)); });
                         }
+                      };
+                      // out's span += contribution(j) at tap j's positions, j descending
+                      auto scatter = [&](const std::function<LV*(int64_t)>& contribution) {
+                        rows([&](int64_t i, LV* rowBase) {
+                          LV* span = tiles ? llvm::Constant::getNullValue(
+                                                 llvm::FixedVectorType::get(f32, unsigned(M * W)))
+                                           : loadSpan(out, rowBase, b);
+                          for (int64_t j = w.kw - 1; j >= 0; --j) {
+                            auto [in, anyIn] = lanesOf(j);
+                            if (!anyIn) continue;
+                            std::vector<int> idx(size_t(M * W),
+                                                 int(W)); // lane 0 of the zero vector
+                            std::vector<bool> at(size_t(M * W), false);
+                            for (int64_t l = 0; l < W; ++l)
+                              if (in[size_t(l)]) {
+                                idx[size_t(l * w.sw + j * w.dw)] = int(l);
+                                at[size_t(l * w.sw + j * w.dw)] = true;
+                              }
+                            LV* d = B.CreateShuffleVector(contribution(i * w.kw + j), vcf(0), idx);
+                            span = B.CreateSelect(bools(at), B.CreateFAdd(span, d), span);
+                          }
+                          storeSpan(span, out, rowBase, b);
+                        });
+                      };
+                      if (max) {
+                        LV* mxA = entryAlloca(vf);
+                        LV* bestA = entryAlloca(vi32);
+                        B.CreateStore(vcf(-std::numeric_limits<double>::infinity()), mxA);
+                        B.CreateStore(ConstantInt::get(vi32, -1), bestA);
+                        rows([&](int64_t i, LV* rowBase) {
+                          LV* span = loadSpan(xb, rowBase, b);
+                          for (int64_t j = 0; j < w.kw; ++j) {
+                            auto [in, anyIn] = lanesOf(j);
+                            if (!anyIn) continue;
+                            LV* v = tap(span, j);
+                            LV* mx = B.CreateLoad(vf, mxA);
+                            LV* take = B.CreateAnd(bools(in), B.CreateOr(B.CreateFCmpOGT(v, mx),
+                                                                         B.CreateFCmpUNO(v, v)));
+                            B.CreateStore(B.CreateSelect(take, v, mx), mxA);
+                            if (grad) {
+                              LV* t = ConstantInt::get(vi32, i * w.kw + j);
+                              LV* best = B.CreateLoad(vi32, bestA);
+                              LV* first = B.CreateAnd(
+                                  bools(in), B.CreateICmpEQ(best, ConstantInt::get(vi32, -1)));
+                              best = B.CreateSelect(B.CreateOr(first, take), t, best);
+                              B.CreateStore(best, bestA);
+                            }
+                          }
+                        });
+                        if (!grad) {
+                          storeVec(B.CreateLoad(vf, mxA), out, yk, llvm::Align(4), lanes);
+                          continue;
+                        }
+                        LV* dy = loadVec(yb, yk, llvm::Align(4), lanes);
+                        if (reluMasked(k)) // relu_grad: dy where the max (x at the argmax) is > 0
+                          dy = B.CreateSelect(B.CreateFCmpOGT(B.CreateLoad(vf, mxA), vcf(0)), dy,
+                                              vcf(0));
+                        LV* best = B.CreateLoad(vi32, bestA);
+                        scatter([&](int64_t t) {
+                          return B.CreateSelect(B.CreateICmpEQ(best, ConstantInt::get(vi32, t)), dy,
+                                                vcf(0));
+                        });
+                        continue;
                       }
-                    });
-                    if (!grad) {
-                      storeVec(B.CreateLoad(vf, mxA), out, yk, llvm::Align(4), lanes);
-                      continue;
+                      // avg: the divisor per lane, rows at run time, columns constant
+                      LV* h1 = smin(add(h0, c64(w.kh)), c64(H + w.pb));
+                      LV* rowPool = B.CreateSub(h1, h0);
+                      LV* rh0 = smax(h0, c64(0));
+                      LV* rh1 = smin(h1, c64(H));
+                      LV* rowIn = B.CreateSub(rh1, rh0);
+                      std::vector<Constant*> colDiv;
+                      std::vector<bool> colEmpty(static_cast<size_t>(W));
+                      for (int64_t l = 0; l < W; ++l) {
+                        const int64_t w0 = (s0 + l) * w.sw - w.pl,
+                                      w1 = std::min(w0 + w.kw, Wd + w.pr);
+                        const int64_t in = std::min(w1, Wd) - std::max<int64_t>(w0, 0);
+                        colEmpty[size_t(l)] = l < lanes && in <= 0;
+                        colDiv.push_back(ConstantInt::get(i64, l >= lanes            ? 1
+                                                               : w.count_include_pad ? w1 - w0
+                                                                                     : in));
+                      }
+                      LV* div = B.CreateSIToFP(
+                          B.CreateMul(B.CreateVectorSplat(W, w.count_include_pad ? rowPool : rowIn),
+                                      llvm::ConstantVector::get(colDiv)),
+                          vf);
+                      if (grad) {
+                        LV* g = B.CreateFDiv(loadVec(yb, yk, llvm::Align(4), lanes), div);
+                        scatter([&](int64_t) { return g; });
+                        continue;
+                      }
+                      LV* accA = entryAlloca(vf);
+                      B.CreateStore(vcf(0), accA);
+                      rows([&](int64_t, LV* rowBase) {
+                        LV* span = loadSpan(xb, rowBase, b);
+                        for (int64_t j = 0; j < w.kw; ++j) {
+                          auto [in, anyIn] = lanesOf(j);
+                          if (!anyIn) continue;
+                          LV* acc = B.CreateLoad(vf, accA);
+                          B.CreateStore(
+                              B.CreateSelect(bools(in), B.CreateFAdd(acc, tap(span, j)), acc),
+                              accA);
+                        }
+                      });
+                      // a window wholly in the padding averages nothing: 0
+                      LV* empty = B.CreateOr(B.CreateVectorSplat(W, B.CreateICmpSGE(rh0, rh1)),
+                                             bools(colEmpty));
+                      LV* avg = B.CreateFDiv(B.CreateLoad(vf, accA), div);
+                      storeVec(B.CreateSelect(empty, vcf(0), avg), out, yk, llvm::Align(4), lanes);
                     }
-                    LV* dy = loadVec(yb, yk, llvm::Align(4), lanes);
-                    if (reluMasked(k)) // relu_grad: dy where the max (x at the argmax) is > 0
-                      dy = B.CreateSelect(B.CreateFCmpOGT(B.CreateLoad(vf, mxA), vcf(0)), dy,
-                                          vcf(0));
-                    LV* best = B.CreateLoad(vi32, bestA);
-                    scatter([&](int64_t t) {
-                      return B.CreateSelect(B.CreateICmpEQ(best, ConstantInt::get(vi32, t)), dy,
-                                            vcf(0));
-                    });
-                    continue;
-                  }
-                  // avg: the divisor per lane, rows at run time, columns constant
-                  LV* h1 = smin(add(h0, c64(w.kh)), c64(H + w.pb));
-                  LV* rowPool = B.CreateSub(h1, h0);
-                  LV* rh0 = smax(h0, c64(0));
-                  LV* rh1 = smin(h1, c64(H));
-                  LV* rowIn = B.CreateSub(rh1, rh0);
-                  std::vector<Constant*> colDiv;
-                  std::vector<bool> colEmpty(static_cast<size_t>(W));
-                  for (int64_t l = 0; l < W; ++l) {
-                    const int64_t w0 = (s0 + l) * w.sw - w.pl, w1 = std::min(w0 + w.kw, Wd + w.pr);
-                    const int64_t in = std::min(w1, Wd) - std::max<int64_t>(w0, 0);
-                    colEmpty[size_t(l)] = l < lanes && in <= 0;
-                    colDiv.push_back(ConstantInt::get(i64, l >= lanes            ? 1
-                                                           : w.count_include_pad ? w1 - w0
-                                                                                 : in));
-                  }
-                  LV* div = B.CreateSIToFP(
-                      B.CreateMul(B.CreateVectorSplat(W, w.count_include_pad ? rowPool : rowIn),
-                                  llvm::ConstantVector::get(colDiv)),
-                      vf);
-                  if (grad) {
-                    LV* g = B.CreateFDiv(loadVec(yb, yk, llvm::Align(4), lanes), div);
-                    scatter([&](int64_t) { return g; });
-                    continue;
-                  }
-                  LV* accA = entryAlloca(vf);
-                  B.CreateStore(vcf(0), accA);
-                  rows([&](int64_t, LV* rowBase) {
-                    LV* span = loadSpan(xb, rowBase, b);
-                    for (int64_t j = 0; j < w.kw; ++j) {
-                      auto [in, anyIn] = lanesOf(j);
-                      if (!anyIn) continue;
-                      LV* acc = B.CreateLoad(vf, accA);
-                      B.CreateStore(B.CreateSelect(bools(in), B.CreateFAdd(acc, tap(span, j)), acc),
-                                    accA);
-                    }
-                  });
-                  // a window wholly in the padding averages nothing: 0
-                  LV* empty = B.CreateOr(B.CreateVectorSplat(W, B.CreateICmpSGE(rh0, rh1)),
-                                         bools(colEmpty));
-                  LV* avg = B.CreateFDiv(B.CreateLoad(vf, accA), div);
-                  storeVec(B.CreateSelect(empty, vcf(0), avg), out, yk, llvm::Align(4), lanes);
-                }
-              },
-              "oy");
-        },
-        "c");
-  });
+                  },
+                  "oy");
+            },
+            "c");
+      },
+      /*zero=*/!tiles);
   return true;
 }
 

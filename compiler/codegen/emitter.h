@@ -272,7 +272,10 @@ private:
   /// vector. False where the scalar loops of emitPool run instead.
   bool emitPoolVector(const Kernel& k);
   /// body(n) for the samples of this task; a pooling gradient's samples zeroed first.
-  void poolSamples(const Kernel& k, const Value* batchOf, const std::function<void(LV*)>& body);
+  /// `zero`: a gradient kernel zeroes its samples' dx first (scatter-add);
+  /// false where the windows tile the input and every element is stored.
+  void poolSamples(const Kernel& k, const Value* batchOf, const std::function<void(LV*)>& body,
+                   bool zero = true);
   /// BatchNorm's window kernels (emit_batchnorm.cpp): statistics, the
   /// running update and the gradients on task 0, the normalization per
   /// sample. False if `k` is not one of them.

@@ -368,8 +368,10 @@ void checkPoolBits(const PoolCase& pc, int threads, const std::string& cpu, bool
     const unsigned r = rng() % 64;
     v = r < 3 ? special[r] : float(int(r % 5) - 2);
   }
-  for (float& v : dy)
-    v = float(int(rng() % 2001) - 1000) / 64.0f;
+  for (float& v : dy) { // and some -0.0: a gradient of -0.0 must come out as +0.0 + -0.0
+    const int r = int(rng() % 2001) - 1000;
+    v = r % 7 == 0 ? -0.0f : float(r) / 64.0f;
+  }
   std::string err;
   auto prog = Program::compile({g.get()}, JitOptions{cpu, threads, true}, err);
   INFO(pc.op << " " << attrs << " H=" << pc.H << " W=" << pc.Wd << " threads=" << threads

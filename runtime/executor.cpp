@@ -418,8 +418,9 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
           if (stats)
             syncBatchNormStats<float>(f(in[0]), rows, C, S, eps, self->reducer.sum_ranks, f(out));
           else
-            syncBatchNormGrad<float>(f(in[0]), f(in[1]), f(in[2]), in.size() > 3 ? f(in[3]) : nullptr,
-                                     rows, C, S, self->reducer.sum_ranks, f(out));
+            syncBatchNormGrad<float>(f(in[0]), f(in[1]), f(in[2]),
+                                     in.size() > 3 ? f(in[3]) : nullptr, rows, C, S,
+                                     self->reducer.sum_ranks, f(out));
         };
       } else if (k.kind == KernelKind::AllReduce) {
         const Op* op = k.ops.front();

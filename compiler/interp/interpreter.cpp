@@ -288,7 +288,8 @@ private:
       return batchNormGrad(op, out);
     case OpKind::BatchNormSyncStats:
     case OpKind::BatchNormSyncGrad: { // synchronized BatchNorm: sums over the ranks
-      if (!in_.sum_ranks) throw std::invalid_argument("interpreter: batch_norm_sync needs a reducer");
+      if (!in_.sum_ranks)
+        throw std::invalid_argument("interpreter: batch_norm_sync needs a reducer");
       const bool stats = op.kind == OpKind::BatchNormSyncStats;
       const auto [B, C, S] = bnDims(o[stats ? 0 : 1]);
       if (stats)

@@ -464,9 +464,10 @@ private:
       std::tie(k.rows, k.cols) = matrixShape(res->type);
       k.rows_batched = kg_.batched.count(res) > 0;
       k.parallel = false;
-      k.notes.push_back(op->kind == OpKind::BatchNormSyncStats
-                            ? "the statistics of the global batch: every rank's sums, in rank order"
-                            : "dx with the sums of dy and dy*(x-mean) over every rank, in rank order");
+      k.notes.push_back(
+          op->kind == OpKind::BatchNormSyncStats
+              ? "the statistics of the global batch: every rank's sums, in rank order"
+              : "dx with the sums of dy and dy*(x-mean) over every rank, in rank order");
       return;
     }
     case OpKind::SumRows: {

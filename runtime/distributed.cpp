@@ -117,6 +117,7 @@ GradientReducer DataParallel::reducer() {
   r.start = [this](int slot, const float* partial, int64_t count) { start(slot, partial, count); };
   r.finish = [this](int slot, float* sum) { finish(slot, sum); };
   r.progress = [this] { progress(); };
+  r.sum_ranks = [this](std::vector<double>& v) { sum(v); };
   return r;
 }
 

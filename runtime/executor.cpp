@@ -140,6 +140,10 @@ struct Program::Impl {
     /// sum. Between an allreduce kernel, which starts its reduction, and
     /// that kernel, the reduction runs while the kernels in between do.
     std::vector<std::vector<std::pair<int, int64_t>>> finish_before;
+    /// Per kernel: synchronized BatchNorm's host computation (a
+    /// batch_norm_sync_* kernel), given the arena and the shard's rows;
+    /// empty for the others.
+    std::vector<std::function<void(char* arena, int64_t rows)>> host;
   };
   GradientReducer reducer; ///< the allreduce kernels' reduction (setReducer)
   std::vector<Entry> entries;
@@ -233,7 +237,9 @@ struct Program::Impl {
         }
         if (ck == 1) {
           if (self == 0) {
-            if (const auto& r = e.reduces[k]; r.src >= 0) {
+            if (e.host[k]) {
+              e.host[k](arena.get(), n & 0xffffffff);
+            } else if (const auto& r = e.reduces[k]; r.src >= 0) {
               if (!reducer) throw std::logic_error("an allreduce kernel ran without a reducer");
               reducer.start(r.slot, reinterpret_cast<const float*>(arena.get() + r.src), r.count);
               ++in_flight;
@@ -415,7 +421,38 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
       const Kernel& k = ks[ki];
       e.chunks.push_back(chunksFor(k, impl->pool->size(), options.split_all, e.kg->batch));
       Impl::Entry::Reduce r;
-      if (k.kind == KernelKind::AllReduce) {
+      e.host.emplace_back();
+      if (k.kind == KernelKind::AllReduce && k.ops.front()->kind != OpKind::AllReduce) {
+        // Synchronized BatchNorm: [B,C,S] operands, B the run's rows.
+        const Op* op = k.ops.front();
+        const KernelGraph& kg = *e.kg;
+        auto at = [&kg](const Value* v) {
+          return kg.buffers[size_t(kg.buffer_of.at(viewRoot(v)))].offset;
+        };
+        std::vector<int64_t> in;
+        for (const Value* v : op->operands)
+          in.push_back(at(v));
+        const int64_t out = at(op->result);
+        const Shape& xs = op->operands[op->kind == OpKind::BatchNormSyncStats ? 0 : 1]->type.shape;
+        const int64_t C = xs[1];
+        int64_t S = 1;
+        for (size_t d = 2; d < xs.size(); ++d)
+          S *= xs[d];
+        const double eps = op->attrs.getDouble("eps", 1e-5);
+        const bool stats = op->kind == OpKind::BatchNormSyncStats;
+        Impl* self = impl.get();
+        e.host.back() = [self, in, out, C, S, eps, stats](char* a, int64_t rows) {
+          if (!self->reducer.sum_ranks)
+            throw std::logic_error("a batch_norm_sync kernel ran without a reducer");
+          auto f = [a](int64_t off) { return reinterpret_cast<float*>(a + off); };
+          if (stats)
+            syncBatchNormStats<float>(f(in[0]), rows, C, S, eps, self->reducer.sum_ranks, f(out));
+          else
+            syncBatchNormGrad<float>(f(in[0]), f(in[1]), f(in[2]),
+                                     in.size() > 3 ? f(in[3]) : nullptr, rows, C, S,
+                                     self->reducer.sum_ranks, f(out));
+        };
+      } else if (k.kind == KernelKind::AllReduce) {
         const Op* op = k.ops.front();
         r.src = e.kg->buffers[size_t(e.kg->buffer_of.at(viewRoot(op->operands[0])))].offset;
         r.dst = e.kg->buffers[size_t(e.kg->buffer_of.at(op->result))].offset;

@@ -37,6 +37,7 @@ public:
     in.lr = lr_;
     in.momentum = momentum_;
     if (opts_.reducer) in.reducer = opts_.reducer; // the blocking form
+    if (opts_.reducer) in.sum_ranks = opts_.reducer.sum_ranks; // synchronized BatchNorm
     in.first_row = first_row_;
     if (const Value* s = g.inputByRole(InputRole::Seed)) in.values[s->name] = {float(seed)};
     return interpret(g, in, state_)["loss"].at(0);

@@ -93,18 +93,8 @@ double lossScale(const ModelSpec& spec, int64_t n) {
   return double(float(1.0 / (double(n) * rowDivisor(spec))));
 }
 
-std::string dataParallelModelUnsupported(const ModelSpec& spec) {
-  for (const Layer& l : spec.layers)
-    if (l.kind == LayerKind::BatchNorm1d || l.kind == LayerKind::BatchNorm2d)
-      return "BatchNorm normalizes with the statistics of the whole batch, which data-parallel "
-             "training does not gather across processes yet (PyTorch's SyncBatchNorm); use one "
-             "process";
-  return {};
-}
-
 std::string dataParallelUnsupported(const ModelSpec& spec, int world, int64_t batch,
                                     int64_t samples) {
-  if (std::string why = dataParallelModelUnsupported(spec); !why.empty()) return why;
   if (spec.loss.reduction == Reduction::Mean &&
       (!spec.loss.weight.empty() || spec.loss.ignore_index))
     return "a mean loss with class weights or ignore_index divides by the weights of the whole "

@@ -55,10 +55,6 @@ ModelSpec dataParallelSpec(const ModelSpec& spec);
 /// "batchmean", 1 for "sum" (the divisor PyTorch's mean uses, rounded to
 /// float as its backward's norm scalar is).
 double lossScale(const ModelSpec& spec, int64_t n);
-/// Why `spec`'s model cannot train data-parallel at all ("" when it can):
-/// BatchNorm needs the global batch's statistics (SyncBatchNorm), not built.
-/// Checked before the compile, on every rank.
-std::string dataParallelModelUnsupported(const ModelSpec& spec);
 /// Why `spec` cannot train data-parallel on `world` processes with this
 /// batch and sample count ("" when it can): a global batch must give every
 /// rank at least one row, and a weighted mean (class weights, ignore_index)

@@ -232,10 +232,6 @@ int runTrain(const CommonArgs& a) {
       checkWritable(optimizerStatePath(a.save));
     }
     if (lead && !a.metrics.empty()) checkWritable(a.metrics);
-    if (dp)
-      if (std::string why = dataParallelModelUnsupported(spec); !why.empty())
-        throw UsageError(fmt::format("{}: data-parallel training on {} processes: {}", spec.path,
-                                     dp->size(), why));
     // The JIT compiles on another thread while the data inflates here.
     auto compiling = std::async(std::launch::async, [&, u8 = dataIsImages(spec, a)] {
       if (!dp) return makeEngine(spec, a, u8);

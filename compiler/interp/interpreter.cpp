@@ -10,6 +10,7 @@
 #include "compiler/ir/op_defs.h"
 #include "compiler/ir/op_math.h"
 #include "compiler/ir/window_attrs.h"
+#include "compiler/passes/sync_batchnorm.h"
 #include "compiler/support/window2d.h"
 
 #include <algorithm>
@@ -285,6 +286,21 @@ private:
     case OpKind::BatchNormWeightGrad:
     case OpKind::BatchNormBiasGrad:
       return batchNormGrad(op, out);
+    case OpKind::BatchNormSyncStats:
+    case OpKind::BatchNormSyncGrad: { // synchronized BatchNorm: sums over the ranks
+      if (!in_.sum_ranks)
+        throw std::invalid_argument("interpreter: batch_norm_sync needs a reducer");
+      const bool stats = op.kind == OpKind::BatchNormSyncStats;
+      const auto [B, C, S] = bnDims(o[stats ? 0 : 1]);
+      if (stats)
+        syncBatchNormStats<T>(get(o[0]).data(), B, C, S, op.attrs.getDouble("eps", 1e-5),
+                              in_.sum_ranks, out.data());
+      else
+        syncBatchNormGrad<T>(get(o[0]).data(), get(o[1]).data(), get(o[2]).data(),
+                             o.size() > 3 ? get(o[3]).data() : nullptr, B, C, S, in_.sum_ranks,
+                             out.data());
+      return;
+    }
     case OpKind::SgdUpdate: return sgd(op);
     case OpKind::AdamUpdate: return adam(op);
     case OpKind::RmspropUpdate: return rmsprop(op);

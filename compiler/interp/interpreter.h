@@ -38,6 +38,9 @@ template <typename T> struct InterpInputs {
   /// What an allreduce op computes (data-parallel training, the allreduce
   /// pass): sum[i] over the ranks of partial[i]; see GradientReducer.
   std::function<void(const T* partial, T* sum, int64_t count)> reducer = nullptr;
+  /// What the batch_norm_sync_* ops sum over the ranks (synchronized
+  /// BatchNorm): GradientReducer::sum_ranks.
+  std::function<void(std::vector<double>& values)> sum_ranks = nullptr;
   /// The batch's first row in the global batch (a data-parallel shard): Dropout
   /// masks are keyed by the global row.
   int64_t first_row = 0;

@@ -9,7 +9,7 @@ int insertAllReduce(Graph& g) {
   std::vector<Op*> updates;
   for (const auto& op : g.ops())
     // BatchNorm's running-statistics update takes batch statistics, not a
-    // gradient (synchronizing them is SyncBatchNorm's job, not this pass's).
+    // gradient (synchronizing them is insertSyncBatchNorm's job).
     if (opInfo(op->kind).category == OpCategory::Update && op->kind != OpKind::BatchNormUpdateStats)
       updates.push_back(op.get());
   int added = 0;
@@ -45,6 +45,19 @@ int insertAllReduce(Graph& g) {
   for (auto& u : moved)
     ops.push_back(std::move(u));
   return added;
+}
+
+int insertSyncBatchNorm(Graph& g) {
+  int changed = 0;
+  for (const auto& op : g.mutableOps())
+    if (op->kind == OpKind::BatchNormStats) {
+      op->kind = OpKind::BatchNormSyncStats;
+      ++changed;
+    } else if (op->kind == OpKind::BatchNormGrad) {
+      op->kind = OpKind::BatchNormSyncGrad;
+      ++changed;
+    }
+  return changed;
 }
 
 } // namespace descent

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "compiler/ir/graph.h"
+#include "compiler/passes/sync_batchnorm.h"
 
 #include <cstdint>
 #include <functional>
@@ -24,6 +25,16 @@ namespace descent {
 /// (the fusion report says why).
 int insertAllReduce(Graph& g);
 
+/// Synchronized BatchNorm (PyTorch's SyncBatchNorm): turns every
+/// `batch_norm_stats` into `batch_norm_sync_stats` and every `batch_norm_grad`
+/// into `batch_norm_sync_grad` (same operands, attributes and results), whose
+/// per-channel sums run over every rank's shard (sync_batchnorm.h). The
+/// running statistics' update and batch_norm then read the global batch's
+/// statistics; batch_norm_weight_grad / batch_norm_bias_grad stay per rank
+/// (ordinary gradients, summed by the allreduce ops). Returns the number of
+/// ops changed. Run with insertAllReduce, only when the world size is above 1.
+int insertSyncBatchNorm(Graph& g);
+
 /// What the allreduce ops do at run time, supplied by the runtime: the
 /// scaled sum over every rank of a partial gradient, in an order that does
 /// not vary between runs. Split in two so the reduction can run while other
@@ -39,6 +50,9 @@ struct GradientReducer {
   std::function<void(int slot, float* sum)> finish;
   /// Optional: lets the reductions in flight advance (called between kernels).
   std::function<void()> progress;
+  /// Synchronized BatchNorm's blocking sum over the ranks, in rank order
+  /// (needed only by a graph with batch_norm_sync_* ops).
+  RankSum sum_ranks;
 
   explicit operator bool() const { return bool(start); }
   /// The blocking form: `sum[i]` = the scaled sum over the ranks of

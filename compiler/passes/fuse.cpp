@@ -477,6 +477,22 @@ private:
         }
       return;
     }
+    case OpKind::BatchNormSyncStats:
+    case OpKind::BatchNormSyncGrad: {
+      // Synchronized BatchNorm: the host computes the shard's sums, sums
+      // them over the ranks and applies them (sync_batchnorm.h), on the
+      // calling thread; its operands are stored, its result too.
+      Kernel& k = open(KernelKind::AllReduce, "sync_batch_norm", op);
+      take(k, op);
+      std::tie(k.rows, k.cols) = matrixShape(res->type);
+      k.rows_batched = kg_.batched.count(res) > 0;
+      k.parallel = false;
+      k.notes.push_back(
+          op->kind == OpKind::BatchNormSyncStats
+              ? "the statistics of the global batch: every rank's sums, in rank order"
+              : "dx with the sums of dy and dy*(x-mean) over every rank, in rank order");
+      return;
+    }
     case OpKind::SumRows: {
       if (const Op* u = onlyUpdate(res)) {
         deferred_.insert(op);

@@ -283,8 +283,11 @@ private:
                describe(k.ops[i]));
       break;
     case KernelKind::AllReduce:
-      if (anchor->kind != OpKind::AllReduce || k.ops.size() != 1 || k.parallel)
-        fail("{}: an allreduce kernel holds one allreduce op on one task", k.name);
+      if ((anchor->kind != OpKind::AllReduce && anchor->kind != OpKind::BatchNormSyncStats &&
+           anchor->kind != OpKind::BatchNormSyncGrad) ||
+          k.ops.size() != 1 || k.parallel)
+        fail("{}: an allreduce kernel holds one allreduce or batch_norm_sync op on one task",
+             k.name);
       break;
     case KernelKind::Window:
       if (!hasTrait(anchor->kind, optrait::Window))

@@ -95,6 +95,7 @@ LoweredModel lowerModel(const ModelSpec& spec, const LowerOptions& opts) {
     m.train = buildTrainGraph(spec, b);
     if (opts.world_size > 1) {
       insertAllReduce(*m.train);
+      insertSyncBatchNorm(*m.train);
       verified(*m.train, "allreduce");
     }
   }

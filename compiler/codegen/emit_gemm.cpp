@@ -4,6 +4,7 @@
 #include "compiler/codegen/emitter.h"
 
 #include <numeric>
+#include <stdexcept>
 
 namespace descent::emit_detail {
 
@@ -14,6 +15,26 @@ constexpr int64_t kMaxPanelBytes = 512 * 1024;
 } // namespace descent::emit_detail
 
 namespace descent::emit_detail {
+
+/// Transposes the W x W block held in the W vectors `v` (row i in v[i]):
+/// swaps the off-diagonal h x h blocks of every 2h x 2h block, for every h.
+static void transposeRegs(llvm::IRBuilder<>& B, std::vector<LV*>& v) {
+  const int W = int(v.size());
+  for (int h = W / 2; h >= 1; h /= 2) {
+    std::vector<int> lo(W), hi(W);
+    for (int j = 0; j < W; ++j) {
+      lo[j] = (j & h) ? W + j - h : j;
+      hi[j] = (j & h) ? W + j : j + h;
+    }
+    for (int i = 0; i < W; ++i) {
+      if (i & h) continue;
+      LV* a = v[i];
+      LV* b = v[i + h];
+      v[i] = B.CreateShuffleVector(a, b, lo);
+      v[i + h] = B.CreateShuffleVector(a, b, hi);
+    }
+  }
+}
 
 void Emitter::emitTranspose(const Kernel& k) {
   // dst[c, r] = src[r, c] for src [R, C]. Tasks split dst rows in blocks of
@@ -60,22 +81,7 @@ void Emitter::emitTranspose(const Kernel& k) {
                 for (int i = 0; i < W; ++i)
                   v[i] = loadVec(
                       src, B.CreateAdd(B.CreateMul(B.CreateAdd(r0, c64(i)), c64(Cn)), c0), sal, W);
-                // Swap the off-diagonal h x h blocks of every 2h x 2h block, for
-                // every h: that is the transpose.
-                for (int h = W / 2; h >= 1; h /= 2) {
-                  std::vector<int> lo(W), hi(W);
-                  for (int j = 0; j < W; ++j) {
-                    lo[j] = (j & h) ? W + j - h : j;
-                    hi[j] = (j & h) ? W + j : j + h;
-                  }
-                  for (int i = 0; i < W; ++i) {
-                    if (i & h) continue;
-                    LV* a = v[i];
-                    LV* b = v[i + h];
-                    v[i] = B.CreateShuffleVector(a, b, lo);
-                    v[i + h] = B.CreateShuffleVector(a, b, hi);
-                  }
-                }
+                transposeRegs(B, v);
                 for (int i = 0; i < W; ++i)
                   storeVec(v[i], dst, B.CreateAdd(B.CreateMul(B.CreateAdd(c0, c64(i)), c64(R)), r0),
                            dal, W);
@@ -197,7 +203,12 @@ void Emitter::emitGemm(const Kernel& k) {
   // dW GEMMs (K = the batch's n rows, at most the static g.K) are packed
   // too: their B is dY, whose rows are as far apart as W's, and each panel
   // serves all M/MR row tiles (M = the layer's inputs).
-  const bool pack = remCols == 0 && g.ldb >= 256 && g.K * NR * 4 <= kMaxPanelBytes;
+  // g.tb (dX of a wide layer, see packsTransposedB): B' = Wᵀ is packed
+  // straight from W [N,K], W x W blocks transposed in registers, instead of
+  // from a Wᵀ copy that a transpose kernel would write and this GEMM re-read.
+  const bool pack = g.tb || (remCols == 0 && g.ldb >= 256 && g.K * NR * 4 <= kMaxPanelBytes);
+  if (g.tb && (remCols != 0 || g.K % W != 0 || g.K * NR * 4 > kMaxPanelBytes))
+    throw std::logic_error("emitGemm: " + k.name + " cannot pack its transposed B");
   LV* panel = nullptr;
   if (pack) {
     llvm::IRBuilder<> eb(&F->getEntryBlock(), F->getEntryBlock().begin());
@@ -217,6 +228,31 @@ void Emitter::emitGemm(const Kernel& k) {
           ifThen(B.CreateOr(B.CreateICmpEQ(t, tb), B.CreateICmpEQ(rt, c64(0))), [&] {
             LV* src = bufBase(g.b_buffer);
             llvm::Align al = bAlign(g);
+            if (g.tb) {
+              // panel[kk][v*W + i] = W[j0 + v*W + i][kk], one W x W block at a time.
+              forLoop(
+                  c64(0), c64(g.K / W), 1,
+                  [&](LV* kb) {
+                    LV* k0 = B.CreateMul(kb, c64(W));
+                    for (int v = 0; v < NV; ++v) {
+                      std::vector<LV*> x(W);
+                      for (int i = 0; i < W; ++i)
+                        x[i] = loadVec(
+                            src,
+                            B.CreateAdd(B.CreateMul(B.CreateAdd(j0, c64(v * W + i)), c64(g.ldb)),
+                                        k0),
+                            al, W);
+                      transposeRegs(B, x);
+                      for (int i = 0; i < W; ++i)
+                        storeVec(
+                            x[i], panel,
+                            B.CreateAdd(B.CreateMul(B.CreateAdd(k0, c64(i)), c64(NR)), c64(v * W)),
+                            llvm::Align(64), W);
+                    }
+                  },
+                  "packT");
+              return;
+            }
             forLoop(
                 c64(0), Kv, 1,
                 [&](LV* kk) {

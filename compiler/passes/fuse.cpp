@@ -336,7 +336,11 @@ private:
     else if (ta) role = "dW";
     else if (tb) role = "dX";
     else role = "fwd";
-    if (tb) {
+    if (tb && !gi.k_batched && packsTransposedB(gi.N, gi.K)) {
+      // Wide layers: the GEMM transposes W's rows into its packed B panels.
+      gi.tb = true;
+      gi.ldb = b->type.shape[1];
+    } else if (tb) {
       // dX = dY·Wᵀ: the micro-kernel wants B contiguous along N, so W [N,K]
       // is copied to Wᵀ [K,N] first (K*N floats, < 1/(2n) of the GEMM's work).
       Kernel& t = open(KernelKind::Transpose, layer + "wT", mm);

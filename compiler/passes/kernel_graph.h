@@ -62,10 +62,23 @@ struct GemmInfo {
   bool m_batched = false; ///< M is the runtime row count n (forward, dX)
   bool k_batched = false; ///< K is the runtime row count n (dW = Xᵀ·dY)
   bool ta = false;
+  /// B' = Bᵀ read straight from B [N,K] (ldb = K): the GEMM's panel packing
+  /// transposes it (see packsTransposedB); otherwise b_buffer is a Wᵀ copy.
+  bool tb = false;
   int a_buffer = -1, b_buffer = -1; ///< indices into KernelGraph::buffers
   int64_t lda = 0, ldb = 0;
   const Op* a_normalize = nullptr; ///< normalize folded into the A loads (u8 LUT or f32 affine)
 };
+
+/// Whether a transpose_b GEMM (dX = dY·Wᵀ, W [N,K]) reads W directly and
+/// transposes it while packing its B panels instead of reading a Wᵀ copy made
+/// by a transpose kernel: the wide layers the GEMM packs anyway (whole column
+/// tiles for any vector width, rows 1 KB or more apart, a K x 64 panel of at
+/// most 512 KiB, K in whole 16-float blocks). A 4 MB Wᵀ copy costs a DRAM
+/// round trip of 8-12 MB per step; the panels are copied from W's rows anyway.
+inline bool packsTransposedB(int64_t N, int64_t K) {
+  return N % 64 == 0 && N >= 256 && K % 16 == 0 && K * 64 * 4 <= 512 * 1024;
+}
 
 /// One kernel: the graph ops it computes, in order. `ops` lists every fused
 /// op; the kind-specific anchor decides the loop structure.

@@ -409,20 +409,29 @@ private:
     }
     // B: read contiguously along N, so transpose_b reads a copy of B made by
     // an earlier transpose kernel.
-    if (g.ldb < N) fail("{}: ldb={} < N={}", k.name, g.ldb, N);
+    // B: read contiguously along N, or (g.tb) B [N,K] transposed into the panels.
+    if (g.ldb < (g.tb ? K : N)) fail("{}: ldb={} < {}", k.name, g.ldb, g.tb ? K : N);
     if (!valid(g.b_buffer)) {
       fail("{}: B buffer {} out of range", k.name, g.b_buffer);
       return;
     }
     if (!lists(k.reads, g.b_buffer))
       fail("{}: does not list its B buffer %{} in its reads", k.name, buffer(g.b_buffer).name);
-    if (buffer(g.b_buffer).bytes < K * g.ldb * 4)
+    if (buffer(g.b_buffer).bytes < (g.tb ? N : K) * g.ldb * 4)
       fail("{}: B buffer %{} has {} bytes, the GEMM reads {}", k.name, buffer(g.b_buffer).name,
-           buffer(g.b_buffer).bytes, K * g.ldb * 4);
+           buffer(g.b_buffer).bytes, (g.tb ? N : K) * g.ldb * 4);
     if (!tb) {
+      if (g.tb) fail("{}: transposes B %{} but the matmul has no transpose_b", k.name, b->name);
       if (g.b_buffer != bufferOf(b)) fail("{}: B buffer is not %{}'s", k.name, b->name);
       if (g.ldb != b->type.shape[1])
         fail("{}: ldb={} but B %{} is {}", k.name, g.ldb, b->name, b->type.str());
+      return;
+    }
+    if (g.tb) {
+      if (g.b_buffer != bufferOf(b)) fail("{}: B buffer is not %{}'s", k.name, b->name);
+      if (g.ldb != b->type.shape[1] || !packsTransposedB(g.N, K))
+        fail("{}: reads B %{} {} transposed in its panels with ldb={}, N={}, K={}", k.name,
+             b->name, b->type.str(), g.ldb, g.N, K);
       return;
     }
     int t = -1;

@@ -128,6 +128,39 @@ TEST_CASE("register-blocked W transposes with ragged edges match the interpreter
   }
 }
 
+TEST_CASE("dX GEMMs that transpose W into their packed panels match the interpreter",
+          "[codegen][differential]") {
+  // Linear(320, 48)'s dX (N = 320 inputs, K = 48 outputs) packs Wᵀ straight
+  // from W [320,48] (packsTransposedB): 5 column tiles of 64 for AVX-512, 20
+  // of 16 for AVX2, 3 or 6 register-transposed K blocks each; no wT kernel.
+  // Linear(48, 10)'s dX (K = 10) keeps its transpose kernel. Remainder rows
+  // and 2 threads (tasks starting mid-column repack the panel) included.
+  const std::string src = "input x: f32[24]\ntarget y: class[10]\n"
+                          "model = Sequential(Linear(24, 320), ReLU(), Linear(320, 48), ReLU(),\n"
+                          "                   Linear(48, 10), LogSoftmax(dim=1))\n"
+                          "loss = NLLLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 16\n";
+  ModelSpec spec = specFromText("packT.nn", src);
+  BuildOptions opts;
+  opts.batch = 16;
+  auto train = buildTrainGraph(spec, opts);
+  std::string err;
+  auto prog = Program::compile({train.get()}, JitOptions{"", 1, false}, err);
+  REQUIRE(prog);
+  const std::string kernels = prog->kernelsText();
+  INFO(kernels);
+  CHECK(kernels.find("linear2_wT") == std::string::npos);
+  CHECK(kernels.find("linear2_dX") != std::string::npos);
+  CHECK(kernels.find("linear4_wT") != std::string::npos);
+  for (int threads : {1, 2}) {
+    SECTION("host, threads " + std::to_string(threads)) {
+      checkTrain("packT.nn", {16, {16, 9, 16}, threads, ""}, src);
+    }
+    SECTION("avx2, threads " + std::to_string(threads)) {
+      checkTrain("packT.nn", {16, {16, 9, 16}, threads, "x86-64-v3"}, src);
+    }
+  }
+}
+
 TEST_CASE("convolution and pooling kernels with odd shapes match the interpreter",
           "[codegen][differential][conv]") {
   // The vectorized direct convolutions (stride 1 along the width) and the

@@ -76,6 +76,13 @@ void Emitter::emitConvGather(const Kernel& k) {
   const ConvBlock blk = pickBlock(pg, vecs, regs, W >= 16 ? 4 : 3);
   auto mul = [&](LV* a, int64_t c) { return B.CreateMul(a, c64(c), "", false, true); };
   auto add = [&](LV* a, LV* b) { return B.CreateAdd(a, b, "", false, true); };
+  // for (i = 0; i < count; ++i) body(i), without a loop when count is 1
+  auto loop = [&](int64_t count, const std::function<void(LV*)>& body, const char* name) {
+    if (count == 1)
+      body(c64(0));
+    else
+      forLoop(c64(0), c64(count), 1, body, name);
+  };
 
   // Whether vector v of an output row reads no padding and no lane past Wo
   // at any tap column j: its loads need no mask. Such vectors form one run.
@@ -113,9 +120,8 @@ void Emitter::emitConvGather(const Kernel& k) {
         row = q;
       }
       ifThen(ok, [&] {
-        forLoop(
-            c64(0), c64(qg),
-            1,
+        loop(
+            qg,
             [&](LV* q) {
               LV* qa = add(mul(g, qg), q); // absolute input channel
               LV* plane = add(mul(add(mul(add(mul(n, Q), qa), Hi), row), Wi), s0);
@@ -165,10 +171,7 @@ void Emitter::emitConvGather(const Kernel& k) {
             "q");
       });
     };
-    if (w.kh == 1)
-      tapRow(c64(0));
-    else
-      forLoop(c64(0), c64(w.kh), 1, tapRow, "tap_i");
+    loop(w.kh, tapRow, "tap_i");
     for (int b = 0; b < ob; ++b) {
       LV* p = add(p0, c64(b));
       for (int v = 0; v < nv; ++v) {
@@ -213,19 +216,30 @@ void Emitter::emitConvGather(const Kernel& k) {
   LV* rows = rowsOf(kg_->batched.count(res) > 0, os[0]);
   auto [s0, s1] = split(rows);
   const int64_t full = pg / blk.ob, tail = pg % blk.ob;
-  forLoop(s0, s1, 1, [&](LV* n) {
-    forLoop(c64(0), c64(G), 1, [&](LV* g) {
-      if (full)
-        forLoop(c64(0), c64(full), 1, [&](LV* pb) {
-          LV* p0 = add(mul(g, pg), mul(pb, blk.ob));
-          forLoop(c64(0), c64(Ho), 1, [&](LV* r) { row(n, g, p0, blk.ob, r); }, "r");
-        }, "pb");
-      if (tail) {
-        LV* p0 = add(mul(g, pg), c64(full * blk.ob));
-        forLoop(c64(0), c64(Ho), 1, [&](LV* r) { row(n, g, p0, int(tail), r); }, "r");
-      }
-    }, "g");
-  }, "n");
+  forLoop(
+      s0, s1, 1,
+      [&](LV* n) {
+        loop(
+            G,
+            [&](LV* g) {
+              if (full)
+                forLoop(
+                    c64(0), c64(full), 1,
+                    [&](LV* pb) {
+                      LV* p0 = add(mul(g, pg), mul(pb, blk.ob));
+                      forLoop(
+                          c64(0), c64(Ho), 1, [&](LV* r) { row(n, g, p0, blk.ob, r); }, "r");
+                    },
+                    "pb");
+              if (tail) {
+                LV* p0 = add(mul(g, pg), c64(full * blk.ob));
+                forLoop(
+                    c64(0), c64(Ho), 1, [&](LV* r) { row(n, g, p0, int(tail), r); }, "r");
+              }
+            },
+            "g");
+      },
+      "n");
 }
 
 void Emitter::emitConvWeightGrad(const Kernel& k) {
@@ -328,13 +342,25 @@ void Emitter::emitConvWeightGrad(const Kernel& k) {
           });
         }, "oy");
       }, "n");
-      for (int b = 0; b < nb; ++b)
-        for (int t = 0; t < nt; ++t) {
-          LV* sum = hsum(B.CreateLoad(vf, acc[size_t(b * nt + t)]));
-          // dw[o, c, i, j] as element (o, (c·kh + i)·kw + j) of the [O, cg·kh·kw] view
-          LV* col = add(mul(add(mul(c, w.kh), i), w.kw), c64(j0 + t));
-          windowOut(k, splat(sum), add(o0, c64(b)), col, 1);
-        }
+      // Each weight's lane sum and its fused update (the epilogue) in a loop
+      // over the block's nb·nt accumulators, parked in a stack array: one
+      // copy of the update's code instead of nb·nt; every weight gets the
+      // same operations, and the weights are independent of each other.
+      auto* arrTy = llvm::ArrayType::get(vf, uint64_t(nb * nt));
+      LV* park = entryAlloca(arrTy);
+      for (int a = 0; a < nb * nt; ++a)
+        B.CreateStore(B.CreateLoad(vf, acc[size_t(a)]),
+                      B.CreateConstInBoundsGEP2_64(arrTy, park, 0, uint64_t(a)));
+      forLoop(
+          c64(0), c64(nb * nt), 1,
+          [&](LV* a) {
+            LV* sum = hsum(B.CreateLoad(vf, B.CreateInBoundsGEP(arrTy, park, {c64(0), a})));
+            LV *b = B.CreateSDiv(a, c64(nt)), *t = B.CreateSRem(a, c64(nt));
+            // dw[o, c, i, j] as element (o, (c·kh + i)·kw + j) of the [O, cg·kh·kw] view
+            LV* col = add(add(mul(add(mul(c, w.kh), i), w.kw), c64(j0)), t);
+            windowOut(k, splat(sum), add(o0, b), col, 1);
+          },
+          "wt");
     }
   };
   // Items in a fixed list, split over the tasks: full blocks, then the tail

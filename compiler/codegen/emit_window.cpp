@@ -1,7 +1,9 @@
-// LLVM IR emission of the window kernels (emitter.h): conv2d, its input and
-// weight gradients and channel_sum, as scalar loop nests that sum in the
-// interpreter's order (the first, unoptimized lowering of issue 12; fast
-// convolution kernels are issue 13). Pooling is in emit_pool.cpp.
+// LLVM IR emission of the window kernels (emitter.h): conv2d and its input
+// and weight gradients as register-blocked direct convolutions (stride 1
+// along the width; loops over the tap rows, input channels and interior row
+// vectors, the tap columns unrolled), the scalar loop nests of the first
+// lowering for the other strides, and channel_sum. Pooling is in
+// emit_pool.cpp.
 #include "compiler/codegen/emitter.h"
 #include "compiler/ir/window_attrs.h"
 #include "compiler/support/window2d.h"
@@ -74,56 +76,82 @@ void Emitter::emitConvGather(const Kernel& k) {
   const ConvBlock blk = pickBlock(pg, vecs, regs, W >= 16 ? 4 : 3);
   auto mul = [&](LV* a, int64_t c) { return B.CreateMul(a, c64(c), "", false, true); };
   auto add = [&](LV* a, LV* b) { return B.CreateAdd(a, b, "", false, true); };
+  // for (i = 0; i < count; ++i) body(i), without a loop when count is 1
+  auto loop = [&](int64_t count, const std::function<void(LV*)>& body, const char* name) {
+    if (count == 1)
+      body(c64(0));
+    else
+      forLoop(c64(0), c64(count), 1, body, name);
+  };
+
+  // Whether vector v of an output row reads no padding and no lane past Wo
+  // at any tap column j: its loads need no mask. Such vectors form one run.
+  auto interior = [&](int64_t v) {
+    const int64_t s = v * W, lo = s + b0 + std::min<int64_t>(0, (w.kw - 1) * bj),
+                  hi = s + W - 1 + b0 + std::max<int64_t>(0, (w.kw - 1) * bj);
+    return s + W <= Wo && lo >= 0 && hi < Wi;
+  };
 
   // One block: channels [p0, p0+ob) of group g, output row r, vectors
-  // [v0, v0+nv) of the row.
-  auto block = [&](LV* n, LV* g, LV* p0, int ob, LV* r, int64_t v0, int nv) {
+  // [v0, v0+nv) of the row. `vc` is v0 when it is a compile-time constant
+  // (the masks then come from it); -1 for a block of interior vectors at a
+  // run-time v0. The taps are a loop over the tap rows i, the input channels
+  // q inside it and the tap columns j unrolled: each accumulator sums i, q,
+  // j in that order, as the fully unrolled code did, so the bits are the
+  // same, and the code is one tap row's worth instead of kh of them.
+  auto block = [&](LV* n, LV* g, LV* p0, int ob, LV* r, LV* v0, int64_t vc, int nv) {
     std::vector<LV*> acc(size_t(ob * nv));
     for (LV*& a : acc) {
       a = entryAlloca(vf);
       B.CreateStore(vcf(0), a);
     }
-    for (int64_t i = 0; i < w.kh; ++i) {
+    LV* s0 = mul(v0, W); // first output column of the block
+    auto tapRow = [&](LV* i) {
       // the input row of output row r at tap row i, and whether it exists
       LV *row, *ok;
       if (fwd) {
-        row = add(B.CreateSub(mul(r, w.sh), c64(w.pt)), c64(i * w.dh));
+        row = add(B.CreateSub(mul(r, w.sh), c64(w.pt)), mul(i, w.dh));
         ok = B.CreateAnd(B.CreateICmpSGE(row, c64(0)), B.CreateICmpSLT(row, c64(Hi)));
       } else { // dy row (r + pt - i·dh)/sh when that divides
-        LV* t = add(r, c64(w.pt - i * w.dh));
+        LV* t = B.CreateSub(add(r, c64(w.pt)), mul(i, w.dh));
         LV* q = B.CreateSDiv(t, c64(w.sh));
         ok = B.CreateAnd(B.CreateICmpSGE(t, c64(0)), B.CreateICmpSLT(q, c64(Hi)));
         if (w.sh > 1) ok = B.CreateAnd(ok, B.CreateICmpEQ(B.CreateSRem(t, c64(w.sh)), c64(0)));
         row = q;
       }
       ifThen(ok, [&] {
-        forLoop(
-            c64(0), c64(qg),
-            1,
+        loop(
+            qg,
             [&](LV* q) {
               LV* qa = add(mul(g, qg), q); // absolute input channel
-              LV* plane = mul(add(mul(add(mul(n, Q), qa), Hi), row), Wi);
+              LV* plane = add(mul(add(mul(add(mul(n, Q), qa), Hi), row), Wi), s0);
               // weight index of (p, q) at tap (i, 0)
               std::vector<LV*> wrow(static_cast<size_t>(ob));
               for (int b = 0; b < ob; ++b) {
                 LV* p = add(p0, c64(b));
                 LV* base = fwd ? mul(add(mul(p, qg), q), taps)
                                : mul(add(mul(qa, pg), B.CreateSub(p, mul(g, pg))), taps);
-                wrow[size_t(b)] = add(base, c64(i * w.kw));
+                wrow[size_t(b)] = add(base, mul(i, w.kw));
               }
               for (int64_t j = 0; j < w.kw; ++j) {
                 std::vector<LV*> xs(size_t(nv), nullptr);
                 for (int v = 0; v < nv; ++v) {
-                  const int64_t s0 = (v0 + v) * W, c0 = s0 + b0 + j * bj;
+                  // column c0 + l of the input row feeds lane l of the vector
+                  const int64_t c0 = v * W + b0 + j * bj;
+                  LV* pp = B.CreateGEP(f32, ib, add(plane, c64(c0)));
+                  if (vc < 0) { // interior: every lane valid
+                    xs[size_t(v)] = B.CreateAlignedLoad(vf, pp, llvm::Align(4));
+                    continue;
+                  }
+                  const int64_t sv = (vc + v) * W, cv = sv + b0 + j * bj;
                   int64_t valid = 0;
                   std::vector<Constant*> m;
                   for (int l = 0; l < W; ++l) {
-                    bool in = s0 + l < Wo && c0 + l >= 0 && c0 + l < Wi;
+                    bool in = sv + l < Wo && cv + l >= 0 && cv + l < Wi;
                     m.push_back(ConstantInt::get(i1, in));
                     valid += in;
                   }
                   if (!valid) continue; // every lane in the padding
-                  LV* pp = B.CreateGEP(f32, ib, add(plane, c64(c0)));
                   xs[size_t(v)] = valid == W ? (LV*)B.CreateAlignedLoad(vf, pp, llvm::Align(4))
                                              : B.CreateMaskedLoad(vf, pp, llvm::Align(4),
                                                                   llvm::ConstantVector::get(m),
@@ -142,38 +170,76 @@ void Emitter::emitConvGather(const Kernel& k) {
             },
             "q");
       });
-    }
+    };
+    loop(w.kh, tapRow, "tap_i");
     for (int b = 0; b < ob; ++b) {
       LV* p = add(p0, c64(b));
       for (int v = 0; v < nv; ++v) {
-        const int64_t s0 = (v0 + v) * W;
+        const int64_t valid = vc < 0 ? W : std::min<int64_t>(W, Wo - (vc + v) * W);
         LV* val = B.CreateLoad(vf, acc[size_t(b * nv + v)]);
-        if (bias) val = B.CreateFAdd(val, splat(B.CreateLoad(f32, B.CreateInBoundsGEP(f32, bias, p))));
-        windowOut(k, val, n, add(mul(add(mul(p, Ho), r), Wo), c64(s0)), std::min<int64_t>(W, Wo - s0));
+        if (bias)
+          val = B.CreateFAdd(val, splat(B.CreateLoad(f32, B.CreateInBoundsGEP(f32, bias, p))));
+        windowOut(k, val, n, add(add(mul(add(mul(p, Ho), r), Wo), s0), c64(v * W)), valid);
       }
     }
   };
-  // the row's vectors in blocks of blk.nv, the last block narrower
+  // The row's vectors in blocks of blk.nv, the last block narrower; the run
+  // of blocks whose vectors are all interior is one loop over v0 (wide
+  // images), the others are emitted with their masks.
+  const int64_t nblocks = (vecs + blk.nv - 1) / blk.nv;
+  auto blockWidth = [&](int64_t bi) { return int(std::min<int64_t>(blk.nv, vecs - bi * blk.nv)); };
+  auto interiorBlock = [&](int64_t bi) {
+    if (blockWidth(bi) != blk.nv) return false;
+    for (int64_t v = bi * blk.nv; v < (bi + 1) * blk.nv; ++v)
+      if (!interior(v)) return false;
+    return true;
+  };
+  int64_t ilo = 0;
+  while (ilo < nblocks && !interiorBlock(ilo))
+    ++ilo;
+  int64_t ihi = ilo;
+  while (ihi < nblocks && interiorBlock(ihi))
+    ++ihi;
   auto row = [&](LV* n, LV* g, LV* p0, int ob, LV* r) {
-    for (int64_t v0 = 0; v0 < vecs; v0 += blk.nv)
-      block(n, g, p0, ob, r, v0, int(std::min<int64_t>(blk.nv, vecs - v0)));
+    for (int64_t bi = 0; bi < nblocks; ++bi) {
+      if (bi == ilo && ihi - ilo > 1) {
+        forLoop(
+            c64(ilo), c64(ihi), 1,
+            [&](LV* bv) { block(n, g, p0, ob, r, mul(bv, blk.nv), -1, blk.nv); }, "vb");
+        bi = ihi - 1;
+        continue;
+      }
+      const int64_t v0 = bi * blk.nv;
+      block(n, g, p0, ob, r, c64(v0), v0, blockWidth(bi));
+    }
   };
   LV* rows = rowsOf(kg_->batched.count(res) > 0, os[0]);
   auto [s0, s1] = split(rows);
   const int64_t full = pg / blk.ob, tail = pg % blk.ob;
-  forLoop(s0, s1, 1, [&](LV* n) {
-    forLoop(c64(0), c64(G), 1, [&](LV* g) {
-      if (full)
-        forLoop(c64(0), c64(full), 1, [&](LV* pb) {
-          LV* p0 = add(mul(g, pg), mul(pb, blk.ob));
-          forLoop(c64(0), c64(Ho), 1, [&](LV* r) { row(n, g, p0, blk.ob, r); }, "r");
-        }, "pb");
-      if (tail) {
-        LV* p0 = add(mul(g, pg), c64(full * blk.ob));
-        forLoop(c64(0), c64(Ho), 1, [&](LV* r) { row(n, g, p0, int(tail), r); }, "r");
-      }
-    }, "g");
-  }, "n");
+  forLoop(
+      s0, s1, 1,
+      [&](LV* n) {
+        loop(
+            G,
+            [&](LV* g) {
+              if (full)
+                forLoop(
+                    c64(0), c64(full), 1,
+                    [&](LV* pb) {
+                      LV* p0 = add(mul(g, pg), mul(pb, blk.ob));
+                      forLoop(
+                          c64(0), c64(Ho), 1, [&](LV* r) { row(n, g, p0, blk.ob, r); }, "r");
+                    },
+                    "pb");
+              if (tail) {
+                LV* p0 = add(mul(g, pg), c64(full * blk.ob));
+                forLoop(
+                    c64(0), c64(Ho), 1, [&](LV* r) { row(n, g, p0, int(tail), r); }, "r");
+              }
+            },
+            "g");
+      },
+      "n");
 }
 
 void Emitter::emitConvWeightGrad(const Kernel& k) {
@@ -195,6 +261,18 @@ void Emitter::emitConvWeightGrad(const Kernel& k) {
   auto mul = [&](LV* a, int64_t c) { return B.CreateMul(a, c64(c), "", false, true); };
   auto add = [&](LV* a, LV* b) { return B.CreateAdd(a, b, "", false, true); };
   LV* rows = rowsOf(kg_->batched.count(xv) > 0, xs[0]);
+  // The run [ilo, ihi) of output-row vectors that read no padding and no
+  // lane past Wo at any tap column: a loop without masks on wide rows.
+  auto interior = [&](int64_t v) {
+    const int64_t s = v * W;
+    return s + W <= Wo && s - w.pl >= 0 && s + W - 1 - w.pl + (w.kw - 1) * w.dw < Wd;
+  };
+  int64_t ilo = 0;
+  while (ilo < vecs && !interior(ilo))
+    ++ilo;
+  int64_t ihi = ilo;
+  while (ihi < vecs && interior(ihi))
+    ++ihi;
 
   // Work item: channels [o0, o0+nb) x input channel c x tap row i x all j.
   auto item = [&](LV* g, LV* o0, int nb, LV* c, LV* i) {
@@ -214,44 +292,75 @@ void Emitter::emitConvWeightGrad(const Kernel& k) {
             std::vector<LV*> dyrow(static_cast<size_t>(nb));
             for (int b = 0; b < nb; ++b)
               dyrow[size_t(b)] = mul(add(mul(add(mul(n, O), add(o0, c64(b))), Ho), oy), Wo);
-            for (int64_t v = 0; v < vecs; ++v) {
-              const int64_t s0 = v * W, dvalid = std::min<int64_t>(W, Wo - s0);
+            // One vector of the output row at column s0: `vc` its index when
+            // a compile-time constant (the masks come from it), -1 inside the
+            // loop over the interior vectors (no mask).
+            auto vec = [&](LV* s0, int64_t vc) {
+              const int64_t dvalid = vc < 0 ? W : std::min<int64_t>(W, Wo - vc * W);
               std::vector<LV*> xvals(size_t(nt), nullptr);
               for (int t = 0; t < nt; ++t) {
-                const int64_t c0 = s0 - w.pl + (j0 + t) * w.dw;
+                const int64_t dc = -w.pl + (j0 + t) * w.dw; // input column - output column
+                LV* pp = B.CreateGEP(f32, xb, add(add(xrow, s0), c64(dc)));
+                if (vc < 0) {
+                  xvals[size_t(t)] = B.CreateAlignedLoad(vf, pp, llvm::Align(4));
+                  continue;
+                }
+                const int64_t sv = vc * W, c0 = sv + dc;
                 int64_t valid = 0;
                 std::vector<Constant*> m;
                 for (int l = 0; l < W; ++l) {
-                  bool in = s0 + l < Wo && c0 + l >= 0 && c0 + l < Wd;
+                  bool in = sv + l < Wo && c0 + l >= 0 && c0 + l < Wd;
                   m.push_back(ConstantInt::get(i1, in));
                   valid += in;
                 }
                 if (!valid) continue;
-                LV* pp = B.CreateGEP(f32, xb, add(xrow, c64(c0)));
                 xvals[size_t(t)] =
                     valid == W ? (LV*)B.CreateAlignedLoad(vf, pp, llvm::Align(4))
                                : B.CreateMaskedLoad(vf, pp, llvm::Align(4),
                                                     llvm::ConstantVector::get(m), vcf(0));
               }
               for (int b = 0; b < nb; ++b) {
-                LV* dy = loadVec(yb, add(dyrow[size_t(b)], c64(s0)), llvm::Align(4), dvalid);
+                LV* dy = loadVec(yb, add(dyrow[size_t(b)], s0), llvm::Align(4), dvalid);
                 for (int t = 0; t < nt; ++t) {
                   if (!xvals[size_t(t)]) continue;
                   LV* a = acc[size_t(b * nt + t)];
                   B.CreateStore(fma(dy, xvals[size_t(t)], B.CreateLoad(vf, a)), a);
                 }
               }
+            };
+            // The row's vectors in order: the masked ones before the
+            // interior run, the run (a loop when longer than one), the rest.
+            for (int64_t v = 0; v < vecs; ++v) {
+              if (v == ilo && ihi - ilo > 1) {
+                forLoop(
+                    c64(ilo), c64(ihi), 1, [&](LV* vv) { vec(mul(vv, W), -1); }, "v");
+                v = ihi - 1;
+                continue;
+              }
+              vec(c64(v * W), v);
             }
           });
         }, "oy");
       }, "n");
-      for (int b = 0; b < nb; ++b)
-        for (int t = 0; t < nt; ++t) {
-          LV* sum = hsum(B.CreateLoad(vf, acc[size_t(b * nt + t)]));
-          // dw[o, c, i, j] as element (o, (c·kh + i)·kw + j) of the [O, cg·kh·kw] view
-          LV* col = add(mul(add(mul(c, w.kh), i), w.kw), c64(j0 + t));
-          windowOut(k, splat(sum), add(o0, c64(b)), col, 1);
-        }
+      // Each weight's lane sum and its fused update (the epilogue) in a loop
+      // over the block's nb·nt accumulators, parked in a stack array: one
+      // copy of the update's code instead of nb·nt; every weight gets the
+      // same operations, and the weights are independent of each other.
+      auto* arrTy = llvm::ArrayType::get(vf, uint64_t(nb * nt));
+      LV* park = entryAlloca(arrTy);
+      for (int a = 0; a < nb * nt; ++a)
+        B.CreateStore(B.CreateLoad(vf, acc[size_t(a)]),
+                      B.CreateConstInBoundsGEP2_64(arrTy, park, 0, uint64_t(a)));
+      forLoop(
+          c64(0), c64(nb * nt), 1,
+          [&](LV* a) {
+            LV* sum = hsum(B.CreateLoad(vf, B.CreateInBoundsGEP(arrTy, park, {c64(0), a})));
+            LV *b = B.CreateSDiv(a, c64(nt)), *t = B.CreateSRem(a, c64(nt));
+            // dw[o, c, i, j] as element (o, (c·kh + i)·kw + j) of the [O, cg·kh·kw] view
+            LV* col = add(add(mul(add(mul(c, w.kh), i), w.kw), c64(j0)), t);
+            windowOut(k, splat(sum), add(o0, b), col, 1);
+          },
+          "wt");
     }
   };
   // Items in a fixed list, split over the tasks: full blocks, then the tail

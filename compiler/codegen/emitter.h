@@ -289,13 +289,16 @@ private:
   /// conv2d and conv2d_input_grad with stride 1 along the width as a
   /// register-blocked direct convolution (emit_window.cpp): vectors along the
   /// output row, a block of output channels, every tap and input channel
-  /// summed in registers, masks of the padding known at compile time.
+  /// summed in registers (a loop over the tap rows and the input channels,
+  /// the tap columns unrolled), masks of the padding known at compile time,
+  /// the blocks in the middle of a row that need none a loop.
   void emitConvGather(const Kernel& k);
 
   /// conv2d_weight_grad with stride 1 along the width: a block of output
-  /// channels x a row of taps per work item, summed over the batch and the
-  /// output rows in vector lanes, then across the lanes, in a fixed order;
-  /// work items split over the tasks (the same bits on any thread count).
+  /// channels x a row of taps per work item, summed over the batch, the
+  /// output rows and the row's vectors (the unmasked middle ones a loop) in
+  /// vector lanes, then across the lanes, in a fixed order; work items split
+  /// over the tasks (the same bits on any thread count).
   void emitConvWeightGrad(const Kernel& k);
 
   // --- CrossEntropyLoss/NLLLoss(weight=, ignore_index=) ------------------------------------------

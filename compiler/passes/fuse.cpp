@@ -135,10 +135,18 @@ private:
     return v->type.rank() == 0;
   }
 
+  /// A param's layer in kernel names: the kind of the forward op that reads
+  /// it and the module's index in the state_dict name ("3.weight" of a
+  /// Conv2d gives conv2d3, of a Linear linear3); the param's own name
+  /// outside a Sequential.
   std::string layerOf(const Value* param) const {
     std::string ext = param->external_name;
     auto dot = ext.find('.');
-    return dot == std::string::npos ? param->name : "linear" + ext.substr(0, dot);
+    if (dot == std::string::npos) return param->name;
+    std::string kind = "linear";
+    for (const Op* u : users_.count(param) ? users_.at(param) : std::vector<const Op*>{})
+      if (u->kind == OpKind::Conv2d || u->kind == OpKind::BatchNorm) kind = opName(u->kind);
+    return kind + ext.substr(0, dot);
   }
 
   // --- kernels ----------------------------------------------------------------------------

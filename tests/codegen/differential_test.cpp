@@ -186,7 +186,20 @@ TEST_CASE("convolution and pooling kernels with odd shapes match the interpreter
       "  Conv2d(6, 7, kernel_size=(2, 3), padding=(0, 2)), ReLU(),\n"
       "  AvgPool2d(3, stride=2, padding=1), Flatten(), Linear(56, 3))\n"
       "loss = CrossEntropyLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 1\n";
+  // Rows of 100 and 96 columns: the vectors in the middle of a row, which
+  // read no padding at any tap, run as a loop (forward, input and weight
+  // gradients), the masked ones at the ends outside it.
+  const std::string wide =
+      "input x: f32[2, 4, 100]\ntarget y: class[3]\n"
+      "model = Sequential(\n"
+      "  Conv2d(2, 4, 3, padding=1), ReLU(),\n"
+      "  Conv2d(4, 3, kernel_size=(3, 5), padding=(0, 2), dilation=(1, 2)), Flatten(),\n"
+      "  Linear(576, 3))\n"
+      "loss = CrossEntropyLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 3\n";
   for (int threads : {1, 2}) {
+    SECTION("wide rows, threads " + std::to_string(threads)) {
+      checkTrain("wide_conv.nn", {3, {3, 2, 3}, threads, "x86-64-v3"}, wide);
+    }
     SECTION("odd shapes, threads " + std::to_string(threads)) {
       checkTrain("odd_conv.nn", {5, {5, 3, 5}, threads, ""}, odd);
     }

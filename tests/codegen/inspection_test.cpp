@@ -81,9 +81,9 @@ TEST_CASE("LeNet-5's convolution kernels are named after their layer and hold on
     const char* kernel;
     int64_t bound; // kw x output channels x vectors per output row
   };
-  for (const Conv& c : {Conv{"_k1_conv2d_line11(", 5 * 6 * 4},  // 6 channels of 28 columns
-                        Conv{"_k3_conv2d_line12(", 5 * 16 * 2}, // 16 channels of 10 columns
-                        Conv{"_k23_conv2d_input_grad_line12(", 5 * 6 * 2}}) { // dx: 6 x 14
+  for (const Conv& c : {Conv{"_conv2d_line11(", 5 * 6 * 4},  // 6 channels of 28 columns
+                        Conv{"_conv2d_line12(", 5 * 16 * 2}, // 16 channels of 10 columns
+                        Conv{"_conv2d_input_grad_line12(", 5 * 6 * 2}}) { // dx: 6 x 14
     size_t at = ir.find(c.kernel);
     REQUIRE(at != std::string::npos);
     size_t end = ir.find("\n}\n", at);

@@ -10,11 +10,23 @@
 
 #include <algorithm>
 #include <climits>
+#include <utility>
 
 namespace descent::emit_detail {
 
-
 namespace {
+
+/// The first run [lo, hi) of items 0..count-1 that satisfy `inside` (empty
+/// when none does): the interior of a row, emitted as a loop without masks.
+template <class Pred> std::pair<int64_t, int64_t> firstRun(int64_t count, Pred inside) {
+  int64_t lo = 0;
+  while (lo < count && !inside(lo))
+    ++lo;
+  int64_t hi = lo;
+  while (hi < count && inside(hi))
+    ++hi;
+  return {lo, hi};
+}
 
 /// A register block: `ob` output channels x `nv` vectors (or taps).
 struct ConvBlock {
@@ -194,12 +206,7 @@ void Emitter::emitConvGather(const Kernel& k) {
       if (!interior(v)) return false;
     return true;
   };
-  int64_t ilo = 0;
-  while (ilo < nblocks && !interiorBlock(ilo))
-    ++ilo;
-  int64_t ihi = ilo;
-  while (ihi < nblocks && interiorBlock(ihi))
-    ++ihi;
+  const auto [ilo, ihi] = firstRun(nblocks, interiorBlock);
   auto row = [&](LV* n, LV* g, LV* p0, int ob, LV* r) {
     for (int64_t bi = 0; bi < nblocks; ++bi) {
       if (bi == ilo && ihi - ilo > 1) {
@@ -267,12 +274,7 @@ void Emitter::emitConvWeightGrad(const Kernel& k) {
     const int64_t s = v * W;
     return s + W <= Wo && s - w.pl >= 0 && s + W - 1 - w.pl + (w.kw - 1) * w.dw < Wd;
   };
-  int64_t ilo = 0;
-  while (ilo < vecs && !interior(ilo))
-    ++ilo;
-  int64_t ihi = ilo;
-  while (ihi < vecs && interior(ihi))
-    ++ihi;
+  const auto [ilo, ihi] = firstRun(vecs, interior);
 
   // Work item: channels [o0, o0+nb) x input channel c x tap row i x all j.
   auto item = [&](LV* g, LV* o0, int nb, LV* c, LV* i) {

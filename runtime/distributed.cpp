@@ -11,23 +11,26 @@
 
 namespace descent {
 
+namespace {
+
+/// Environment variable `name` as an integer in [lo, 2^30), else `fallback`.
+int envInt(const char* name, long lo, int fallback) {
+  const char* s = std::getenv(name);
+  if (!s) return fallback;
+  char* end = nullptr;
+  long v = std::strtol(s, &end, 10);
+  return end != s && *end == '\0' && v >= lo && v < (1 << 30) ? int(v) : fallback;
+}
+
+} // namespace
+
 int launchedWorldSize() {
   // Only Open MPI's launcher sets this; reading it keeps MPI_Init (which
   // starts Open MPI's runtime, ~100 ms) out of every single-process run.
-  const char* s = std::getenv("OMPI_COMM_WORLD_SIZE");
-  if (!s) return 1;
-  char* end = nullptr;
-  long n = std::strtol(s, &end, 10);
-  return end != s && *end == '\0' && n > 1 && n < (1 << 30) ? int(n) : 1;
+  return envInt("OMPI_COMM_WORLD_SIZE", 2, 1);
 }
 
-int launchedRank() {
-  const char* s = std::getenv("OMPI_COMM_WORLD_RANK");
-  if (!s) return 0;
-  char* end = nullptr;
-  long r = std::strtol(s, &end, 10);
-  return end != s && *end == '\0' && r > 0 && r < (1 << 30) ? int(r) : 0;
-}
+int launchedRank() { return envInt("OMPI_COMM_WORLD_RANK", 1, 0); }
 
 DataParallel::DataParallel() {
   if (MPI_Init(nullptr, nullptr) != MPI_SUCCESS) throw std::runtime_error("MPI_Init failed");

@@ -30,7 +30,9 @@ int launchedWorldSize() {
   return envInt("OMPI_COMM_WORLD_SIZE", 2, 1);
 }
 
-int launchedRank() { return envInt("OMPI_COMM_WORLD_RANK", 1, 0); }
+int launchedRank() {
+  return envInt("OMPI_COMM_WORLD_RANK", 1, 0);
+}
 
 DataParallel::DataParallel() {
   if (MPI_Init(nullptr, nullptr) != MPI_SUCCESS) throw std::runtime_error("MPI_Init failed");

@@ -422,13 +422,13 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
       e.chunks.push_back(chunksFor(k, impl->pool->size(), options.split_all, e.kg->batch));
       Impl::Entry::Reduce r;
       e.host.emplace_back();
+      // A value's offset in the arena (a view's: its root's).
+      auto at = [&kg = *e.kg](const Value* v) {
+        return kg.buffers[size_t(kg.buffer_of.at(viewRoot(v)))].offset;
+      };
       if (k.kind == KernelKind::AllReduce && k.ops.front()->kind != OpKind::AllReduce) {
         // Synchronized BatchNorm: [B,C,S] operands, B the run's rows.
         const Op* op = k.ops.front();
-        const KernelGraph& kg = *e.kg;
-        auto at = [&kg](const Value* v) {
-          return kg.buffers[size_t(kg.buffer_of.at(viewRoot(v)))].offset;
-        };
         std::vector<int64_t> in;
         for (const Value* v : op->operands)
           in.push_back(at(v));
@@ -454,8 +454,8 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
         };
       } else if (k.kind == KernelKind::AllReduce) {
         const Op* op = k.ops.front();
-        r.src = e.kg->buffers[size_t(e.kg->buffer_of.at(viewRoot(op->operands[0])))].offset;
-        r.dst = e.kg->buffers[size_t(e.kg->buffer_of.at(op->result))].offset;
+        r.src = at(op->operands[0]);
+        r.dst = at(op->result);
         r.count = op->result->type.numel();
         r.slot = slots++;
         size_t reader = ki + 1;

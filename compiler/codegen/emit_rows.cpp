@@ -29,6 +29,40 @@ Emitter::RowStats Emitter::rowSoftmaxStats(const Value* v, LV* r, int64_t cols) 
   return {mx, hsum(s)};
 }
 
+void Emitter::blockSoftmaxStats(const Value* v, LV* r0, LV* rows, int64_t cols, LV* mxOut,
+                                LV* lseOut) {
+  // Lane l holds row r0 + l (rows past `rows` are masked off and their
+  // lanes are never read). Each lane computes exactly what rowSoftmaxStats
+  // and log() compute for its row, in the same order: the max over the
+  // columns (exact: any order gives the same value), then the sum of
+  // exp(x - max) as rowSoftmaxStats adds it, column c into vector lane
+  // c mod W in column order, then those W partial sums lane 0 first, each
+  // starting from +0.0 (lanes past the columns hold exp(-inf) = +0.0 there,
+  // and adding them changes nothing, so they are left out).
+  std::vector<Constant*> iota;
+  for (int l = 0; l < W; ++l)
+    iota.push_back(ConstantInt::get(i64, l));
+  LV* rowIdx = B.CreateAdd(splat(r0), llvm::ConstantVector::get(iota));
+  LV* live = B.CreateICmpSLT(rowIdx, splat(rows));
+  LV* rowBase = B.CreateInBoundsGEP(f32, bufBase(v), B.CreateMul(rowIdx, splat(c64(cols))));
+  std::vector<LV*> xs(static_cast<size_t>(cols));
+  LV* mx = vcf(-INFINITY);
+  for (int64_t c = 0; c < cols; ++c) {
+    LV* p = B.CreateInBoundsGEP(f32, rowBase, c64(c));
+    xs[size_t(c)] = B.CreateMaskedGather(vf, p, llvm::Align(4), live, vcf(0));
+    mx = B.CreateBinaryIntrinsic(llvm::Intrinsic::maxnum, mx, xs[size_t(c)]);
+  }
+  LV* sum = vcf(0);
+  for (int64_t l = 0; l < std::min<int64_t>(W, cols); ++l) {
+    LV* part = vcf(0);
+    for (int64_t c = l; c < cols; c += W)
+      part = B.CreateFAdd(part, exp(B.CreateFSub(xs[size_t(c)], mx)));
+    sum = B.CreateFAdd(sum, part);
+  }
+  B.CreateAlignedStore(mx, mxOut, llvm::Align(4));
+  B.CreateAlignedStore(log(sum), lseOut, llvm::Align(4));
+}
+
 void Emitter::emitRowSoftmaxLoss(const Kernel& k) {
   const Op* ls = k.ops[0];
   const Value* z = ls->operands[0];
@@ -54,11 +88,28 @@ void Emitter::emitRowSoftmaxLoss(const Kernel& k) {
     B.CreateStore(cf(0.0, f32), lossAcc);
     B.CreateStore(cf(0.0, f32), corrAcc);
     B.CreateStore(cf(0.0, f32), smoothAcc);
+    // Few columns (10 classes): each row's max, sum and log are long
+    // dependent chains of scalar steps (~240 cycles a row measured), so
+    // they are computed W rows at a time, one row per lane
+    // (blockSoftmaxStats), and the row loop below reads them back.
+    const bool blocked = cols <= 2 * W;
+    LV* mxArr = blocked ? entryAlloca(vf) : nullptr;
+    LV* lseArr = blocked ? entryAlloca(vf) : nullptr;
     forLoop(
         c64(0), rows, 1,
         [&](LV* r) {
-          RowStats st = rowSoftmaxStats(z, r, cols);
-          LV* lse = log(st.sum);
+          RowStats st{};
+          LV* lse = nullptr;
+          if (blocked) {
+            LV* lane = B.CreateAnd(r, c64(W - 1));
+            ifThen(B.CreateICmpEQ(lane, c64(0)),
+                   [&] { blockSoftmaxStats(z, r, rows, cols, mxArr, lseArr); });
+            st.mx = B.CreateLoad(f32, B.CreateInBoundsGEP(f32, mxArr, lane));
+            lse = B.CreateLoad(f32, B.CreateInBoundsGEP(f32, lseArr, lane));
+          } else {
+            st = rowSoftmaxStats(z, r, cols);
+            lse = log(st.sum);
+          }
           std::map<const Value*, LV*> rowVals;
           LV* negSum = vcf(0);
           for (int64_t c = 0; c < nvec; ++c) {

@@ -243,6 +243,10 @@ private:
     LV* sum;
   };
   RowStats rowSoftmaxStats(const Value* v, LV* r, int64_t cols);
+  /// The max and log-sum-exp of rows [r0, r0+W) of v [rows, cols], one row
+  /// per lane, bit-identical to rowSoftmaxStats and log() per row; stored
+  /// as W floats at mxOut and lseOut.
+  void blockSoftmaxStats(const Value* v, LV* r0, LV* rows, int64_t cols, LV* mxOut, LV* lseOut);
 
   void emitRowSoftmaxLoss(const Kernel& k);
 

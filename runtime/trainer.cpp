@@ -140,6 +140,24 @@ void gatherBatch(const Dataset& d, const std::vector<int64_t>& indices, int64_t 
   }
 }
 
+/// Asks the caches for the rows of [begin, end) that gatherBatch will copy
+/// next. Shuffled rows are scattered over the dataset, so the copy waits on
+/// ~800 cache misses per batch of 64 images; issued before a step, the
+/// misses are served while the step runs instead of between steps (the
+/// calling thread gathers while the other threads wait).
+void prefetchBatch(const Dataset& d, const std::vector<int64_t>& indices, int64_t begin,
+                   int64_t end) {
+  const size_t row = size_t(d.features) * (d.is_u8 ? 1 : sizeof(float));
+  const char* base = d.is_u8 ? reinterpret_cast<const char*>(d.u8.data())
+                             : reinterpret_cast<const char*>(d.f32.data());
+  if (!base) return;
+  for (int64_t r = begin; r < end; ++r) {
+    const char* p = base + size_t(indices[size_t(r)]) * row;
+    for (size_t off = 0; off < row; off += 64)
+      __builtin_prefetch(p + off, 0, 2);
+  }
+}
+
 Task taskOf(const ModelSpec& spec) {
   if (spec.target_kind == TargetKind::Class) return Task::Classes;
   if (spec.loss.kind == LossKind::BCELoss || spec.loss.kind == LossKind::BCEWithLogitsLoss)
@@ -314,17 +332,24 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
       int64_t end = std::min(data.count, b + opts.batch);
       // Data-parallel: rank r of N takes rows [r*n/N, (r+1)*n/N) of the
       // global batch of n (the same shuffle on every rank).
-      int64_t lo = b, hi = end;
+      auto shard = [&](int64_t first) {
+        const int64_t last = std::min(data.count, first + opts.batch);
+        if (!opts.dp) return std::pair{first, last};
+        const int64_t n = last - first, r = opts.dp->rank(), N = opts.dp->size();
+        return std::pair{first + n * r / N, first + n * (r + 1) / N};
+      };
+      auto [lo, hi] = shard(b);
       double scale = 1;
       if (opts.dp) {
-        const int64_t n = end - b, r = opts.dp->rank(), N = opts.dp->size();
-        lo = b + n * r / N;
-        hi = b + n * (r + 1) / N;
-        scale = lossScale(spec, n);
+        scale = lossScale(spec, end - b);
         opts.dp->setScale(float(scale));
         engine.setFirstRow(lo - b);
       }
       gatherBatch(data, idx, lo, hi, buf);
+      if (end < data.count) {
+        auto [next_lo, next_hi] = shard(end);
+        prefetchBatch(data, idx, next_lo, next_hi);
+      }
       int64_t step = result.progress.step + 1;
       if (sched) lr = sched->lr();
       float loss = engine.trainStep(buf.x(), buf.y(), hi - lo, step, int32_t(opts.seed));

@@ -67,6 +67,7 @@ void Emitter::windowOut(const Kernel& k, LV* val, LV* row, LV* col, int64_t vali
 }
 
 void Emitter::emitConvGather(const Kernel& k) {
+  if (emitConvChannels(k)) return;
   const Op* op = k.ops[0];
   const bool fwd = op->kind == OpKind::Conv2d;
   // out [B,P,Ho,Wo] = Σ_q,i,j w · in [B,Q,Hi,Wi]: the forward (P = out

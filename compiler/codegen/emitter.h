@@ -298,6 +298,14 @@ private:
   /// the blocks in the middle of a row that need none a loop.
   void emitConvGather(const Kernel& k);
 
+  /// conv2d and conv2d_input_grad with stride 1 along the width, one group,
+  /// when the channels fill the vector lanes better than the output row
+  /// (emit_conv.cpp): vectors along the output channels, the weights
+  /// transposed to [tap][channel], the input broadcast per output position,
+  /// each row transposed in registers to NCHW before the epilogue. False
+  /// (nothing emitted) for the other shapes.
+  bool emitConvChannels(const Kernel& k);
+
   /// conv2d_weight_grad with stride 1 along the width: a block of output
   /// channels x a row of taps per work item, summed over the batch, the
   /// output rows and the row's vectors (the unmasked middle ones a loop) in

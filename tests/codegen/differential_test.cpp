@@ -196,7 +196,31 @@ TEST_CASE("convolution and pooling kernels with odd shapes match the interpreter
       "  Conv2d(4, 3, kernel_size=(3, 5), padding=(0, 2), dilation=(1, 2)), Flatten(),\n"
       "  Linear(576, 3))\n"
       "loss = CrossEntropyLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 3\n";
+  // Channels that fill the vector lanes better than the short rows: the
+  // channel-vector kernel (emit_conv.cpp) for the forward (16 channels; 20,
+  // padded to 32; bias + ReLU fused) and the input gradient (16 channels,
+  // padding; 32 channels on rows of 100, the interior position blocks a loop).
+  const std::string chans =
+      "input x: f32[4, 6, 5]\ntarget y: class[3]\n"
+      "model = Sequential(\n"
+      "  Conv2d(4, 16, 3, padding=1), ReLU(),\n"
+      "  Conv2d(16, 20, 3, padding=(2, 1)), ReLU(), Flatten(),\n"
+      "  Linear(800, 3))\n"
+      "loss = CrossEntropyLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 3\n";
+  const std::string chansWide =
+      "input x: f32[5, 3, 100]\ntarget y: class[3]\n"
+      "model = Sequential(\n"
+      "  Conv2d(5, 32, 3, padding=1), ReLU(),\n"
+      "  Conv2d(32, 6, 3, padding=(1, 0)), Flatten(),\n"
+      "  Linear(1764, 3))\n"
+      "loss = CrossEntropyLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 2\n";
   for (int threads : {1, 2}) {
+    SECTION("channel vectors, threads " + std::to_string(threads)) {
+      checkTrain("chan_conv.nn", {3, {3, 1, 2}, threads, ""}, chans);
+      checkTrain("chan_conv.nn", {3, {3, 2}, threads, "x86-64-v3"}, chans);
+      checkTrain("chan_wide_conv.nn", {2, {2, 1}, threads, ""}, chansWide);
+      checkTrain("chan_wide_conv.nn", {2, {2, 1}, threads, "x86-64-v3"}, chansWide);
+    }
     SECTION("wide rows, threads " + std::to_string(threads)) {
       checkTrain("wide_conv.nn", {3, {3, 2, 3}, threads, "x86-64-v3"}, wide);
     }

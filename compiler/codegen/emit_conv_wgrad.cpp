@@ -53,8 +53,10 @@ bool Emitter::emitConvWeightGradFlat(const Kernel& k) {
     for (int l = 0; l < W && v * W + l < P; ++l) {
       const int64_t p = v * W + l, off = (p / Wo) * w.sh * Wd + p % Wo;
       auto& r = runs[size_t(v)];
-      if (!r.empty() && r.back().l1 == l && r.back().off + (l - r.back().l0) == off) ++r.back().l1;
-      else r.push_back({l, l + 1, off});
+      if (!r.empty() && r.back().l1 == l && r.back().off + (l - r.back().l0) == off)
+        ++r.back().l1;
+      else
+        r.push_back({l, l + 1, off});
     }
     nruns += int64_t(runs[size_t(v)].size());
   }
@@ -82,7 +84,6 @@ bool Emitter::emitConvWeightGradFlat(const Kernel& k) {
                  (rt ? double(fo) * cyc(b, rt) : 0) + (ro && rt ? cyc(ro, rt) : 0);
       if (c < best - 1e-9) best = c, ob = b, nt = t;
     }
-  if (getenv("DWDBG")) fprintf(stderr, "flat wgrad O=%ld C=%ld P=%ld vecs=%ld segs=%.2f ob=%d nt=%d\n", (long)O, (long)C, (long)P, (long)vecs, segs, ob, nt);
   // Code size: the plane is unrolled in up to four item bodies.
   if (vecs * (ob * nt + ob + int64_t(nt) * nruns / vecs + 1) > 8000) return false;
 
@@ -127,7 +128,8 @@ bool Emitter::emitConvWeightGradFlat(const Kernel& k) {
                   continue;
                 }
                 std::vector<Constant*> m;
-                for (int l = 0; l < W; ++l) m.push_back(ConstantInt::get(i1, l >= r.l0 && l < r.l1));
+                for (int l = 0; l < W; ++l)
+                  m.push_back(ConstantInt::get(i1, l >= r.l0 && l < r.l1));
                 xvec[size_t(t)] =
                     B.CreateMaskedLoad(vf, p, llvm::Align(4), llvm::ConstantVector::get(m),
                                        xvec[size_t(t)] ? xvec[size_t(t)] : (LV*)vcf(0));

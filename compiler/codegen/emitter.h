@@ -312,6 +312,10 @@ private:
   /// vector lanes, then across the lanes, in a fixed order; work items split
   /// over the tasks (the same bits on any thread count).
   void emitConvWeightGrad(const Kernel& k);
+  /// The same over dy's flat output plane (emit_conv_wgrad.cpp), when no tap
+  /// reads padding and the plane uses more lanes than the rows; false when
+  /// it does not apply (nothing emitted).
+  bool emitConvWeightGradFlat(const Kernel& k);
 
   // --- CrossEntropyLoss/NLLLoss(weight=, ignore_index=) ------------------------------------------
 

@@ -146,9 +146,11 @@ TEST_CASE("train under mpirun -np 2 equals one process: synchronized BatchNorm",
   // the checkpoint are the global batch's. 259 samples: 4 batches of 64
   // (shards of 32) and a last one of 3, whose shards are 1 and 2 samples:
   // rank 0's BatchNorm1d sees one value per channel, which the global batch
-  // allows. Measured: weights and running statistics within 2e-7, losses to
-  // 6 digits.
-  checkTwoEqualOne("models/lenet5_bn.nn", "", 1e-5, 259);
+  // allows. Measured: losses to 6 digits; weights within 9.8e-6 on main
+  // before the flat-plane conv weight gradient and 1.27e-5 after it (the
+  // largest on 9.weight, the Linear after BatchNorm1d, whose 1-sample shard
+  // amplifies rounding differences of the summation order).
+  checkTwoEqualOne("models/lenet5_bn.nn", "", 3e-5, 259);
 }
 
 TEST_CASE("eval and predict under mpirun are refused once, before anything is read or written",

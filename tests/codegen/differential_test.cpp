@@ -214,12 +214,28 @@ TEST_CASE("convolution and pooling kernels with odd shapes match the interpreter
       "  Conv2d(32, 6, 3, padding=(1, 0)), Flatten(),\n"
       "  Linear(1764, 3))\n"
       "loss = CrossEntropyLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 2\n";
+  // Weight gradients over the flat output plane (emit_conv_wgrad.cpp): no
+  // tap reads padding and rows narrower than a vector. 16, 20 and 6 output
+  // channels (a register block's tail), 3x3, 2x4 and 1x2 taps (a tap
+  // group's tail), dilation, stride along the height, groups, planes whose
+  // last vector is partial (6x7, 5x4 and 3x3 outputs).
+  const std::string flat =
+      "input x: f32[3, 10, 9]\ntarget y: class[3]\n"
+      "model = Sequential(\n"
+      "  Conv2d(3, 16, kernel_size=3, dilation=(2, 1)), ReLU(),\n"
+      "  Conv2d(16, 20, kernel_size=(2, 4), stride=(1, 1), groups=2), ReLU(),\n"
+      "  Conv2d(20, 6, kernel_size=(1, 2), stride=(2, 1)), Flatten(), Linear(54, 3))\n"
+      "loss = CrossEntropyLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 3\n";
   for (int threads : {1, 2}) {
     SECTION("channel vectors, threads " + std::to_string(threads)) {
       checkTrain("chan_conv.nn", {3, {3, 1, 2}, threads, ""}, chans);
       checkTrain("chan_conv.nn", {3, {3, 2}, threads, "x86-64-v3"}, chans);
       checkTrain("chan_wide_conv.nn", {2, {2, 1}, threads, ""}, chansWide);
       checkTrain("chan_wide_conv.nn", {2, {2, 1}, threads, "x86-64-v3"}, chansWide);
+    }
+    SECTION("flat plane weight gradients, threads " + std::to_string(threads)) {
+      checkTrain("flat_conv.nn", {3, {3, 2, 3}, threads, ""}, flat);
+      checkTrain("flat_conv.nn", {3, {3, 2, 3}, threads, "x86-64-v3"}, flat);
     }
     SECTION("wide rows, threads " + std::to_string(threads)) {
       checkTrain("wide_conv.nn", {3, {3, 2, 3}, threads, "x86-64-v3"}, wide);

@@ -10,16 +10,8 @@ namespace {
 
 int64_t align64(int64_t v) { return (v + 63) / 64 * 64; }
 
-/// Kernels a buffer's bytes stay reserved after its last use. With 2+
-/// threads the step plan (runtime/step_plan.h) runs a kernel as soon as the
-/// kernels whose bytes it touches are complete; a buffer placed on the bytes
-/// the previous kernel read would chain two otherwise independent kernels
-/// (mnist_cnn's conv bias gradient and the next ReLU gradient, 0.7 ms each).
-/// One kernel of slack keeps neighbours apart for a few percent more arena.
-constexpr int kReuseGap = 1;
-
 bool overlaps(const Buffer& a, const Buffer& b) {
-  return a.first_use <= b.last_use + kReuseGap && b.first_use <= a.last_use + kReuseGap;
+  return a.first_use <= b.last_use && b.first_use <= a.last_use;
 }
 
 } // namespace

@@ -8,8 +8,7 @@ namespace descent {
 
 /// Assigns `offset` (relative to the scratch region, multiples of 64) to every
 /// buffer that is neither persistent (params, state, outputs) nor an input,
-/// first-fit over kernel-index lifetimes (a buffer's bytes stay reserved for
-/// one kernel after its last use: see kReuseGap), and sets `kg.scratch_bytes`.
+/// first-fit over kernel-index lifetimes, and sets `kg.scratch_bytes`.
 /// Persistent buffers are placed by the program that owns the params.
 void planBuffers(KernelGraph& kg);
 

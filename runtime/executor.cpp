@@ -12,7 +12,6 @@
 #include "compiler/passes/fuse.h"
 #include "compiler/passes/kernel_verifier.h"
 #include "compiler/passes/plan_buffers.h"
-#include "runtime/step_plan.h"
 #include "runtime/thread_pool.h"
 
 #include <algorithm>
@@ -145,10 +144,6 @@ struct Program::Impl {
     /// batch_norm_sync_* kernel), given the arena and the shard's rows;
     /// empty for the others.
     std::vector<std::function<void(char* arena, int64_t rows)>> host;
-    /// On more than one thread, without host kernels: the dependency plan
-    /// (runtime/step_plan.h) that runKernelsPlanned follows.
-    bool planned = false;
-    StepPlan plan;
   };
   GradientReducer reducer; ///< the allreduce kernels' reduction (setReducer)
   std::vector<Entry> entries;
@@ -180,9 +175,6 @@ struct Program::Impl {
     std::vector<std::vector<double>> run, wait; ///< [thread][kernel]
     std::vector<double> enter;                  ///< [thread]
     std::vector<double> total;                  ///< [kernel], the caller's wall time per kernel
-    /// [thread][kernel] of the current run (runKernelsPlanned): total[k]
-    /// adds the longest thread's time in kernel k, since kernels overlap.
-    std::vector<std::vector<double>> step_run;
   };
 
   void runKernels(size_t index, const void* x, const void* y, int64_t n, int64_t step, int32_t seed,
@@ -192,10 +184,6 @@ struct Program::Impl {
     // The kernels' n: the shard's first row in the high 32 bits (Dropout
     // keys its masks by the global row; emit.cpp).
     n |= first_row << 32;
-    if (e.planned) {
-      runKernelsPlanned(e, index, x, y, n, step, seed, prof);
-      return;
-    }
     const auto& fns = jit->kernels()[index];
     void* base = arena.get();
     // Kernel k is cut into chunks[k] pieces, its partition (task, ntasks) being
@@ -308,106 +296,6 @@ struct Program::Impl {
       }
       if (self == 0 && in_flight > 0) finishBefore(nk); // not reached: every sum has a reader
     });
-  }
-
-  /// runKernels on more than one thread with a dependency plan: each thread
-  /// walks the kernels in order and runs the one-piece kernels the plan gave
-  /// it and its share of every split kernel, each after the kernels it
-  /// depends on are complete. Results do not depend on who runs what (see
-  /// runKernels). A thread waiting for a kernel nobody has claimed yet runs
-  /// it itself (its dependencies first), so the caller finishes the step
-  /// alone if the worker never wakes (the pool's contract), and a late
-  /// thread's kernels do not hold the other up.
-  void runKernelsPlanned(Entry& e, size_t index, const void* x, const void* y, int64_t n,
-                         int64_t step, int32_t seed, Profile* prof) {
-    const auto& fns = jit->kernels()[index];
-    void* base = arena.get();
-    const int nt = pool->size();
-    const size_t nk = fns.size();
-    const std::vector<int>& chunks = e.chunks;
-    const size_t maxc = size_t(nt) * kPiecesPerThread;
-    if (claims.size() < nk * maxc) claims = std::vector<PaddedAtomic>(nk * maxc);
-    if (done.size() < nk) done = std::vector<PaddedAtomic>(nk);
-    for (size_t i = 0; i < nk * maxc; ++i)
-      claims[i].v.store(0, std::memory_order_relaxed);
-    for (size_t k = 0; k < nk; ++k)
-      done[k].v.store(0, std::memory_order_relaxed);
-    using Clock = std::chrono::steady_clock;
-    const Clock::time_point t_start = prof ? Clock::now() : Clock::time_point{};
-    auto us = [](Clock::time_point a, Clock::time_point b) {
-      return std::chrono::duration<double, std::micro>(b - a).count();
-    };
-    if (prof) prof->step_run.assign(size_t(nt), std::vector<double>(nk, 0.0));
-    pool->run([&](int self, int) {
-      auto complete = [&](size_t k) {
-        return done[k].v.load(std::memory_order_acquire) == chunks[k];
-      };
-      auto claim = [&](size_t k, int c) {
-        std::atomic<int>& f = claims[k * maxc + size_t(c)].v;
-        return f.load(std::memory_order_relaxed) == 0 &&
-               f.exchange(1, std::memory_order_acq_rel) == 0;
-      };
-      auto runPiece = [&](size_t k, int c) {
-        Clock::time_point t0 = prof ? Clock::now() : Clock::time_point{};
-        fns[k](base, x, y, n, step, seed, c, chunks[k]);
-        done[k].v.fetch_add(1, std::memory_order_acq_rel);
-        wakeWaiters(done[k].v, sleepers);
-        if (prof) prof->step_run[size_t(self)][k] += us(t0, Clock::now());
-      };
-      // Claims and runs every unclaimed piece of kernel k, this thread's own
-      // ones ([self*ck/nt, ...): the same data every step) first.
-      auto runPieces = [&](size_t k) {
-        const int ck = chunks[k];
-        for (int i = 0; i < ck; ++i) {
-          const int c = (self * (ck / nt) + i) % ck;
-          if (claim(k, c)) runPiece(k, c);
-        }
-      };
-      // Makes kernel k complete: runs what nobody has claimed (after its
-      // dependencies), then waits for the pieces others are running.
-      // `waiting` is the kernel whose dependencies are being met (profile).
-      auto ensure = [&](auto&& ensure, size_t k, size_t waiting) -> void {
-        if (complete(k)) return;
-        if (chunks[k] > 1 || claims[k * maxc].v.load(std::memory_order_relaxed) == 0) {
-          for (int d : e.plan.deps[k])
-            ensure(ensure, size_t(d), waiting);
-          if (chunks[k] == 1) {
-            if (claim(k, 0)) runPiece(k, 0);
-          } else {
-            runPieces(k);
-          }
-        }
-        if (complete(k)) return;
-        Clock::time_point t0 = prof ? Clock::now() : Clock::time_point{};
-        spinThenWait(done[k].v, sleepers, [&] { return complete(k); });
-        if (prof) prof->wait[size_t(self)][waiting] += us(t0, Clock::now());
-      };
-      if (prof) prof->enter[size_t(self)] += us(t_start, Clock::now());
-      for (size_t k = 0; k < nk; ++k) {
-        if (chunks[k] == 1 && e.plan.owner[k] != self) continue;
-        if (chunks[k] == 1 && claims[k * maxc].v.load(std::memory_order_relaxed) != 0) continue;
-        for (int d : e.plan.deps[k])
-          ensure(ensure, size_t(d), k);
-        if (chunks[k] == 1) {
-          if (claim(k, 0)) runPiece(k, 0);
-        } else {
-          runPieces(k);
-        }
-      }
-      // The caller returns with the step complete.
-      if (self == 0)
-        for (size_t k = 0; k < nk; ++k)
-          ensure(ensure, k, k);
-    });
-    if (prof)
-      for (size_t k = 0; k < nk; ++k) {
-        double most = 0;
-        for (int t = 0; t < nt; ++t) {
-          prof->run[size_t(t)][k] += prof->step_run[size_t(t)][k];
-          most = std::max(most, prof->step_run[size_t(t)][k]);
-        }
-        prof->total[k] += most;
-      }
   }
 
   const Buffer* outputBuffer(size_t index, const std::string& name) const {
@@ -586,19 +474,6 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
     // A kernel reading a sum runs after its finish, on the calling thread.
     for (size_t ki = 0; ki < ks.size(); ++ki)
       if (!e.finish_before[ki].empty()) e.chunks[ki] = 1;
-    const bool hosted = std::any_of(
-        ks.begin(), ks.end(), [](const Kernel& k) { return k.kind == KernelKind::AllReduce; });
-    if (impl->pool->size() > 1 && !options.split_all && !hosted) {
-      std::vector<double> flops;
-      std::vector<bool> choosable;
-      for (const Kernel& k : ks) {
-        flops.push_back(kernelFlops(k, e.kg->batch));
-        choosable.push_back(flops.back() >= kSplitFlops && flops.back() < kManyPiecesFlops);
-      }
-      e.plan = planStep(*e.kg, e.chunks, flops, choosable, impl->pool->size());
-      e.chunks = e.plan.chunks;
-      e.planned = true;
-    }
   }
   impl->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return std::unique_ptr<Program>(new Program(std::move(impl)));
@@ -675,22 +550,7 @@ std::string Program::kernelsText() const {
                               "// compiled in {:.1f} ms ({})\n",
                               impl_->jit->cpuName(), impl_->jit->vectorWidth(), impl_->pool->size(),
                               impl_->arena_bytes, impl_->compile_ms, impl_->jit->timingText());
-  for (const auto& e : impl_->entries) {
-    s += printKernelGraph(*e.kg);
-    if (!e.planned) continue;
-    // The dependency plan (runtime/step_plan.h): who runs what, after what.
-    s += fmt::format("step plan on {} threads (cost model: {:.1f} us):\n", impl_->pool->size(),
-                     e.plan.model_us);
-    for (size_t k = 0; k < e.kg->kernels.size(); ++k) {
-      std::string after;
-      for (int d : e.plan.deps[k])
-        after += fmt::format("{}k{}", after.empty() ? "" : " ", d);
-      s += fmt::format("  k{:<3} {:<12} after {}\n", k,
-                       e.chunks[k] > 1 ? fmt::format("{} pieces", e.chunks[k])
-                                       : fmt::format("thread {}", e.plan.owner[k]),
-                       after.empty() ? "-" : after);
-    }
-  }
+  for (const auto& e : impl_->entries) s += printKernelGraph(*e.kg);
   return s;
 }
 

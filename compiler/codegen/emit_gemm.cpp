@@ -12,6 +12,13 @@ namespace descent::emit_detail {
 /// 8 MiB thread stacks, and 512 KiB covers K = 2048 at 64 columns.
 constexpr int64_t kMaxPanelBytes = 512 * 1024;
 
+/// K rows per block of a K-blocked GEMM (see emitGemmKBlocked): a 128 x 64
+/// packed panel is 32 KiB, within the 48 KiB L1d next to A's rows.
+constexpr int64_t kKBlock = 128;
+
+/// Largest array of carried partial sums of a K-blocked GEMM (M x NR floats).
+constexpr int64_t kMaxCarryBytes = 256 * 1024;
+
 } // namespace descent::emit_detail
 
 namespace descent::emit_detail {
@@ -132,7 +139,7 @@ llvm::Align Emitter::bAlign(const GemmInfo& g) {
 }
 
 void Emitter::microKernel(const Kernel& k, LV* i0, LV* j0, int mr, int nv, int64_t last_valid,
-                          LV* K, LV* M, LV* packed, int64_t packed_ld) {
+                          LV* K, LV* M, LV* packed, int64_t packed_ld, const KBlock* kblock) {
   // Row indices, clamped to M-1 (see emitGemm).
   std::vector<LV*> rowIdx;
   LV* last = B.CreateSub(M, c64(1));
@@ -145,12 +152,22 @@ void Emitter::microKernel(const Kernel& k, LV* i0, LV* j0, int mr, int nv, int64
   const int64_t ldb = packed ? packed_ld : g.ldb;
   LV* bcol = packed ? c64(0) : j0; // a packed panel starts at the tile's first column
   llvm::Align balign = packed ? llvm::Align(64) : bAlign(g);
-  // The K loop: mr x nv accumulators in registers.
+  // The K loop: mr x nv accumulators in registers. A K block starts from
+  // the sums the previous block stored (stored and reloaded floats: the same
+  // bits) and reads its packed panel from row 0.
+  std::vector<LV*> init(size_t(mr * nv), vcf(0));
+  LV* kBegin = c64(0);
+  if (kblock) {
+    kBegin = kblock->k0;
+    for (int q = 0; q < mr * nv; ++q)
+      init[q] = B.CreateSelect(kblock->first, vcf(0),
+                               loadVec(kblock->carry, c64(int64_t(q) * W), llvm::Align(64), W));
+  }
   std::vector<LV*> acc = phiLoop(
-      c64(0), K, 1, std::vector<LV*>(size_t(mr * nv), vcf(0)),
+      kBegin, kblock ? B.CreateAdd(kBegin, K) : K, 1, init,
       [&](LV* kk, const std::vector<LV*>& a) {
         std::vector<LV*> bv, next(a.size());
-        LV* brow = B.CreateAdd(B.CreateMul(kk, c64(ldb)), bcol);
+        LV* brow = B.CreateAdd(B.CreateMul(kblock ? B.CreateSub(kk, kBegin) : kk, c64(ldb)), bcol);
         for (int v = 0; v < nv; ++v)
           bv.push_back(
               loadVec(bbase, B.CreateAdd(brow, c64(v * W)), balign, v == nv - 1 ? last_valid : W));
@@ -162,6 +179,19 @@ void Emitter::microKernel(const Kernel& k, LV* i0, LV* j0, int mr, int nv, int64
         return next;
       },
       "k");
+  BasicBlock* done = nullptr;
+  if (kblock) {
+    // Not the last block: store the partial sums for the next one.
+    BasicBlock* store = BasicBlock::Create(C, "kcarry", F);
+    BasicBlock* epi = BasicBlock::Create(C, "klast", F);
+    done = BasicBlock::Create(C, "kdone", F);
+    B.CreateCondBr(kblock->last, epi, store);
+    B.SetInsertPoint(store);
+    for (int q = 0; q < mr * nv; ++q)
+      storeVec(acc[q], kblock->carry, c64(int64_t(q) * W), llvm::Align(64), W);
+    B.CreateBr(done);
+    B.SetInsertPoint(epi);
+  }
   bool mayClamp = g.m_batched || g.M % mr != 0;
   for (int r = 0; r < mr; ++r) {
     auto rowEpilogue = [&] {
@@ -176,12 +206,130 @@ void Emitter::microKernel(const Kernel& k, LV* i0, LV* j0, int mr, int nv, int64
     else
       rowEpilogue();
   }
+  if (kblock) {
+    B.CreateBr(done);
+    B.SetInsertPoint(done);
+  }
+}
+
+/// Whether emitGemm runs a GEMM K-blocked (see emitGemmKBlocked): a static K
+/// of more than one block, whole column tiles, and either a wide B (rows 1 KB
+/// or more apart, packed anyway) or a K x NR panel too large for L2's share
+/// (mnist_cnn's Linear(9216, 128)); the partial sums of a column tile's rows
+/// (at most the static M) fit kMaxCarryBytes.
+static bool kBlocked(const GemmInfo& g, int64_t MR, int64_t NR) {
+  return !g.k_batched && g.K > kKBlock && g.N % NR == 0 &&
+         (g.ldb >= 256 || g.K * NR * 4 > kMaxPanelBytes) &&
+         (g.M + MR - 1) / MR * MR * NR * 4 <= kMaxCarryBytes;
+}
+
+void Emitter::emitGemmKBlocked(const Kernel& k, int MR, int NV) {
+  // Loop order: column tile, K block, row tile. Each (column tile, K block)
+  // packs its kKBlock x NR panel of B into the stack (32 KiB at NR = 64: it
+  // stays in L1 while every row tile of the task reads it) and each row tile
+  // runs its chains over that block, its mr x nv sums carried in a stack
+  // array between blocks. Every C element is still one fmuladd chain in
+  // k = 0..K-1 order (the carry stores and reloads floats exactly), so the
+  // bits are those of the unblocked kernel. Tasks own the same tiles as in
+  // emitGemm: tile t is (column tile t / nRT, row tile t % nRT).
+  const GemmInfo& g = k.gemm;
+  const int64_t NR = int64_t(NV) * W;
+  const int64_t nCT = g.N / NR;
+  const int64_t nKB = (g.K + kKBlock - 1) / kKBlock;
+  const int64_t lastLen = g.K - (nKB - 1) * kKBlock;
+  if (g.tb && (g.K % W != 0 || kKBlock % W != 0))
+    throw std::logic_error("emitGemm: " + k.name + " cannot pack its transposed B");
+  LV* Mv = rowsOf(g.m_batched, g.M);
+  LV* nRT = B.CreateSDiv(B.CreateAdd(Mv, c64(MR - 1)), c64(MR));
+  auto [tb, te] = split(B.CreateMul(nRT, c64(nCT)));
+  LV* panel;
+  LV* carry;
+  {
+    llvm::IRBuilder<> eb(&F->getEntryBlock(), F->getEntryBlock().begin());
+    auto* a = eb.CreateAlloca(f32, c64(kKBlock * NR));
+    a->setAlignment(llvm::Align(64));
+    panel = a;
+    auto* c = eb.CreateAlloca(f32, c64((g.M + MR - 1) / MR * MR * NR));
+    c->setAlignment(llvm::Align(64));
+    carry = c;
+  }
+  auto smin = [&](LV* a, LV* b) { return B.CreateSelect(B.CreateICmpSLT(a, b), a, b); };
+  auto smax = [&](LV* a, LV* b) { return B.CreateSelect(B.CreateICmpSGT(a, b), a, b); };
+  LV* ctB = B.CreateSDiv(tb, nRT);
+  LV* ctE = B.CreateSelect(B.CreateICmpSLT(tb, te),
+                           B.CreateSDiv(B.CreateAdd(te, B.CreateSub(nRT, c64(1))), nRT), ctB);
+  forLoop(
+      ctB, ctE, 1,
+      [&](LV* ct) {
+        LV* base = B.CreateMul(ct, nRT);
+        LV* rtB = smax(B.CreateSub(tb, base), c64(0));
+        LV* rtE = smin(B.CreateSub(te, base), nRT);
+        LV* j0 = B.CreateMul(ct, c64(NR));
+        forLoop(
+            c64(0), c64(nKB), 1,
+            [&](LV* kb) {
+              LV* k0 = B.CreateMul(kb, c64(kKBlock));
+              LV* isLast = B.CreateICmpEQ(kb, c64(nKB - 1));
+              LV* klen = B.CreateSelect(isLast, c64(lastLen), c64(kKBlock));
+              LV* src = bufBase(g.b_buffer);
+              llvm::Align al = bAlign(g);
+              if (g.tb) {
+                // panel[kk - k0][v*W + i] = W[j0 + v*W + i][kk], W x W blocks.
+                forLoop(
+                    c64(0), B.CreateSDiv(klen, c64(W)), 1,
+                    [&](LV* wb) {
+                      LV* kr = B.CreateMul(wb, c64(W)); // panel row
+                      LV* kc = B.CreateAdd(k0, kr);     // W column
+                      for (int v = 0; v < NV; ++v) {
+                        std::vector<LV*> x(W);
+                        for (int i = 0; i < W; ++i)
+                          x[i] = loadVec(
+                              src,
+                              B.CreateAdd(B.CreateMul(B.CreateAdd(j0, c64(v * W + i)), c64(g.ldb)),
+                                          kc),
+                              al, W);
+                        transposeRegs(B, x);
+                        for (int i = 0; i < W; ++i)
+                          storeVec(x[i], panel,
+                                   B.CreateAdd(B.CreateMul(B.CreateAdd(kr, c64(i)), c64(NR)),
+                                               c64(v * W)),
+                                   llvm::Align(64), W);
+                      }
+                    },
+                    "kpackT");
+              } else {
+                forLoop(
+                    c64(0), klen, 1,
+                    [&](LV* kr) {
+                      LV* row = B.CreateMul(B.CreateAdd(k0, kr), c64(g.ldb));
+                      for (int v = 0; v < NV; ++v) {
+                        LV* x = loadVec(src, B.CreateAdd(row, B.CreateAdd(j0, c64(v * W))), al, W);
+                        storeVec(x, panel, B.CreateAdd(B.CreateMul(kr, c64(NR)), c64(v * W)),
+                                 llvm::Align(64), W);
+                      }
+                    },
+                    "kpack");
+              }
+              KBlock blk{k0, nullptr, B.CreateICmpEQ(kb, c64(0)), isLast};
+              forLoop(
+                  rtB, rtE, 1,
+                  [&](LV* rt) {
+                    LV* i0 = B.CreateMul(rt, c64(MR));
+                    blk.carry = B.CreateInBoundsGEP(f32, carry, B.CreateMul(rt, c64(MR * NR)));
+                    microKernel(k, i0, j0, MR, NV, W, klen, Mv, panel, NR, &blk);
+                  },
+                  "krow");
+            },
+            "kblk");
+      },
+      "kcol");
 }
 
 void Emitter::emitGemm(const Kernel& k) {
   const GemmInfo& g = k.gemm;
   auto [MR, NV] = tileShape(g.N);
   int64_t NR = int64_t(NV) * W;
+  if (kBlocked(g, MR, NR)) return emitGemmKBlocked(k, MR, NV);
   int64_t fullCT = g.N / NR, remCols = g.N % NR;
   int64_t nCT = fullCT + (remCols ? 1 : 0);
   int remNV = int((remCols + W - 1) / W);

@@ -230,10 +230,25 @@ private:
   /// the row stride decides (a transposed copy of W has no graph value).
   llvm::Align bAlign(const GemmInfo& g);
 
+  /// One K block of a K-blocked GEMM (see emitGemm): the tile's chains run
+  /// over k in [k0, k0 + K) and carry their partial sums through `carry`
+  /// (mr*nv vectors) between blocks; `first` starts them at 0, `last` runs
+  /// the epilogue instead of storing them.
+  struct KBlock {
+    LV* k0;
+    LV* carry;
+    LV* first;
+    LV* last;
+  };
+
   /// The register-blocked micro-kernel: an mr x (nv*W) tile of C at (i0, j0),
   /// K-loop with accumulators in registers (loop-carried phis), then the epilogue.
   void microKernel(const Kernel& k, LV* i0, LV* j0, int mr, int nv, int64_t last_valid, LV* K,
-                   LV* M, LV* packed = nullptr, int64_t packed_ld = 0);
+                   LV* M, LV* packed = nullptr, int64_t packed_ld = 0,
+                   const KBlock* kblock = nullptr);
+
+  /// emitGemm's K-blocked schedule (see there).
+  void emitGemmKBlocked(const Kernel& k, int MR, int NV);
 
   void emitGemm(const Kernel& k);
 

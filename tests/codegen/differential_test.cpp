@@ -161,6 +161,29 @@ TEST_CASE("dX GEMMs that transpose W into their packed panels match the interpre
   }
 }
 
+TEST_CASE("K-blocked GEMMs match the interpreter", "[codegen][differential]") {
+  // Forward GEMMs with K > 128 and wide or huge B run K-blocked (emitGemm:
+  // 128-row packed panels, partial sums carried between blocks):
+  // Linear(2100, 64) (a 537 KB K x 64 panel: 17 blocks, the last of 52 rows;
+  // AVX-512 only), Linear(300, 320) (ldb 320: blocks of 128, 128, 44), and
+  // the dX of Linear(320, 144) (Wᵀ packed from W: blocks of 128 and 16).
+  // Ragged batches (9 rows: clamped rows in the last row tile) and 2
+  // threads (tasks starting mid-column) included.
+  const std::string src = "input x: f32[2100]\ntarget y: class[10]\n"
+                          "model = Sequential(Linear(2100, 64), ReLU(), Linear(64, 300), ReLU(),\n"
+                          "                   Linear(300, 320), Tanh(), Linear(320, 144), ReLU(),\n"
+                          "                   Linear(144, 10), LogSoftmax(dim=1))\n"
+                          "loss = NLLLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 16\n";
+  for (int threads : {1, 2}) {
+    SECTION("host, threads " + std::to_string(threads)) {
+      checkTrain("kblock.nn", {16, {16, 9, 16}, threads, ""}, src);
+    }
+    SECTION("avx2, threads " + std::to_string(threads)) {
+      checkTrain("kblock.nn", {16, {16, 9, 16}, threads, "x86-64-v3"}, src);
+    }
+  }
+}
+
 TEST_CASE("convolution and pooling kernels with odd shapes match the interpreter",
           "[codegen][differential][conv]") {
   // The vectorized direct convolutions (stride 1 along the width) and the

@@ -13,29 +13,6 @@
 
 namespace descent::emit_detail {
 
-namespace {
-
-/// v[i] lane j <- v[j] lane i for W vectors of W lanes (log2(W) shuffle
-/// stages; the same butterfly as emit_gemm.cpp's transpose).
-void transposeTile(llvm::IRBuilder<>& B, std::vector<LV*>& v) {
-  const int W = int(v.size());
-  for (int h = W / 2; h >= 1; h /= 2) {
-    std::vector<int> lo(static_cast<size_t>(W)), hi(static_cast<size_t>(W));
-    for (int j = 0; j < W; ++j) {
-      lo[size_t(j)] = (j & h) ? W + j - h : j;
-      hi[size_t(j)] = (j & h) ? W + j : j + h;
-    }
-    for (int i = 0; i < W; ++i) {
-      if (i & h) continue;
-      LV *a = v[size_t(i)], *b = v[size_t(i + h)];
-      v[size_t(i)] = B.CreateShuffleVector(a, b, lo);
-      v[size_t(i + h)] = B.CreateShuffleVector(a, b, hi);
-    }
-  }
-}
-
-} // namespace
-
 bool Emitter::emitConvChannels(const Kernel& k) {
   const Op* op = k.ops[0];
   const bool fwd = op->kind == OpKind::Conv2d;
@@ -143,17 +120,7 @@ bool Emitter::emitConvChannels(const Kernel& k) {
       B.CreateStore(vcf(0), a);
     }
     auto tapRow = [&](LV* i) {
-      LV *row, *ok;
-      if (fwd) {
-        row = add(B.CreateSub(mul(r, w.sh), c64(w.pt)), mul(i, w.dh));
-        ok = B.CreateAnd(B.CreateICmpSGE(row, c64(0)), B.CreateICmpSLT(row, c64(Hi)));
-      } else { // dy row (r + pt - i·dh)/sh when that divides
-        LV* t = B.CreateSub(add(r, c64(w.pt)), mul(i, w.dh));
-        LV* q = B.CreateSDiv(t, c64(w.sh));
-        ok = B.CreateAnd(B.CreateICmpSGE(t, c64(0)), B.CreateICmpSLT(q, c64(Hi)));
-        if (w.sh > 1) ok = B.CreateAnd(ok, B.CreateICmpEQ(B.CreateSRem(t, c64(w.sh)), c64(0)));
-        row = q;
-      }
+      auto [row, ok] = convTapRow(fwd, w, r, i, Hi);
       ifThen(ok, [&] {
         forLoop(
             c64(0), c64(Q), 1,
@@ -245,7 +212,7 @@ bool Emitter::emitConvChannels(const Kernel& k) {
                                 B.CreateInBoundsGEP(
                                     f32, S, add(mul(add(mul(st, W), c64(l)), Pp), mul(pt, W))),
                                 va);
-                          transposeTile(B, v);
+                          transposeRegs(B, v);
                           for (int l = 0; l < W; ++l)
                             B.CreateAlignedStore(
                                 v[size_t(l)],

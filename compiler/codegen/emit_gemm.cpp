@@ -25,7 +25,7 @@ namespace descent::emit_detail {
 
 /// Transposes the W x W block held in the W vectors `v` (row i in v[i]):
 /// swaps the off-diagonal h x h blocks of every 2h x 2h block, for every h.
-static void transposeRegs(llvm::IRBuilder<>& B, std::vector<LV*>& v) {
+void transposeRegs(llvm::IRBuilder<>& B, std::vector<LV*>& v) {
   const int W = int(v.size());
   for (int h = W / 2; h >= 1; h /= 2) {
     std::vector<int> lo(W), hi(W);
@@ -103,6 +103,21 @@ void Emitter::emitTranspose(const Kernel& k) {
   if (Cn % W) // the last, partial column block
     ifThen(B.CreateAnd(B.CreateICmpSLE(bb, c64(fullC)), B.CreateICmpSGT(be, c64(fullC))),
            [&] { scalarCopy(c64(fullC * W), c64(Cn), c64(0), c64(R)); });
+}
+
+void Emitter::packTransposed(const GemmInfo& g, LV* src, llvm::Align al, LV* j0, LV* kc, LV* panel,
+                             LV* prow, int NV, int64_t NR) {
+  for (int v = 0; v < NV; ++v) {
+    std::vector<LV*> x(W);
+    for (int i = 0; i < W; ++i)
+      x[i] = loadVec(src, B.CreateAdd(B.CreateMul(B.CreateAdd(j0, c64(v * W + i)), c64(g.ldb)), kc),
+                     al, W);
+    transposeRegs(B, x);
+    for (int i = 0; i < W; ++i)
+      storeVec(x[i], panel,
+               B.CreateAdd(B.CreateMul(B.CreateAdd(prow, c64(i)), c64(NR)), c64(v * W)),
+               llvm::Align(64), W);
+  }
 }
 
 std::pair<int, int> Emitter::tileShape(int64_t N) {
@@ -280,21 +295,7 @@ void Emitter::emitGemmKBlocked(const Kernel& k, int MR, int NV) {
                     [&](LV* wb) {
                       LV* kr = B.CreateMul(wb, c64(W)); // panel row
                       LV* kc = B.CreateAdd(k0, kr);     // W column
-                      for (int v = 0; v < NV; ++v) {
-                        std::vector<LV*> x(W);
-                        for (int i = 0; i < W; ++i)
-                          x[i] = loadVec(
-                              src,
-                              B.CreateAdd(B.CreateMul(B.CreateAdd(j0, c64(v * W + i)), c64(g.ldb)),
-                                          kc),
-                              al, W);
-                        transposeRegs(B, x);
-                        for (int i = 0; i < W; ++i)
-                          storeVec(x[i], panel,
-                                   B.CreateAdd(B.CreateMul(B.CreateAdd(kr, c64(i)), c64(NR)),
-                                               c64(v * W)),
-                                   llvm::Align(64), W);
-                      }
+                      packTransposed(g, src, al, j0, kc, panel, kr, NV, NR);
                     },
                     "kpackT");
               } else {
@@ -382,21 +383,7 @@ void Emitter::emitGemm(const Kernel& k) {
                   c64(0), c64(g.K / W), 1,
                   [&](LV* kb) {
                     LV* k0 = B.CreateMul(kb, c64(W));
-                    for (int v = 0; v < NV; ++v) {
-                      std::vector<LV*> x(W);
-                      for (int i = 0; i < W; ++i)
-                        x[i] = loadVec(
-                            src,
-                            B.CreateAdd(B.CreateMul(B.CreateAdd(j0, c64(v * W + i)), c64(g.ldb)),
-                                        k0),
-                            al, W);
-                      transposeRegs(B, x);
-                      for (int i = 0; i < W; ++i)
-                        storeVec(
-                            x[i], panel,
-                            B.CreateAdd(B.CreateMul(B.CreateAdd(k0, c64(i)), c64(NR)), c64(v * W)),
-                            llvm::Align(64), W);
-                    }
+                    packTransposed(g, src, al, j0, k0, panel, k0, NV, NR);
                   },
                   "packT");
               return;

@@ -66,6 +66,21 @@ void Emitter::windowOut(const Kernel& k, LV* val, LV* row, LV* col, int64_t vali
   storeVec(val, bufBase(res), B.CreateAdd(B.CreateMul(row, c64(ld)), col), llvm::Align(4), valid);
 }
 
+std::pair<LV*, LV*> Emitter::convTapRow(bool fwd, const Window2d& w, LV* r, LV* i, int64_t Hi) {
+  auto mul = [&](LV* a, int64_t c) { return B.CreateMul(a, c64(c), "", false, true); };
+  auto add = [&](LV* a, LV* b) { return B.CreateAdd(a, b, "", false, true); };
+  if (fwd) {
+    LV* row = add(B.CreateSub(mul(r, w.sh), c64(w.pt)), mul(i, w.dh));
+    return {row, B.CreateAnd(B.CreateICmpSGE(row, c64(0)), B.CreateICmpSLT(row, c64(Hi)))};
+  }
+  // dy row (r + pt - i·dh)/sh when that divides
+  LV* t = B.CreateSub(add(r, c64(w.pt)), mul(i, w.dh));
+  LV* q = B.CreateSDiv(t, c64(w.sh));
+  LV* ok = B.CreateAnd(B.CreateICmpSGE(t, c64(0)), B.CreateICmpSLT(q, c64(Hi)));
+  if (w.sh > 1) ok = B.CreateAnd(ok, B.CreateICmpEQ(B.CreateSRem(t, c64(w.sh)), c64(0)));
+  return {q, ok};
+}
+
 void Emitter::emitConvGather(const Kernel& k) {
   if (emitConvChannels(k)) return;
   const Op* op = k.ops[0];
@@ -121,17 +136,7 @@ void Emitter::emitConvGather(const Kernel& k) {
     LV* s0 = mul(v0, W); // first output column of the block
     auto tapRow = [&](LV* i) {
       // the input row of output row r at tap row i, and whether it exists
-      LV *row, *ok;
-      if (fwd) {
-        row = add(B.CreateSub(mul(r, w.sh), c64(w.pt)), mul(i, w.dh));
-        ok = B.CreateAnd(B.CreateICmpSGE(row, c64(0)), B.CreateICmpSLT(row, c64(Hi)));
-      } else { // dy row (r + pt - i·dh)/sh when that divides
-        LV* t = B.CreateSub(add(r, c64(w.pt)), mul(i, w.dh));
-        LV* q = B.CreateSDiv(t, c64(w.sh));
-        ok = B.CreateAnd(B.CreateICmpSGE(t, c64(0)), B.CreateICmpSLT(q, c64(Hi)));
-        if (w.sh > 1) ok = B.CreateAnd(ok, B.CreateICmpEQ(B.CreateSRem(t, c64(w.sh)), c64(0)));
-        row = q;
-      }
+      auto [row, ok] = convTapRow(fwd, w, r, i, Hi);
       ifThen(ok, [&] {
         loop(
             qg,

@@ -40,6 +40,11 @@ using llvm::PHINode;
 using llvm::Type;
 using LV = llvm::Value;
 
+/// Transposes the W x W block held in the W vectors `v` (row i in v[i]) in
+/// registers: log2(W) stages of shuffles (emit_gemm.cpp; the GEMM's Wᵀ
+/// copies and panels, and the channel-vector convolution's output rows).
+void transposeRegs(llvm::IRBuilder<>& B, std::vector<LV*>& v);
+
 /// Where an elementwise expression is evaluated: one vector of W lanes at
 /// (row, col .. col+W-1) of the kernel's [rows, cols] space.
 struct ElemCtx {
@@ -220,6 +225,11 @@ private:
   void emitTranspose(const Kernel& k);
 
   /// Tile shape of the micro-kernel for a GEMM with `nvec` column vectors.
+  /// panel[prow + i][v·W + l] = W[j0 + v·W + l][kc + i] for the NV column
+  /// vectors of a tile: W x W blocks of W's rows (ldb apart) transposed in
+  /// registers into a packed B panel of row stride NR (dX of a wide layer).
+  void packTransposed(const GemmInfo& g, LV* src, llvm::Align al, LV* j0, LV* kc, LV* panel,
+                      LV* prow, int NV, int64_t NR);
   std::pair<int, int> tileShape(int64_t N);
 
   /// A(i, k) as a float scalar (with the normalize folded into the load).
@@ -312,6 +322,10 @@ private:
   /// the tap columns unrolled), masks of the padding known at compile time,
   /// the blocks in the middle of a row that need none a loop.
   void emitConvGather(const Kernel& k);
+  /// The input row output row r reads at tap row i, and whether it exists
+  /// (Hi: the input's rows): the forward's r·sh - pt + i·dh inside [0, Hi);
+  /// the input gradient's dy row (r + pt - i·dh)/sh when that divides.
+  std::pair<LV*, LV*> convTapRow(bool fwd, const Window2d& w, LV* r, LV* i, int64_t Hi);
 
   /// conv2d and conv2d_input_grad with stride 1 along the width, one group,
   /// when the channels fill the vector lanes better than the output row

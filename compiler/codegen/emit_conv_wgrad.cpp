@@ -6,8 +6,9 @@
 // and 25% of the lanes in the row kernel of emit_window.cpp); a vector of x
 // is one load per output row the vector crosses, merged by masked loads with
 // masks known at compile time (the plane is unrolled). Used when no tap reads
-// padding (the run structure is then the same for every tap) and the plane
-// is small; the row kernel serves the rest.
+// padding (the run structure is then the same for every tap), the output
+// rows are narrower than one vector and the plane is small; the row kernel
+// serves the rest (mnist_cnn's 24-wide rows measured no faster flat).
 #include "compiler/codegen/emitter.h"
 #include "compiler/ir/window_attrs.h"
 

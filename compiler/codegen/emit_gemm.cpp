@@ -1,5 +1,6 @@
 // The emitter's GEMM: a register-blocked micro-kernel (accumulators in
-// registers, B panels packed for wide layers, the fused epilogue per tile)
+// registers, B panels packed for wide layers, K in L1-sized blocks for wide
+// and huge panels, the fused epilogue per tile)
 // and the register-transposing copy that gives dX its Wᵀ.
 #include "compiler/codegen/emitter.h"
 

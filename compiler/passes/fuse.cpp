@@ -277,7 +277,10 @@ private:
     take(k, op);
     std::tie(k.rows, k.cols) = matrixShape(res->type);
     k.rows_batched = kg_.batched.count(res) > 0;
-    k.parallel = k.rows_batched || op->kind == OpKind::Conv2dWeightGrad;
+    // dW and db split their weights: each is summed over the batch, in
+    // order, by one task.
+    k.parallel =
+        k.rows_batched || op->kind == OpKind::Conv2dWeightGrad || op->kind == OpKind::ChannelSum;
     // BatchNorm's input gradient sums over the whole batch first: one ordered task.
     if (op->kind == OpKind::BatchNormGrad) k.parallel = false;
     if (sink) {
@@ -593,8 +596,8 @@ private:
     if (hasTrait(op->kind, optrait::Window) && res) {
       // A convolution or pooling op (or gradient): its own loop-nest kernel.
       // Per-sample ops split the batch over the tasks; dW splits its weights
-      // (each summed over the batch in order by one task) and db sums on
-      // task 0: bitwise the same for any thread count. An update that is
+      // and db their channels (each summed over the batch in order by one
+      // task): bitwise the same for any thread count. An update that is
       // the only reader of dW or db runs in their kernel (deferred to it,
       // as for a GEMM's dW); the forward takes bias + activation.
       if (op->kind == OpKind::Conv2dWeightGrad || op->kind == OpKind::ChannelSum)

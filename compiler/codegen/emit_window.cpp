@@ -600,76 +600,77 @@ void Emitter::emitWindow(const Kernel& k) {
     break;
   }
   case OpKind::ChannelSum: {
-    // out[c] = sum over n, then s, of x[n,c,s], one sequential sum per channel
-    // (the interpreter's order). A channel is contiguous along s and the sums
-    // run across channels, so W channels are summed at once, one per lane:
-    // W vectors of W positions each (channels c0.., positions s0..) are
-    // transposed in registers, and the W transposed vectors (position s0+j
-    // of every channel) are added to the lanes' sums in j order. Each lane
-    // keeps its channel's exact order; two groups side by side overlap their
-    // add chains. Tasks split whole groups: bitwise the same for any thread
-    // count. Measured (LeNet-5's [64,6,28,28] and mnist_cnn's [64,64,24,24]
-    // bias gradients, 1 thread): see docs/performance.md, "CNNs".
+    // db[c] = Σ_n Σ_s x[n,c,s] in the interpreter's order: per sample, 16
+    // partial sums over the plane (position s into partial s mod 16: the
+    // lanes of 16 / W vectors, one vector load per 16 positions), folded
+    // pairwise (partial l += partial l + h, h = 8, 4, 2, 1), and the
+    // samples' sums added in batch order. Planes are independent, so
+    // kChans channels are summed side by side (their chains overlap); the
+    // tasks split the channels, each summed by one task: bitwise the same
+    // for any thread count.
+    constexpr int64_t kChans = 4;
     const Value* v = op->operands[0];
     const int64_t C = v->type.shape[1], S = v->type.numel() / (v->type.shape[0] * C);
-    const int64_t groups = (C + W - 1) / W;
+    const int V = std::max(1, 16 / W);            // vectors per 16 partial sums
+    const int64_t blocks = S / 16, tail = S % 16; // whole blocks of 16 positions
     LV* xb = bufBase(v);
     LV* rows = rowsOf(kg_->batched.count(v) > 0, v->type.shape[0]);
-    const int64_t fullS = S / W * W, tailS = S % W;
-    // Adds positions [s0, s0 + len) of channels c0.. (nc of them: G groups
-    // of W lanes, the last with `last` valid channels) to sums.
-    auto block = [&](LV* base, const std::vector<LV*>& c0, const std::vector<int64_t>& nc, LV* s0,
-                     int64_t len, std::vector<LV*> sums) {
-      for (size_t g = 0; g < c0.size(); ++g) {
-        std::vector<LV*> r(static_cast<size_t>(W));
-        for (int64_t i = 0; i < W; ++i)
-          r[size_t(i)] = i < nc[g] ? loadVec(xb, add(base, add(mul(add(c0[g], c64(i)), S), s0)),
-                                             llvm::Align(4), len)
-                                   : vcf(0);
-        transposeRegs(B, r);
-        for (int64_t j = 0; j < len; ++j)
-          sums[g] = B.CreateFAdd(sums[g], r[size_t(j)]);
+    // The 16 partial sums in q (lane l of vector l / W) folded to one float.
+    auto fold = [&](std::vector<LV*> q) {
+      for (int h = 8; h >= 1; h /= 2) {
+        if (h >= W) {
+          for (int i = 0; i < h / W; ++i)
+            q[size_t(i)] = B.CreateFAdd(q[size_t(i)], q[size_t(i + h / W)]);
+          continue;
+        }
+        std::vector<int> idx(static_cast<size_t>(W));
+        for (int l = 0; l < W; ++l)
+          idx[size_t(l)] = l < h ? l + h : l;
+        q[0] = B.CreateFAdd(q[0], B.CreateShuffleVector(q[0], q[0], idx));
       }
-      return sums;
+      return B.CreateExtractElement(q[0], uint64_t(0));
     };
-    // Groups g0 .. g0+G-1 (G a constant), the last holding `last` channels.
-    auto run = [&](LV* g0, int64_t G, int64_t last) {
-      std::vector<LV*> c0(static_cast<size_t>(G));
-      std::vector<int64_t> nc(size_t(G), W);
-      nc.back() = last;
-      for (int64_t g = 0; g < G; ++g)
-        c0[size_t(g)] = mul(add(g0, c64(g)), W);
-      std::vector<LV*> zero(size_t(G), vcf(0));
-      std::vector<LV*> sums = phiLoop(
+    // Channels c0 .. c0+G-1 (G <= kChans, a constant): their sums.
+    auto group = [&](LV* c0, int64_t G) {
+      std::vector<LV*> zero(size_t(G), cf(0.0, f32));
+      std::vector<LV*> tot = phiLoop(
           c64(0), rows, 1, zero,
           [&](LV* n, const std::vector<LV*>& acc) {
-            LV* base = mul(n, C * S); // x[n, 0, 0]
-            std::vector<LV*> a = acc;
-            if (fullS)
-              a = phiLoop(
-                  c64(0), c64(fullS), W, a,
-                  [&](LV* s0, const std::vector<LV*>& q) { return block(base, c0, nc, s0, W, q); },
-                  "s");
-            if (tailS) a = block(base, c0, nc, c64(fullS), tailS, a);
-            return a;
+            LV* base = mul(add(mul(n, C), c0), S); // x[n, c0, 0]
+            std::vector<LV*> q(size_t(G * V), vcf(0));
+            auto addBlock = [&](LV* s0, int64_t len, std::vector<LV*> a) {
+              for (int64_t g = 0; g < G; ++g)
+                for (int i = 0; i < V; ++i) {
+                  const int64_t valid = std::min<int64_t>(W, len - int64_t(i) * W);
+                  if (valid <= 0) continue;
+                  LV* at = add(add(base, c64(g * S + i * W)), s0);
+                  LV*& r = a[size_t(g * V + i)];
+                  r = B.CreateFAdd(r, loadVec(xb, at, llvm::Align(4), valid));
+                }
+              return a;
+            };
+            if (blocks > 0)
+              q = phiLoop(
+                  c64(0), c64(blocks * 16), 16, q,
+                  [&](LV* s0, const std::vector<LV*>& a) { return addBlock(s0, 16, a); }, "s");
+            if (tail) q = addBlock(c64(blocks * 16), tail, q);
+            std::vector<LV*> next(acc);
+            for (int64_t g = 0; g < G; ++g)
+              next[size_t(g)] =
+                  B.CreateFAdd(acc[size_t(g)],
+                               fold(std::vector<LV*>(q.begin() + g * V, q.begin() + (g + 1) * V)));
+            return next;
           },
           "n");
       for (int64_t g = 0; g < G; ++g)
-        windowOut(k, sums[size_t(g)], c64(0), c0[size_t(g)], g + 1 < G ? W : last);
+        windowOut(k, splat(tot[size_t(g)]), c64(0), add(c0, c64(g)), 1);
     };
-    // Tasks own groups [gb, ge); pairs of full groups, then what is left.
-    auto [gb, ge] = split(c64(groups));
-    const int64_t lastC = C - (groups - 1) * W; // channels of the last group
-    // Full groups other than the last: [gb, min(ge, groups - 1)).
-    LV* fe = B.CreateSelect(B.CreateICmpSLT(ge, c64(groups - 1)), ge, c64(groups - 1));
-    LV* fb = B.CreateSelect(B.CreateICmpSLT(gb, fe), gb, fe);
-    LV* pairs = B.CreateSDiv(B.CreateSub(fe, fb), c64(2));
+    auto [cb, ce] = split(c64(C));
+    LV* nfull = B.CreateSDiv(B.CreateSub(ce, cb), c64(kChans));
     forLoop(
-        c64(0), pairs, 1, [&](LV* p) { run(add(fb, mul(p, 2)), 2, W); }, "gp");
-    ifThen(B.CreateICmpNE(B.CreateSRem(B.CreateSub(fe, fb), c64(2)), c64(0)),
-           [&] { run(B.CreateSub(fe, c64(1)), 1, W); });
-    ifThen(B.CreateAnd(B.CreateICmpSLE(gb, c64(groups - 1)), B.CreateICmpSGT(ge, c64(groups - 1))),
-           [&] { run(c64(groups - 1), 1, lastC); });
+        c64(0), nfull, 1, [&](LV* i) { group(add(cb, mul(i, kChans)), kChans); }, "c");
+    forLoop(
+        add(cb, mul(nfull, kChans)), ce, 1, [&](LV* c) { group(c, 1); }, "c1");
     break;
   }
   default:

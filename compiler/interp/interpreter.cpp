@@ -426,15 +426,27 @@ private:
   }
 
   /// db of conv2d: the sum over the batch and the spatial positions of each channel.
+  // db[c] = Σ_n Σ_s dy[n,c,s] (the conv bias gradient; ATen sums grad_output
+  // over dims 0, 2, 3 in its own blocked order, so the PyTorch tests compare
+  // with a tolerance). The order is the JIT's (emit_window.cpp), so the two
+  // agree bit for bit: per sample, 16 partial sums (position s into partial
+  // s mod 16, in s order), folded pairwise (partial l += partial l + h for
+  // h = 8, 4, 2, 1), and the samples' sums added in batch order.
   void channelSum(const Op& op, Buf<T>& out) {
     const Value* v = op.operands[0];
     const Buf<T>& x = get(v);
     const int64_t B = v->type.shape[0], C = v->type.shape[1], S = v->type.numel() / (B * C);
     for (int64_t c = 0; c < C; ++c) {
       T acc = T(0);
-      for (int64_t n = 0; n < B; ++n)
+      for (int64_t n = 0; n < B; ++n) {
+        T part[16] = {};
         for (int64_t k = 0; k < S; ++k)
-          acc += x[size_t((n * C + c) * S + k)];
+          part[k % 16] += x[size_t((n * C + c) * S + k)];
+        for (int h = 8; h >= 1; h /= 2)
+          for (int l = 0; l < h; ++l)
+            part[l] += part[l + h];
+        acc += part[0];
+      }
       out[size_t(c)] = acc;
     }
   }

@@ -543,13 +543,14 @@ TEST_CASE("pooling kernels give the interpreter's bits", "[codegen][differential
 
 TEST_CASE("channel sums (conv bias gradients) give the interpreter's bits",
           "[codegen][differential][conv]") {
-  // channel_sum sums each channel over n, then the plane, in order; the JIT
-  // sums W channels per vector after a register transpose and splits the
-  // groups of W channels over the tasks (emit_window.cpp). Channel counts
-  // below a vector, a group's tail (20, 40 on 16 or 8 lanes), pairs of full
-  // groups (40, 64), planes with a tail (S = 15, 100) and of one position;
-  // 1 to 3 threads and AVX2. Values of mixed magnitude make any change of
-  // order visible in the last bits.
+  // channel_sum: per sample, 16 partial sums over the plane folded pairwise,
+  // then the samples in batch order (the interpreter's order, which the JIT
+  // keeps with 16 / W vectors of partial sums: emit_window.cpp). Channel
+  // counts around a side-by-side group of 4 (6, 16, 20, 40, 64: remainders
+  // 2 and 0), planes of one position, below one block of 16, one block and
+  // a block with a tail (1, 15, 16, 100); 1 to 3 threads (the tasks split
+  // the channels) and AVX2 (two vectors per 16 partial sums). Values of
+  // mixed magnitude make any change of order visible in the last bits.
   for (int64_t C : {6, 16, 20, 40, 64})
     for (int64_t S : {1, 15, 16, 100}) {
       const int64_t B = 3;

@@ -27,6 +27,17 @@ const Value* poolOut(const Kernel& k) {
 
 } // namespace
 
+LV* Emitter::poolDy(const Kernel& k, LV* yb, LV* n, LV* yk, int64_t lanes) {
+  if (k.folded.empty()) return loadVec(yb, yk, llvm::Align(4), lanes);
+  // dy [B, C, Ho, Wo] is a view of the folded op's [B, C·Ho·Wo] result:
+  // element (n, yk - n·C·Ho·Wo), its operands loaded there (the map kernel's
+  // operation on the same operands, so the same bits)
+  const Op* f = k.folded[0];
+  const int64_t per = matrixShape(f->result->type).second;
+  const ElemCtx ctx{n, B.CreateSub(yk, B.CreateMul(n, c64(per))), lanes, false};
+  return elem(f, ctx, [&](size_t i) { return loadOperand(f->operands[i], ctx); });
+}
+
 void Emitter::poolSamples(const Kernel& k, const Value* batchOf,
                           const std::function<void(LV*)>& body, bool zero) {
   const Op* op = k.ops[0];
@@ -88,7 +99,8 @@ bool Emitter::emitPool(const Kernel& k) {
   const Value* yv = grad ? op->operands[0] : res;
   const Shape &xs = xv->type.shape, &ys = yv->type.shape;
   const int64_t C = xs[1], H = xs[2], Wd = xs[3], Ho = ys[2], Wo = ys[3];
-  LV *xb = bufBase(xv), *yb = bufBase(yv);
+  // (dy computed in the loads has no buffer)
+  LV *xb = bufBase(xv), *yb = k.folded.empty() ? bufBase(yv) : nullptr;
   const bool max = op->kind == OpKind::MaxPool2d || op->kind == OpKind::MaxPool2dGrad;
   const bool adaptive =
       op->kind == OpKind::AdaptiveAvgPool2d || op->kind == OpKind::AdaptiveAvgPool2dGrad;
@@ -129,7 +141,9 @@ bool Emitter::emitPool(const Kernel& k) {
                         });
                         if (grad) {
                           LV* b = B.CreateLoad(i64, best);
-                          LV* g = load(yb, yk);
+                          LV* g = k.folded.empty() ? load(yb, yk)
+                                                   : B.CreateExtractElement(poolDy(k, yb, n, yk, 1),
+                                                                            uint64_t(0));
                           if (reluMasked(k)) // relu_grad: dy where the max (x at b) is > 0
                             g = B.CreateSelect(
                                 B.CreateFCmpOGT(B.CreateLoad(f32, acc), cf(0.0, f32)), g,
@@ -265,7 +279,7 @@ bool Emitter::emitPoolVector(const Kernel& k) {
   const bool tiles = grad && w.sh == w.kh && w.sw == w.kw && w.dh == 1 && w.dw == 1 && w.pt == 0 &&
                      w.pb == 0 && w.pl == 0 && w.pr == 0 && H == Ho * w.kh && Wd == Wo * w.kw;
   LV* out = bufBase(poolOut(k));
-  LV *xb = bufBase(xv), *yb = bufBase(yv);
+  LV *xb = bufBase(xv), *yb = k.folded.empty() ? bufBase(yv) : nullptr;
   auto mul = [&](LV* a, int64_t c) { return B.CreateMul(a, c64(c), "", false, true); };
   auto add = [&](LV* a, LV* b) { return B.CreateAdd(a, b, "", false, true); };
   auto smin = [&](LV* a, LV* b) { return B.CreateSelect(B.CreateICmpSLT(a, b), a, b); };
@@ -419,7 +433,7 @@ bool Emitter::emitPoolVector(const Kernel& k) {
                           storeVec(B.CreateLoad(vf, mxA), out, yk, llvm::Align(4), lanes);
                           continue;
                         }
-                        LV* dy = loadVec(yb, yk, llvm::Align(4), lanes);
+                        LV* dy = poolDy(k, yb, n, yk, lanes);
                         if (reluMasked(k)) // relu_grad: dy where the max (x at the argmax) is > 0
                           dy = B.CreateSelect(B.CreateFCmpOGT(B.CreateLoad(vf, mxA), vcf(0)), dy,
                                               vcf(0));

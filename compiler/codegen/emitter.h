@@ -305,6 +305,10 @@ private:
   /// false where the windows tile the input and every element is stored.
   void poolSamples(const Kernel& k, const Value* batchOf, const std::function<void(LV*)>& body,
                    bool zero = true);
+  /// `lanes` elements of a pooling gradient's dy at flat index yk of sample
+  /// n: loaded from yb, or, when an elementwise op is folded into the dy
+  /// loads (fuse.cpp: Dropout's mask multiply), that op evaluated there.
+  LV* poolDy(const Kernel& k, LV* yb, LV* n, LV* yk, int64_t lanes);
   /// BatchNorm's window kernels (emit_batchnorm.cpp): statistics, the
   /// running update and the gradients on task 0, the normalization per
   /// sample. False if `k` is not one of them.

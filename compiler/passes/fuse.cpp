@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include <functional>
 #include <unordered_map>
 
 namespace descent {
@@ -291,12 +292,40 @@ private:
       return;
     }
     if (op->kind == OpKind::Conv2d) growChain(k, res);
-    if (op->kind == OpKind::MaxPool2dGrad) fuseReluGrad(k, op);
+    if (op->kind == OpKind::Conv2dInputGrad) inputGradEpilogue(k, op);
+    if (op->kind == OpKind::MaxPool2dGrad) {
+      if (auto it = dy_fold_.find(op); it != dy_fold_.end()) {
+        k.folded.push_back(it->second);
+        k.notes.push_back(fmt::format("{} %{} computed in the dy loads: no {} buffer",
+                                      opName(it->second->kind), it->second->result->name,
+                                      it->second->result->type.str()));
+      }
+      fuseReluGrad(k, op);
+    }
     for (const Op* u : users_.count(res) ? users_.at(res) : std::vector<const Op*>{})
       if (isUpdate(u->kind) && u->operands[1] == res && !done_.count(u))
         k.notes.push_back(fmt::format("%{} stored: {} of %{} runs in its own kernel", res->name,
                                       opName(u->kind), u->operands[0]->name));
     noteUpdateAfterAllGradients(k, res);
+  }
+
+  /// The input gradient's elementwise consumers (relu_grad of the layer
+  /// below) in its epilogue, as conv2d's: the register-blocked kernels
+  /// (stride 1 along the width, emitConvGather / emitConvChannels) sum each
+  /// output element in registers and store it once through the epilogue, so
+  /// it masks the finished sum, the same operation as a map kernel after it.
+  /// The scalar loop nest of the other strides scatter-adds into dx (every
+  /// element is final only at the end): there the consumers stay a map kernel.
+  void inputGradEpilogue(Kernel& k, const Op* op) {
+    if (convInputGradTakesEpilogue(op)) {
+      growChain(k, op->result);
+      return;
+    }
+    for (const Op* u : users_.count(op->result) ? users_.at(op->result) : std::vector<const Op*>{})
+      if (hasTrait(u->kind, optrait::Epilogue) && u->result && !done_.count(u))
+        refuse(fmt::format("{} %{} into {}", opName(u->kind), u->result->name, k.name),
+               "stride along the width > 1: the scalar input gradient scatter-adds into dx, "
+               "so no element is final before the kernel ends");
   }
 
   /// ReLU before max pooling, backward: relu_grad(max_pool2d_grad(dy, x), x)
@@ -637,11 +666,51 @@ private:
         error_ = fmt::format("op {} %{} reads %{} before it is computed", opName(op->kind), res->name, o->name);
         return;
       }
+    if (const Op* pool = poolGradLoading(op)) {
+      done_.insert(op);
+      folded_.insert(op);
+      dy_fold_[pool] = op;
+      return;
+    }
     Kernel& k = open(KernelKind::Map, opName(op->kind), op);
     take(k, op);
     std::tie(k.rows, k.cols) = matrixShape(res->type);
     k.rows_batched = kg_.batched.count(res) > 0;
     growChain(k, res);
+  }
+
+  /// The max_pool2d_grad that can compute elementwise `op` in its dy loads
+  /// instead of a map kernel storing it (Dropout's mask multiply before the
+  /// pool, backward): `op`'s result is read only as that pool gradient's dy,
+  /// directly or through views (the same row-major elements), and each of
+  /// its operands can be read per element. The pool gradient loads each dy
+  /// element once, so `op` runs once per element with the same operands:
+  /// the same float operation, without the [B, C*H*W] round trip.
+  const Op* poolGradLoading(const Op* op) const {
+    const Value* res = op->result;
+    if (!hasTrait(op->kind, optrait::Epilogue) || outputs_.count(res)) return nullptr;
+    const Op* pool = nullptr;
+    std::vector<const Value*> via = {res};
+    for (size_t i = 0; i < via.size(); ++i)
+      for (const Op* u : users_.count(via[i]) ? users_.at(via[i]) : std::vector<const Op*>{}) {
+        if (hasTrait(u->kind, optrait::View) && u->operands[0] == via[i] &&
+            !outputs_.count(u->result))
+          via.push_back(u->result);
+        else if (u->kind == OpKind::MaxPool2dGrad && u->operands[0] == via[i] &&
+                 u->operands[1] != via[i] && !pool)
+          pool = u;
+        else
+          return nullptr;
+      }
+    if (!pool) return nullptr;
+    auto [r, c] = matrixShape(res->type);
+    const bool batched = kg_.batched.count(res) > 0;
+    if (batched != (kg_.batched.count(pool->operands[0]) > 0) ||
+        r != pool->operands[0]->type.shape[0])
+      return nullptr;
+    for (const Value* o : op->operands)
+      if (!available(o) || !loadableAs(o, r, c, batched)) return nullptr;
+    return pool;
   }
 
   // --- buffers ------------------------------------------------------------------------------
@@ -674,10 +743,15 @@ private:
       std::set<const Value*> inside;
       for (const Op* op : k.ops)
         if (op->result) inside.insert(op->result);
-      auto read = [&](const Value* v) {
+      std::function<void(const Value*)> read = [&](const Value* v) {
         if (v->type.rank() == 0 && v->kind == ValueKind::Input) return; // step, seed: scalars
         if (v->def && remat_.count(v->def)) return;
-        if (const Value* r = viewRoot(v); r->def && folded_.count(r->def)) v = r->def->operands[0];
+        if (const Value* r = viewRoot(v); r->def && folded_.count(r->def)) {
+          // computed in the loads: they read its operands
+          for (const Value* o : r->def->operands)
+            read(o);
+          return;
+        }
         k.reads.push_back(bufferFor(v));
       };
       for (const Op* op : k.ops) {
@@ -732,6 +806,8 @@ private:
   std::set<const Value*> outputs_;
   std::set<const Op*> done_, deferred_, folded_, remat_;
   std::unordered_map<const Op*, const Op*> deferred_for_;
+  std::unordered_map<const Op*, const Op*>
+      dy_fold_; ///< max_pool2d_grad -> op folded into its dy loads
 };
 
 } // namespace

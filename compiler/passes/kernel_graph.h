@@ -80,6 +80,15 @@ inline bool packsTransposedB(int64_t N, int64_t K) {
   return N % 64 == 0 && N >= 256 && K % 16 == 0 && K * 64 * 4 <= 512 * 1024;
 }
 
+/// Whether conv2d_input_grad `op` is emitted by a kernel that stores each
+/// dx element once, finished, through the epilogue (stride 1 along the
+/// width: emitConvGather and emitConvChannels), so elementwise consumers of
+/// dx may fuse after it; the scalar loop nest of the other strides
+/// scatter-adds into dx instead.
+inline bool convInputGradTakesEpilogue(const Op* op) {
+  return op->kind == OpKind::Conv2dInputGrad && op->attrs.getInt("stride_w", 1) == 1;
+}
+
 /// One kernel: the graph ops it computes, in order. `ops` lists every fused
 /// op; the kind-specific anchor decides the loop structure.
 struct Kernel {

@@ -61,8 +61,11 @@ std::string printKernelGraph(const KernelGraph& kg) {
     s += k.parallel ? "" : " (task 0: ordered reduction)";
     s += "\n";
     for (const Op* op : k.folded)
-      s += fmt::format("  folded   {}   (into the A loads: {})\n", shortOp(file, op),
-                       op->operands[0]->type.dtype == DType::U8 ? "256-entry table" : "affine");
+      s +=
+          k.kind == KernelKind::Gemm
+              ? fmt::format("  folded   {}   (into the A loads: {})\n", shortOp(file, op),
+                            op->operands[0]->type.dtype == DType::U8 ? "256-entry table" : "affine")
+              : fmt::format("  folded   {}   (into the dy loads)\n", shortOp(file, op));
     for (const Op* op : k.ops)
       s += fmt::format("  {} {}\n", op == k.sink ? "epilogue" : "op      ", shortOp(file, op));
     s += fmt::format("  reads    {}\n  writes   {}\n", bufferList(kg, k.reads),

@@ -166,14 +166,22 @@ private:
       auto fi = folded_in_.find(op);
       if (fi == folded_in_.end()) continue;
       const std::vector<int>& ks = fi->second;
-      if (op->kind != OpKind::Normalize) {
-        fail("{} is folded into {}, but only normalize folds into operand loads", describe(op),
-             kernel(ks.front()).name);
+      // normalize folds into GEMM A loads; an elementwise op into the dy
+      // loads of the one max_pool2d_grad that reads it
+      const bool dy_fold = op->kind != OpKind::Normalize;
+      if (dy_fold && (!hasTrait(op->kind, optrait::Epilogue) || !op->result)) {
+        fail("{} is folded into {}, but only normalize and elementwise ops (into a "
+             "max_pool2d_grad's dy loads) fold into operand loads",
+             describe(op), kernel(ks.front()).name);
         continue;
       }
+      if (dy_fold && ks.size() != 1)
+        fail("{} is folded into {} kernels, but only the one max_pool2d_grad reading it computes "
+             "it in its dy loads",
+             describe(op), ks.size());
       if (kernel_of_.count(op))
         fail("{} is both folded and computed by {}", describe(op), kernel(kernel_of_[op]).name);
-      if (op->attrs.has("channel_size"))
+      if (!dy_fold && op->attrs.has("channel_size"))
         fail("{} is folded into {}, but its mean and std are per channel (the A loads apply one "
              "pair)",
              describe(op), kernel(ks.front()).name);
@@ -190,10 +198,18 @@ private:
           auto ku = kernel_of_.find(u);
           if (ku == kernel_of_.end()) continue; // reported below
           const Kernel& k = kernel(ku->second);
-          if (k.kind != KernelKind::Gemm || k.gemm.matmul != u || u->operands[0] != via[vi] ||
-              k.gemm.a_normalize != op)
+          if (dy_fold) {
+            if (k.kind != KernelKind::Window || k.ops.front() != u ||
+                u->kind != OpKind::MaxPool2dGrad || u->operands[0] != via[vi] ||
+                std::find(k.folded.begin(), k.folded.end(), op) == k.folded.end())
+              fail("{} is folded, but {} in {} reads %{} other than as a max_pool2d_grad's "
+                   "folded dy operand",
+                   describe(op), describe(u), k.name, via[vi]->name);
+          } else if (k.kind != KernelKind::Gemm || k.gemm.matmul != u ||
+                     u->operands[0] != via[vi] || k.gemm.a_normalize != op) {
             fail("{} is folded, but {} in {} reads %{} other than as a GEMM's folded A operand",
                  describe(op), describe(u), k.name, via[vi]->name);
+          }
         }
       }
       if (outputs_.count(op->result))
@@ -293,14 +309,16 @@ private:
       if (!hasTrait(anchor->kind, optrait::Window))
         fail("{}: a window kernel starts with {}, not a convolution or pooling op", k.name,
              describe(anchor));
-      // conv2d's epilogue: elementwise ops; dW and db: their update;
-      // max_pool2d_grad: relu_grad of the pooled input
+      // conv2d's epilogue and conv2d_input_grad's where its kernel stores
+      // each element once (stride 1 along the width): elementwise ops; dW
+      // and db: their update; max_pool2d_grad: relu_grad of the pooled input
       for (size_t i = 1; i < k.ops.size(); ++i) {
         const Op* op = k.ops[i];
         bool ok =
             op == k.sink
                 ? (anchor->kind == OpKind::Conv2dWeightGrad || anchor->kind == OpKind::ChannelSum)
-                : (anchor->kind == OpKind::Conv2d && hasTrait(op->kind, optrait::Epilogue)) ||
+                : ((anchor->kind == OpKind::Conv2d || convInputGradTakesEpilogue(anchor)) &&
+                   hasTrait(op->kind, optrait::Epilogue)) ||
                       // ReLU-before-pool's gradient, masked in the pool gradient
                       (anchor->kind == OpKind::MaxPool2dGrad && i == 1 &&
                        op->kind == OpKind::ReluGrad && op->operands[0] == anchor->result &&
@@ -309,6 +327,18 @@ private:
           fail("{}: {} is fused after {}, which has no such epilogue", k.name, describe(op),
                describe(anchor));
       }
+      // max_pool2d_grad computes the op folded into its dy loads, and no
+      // other window kernel folds one
+      if (const Value* dy =
+              anchor->kind == OpKind::MaxPool2dGrad ? viewRoot(anchor->operands[0]) : nullptr;
+          dy && dy->def && folded_in_.count(dy->def) &&
+          (k.folded.size() != 1 || k.folded[0] != dy->def))
+        fail("{}: reads %{}, which is folded, without computing it in the dy loads", k.name,
+             anchor->operands[0]->name);
+      for (const Op* f : k.folded)
+        if (anchor->kind != OpKind::MaxPool2dGrad || viewRoot(anchor->operands[0])->def != f)
+          fail("{}: lists {} as folded but does not load it as a max_pool2d_grad's dy", k.name,
+               describe(f));
       break;
     case KernelKind::RowOp:
     case KernelKind::Loss:

@@ -273,6 +273,58 @@ TEST_CASE("convolution and pooling kernels with odd shapes match the interpreter
   SECTION("odd shapes, avx2") { checkTrain("odd_conv.nn", {5, {5, 2}, 1, "x86-64-v3"}, odd); }
 }
 
+TEST_CASE("fused CNN backward epilogues and dy loads match the interpreter",
+          "[codegen][differential][conv]") {
+  // fuse.cpp's CNN backward fusions: relu_grad of the layer below in the
+  // conv input gradient's epilogue, in the channel-vector kernel (16
+  // channels on rows of 6, emit_conv.cpp) and the row-vector kernel (4
+  // channels on rows of 40, emitConvGather); Dropout's mask multiply
+  // computed in max_pool2d_grad's dy loads, in the vector pool gradient (2x2
+  // windows) and the scalar one (stride 9: a span of more than 8 vectors).
+  // Remainder batches (the mask is keyed by the row) and 2 threads included.
+  const std::string chans =
+      "input x: f32[3, 8, 6]\ntarget y: class[3]\n"
+      "model = Sequential(\n"
+      "  Conv2d(3, 16, 3, padding=1), ReLU(),\n"
+      "  Conv2d(16, 16, 3, padding=1), ReLU(),\n"
+      "  MaxPool2d(2), Dropout(0.25), Flatten(), Linear(192, 3))\n"
+      "loss = CrossEntropyLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 3\n";
+  const std::string rows = "input x: f32[2, 20, 40]\ntarget y: class[3]\n"
+                           "model = Sequential(\n"
+                           "  Conv2d(2, 4, 3, padding=1), ReLU(),\n"
+                           "  Conv2d(4, 6, 3, padding=1), ReLU(),\n"
+                           "  MaxPool2d(2, stride=9), Dropout(0.5), Flatten(), Linear(90, 3))\n"
+                           "loss = CrossEntropyLoss()\noptimizer = Adam(lr=0.01)\nbatch = 3\n";
+  for (const auto& [name, src] : {std::pair{"fused_chans.nn", chans}, {"fused_rows.nn", rows}}) {
+    // Both fusions are made: the conv input gradient's kernel carries the
+    // relu_grad, the pool gradient computes the multiply in its loads.
+    ModelSpec spec = specFromText(name, src);
+    BuildOptions opts;
+    opts.batch = 3;
+    auto train = buildTrainGraph(spec, opts);
+    std::string err;
+    auto prog = Program::compile({train.get()}, JitOptions{"", 1, false}, err);
+    REQUIRE(prog);
+    const std::string kernels = prog->kernelsText();
+    INFO(kernels);
+    const size_t dx = kernels.find("= conv2d_input_grad");
+    REQUIRE(dx != std::string::npos);
+    const size_t next = kernels.find('\n', dx);
+    CHECK(kernels.substr(next, kernels.find('\n', next + 1) - next).find("= relu_grad") !=
+          std::string::npos);
+    CHECK(kernels.find("(into the dy loads)") != std::string::npos);
+    CHECK(kernels.find("relu_grad_line") == std::string::npos); // no relu_grad map kernel
+    for (int threads : {1, 2}) {
+      SECTION(std::string(name) + " host, threads " + std::to_string(threads)) {
+        checkTrain(name, {3, {3, 2, 3}, threads, ""}, src);
+      }
+      SECTION(std::string(name) + " avx2, threads " + std::to_string(threads)) {
+        checkTrain(name, {3, {3, 2, 3}, threads, "x86-64-v3"}, src);
+      }
+    }
+  }
+}
+
 TEST_CASE("gradients match the interpreter on every model", "[codegen][differential]") {
   for (const std::string& path : jitModelFiles()) {
     SECTION(path) {

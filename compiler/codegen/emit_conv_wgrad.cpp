@@ -197,4 +197,265 @@ bool Emitter::emitConvWeightGradFlat(const Kernel& k) {
   return true;
 }
 
+bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
+  const Op* op = k.ops[0];
+  const Value* xv = op->operands[0];
+  const Value* yv = op->operands[1];
+  const Shape &xs = xv->type.shape, &ws = op->result->type.shape, &ys = yv->type.shape;
+  const Window2d w = convWindow(op->attrs, ws[2], ws[3]);
+  const int64_t C = xs[1], H = xs[2], Wd = xs[3], O = ys[1], Ho = ys[2], Wo = ys[3];
+  const int64_t P = Ho * Wo, taps = w.kh * w.kw;
+  if (w.groups != 1 || P == 0 || O == 0 || C == 0) return false;
+  // Every tap must read inside the input: no padding is read.
+  if (w.pt != 0 || w.pl != 0 || (Ho - 1) * w.sh + (w.kh - 1) * w.dh >= H ||
+      (Wo - 1) * w.sw + (w.kw - 1) * w.dw >= Wd)
+    return false;
+  const int regs = W >= 16 ? 32 : 16;
+  // channels padded to whole vectors; lanes filled: O of Op here, Wo of the
+  // row's vectors in the row kernel (the same rule as emitConvChannels)
+  const int64_t Ov = (O + W - 1) / W, Op = Ov * W, Wop = (Wo + W - 1) / W * W;
+  if (O * Wop <= Wo * Op) return false;
+  // ... and better than the flat plane where that kernel would run
+  if (w.sw == 1 && Wo < W && O * ((P + W - 1) / W * W) <= P * Op) return false;
+  if (w.kw + 2 > regs) return false;
+
+  // Register tile: ob channel vectors x nc input channels x the kw taps of
+  // one tap row. Per output position it costs ob·nc·kw FMAs (two ports),
+  // ob dy loads and nc·kw x broadcasts (two load ports), and at least one
+  // FMA latency (4 cycles: each accumulator takes one FMA per position);
+  // the accumulators, the ob dy vectors and a broadcast fit in registers.
+  int ob = 1, nc = 1;
+  {
+    double best = 1e300;
+    for (int b = 1; b <= std::min<int64_t>(Ov, 8); ++b)
+      for (int c = 1; c <= std::min<int64_t>(C, 16); ++c) {
+        if (b * c * w.kw + b + 1 > regs) continue;
+        auto cyc = [&](int64_t bb, int64_t cc) {
+          const double f = double(bb * cc * w.kw) / 2, l = double(bb + cc * w.kw) / 2;
+          return std::max({f, l, 4.0}) + 0.5;
+        };
+        const int64_t fo = Ov / b, ro = Ov % b, fc = C / c, rc = C % c;
+        const double cost = double(fo * fc) * cyc(b, c) + (ro ? double(fc) * cyc(ro, c) : 0) +
+                            (rc ? double(fo) * cyc(b, rc) : 0) + (ro && rc ? cyc(ro, rc) : 0);
+        if (cost < best - 1e-9) best = cost, ob = b, nc = c;
+      }
+  }
+  // Position block: R whole output rows, their dy transposed to [p][o] in a
+  // buffer of about 16 KB that stays in L1 while every item runs over it.
+  const int64_t R = std::clamp<int64_t>(4096 / Op / Wo, 1, Ho);
+  const int64_t chunks = (R * Wo + W - 1) / W; // W-position chunks of a full block
+  const int64_t bufN = chunks * W * Op, carryN = Op * C * taps;
+  if ((bufN + carryN) * 4 > (256 << 10)) return false;
+
+  LV *xb = bufBase(xv), *yb = bufBase(yv);
+  auto mul = [&](LV* a, int64_t c) { return B.CreateMul(a, c64(c), "", false, true); };
+  auto add = [&](LV* a, LV* b) { return B.CreateAdd(a, b, "", false, true); };
+  auto scratch = [&](int64_t n) {
+    auto* a = llvm::cast<llvm::AllocaInst>(entryAlloca(llvm::ArrayType::get(f32, uint64_t(n))));
+    a->setAlignment(llvm::Align(64));
+    return B.CreateConstInBoundsGEP2_64(a->getAllocatedType(), a, 0, 0);
+  };
+  const llvm::Align va(size_t(W) * 4);
+  LV* buf = scratch(bufN);
+  LV* carry = scratch(carryN);
+  LV* rows = rowsOf(kg_->batched.count(xv) > 0, xs[0]);
+
+  // Work items: (channel vectors [ov0, ov0+nb), input channels [c0, c0+ncc),
+  // tap row i) in four kinds (full and tail blocks of each), numbered in a
+  // fixed list split over the tasks; item `it` of a kind carries its sums in
+  // carry[(base + it·tile)·W ...], tile = nb·ncc·kw vectors.
+  struct Kind {
+    int nb, ncc;
+    int64_t nob, ncb; // blocks of channel vectors and of input channels
+    int64_t first_ov, first_c;
+    int64_t count, item0, base;
+  };
+  std::vector<Kind> kinds;
+  {
+    const int64_t fo = Ov / ob, ro = Ov % ob, fc = C / nc, rc = C % nc;
+    int64_t item0 = 0, base = 0;
+    auto addKind = [&](int64_t nob, int nb, int64_t ncb, int ncc, int64_t fov, int64_t fcc) {
+      if (!nob || !ncb || !nb || !ncc) return;
+      Kind kd{nb, ncc, nob, ncb, fov, fcc, nob * ncb * w.kh, item0, base};
+      kinds.push_back(kd);
+      item0 += kd.count;
+      base += kd.count * nb * ncc * w.kw;
+    };
+    addKind(fo, ob, fc, nc, 0, 0);
+    addKind(fo, ob, rc ? 1 : 0, int(rc), 0, fc * nc);
+    addKind(ro ? 1 : 0, int(ro), fc, nc, fo * ob, 0);
+    addKind(ro ? 1 : 0, int(ro), rc ? 1 : 0, int(rc), fo * ob, fc * nc);
+  }
+  const int64_t total = kinds.back().item0 + kinds.back().count;
+  auto [t0, t1] = split(c64(total));
+  // this task's items of kind kd: [lo, hi) of its numbering
+  auto range = [&](const Kind& kd) {
+    auto clampTo = [&](LV* v) {
+      LV* r = B.CreateSub(v, c64(kd.item0));
+      r = B.CreateSelect(B.CreateICmpSLT(r, c64(0)), c64(0), r);
+      return B.CreateSelect(B.CreateICmpSGT(r, c64(kd.count)), c64(kd.count), r);
+    };
+    return std::pair<LV*, LV*>{clampTo(t0), clampTo(t1)};
+  };
+  struct ItemAt {
+    LV *ov0, *c0, *i;
+  };
+  auto decode = [&](const Kind& kd, LV* it) {
+    LV* i = B.CreateSRem(it, c64(w.kh));
+    LV* r = B.CreateSDiv(it, c64(w.kh));
+    LV* cb = B.CreateSRem(r, c64(kd.ncb));
+    LV* obk = B.CreateSDiv(r, c64(kd.ncb));
+    return ItemAt{add(c64(kd.first_ov), mul(obk, kd.nb)), add(c64(kd.first_c), mul(cb, kd.ncc)),
+                  i};
+  };
+  auto carryAt = [&](const Kind& kd, LV* it) {
+    return B.CreateInBoundsGEP(f32, carry, mul(add(c64(kd.base), mul(it, kd.nb * kd.ncc * w.kw)), W));
+  };
+
+  ifThen(B.CreateICmpSGT(t1, t0), [&] {
+    B.CreateMemSet(carry, llvm::ConstantInt::get(i8, 0), uint64_t(carryN * 4), va);
+    forLoop(
+        c64(0), rows, 1,
+        [&](LV* n) {
+          forLoop(
+              c64(0), c64((Ho + R - 1) / R), 1,
+              [&](LV* rb) {
+                LV* r0 = mul(rb, R);
+                LV* rr = B.CreateSub(c64(Ho), r0);
+                rr = B.CreateSelect(B.CreateICmpSLT(rr, c64(R)), rr, c64(R));
+                LV* p0 = mul(r0, Wo);
+                LV* np = mul(rr, Wo);
+                // buf[e][o] = dy[n, o, p0 + e] for the block's positions e,
+                // in W x W tiles transposed in registers; lanes past the
+                // plane and channels past O read as zero
+                LV* nch = B.CreateSDiv(add(np, c64(W - 1)), c64(W));
+                forLoop(
+                    c64(0), nch, 1,
+                    [&](LV* ch) {
+                      LV* e0 = mul(ch, W);
+                      LV* s = add(p0, e0);
+                      std::vector<Constant*> lanes;
+                      for (int l = 0; l < W; ++l)
+                        lanes.push_back(ConstantInt::get(i64, l));
+                      LV* mask = B.CreateICmpSLT(B.CreateAdd(B.CreateVectorSplat(W, s), llvm::ConstantVector::get(lanes)),
+                                                 B.CreateVectorSplat(W, c64(P)));
+                      auto tile = [&](LV* oc, int64_t valid_o) {
+                        std::vector<LV*> v(static_cast<size_t>(W));
+                        for (int l = 0; l < W; ++l) {
+                          if (l >= valid_o) {
+                            v[size_t(l)] = vcf(0);
+                            continue;
+                          }
+                          LV* src = add(mul(add(mul(n, O), add(mul(oc, W), c64(l))), P), s);
+                          v[size_t(l)] = B.CreateMaskedLoad(vf, B.CreateGEP(f32, yb, src),
+                                                            llvm::Align(4), mask, vcf(0));
+                        }
+                        transposeRegs(B, v);
+                        for (int l = 0; l < W; ++l)
+                          B.CreateAlignedStore(
+                              v[size_t(l)],
+                              B.CreateInBoundsGEP(f32, buf, add(mul(add(e0, c64(l)), Op), mul(oc, W))),
+                              va);
+                      };
+                      if (O / W)
+                        forLoop(
+                            c64(0), c64(O / W), 1, [&](LV* oc) { tile(oc, W); }, "tc");
+                      if (O % W) tile(c64(O / W), O % W);
+                    },
+                    "tp");
+                // every item of this task over the block
+                for (const Kind& kd : kinds) {
+                  auto [lo, hi] = range(kd);
+                  const int nacc = kd.nb * kd.ncc * int(w.kw);
+                  forLoop(
+                      lo, hi, 1,
+                      [&](LV* it) {
+                        ItemAt at = decode(kd, it);
+                        LV* cp = carryAt(kd, it);
+                        std::vector<LV*> init(static_cast<size_t>(nacc));
+                        for (int a = 0; a < nacc; ++a)
+                          init[size_t(a)] = B.CreateAlignedLoad(
+                              vf, B.CreateConstInBoundsGEP1_64(f32, cp, uint64_t(a * W)), va);
+                        // x[n, c0, i·dh, 0]
+                        LV* xbase = mul(add(mul(add(mul(n, C), at.c0), H), mul(at.i, w.dh)), Wd);
+                        LV* dyb = B.CreateInBoundsGEP(f32, buf, mul(at.ov0, W));
+                        std::vector<LV*> acc = phiLoop(
+                            c64(0), rr, 1, init,
+                            [&](LV* oy, const std::vector<LV*>& in) {
+                              LV* xrow = add(xbase, mul(add(r0, oy), w.sh * Wd));
+                              LV* erow = mul(oy, Wo);
+                              return phiLoop(
+                                  c64(0), c64(Wo), 1, in,
+                                  [&](LV* ox, const std::vector<LV*>& a0) {
+                                    std::vector<LV*> a = a0;
+                                    LV* xp = B.CreateGEP(f32, xb, add(xrow, mul(ox, w.sw)));
+                                    LV* dp = B.CreateInBoundsGEP(f32, dyb, mul(add(erow, ox), Op));
+                                    std::vector<LV*> dy(static_cast<size_t>(kd.nb));
+                                    for (int b = 0; b < kd.nb; ++b)
+                                      dy[size_t(b)] = B.CreateAlignedLoad(
+                                          vf, B.CreateConstInBoundsGEP1_64(f32, dp, uint64_t(b * W)),
+                                          va);
+                                    for (int c = 0; c < kd.ncc; ++c)
+                                      for (int64_t j = 0; j < w.kw; ++j) {
+                                        LV* x = splat(B.CreateLoad(
+                                            f32, B.CreateConstGEP1_64(f32, xp, uint64_t(c * H * Wd + j * w.dw))));
+                                        for (int b = 0; b < kd.nb; ++b) {
+                                          LV*& ac = a[size_t((b * kd.ncc + c) * w.kw + j)];
+                                          ac = fma(dy[size_t(b)], x, ac);
+                                        }
+                                      }
+                                    return a;
+                                  },
+                                  "ox");
+                            },
+                            "oy");
+                        for (int a = 0; a < nacc; ++a)
+                          B.CreateAlignedStore(acc[size_t(a)],
+                                               B.CreateConstInBoundsGEP1_64(f32, cp, uint64_t(a * W)),
+                                               va);
+                      },
+                      "it");
+                }
+              },
+              "rb");
+        },
+        "n");
+    // The sums through the epilogue (the fused update), one weight at a
+    // time: dw[o, c, i, j] is element (o, (c·kh + i)·kw + j) of [O, C·kh·kw].
+    for (const Kind& kd : kinds) {
+      auto [lo, hi] = range(kd);
+      const int nacc = kd.nb * kd.ncc * int(w.kw);
+      forLoop(
+          lo, hi, 1,
+          [&](LV* it) {
+            ItemAt at = decode(kd, it);
+            LV* cp = carryAt(kd, it);
+            forLoop(
+                c64(0), c64(nacc), 1,
+                [&](LV* a) {
+                  LV* j = B.CreateSRem(a, c64(w.kw));
+                  LV* r = B.CreateSDiv(a, c64(w.kw));
+                  LV* c = add(at.c0, B.CreateSRem(r, c64(kd.ncc)));
+                  LV* b = B.CreateSDiv(r, c64(kd.ncc));
+                  LV* col = add(mul(add(mul(c, w.kh), at.i), w.kw), j);
+                  LV* o0 = mul(add(at.ov0, b), W);
+                  forLoop(
+                      c64(0), c64(W), 1,
+                      [&](LV* l) {
+                        LV* o = add(o0, l);
+                        ifThen(B.CreateICmpSLT(o, c64(O)), [&] {
+                          LV* v = B.CreateLoad(f32, B.CreateInBoundsGEP(f32, cp, add(mul(a, W), l)));
+                          windowOut(k, splat(v), o, col, 1);
+                        });
+                      },
+                      "wl");
+                },
+                "wa");
+          },
+          "wt");
+    }
+  });
+  return true;
+}
+
 } // namespace descent::emit_detail

@@ -1,14 +1,31 @@
-// LLVM IR emission of the conv2d weight gradient over the flat output plane
-// (emitter.h): dw[o,c,i,j] = Σ_n Σ_p dy[n,o,p] · x[n,c, off(p) + i·dh·Wd + j·dw]
-// with p = oy·Wo + ox the flat index of dy's plane and off(p) = oy·sh·Wd + ox.
-// dy is contiguous along p, so its vectors fill every lane even when a row is
-// narrower than a vector (lenet's 10- and mnist_cnn's 24-wide rows waste 37%
-// and 25% of the lanes in the row kernel of emit_window.cpp); a vector of x
-// is one load per output row the vector crosses, merged by masked loads with
-// masks known at compile time (the plane is unrolled). Used when no tap reads
-// padding (the run structure is then the same for every tap), the output
-// rows are narrower than one vector and the plane is small; the row kernel
-// serves the rest (mnist_cnn's 24-wide rows measured no faster flat).
+// LLVM IR emission of the conv2d weight gradient (emitter.h), two schemes
+// that emitConvWeightGrad (emit_window.cpp) tries before its row kernel.
+//
+// Channel vectors (emitConvWeightGradChannels): dW as a GEMM,
+// dw[o, (c,i,j)] = Σ_n Σ_p dyᵀ[p][o] · x[n, c, tap(p, i, j)], with vectors
+// along the output channels o, x broadcast, and a register tile of channel
+// vectors x input channels x one tap row's kw taps (mnist_cnn's conv2: 2 x
+// 4 x 3 = 24 zmm accumulators). dy is NCHW: each block of whole output rows
+// is transposed to [p][o] in registers (W x W tiles) into a 64-byte-aligned
+// stack buffer that stays in L1, every work item of the task runs over it,
+// and the items carry their partial sums in a stack array between blocks
+// (one transpose per block and task, not per item: dy is read from memory
+// once per task). Work items are output elements (channel-vector blocks x
+// input-channel blocks x tap rows), each summed over n, then the positions
+// in order, by exactly one task: the same bits on any thread count. Any
+// stride and dilation; one group and no padding read (the old kernels serve
+// the rest), and only where the channels fill the lanes better than the
+// output rows (and the flat plane) do.
+//
+// Flat plane (emitConvWeightGradFlat): dw[o,c,i,j] = Σ_n Σ_p dy[n,o,p] · x[n,c, off(p) + i·dh·Wd +
+// j·dw] with p = oy·Wo + ox the flat index of dy's plane and off(p) = oy·sh·Wd + ox. dy is
+// contiguous along p, so its vectors fill every lane even when a row is narrower than a vector
+// (lenet's 10- and mnist_cnn's 24-wide rows waste 37% and 25% of the lanes in the row kernel of
+// emit_window.cpp); a vector of x is one load per output row the vector crosses, merged by masked
+// loads with masks known at compile time (the plane is unrolled). Used when no tap reads padding
+// (the run structure is then the same for every tap), the output rows are narrower than one vector
+// and the plane is small; the row kernel serves the rest (mnist_cnn's 24-wide rows measured no
+// faster flat).
 #include "compiler/codegen/emitter.h"
 #include "compiler/ir/window_attrs.h"
 
@@ -218,6 +235,10 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
   // ... and better than the flat plane where that kernel would run
   if (w.sw == 1 && Wo < W && O * ((P + W - 1) / W * W) <= P * Op) return false;
   if (w.kw + 2 > regs) return false;
+  // Each transposed dy element feeds C·kh·kw FMAs: with fewer than 8·W the
+  // transposes cost more than a tenth of the sums (mnist_cnn's conv1, one
+  // input channel: 938 -> 1146 us on AVX2), and the row kernels serve.
+  if (C * taps < 8 * W) return false;
 
   // Register tile: ob channel vectors x nc input channels x the kw taps of
   // one tap row. Per output position it costs ob·nc·kw FMAs (two ports),
@@ -241,8 +262,10 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
       }
   }
   // Position block: R whole output rows, their dy transposed to [p][o] in a
-  // buffer of about 16 KB that stays in L1 while every item runs over it.
-  const int64_t R = std::clamp<int64_t>(4096 / Op / Wo, 1, Ho);
+  // buffer of at most about 24 KB that stays in L1 while every item runs
+  // over it.
+  // (mnist_cnn's conv2: blocks of 2 to 12 rows measured the same, 2026-11-29)
+  const int64_t R = std::clamp<int64_t>(6144 / Op / Wo, 1, Ho);
   const int64_t chunks = (R * Wo + W - 1) / W; // W-position chunks of a full block
   const int64_t bufN = chunks * W * Op, carryN = Op * C * taps;
   if ((bufN + carryN) * 4 > (256 << 10)) return false;
@@ -305,11 +328,11 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
     LV* r = B.CreateSDiv(it, c64(w.kh));
     LV* cb = B.CreateSRem(r, c64(kd.ncb));
     LV* obk = B.CreateSDiv(r, c64(kd.ncb));
-    return ItemAt{add(c64(kd.first_ov), mul(obk, kd.nb)), add(c64(kd.first_c), mul(cb, kd.ncc)),
-                  i};
+    return ItemAt{add(c64(kd.first_ov), mul(obk, kd.nb)), add(c64(kd.first_c), mul(cb, kd.ncc)), i};
   };
   auto carryAt = [&](const Kind& kd, LV* it) {
-    return B.CreateInBoundsGEP(f32, carry, mul(add(c64(kd.base), mul(it, kd.nb * kd.ncc * w.kw)), W));
+    return B.CreateInBoundsGEP(f32, carry,
+                               mul(add(c64(kd.base), mul(it, kd.nb * kd.ncc * w.kw)), W));
   };
 
   ifThen(B.CreateICmpSGT(t1, t0), [&] {
@@ -337,8 +360,9 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
                       std::vector<Constant*> lanes;
                       for (int l = 0; l < W; ++l)
                         lanes.push_back(ConstantInt::get(i64, l));
-                      LV* mask = B.CreateICmpSLT(B.CreateAdd(B.CreateVectorSplat(W, s), llvm::ConstantVector::get(lanes)),
-                                                 B.CreateVectorSplat(W, c64(P)));
+                      LV* mask = B.CreateICmpSLT(
+                          B.CreateAdd(B.CreateVectorSplat(W, s), llvm::ConstantVector::get(lanes)),
+                          B.CreateVectorSplat(W, c64(P)));
                       auto tile = [&](LV* oc, int64_t valid_o) {
                         std::vector<LV*> v(static_cast<size_t>(W));
                         for (int l = 0; l < W; ++l) {
@@ -354,7 +378,8 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
                         for (int l = 0; l < W; ++l)
                           B.CreateAlignedStore(
                               v[size_t(l)],
-                              B.CreateInBoundsGEP(f32, buf, add(mul(add(e0, c64(l)), Op), mul(oc, W))),
+                              B.CreateInBoundsGEP(f32, buf,
+                                                  add(mul(add(e0, c64(l)), Op), mul(oc, W))),
                               va);
                       };
                       if (O / W)
@@ -393,12 +418,14 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
                                     std::vector<LV*> dy(static_cast<size_t>(kd.nb));
                                     for (int b = 0; b < kd.nb; ++b)
                                       dy[size_t(b)] = B.CreateAlignedLoad(
-                                          vf, B.CreateConstInBoundsGEP1_64(f32, dp, uint64_t(b * W)),
+                                          vf,
+                                          B.CreateConstInBoundsGEP1_64(f32, dp, uint64_t(b * W)),
                                           va);
                                     for (int c = 0; c < kd.ncc; ++c)
                                       for (int64_t j = 0; j < w.kw; ++j) {
                                         LV* x = splat(B.CreateLoad(
-                                            f32, B.CreateConstGEP1_64(f32, xp, uint64_t(c * H * Wd + j * w.dw))));
+                                            f32, B.CreateConstGEP1_64(
+                                                     f32, xp, uint64_t(c * H * Wd + j * w.dw))));
                                         for (int b = 0; b < kd.nb; ++b) {
                                           LV*& ac = a[size_t((b * kd.ncc + c) * w.kw + j)];
                                           ac = fma(dy[size_t(b)], x, ac);
@@ -410,9 +437,9 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
                             },
                             "oy");
                         for (int a = 0; a < nacc; ++a)
-                          B.CreateAlignedStore(acc[size_t(a)],
-                                               B.CreateConstInBoundsGEP1_64(f32, cp, uint64_t(a * W)),
-                                               va);
+                          B.CreateAlignedStore(
+                              acc[size_t(a)],
+                              B.CreateConstInBoundsGEP1_64(f32, cp, uint64_t(a * W)), va);
                       },
                       "it");
                 }
@@ -444,7 +471,8 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
                       [&](LV* l) {
                         LV* o = add(o0, l);
                         ifThen(B.CreateICmpSLT(o, c64(O)), [&] {
-                          LV* v = B.CreateLoad(f32, B.CreateInBoundsGEP(f32, cp, add(mul(a, W), l)));
+                          LV* v =
+                              B.CreateLoad(f32, B.CreateInBoundsGEP(f32, cp, add(mul(a, W), l)));
                           windowOut(k, splat(v), o, col, 1);
                         });
                       },

@@ -251,16 +251,16 @@ TEST_CASE("convolution and pooling kernels with odd shapes match the interpreter
       "loss = CrossEntropyLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 3\n";
   // Weight gradients with vectors along the output channels
   // (emit_conv_wgrad.cpp): 20 output channels (a partial vector; on AVX2 a
-  // tail block of channel vectors), 20 input channels (a tail block), a
-  // 20x17 plane in blocks of whole rows whose positions are not a multiple
-  // of the vector (7 + 7 + 6 rows on AVX-512, 10 + 10 on AVX2), then stride
-  // 2 along both axes with dilation along the width (9x8, 16 channels).
+  // tail block of channel vectors), 8 and 20 input channels (tail blocks),
+  // a 19x17 plane in blocks of whole rows whose positions are not a multiple
+  // of the vector (11 + 8 rows on AVX-512, 15 + 4 on AVX2), then stride 2
+  // along both axes with dilation along the width (9x7, 16 channels).
   const std::string chanDw =
-      "input x: f32[3, 22, 19]\ntarget y: class[3]\n"
+      "input x: f32[8, 22, 21]\ntarget y: class[3]\n"
       "model = Sequential(\n"
-      "  Conv2d(3, 20, kernel_size=3), ReLU(),\n"
-      "  Conv2d(20, 16, kernel_size=(3, 2), stride=2, dilation=(1, 2)), ReLU(), Flatten(),\n"
-      "  Linear(1152, 3))\n"
+      "  Conv2d(8, 20, kernel_size=(4, 5)), ReLU(),\n"
+      "  Conv2d(20, 16, kernel_size=3, stride=2, dilation=(1, 2)), ReLU(), Flatten(),\n"
+      "  Linear(1008, 3))\n"
       "loss = CrossEntropyLoss()\noptimizer = Adam(lr=0.01)\nbatch = 3\n";
   for (int threads : {1, 2}) {
     SECTION("channel-vector weight gradients, threads " + std::to_string(threads)) {

@@ -337,6 +337,19 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
 
   ifThen(B.CreateICmpSGT(t1, t0), [&] {
     B.CreateMemSet(carry, llvm::ConstantInt::get(i8, 0), uint64_t(carryN * 4), va);
+    // The channel vectors [ovlo, ovhi) this task's items use: the only ones
+    // it transposes (a dW kernel runs as 4 pieces per thread, each with its
+    // own transposes and reads of dy; items are numbered channels first).
+    LV *ovlo = c64(Ov), *ovhi = c64(0);
+    for (const Kind& kd : kinds) {
+      auto [lo, hi] = range(kd);
+      LV* some = B.CreateICmpSGT(hi, lo);
+      LV* first = decode(kd, lo).ov0;
+      LV* last = add(decode(kd, B.CreateSub(hi, c64(1))).ov0, c64(kd.nb));
+      ovlo = B.CreateSelect(B.CreateAnd(some, B.CreateICmpSLT(first, ovlo)), first, ovlo);
+      ovhi = B.CreateSelect(B.CreateAnd(some, B.CreateICmpSGT(last, ovhi)), last, ovhi);
+    }
+    LV* fullHi = B.CreateSelect(B.CreateICmpSLT(ovhi, c64(O / W)), ovhi, c64(O / W));
     forLoop(
         c64(0), rows, 1,
         [&](LV* n) {
@@ -384,8 +397,9 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
                       };
                       if (O / W)
                         forLoop(
-                            c64(0), c64(O / W), 1, [&](LV* oc) { tile(oc, W); }, "tc");
-                      if (O % W) tile(c64(O / W), O % W);
+                            ovlo, fullHi, 1, [&](LV* oc) { tile(oc, W); }, "tc");
+                      if (O % W)
+                        ifThen(B.CreateICmpEQ(ovhi, c64(Ov)), [&] { tile(c64(O / W), O % W); });
                     },
                     "tp");
                 // every item of this task over the block

@@ -1,14 +1,31 @@
-// LLVM IR emission of the conv2d weight gradient over the flat output plane
-// (emitter.h): dw[o,c,i,j] = Σ_n Σ_p dy[n,o,p] · x[n,c, off(p) + i·dh·Wd + j·dw]
-// with p = oy·Wo + ox the flat index of dy's plane and off(p) = oy·sh·Wd + ox.
-// dy is contiguous along p, so its vectors fill every lane even when a row is
-// narrower than a vector (lenet's 10- and mnist_cnn's 24-wide rows waste 37%
-// and 25% of the lanes in the row kernel of emit_window.cpp); a vector of x
-// is one load per output row the vector crosses, merged by masked loads with
-// masks known at compile time (the plane is unrolled). Used when no tap reads
-// padding (the run structure is then the same for every tap), the output
-// rows are narrower than one vector and the plane is small; the row kernel
-// serves the rest (mnist_cnn's 24-wide rows measured no faster flat).
+// LLVM IR emission of the conv2d weight gradient (emitter.h), two schemes
+// that emitConvWeightGrad (emit_window.cpp) tries before its row kernel.
+//
+// Channel vectors (emitConvWeightGradChannels): dW as a GEMM,
+// dw[o, (c,i,j)] = Σ_n Σ_p dyᵀ[p][o] · x[n, c, tap(p, i, j)], with vectors
+// along the output channels o, x broadcast, and a register tile of channel
+// vectors x input channels x one tap row's kw taps (mnist_cnn's conv2: 2 x
+// 4 x 3 = 24 zmm accumulators). dy is NCHW: each block of whole output rows
+// is transposed to [p][o] in registers (W x W tiles) into a 64-byte-aligned
+// stack buffer that stays in L1, every work item of the task runs over it,
+// and the items carry their partial sums in a stack array between blocks
+// (one transpose per block and task, not per item: dy is read from memory
+// once per task). Work items are output elements (channel-vector blocks x
+// input-channel blocks x tap rows), each summed over n, then the positions
+// in order, by exactly one task: the same bits on any thread count. Any
+// stride and dilation; one group and no padding read (the old kernels serve
+// the rest), and only where the channels fill the lanes better than the
+// output rows (and the flat plane) do.
+//
+// Flat plane (emitConvWeightGradFlat): dw[o,c,i,j] = Σ_n Σ_p dy[n,o,p] · x[n,c, off(p) + i·dh·Wd +
+// j·dw] with p = oy·Wo + ox the flat index of dy's plane and off(p) = oy·sh·Wd + ox. dy is
+// contiguous along p, so its vectors fill every lane even when a row is narrower than a vector
+// (lenet's 10- and mnist_cnn's 24-wide rows waste 37% and 25% of the lanes in the row kernel of
+// emit_window.cpp); a vector of x is one load per output row the vector crosses, merged by masked
+// loads with masks known at compile time (the plane is unrolled). Used when no tap reads padding
+// (the run structure is then the same for every tap), the output rows are narrower than one vector
+// and the plane is small; the row kernel serves the rest (mnist_cnn's 24-wide rows measured no
+// faster flat).
 #include "compiler/codegen/emitter.h"
 #include "compiler/ir/window_attrs.h"
 
@@ -194,6 +211,301 @@ bool Emitter::emitConvWeightGradFlat(const Kernel& k) {
   items(fo, ob, rt ? 1 : 0, int(rt));
   items(ro ? 1 : 0, int(ro), ft, nt);
   items(ro ? 1 : 0, int(ro), rt ? 1 : 0, int(rt));
+  return true;
+}
+
+bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
+  const Op* op = k.ops[0];
+  const Value* xv = op->operands[0];
+  const Value* yv = op->operands[1];
+  const Shape &xs = xv->type.shape, &ws = op->result->type.shape, &ys = yv->type.shape;
+  const Window2d w = convWindow(op->attrs, ws[2], ws[3]);
+  const int64_t C = xs[1], H = xs[2], Wd = xs[3], O = ys[1], Ho = ys[2], Wo = ys[3];
+  const int64_t P = Ho * Wo, taps = w.kh * w.kw;
+  if (w.groups != 1 || P == 0 || O == 0 || C == 0) return false;
+  // Every tap must read inside the input: no padding is read.
+  if (w.pt != 0 || w.pl != 0 || (Ho - 1) * w.sh + (w.kh - 1) * w.dh >= H ||
+      (Wo - 1) * w.sw + (w.kw - 1) * w.dw >= Wd)
+    return false;
+  const int regs = W >= 16 ? 32 : 16;
+  // channels padded to whole vectors; lanes filled: O of Op here, Wo of the
+  // row's vectors in the row kernel, which loses even when both are full
+  // (its lane sums, dy read again per item: mnist_cnn's conv2 on AVX2, 24 =
+  // 3 x 8, 21.0 -> 17.6 ms)
+  const int64_t Ov = (O + W - 1) / W, Op = Ov * W, Wop = (Wo + W - 1) / W * W;
+  if (O * Wop < Wo * Op) return false;
+  // ... and better than the flat plane where that kernel would run
+  if (w.sw == 1 && Wo < W && O * ((P + W - 1) / W * W) <= P * Op) return false;
+  if (w.kw + 2 > regs) return false;
+  // Each transposed dy element feeds C·kh·kw FMAs: with fewer than 8·W the
+  // transposes cost more than a tenth of the sums (mnist_cnn's conv1, one
+  // input channel: 938 -> 1146 us on AVX2), and the row kernels serve.
+  if (C * taps < 8 * W) return false;
+
+  // Register tile: ob channel vectors x nc input channels x the kw taps of
+  // one tap row. Per output position it costs ob·nc·kw FMAs (two ports),
+  // ob dy loads and nc·kw x broadcasts (two load ports), and at least one
+  // FMA latency (4 cycles: each accumulator takes one FMA per position);
+  // the accumulators, the ob dy vectors and a broadcast fit in registers.
+  // (items differ in cost when there are tails; counting them equal is
+  // close enough for the balance)
+  int ob = 1, nc = 1;
+  {
+    double best = 1e300;
+    for (int b = 1; b <= std::min<int64_t>(Ov, 8); ++b)
+      for (int c = 1; c <= std::min<int64_t>(C, 16); ++c) {
+        if (b * c * w.kw + b + 1 > regs) continue;
+        auto cyc = [&](int64_t bb, int64_t cc) {
+          const double f = double(bb * cc * w.kw) / 2, l = double(bb + cc * w.kw) / 2;
+          return std::max({f, l, 4.0}) + 0.5;
+        };
+        const int64_t fo = Ov / b, ro = Ov % b, fc = C / c, rc = C % c;
+        double cost = double(fo * fc) * cyc(b, c) + (ro ? double(fc) * cyc(ro, c) : 0) +
+                      (rc ? double(fo) * cyc(b, rc) : 0) + (ro && rc ? cyc(ro, rc) : 0);
+        // on two threads the busier one runs ceil(items / 2) of them: LeNet's
+        // conv2 (6 input channels) in 2 x 3 channels (10 items, 224 us on one
+        // thread) rather than 6 (5 items, 205 us)
+        const int64_t items = (fo + (ro > 0)) * (fc + (rc > 0)) * w.kh;
+        cost *= double((items + 1) / 2 * 2) / double(items);
+        if (cost < best - 1e-9) best = cost, ob = b, nc = c;
+      }
+  }
+  // Position block: R whole output rows, their dy transposed to [p][o] in a
+  // buffer of at most about 24 KB that stays in L1 while every item runs
+  // over it.
+  // (mnist_cnn's conv2: blocks of 2 to 12 rows measured the same, 2026-11-29)
+  const int64_t R = std::clamp<int64_t>(6144 / Op / Wo, 1, Ho);
+  const int64_t chunks = (R * Wo + W - 1) / W; // W-position chunks of a full block
+  const int64_t bufN = chunks * W * Op, carryN = Op * C * taps;
+  if ((bufN + carryN) * 4 > (256 << 10)) return false;
+
+  LV *xb = bufBase(xv), *yb = bufBase(yv);
+  auto mul = [&](LV* a, int64_t c) { return B.CreateMul(a, c64(c), "", false, true); };
+  auto add = [&](LV* a, LV* b) { return B.CreateAdd(a, b, "", false, true); };
+  auto scratch = [&](int64_t n) {
+    auto* a = llvm::cast<llvm::AllocaInst>(entryAlloca(llvm::ArrayType::get(f32, uint64_t(n))));
+    a->setAlignment(llvm::Align(64));
+    return B.CreateConstInBoundsGEP2_64(a->getAllocatedType(), a, 0, 0);
+  };
+  const llvm::Align va(size_t(W) * 4);
+  LV* buf = scratch(bufN);
+  LV* carry = scratch(carryN);
+  LV* rows = rowsOf(kg_->batched.count(xv) > 0, xs[0]);
+
+  // Work items: (channel vectors [ov0, ov0+nb), input channels [c0, c0+ncc),
+  // tap row i) in four kinds (full and tail blocks of each), numbered in a
+  // fixed list split over the tasks; item `it` of a kind carries its sums in
+  // carry[(base + it·tile)·W ...], tile = nb·ncc·kw vectors.
+  struct Kind {
+    int nb, ncc;
+    int64_t nob, ncb; // blocks of channel vectors and of input channels
+    int64_t first_ov, first_c;
+    int64_t count, item0, base;
+  };
+  std::vector<Kind> kinds;
+  {
+    const int64_t fo = Ov / ob, ro = Ov % ob, fc = C / nc, rc = C % nc;
+    int64_t item0 = 0, base = 0;
+    auto addKind = [&](int64_t nob, int nb, int64_t ncb, int ncc, int64_t fov, int64_t fcc) {
+      if (!nob || !ncb || !nb || !ncc) return;
+      Kind kd{nb, ncc, nob, ncb, fov, fcc, nob * ncb * w.kh, item0, base};
+      kinds.push_back(kd);
+      item0 += kd.count;
+      base += kd.count * nb * ncc * w.kw;
+    };
+    addKind(fo, ob, fc, nc, 0, 0);
+    addKind(fo, ob, rc ? 1 : 0, int(rc), 0, fc * nc);
+    addKind(ro ? 1 : 0, int(ro), fc, nc, fo * ob, 0);
+    addKind(ro ? 1 : 0, int(ro), rc ? 1 : 0, int(rc), fo * ob, fc * nc);
+  }
+  const int64_t total = kinds.back().item0 + kinds.back().count;
+  auto [t0, t1] = split(c64(total));
+  // this task's items of kind kd: [lo, hi) of its numbering
+  auto range = [&](const Kind& kd) {
+    auto clampTo = [&](LV* v) {
+      LV* r = B.CreateSub(v, c64(kd.item0));
+      r = B.CreateSelect(B.CreateICmpSLT(r, c64(0)), c64(0), r);
+      return B.CreateSelect(B.CreateICmpSGT(r, c64(kd.count)), c64(kd.count), r);
+    };
+    return std::pair<LV*, LV*>{clampTo(t0), clampTo(t1)};
+  };
+  struct ItemAt {
+    LV *ov0, *c0, *i;
+  };
+  auto decode = [&](const Kind& kd, LV* it) {
+    LV* i = B.CreateSRem(it, c64(w.kh));
+    LV* r = B.CreateSDiv(it, c64(w.kh));
+    LV* cb = B.CreateSRem(r, c64(kd.ncb));
+    LV* obk = B.CreateSDiv(r, c64(kd.ncb));
+    return ItemAt{add(c64(kd.first_ov), mul(obk, kd.nb)), add(c64(kd.first_c), mul(cb, kd.ncc)), i};
+  };
+  auto carryAt = [&](const Kind& kd, LV* it) {
+    return B.CreateInBoundsGEP(f32, carry,
+                               mul(add(c64(kd.base), mul(it, kd.nb * kd.ncc * w.kw)), W));
+  };
+
+  ifThen(B.CreateICmpSGT(t1, t0), [&] {
+    B.CreateMemSet(carry, llvm::ConstantInt::get(i8, 0), uint64_t(carryN * 4), va);
+    // The channel vectors [ovlo, ovhi) this task's items use: the only ones
+    // it transposes (a dW kernel runs as 4 pieces per thread, each with its
+    // own transposes and reads of dy; items are numbered channels first).
+    LV *ovlo = c64(Ov), *ovhi = c64(0);
+    for (const Kind& kd : kinds) {
+      auto [lo, hi] = range(kd);
+      LV* some = B.CreateICmpSGT(hi, lo);
+      LV* first = decode(kd, lo).ov0;
+      LV* last = add(decode(kd, B.CreateSub(hi, c64(1))).ov0, c64(kd.nb));
+      ovlo = B.CreateSelect(B.CreateAnd(some, B.CreateICmpSLT(first, ovlo)), first, ovlo);
+      ovhi = B.CreateSelect(B.CreateAnd(some, B.CreateICmpSGT(last, ovhi)), last, ovhi);
+    }
+    LV* fullHi = B.CreateSelect(B.CreateICmpSLT(ovhi, c64(O / W)), ovhi, c64(O / W));
+    forLoop(
+        c64(0), rows, 1,
+        [&](LV* n) {
+          forLoop(
+              c64(0), c64((Ho + R - 1) / R), 1,
+              [&](LV* rb) {
+                LV* r0 = mul(rb, R);
+                LV* rr = B.CreateSub(c64(Ho), r0);
+                rr = B.CreateSelect(B.CreateICmpSLT(rr, c64(R)), rr, c64(R));
+                LV* p0 = mul(r0, Wo);
+                LV* np = mul(rr, Wo);
+                // buf[e][o] = dy[n, o, p0 + e] for the block's positions e,
+                // in W x W tiles transposed in registers; lanes past the
+                // plane and channels past O read as zero
+                LV* nch = B.CreateSDiv(add(np, c64(W - 1)), c64(W));
+                forLoop(
+                    c64(0), nch, 1,
+                    [&](LV* ch) {
+                      LV* e0 = mul(ch, W);
+                      LV* s = add(p0, e0);
+                      std::vector<Constant*> lanes;
+                      for (int l = 0; l < W; ++l)
+                        lanes.push_back(ConstantInt::get(i64, l));
+                      LV* mask = B.CreateICmpSLT(
+                          B.CreateAdd(B.CreateVectorSplat(W, s), llvm::ConstantVector::get(lanes)),
+                          B.CreateVectorSplat(W, c64(P)));
+                      auto tile = [&](LV* oc, int64_t valid_o) {
+                        std::vector<LV*> v(static_cast<size_t>(W));
+                        for (int l = 0; l < W; ++l) {
+                          if (l >= valid_o) {
+                            v[size_t(l)] = vcf(0);
+                            continue;
+                          }
+                          LV* src = add(mul(add(mul(n, O), add(mul(oc, W), c64(l))), P), s);
+                          v[size_t(l)] = B.CreateMaskedLoad(vf, B.CreateGEP(f32, yb, src),
+                                                            llvm::Align(4), mask, vcf(0));
+                        }
+                        transposeRegs(B, v);
+                        for (int l = 0; l < W; ++l)
+                          B.CreateAlignedStore(
+                              v[size_t(l)],
+                              B.CreateInBoundsGEP(f32, buf,
+                                                  add(mul(add(e0, c64(l)), Op), mul(oc, W))),
+                              va);
+                      };
+                      if (O / W)
+                        forLoop(
+                            ovlo, fullHi, 1, [&](LV* oc) { tile(oc, W); }, "tc");
+                      if (O % W)
+                        ifThen(B.CreateICmpEQ(ovhi, c64(Ov)), [&] { tile(c64(O / W), O % W); });
+                    },
+                    "tp");
+                // every item of this task over the block
+                for (const Kind& kd : kinds) {
+                  auto [lo, hi] = range(kd);
+                  const int nacc = kd.nb * kd.ncc * int(w.kw);
+                  forLoop(
+                      lo, hi, 1,
+                      [&](LV* it) {
+                        ItemAt at = decode(kd, it);
+                        LV* cp = carryAt(kd, it);
+                        std::vector<LV*> init(static_cast<size_t>(nacc));
+                        for (int a = 0; a < nacc; ++a)
+                          init[size_t(a)] = B.CreateAlignedLoad(
+                              vf, B.CreateConstInBoundsGEP1_64(f32, cp, uint64_t(a * W)), va);
+                        // x[n, c0, i·dh, 0]
+                        LV* xbase = mul(add(mul(add(mul(n, C), at.c0), H), mul(at.i, w.dh)), Wd);
+                        LV* dyb = B.CreateInBoundsGEP(f32, buf, mul(at.ov0, W));
+                        std::vector<LV*> acc = phiLoop(
+                            c64(0), rr, 1, init,
+                            [&](LV* oy, const std::vector<LV*>& in) {
+                              LV* xrow = add(xbase, mul(add(r0, oy), w.sh * Wd));
+                              LV* erow = mul(oy, Wo);
+                              return phiLoop(
+                                  c64(0), c64(Wo), 1, in,
+                                  [&](LV* ox, const std::vector<LV*>& a0) {
+                                    std::vector<LV*> a = a0;
+                                    LV* xp = B.CreateGEP(f32, xb, add(xrow, mul(ox, w.sw)));
+                                    LV* dp = B.CreateInBoundsGEP(f32, dyb, mul(add(erow, ox), Op));
+                                    std::vector<LV*> dy(static_cast<size_t>(kd.nb));
+                                    for (int b = 0; b < kd.nb; ++b)
+                                      dy[size_t(b)] = B.CreateAlignedLoad(
+                                          vf,
+                                          B.CreateConstInBoundsGEP1_64(f32, dp, uint64_t(b * W)),
+                                          va);
+                                    for (int c = 0; c < kd.ncc; ++c)
+                                      for (int64_t j = 0; j < w.kw; ++j) {
+                                        LV* x = splat(B.CreateLoad(
+                                            f32, B.CreateConstGEP1_64(
+                                                     f32, xp, uint64_t(c * H * Wd + j * w.dw))));
+                                        for (int b = 0; b < kd.nb; ++b) {
+                                          LV*& ac = a[size_t((b * kd.ncc + c) * w.kw + j)];
+                                          ac = fma(dy[size_t(b)], x, ac);
+                                        }
+                                      }
+                                    return a;
+                                  },
+                                  "ox");
+                            },
+                            "oy");
+                        for (int a = 0; a < nacc; ++a)
+                          B.CreateAlignedStore(
+                              acc[size_t(a)],
+                              B.CreateConstInBoundsGEP1_64(f32, cp, uint64_t(a * W)), va);
+                      },
+                      "it");
+                }
+              },
+              "rb");
+        },
+        "n");
+    // The sums through the epilogue (the fused update), one weight at a
+    // time: dw[o, c, i, j] is element (o, (c·kh + i)·kw + j) of [O, C·kh·kw].
+    for (const Kind& kd : kinds) {
+      auto [lo, hi] = range(kd);
+      const int nacc = kd.nb * kd.ncc * int(w.kw);
+      forLoop(
+          lo, hi, 1,
+          [&](LV* it) {
+            ItemAt at = decode(kd, it);
+            LV* cp = carryAt(kd, it);
+            forLoop(
+                c64(0), c64(nacc), 1,
+                [&](LV* a) {
+                  LV* j = B.CreateSRem(a, c64(w.kw));
+                  LV* r = B.CreateSDiv(a, c64(w.kw));
+                  LV* c = add(at.c0, B.CreateSRem(r, c64(kd.ncc)));
+                  LV* b = B.CreateSDiv(r, c64(kd.ncc));
+                  LV* col = add(mul(add(mul(c, w.kh), at.i), w.kw), j);
+                  LV* o0 = mul(add(at.ov0, b), W);
+                  forLoop(
+                      c64(0), c64(W), 1,
+                      [&](LV* l) {
+                        LV* o = add(o0, l);
+                        ifThen(B.CreateICmpSLT(o, c64(O)), [&] {
+                          LV* v =
+                              B.CreateLoad(f32, B.CreateInBoundsGEP(f32, cp, add(mul(a, W), l)));
+                          windowOut(k, splat(v), o, col, 1);
+                        });
+                      },
+                      "wl");
+                },
+                "wa");
+          },
+          "wt");
+    }
+  });
   return true;
 }
 

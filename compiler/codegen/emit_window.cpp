@@ -256,7 +256,7 @@ void Emitter::emitConvGather(const Kernel& k) {
 }
 
 void Emitter::emitConvWeightGrad(const Kernel& k) {
-  if (emitConvWeightGradFlat(k)) return;
+  if (emitConvWeightGradChannels(k) || emitConvWeightGradFlat(k)) return;
   const Op* op = k.ops[0];
   // dw[o,c,i,j] = Σ_n,oy,ox dy[n,o,oy,ox] · x[n,c, oy·sh - pt + i·dh, ox - pl + j·dw]
   const Value* xv = op->operands[0];

@@ -349,6 +349,12 @@ private:
   /// reads padding and the plane uses more lanes than the rows; false when
   /// it does not apply (nothing emitted).
   bool emitConvWeightGradFlat(const Kernel& k);
+  /// The same as a register-blocked GEMM with vectors along the output
+  /// channels (emit_conv_wgrad.cpp): dy transposed per block of positions
+  /// into an L1 buffer, x broadcast, the partial sums carried on the stack
+  /// between blocks. One group, no padding read, channels filling the lanes
+  /// better than the output rows; false when it does not apply.
+  bool emitConvWeightGradChannels(const Kernel& k);
 
   // --- CrossEntropyLoss/NLLLoss(weight=, ignore_index=) ------------------------------------------
 

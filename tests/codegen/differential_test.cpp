@@ -249,7 +249,24 @@ TEST_CASE("convolution and pooling kernels with odd shapes match the interpreter
       "  Conv2d(16, 20, kernel_size=(2, 4), stride=(1, 1), groups=2), ReLU(),\n"
       "  Conv2d(20, 6, kernel_size=(1, 2), stride=(2, 1)), Flatten(), Linear(54, 3))\n"
       "loss = CrossEntropyLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 3\n";
+  // Weight gradients with vectors along the output channels
+  // (emit_conv_wgrad.cpp): 20 output channels (a partial vector; on AVX2 a
+  // tail block of channel vectors), 8 and 20 input channels (tail blocks),
+  // a 19x17 plane in blocks of whole rows whose positions are not a multiple
+  // of the vector (11 + 8 rows on AVX-512, 15 + 4 on AVX2), then stride 2
+  // along both axes with dilation along the width (9x7, 16 channels).
+  const std::string chanDw =
+      "input x: f32[8, 22, 21]\ntarget y: class[3]\n"
+      "model = Sequential(\n"
+      "  Conv2d(8, 20, kernel_size=(4, 5)), ReLU(),\n"
+      "  Conv2d(20, 16, kernel_size=3, stride=2, dilation=(1, 2)), ReLU(), Flatten(),\n"
+      "  Linear(1008, 3))\n"
+      "loss = CrossEntropyLoss()\noptimizer = Adam(lr=0.01)\nbatch = 3\n";
   for (int threads : {1, 2}) {
+    SECTION("channel-vector weight gradients, threads " + std::to_string(threads)) {
+      checkTrain("chan_dw.nn", {3, {3, 2, 3}, threads, ""}, chanDw);
+      checkTrain("chan_dw.nn", {3, {3, 2, 3}, threads, "x86-64-v3"}, chanDw);
+    }
     SECTION("channel vectors, threads " + std::to_string(threads)) {
       checkTrain("chan_conv.nn", {3, {3, 1, 2}, threads, ""}, chans);
       checkTrain("chan_conv.nn", {3, {3, 2}, threads, "x86-64-v3"}, chans);

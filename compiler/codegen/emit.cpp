@@ -73,6 +73,12 @@ LV* Emitter::entryAlloca(Type* t) {
   return eb.CreateAlloca(t);
 }
 
+LV* Emitter::alignedScratch(int64_t floats) {
+  auto* a = llvm::cast<llvm::AllocaInst>(entryAlloca(llvm::ArrayType::get(f32, uint64_t(floats))));
+  a->setAlignment(llvm::Align(64));
+  return B.CreateConstInBoundsGEP2_64(a->getAllocatedType(), a, 0, 0);
+}
+
 LV* Emitter::stepScalar(const Op* u, int index) {
   llvm::IRBuilder<> eb(&F->getEntryBlock(), F->getEntryBlock().begin());
   int64_t off = bg_->scalar_offset.at(u) + 4 * int64_t(index);

@@ -61,23 +61,18 @@ bool Emitter::emitConvChannels(const Kernel& k) {
   LV* bias = fwd && op->operands.size() == 3 ? bufBase(op->operands[2]) : nullptr;
   auto mul = [&](LV* a, int64_t c) { return B.CreateMul(a, c64(c), "", false, true); };
   auto add = [&](LV* a, LV* b) { return B.CreateAdd(a, b, "", false, true); };
-  auto scratch = [&](int64_t n) {
-    auto* a = llvm::cast<llvm::AllocaInst>(entryAlloca(llvm::ArrayType::get(f32, uint64_t(n))));
-    a->setAlignment(llvm::Align(64));
-    return B.CreateConstInBoundsGEP2_64(a->getAllocatedType(), a, 0, 0);
-  };
   const llvm::Align va(size_t(W) * 4);
 
   // wt[(q·kh + i)·kw + j][p] = the weight of output channel p, reduction
   // channel q, tap (i, j) (fwd: w[p,q,i,j]; input gradient: w[q,p,i,j], its
   // taps mirrored by the input index as in emitConvGather); the channels
   // past P are zero. Each piece transposes the (small) weights itself.
-  LV* wt = scratch(Q * taps * Pp);
+  LV* wt = alignedScratch(Q * taps * Pp);
   if (Pp != P) B.CreateMemSet(wt, llvm::ConstantInt::get(i8, 0), uint64_t(Q * taps * Pp * 4), va);
   // S [Wop][Pp]: a row's accumulators as computed (channels along lanes);
   // T [Pp][Wop]: the same transposed, an NCHW output row per channel.
-  LV* S = scratch(Wop * Pp);
-  LV* T = scratch(Pp * Wop);
+  LV* S = alignedScratch(Wop * Pp);
+  LV* T = alignedScratch(Pp * Wop);
   // (positions past Wo are never written: zero them once so the transpose reads defined data)
   B.CreateMemSet(S, llvm::ConstantInt::get(i8, 0), uint64_t(Wop * Pp * 4), va);
 

@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <functional>
 
 namespace descent::emit_detail {
 
@@ -282,14 +283,9 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
   LV *xb = bufBase(xv), *yb = bufBase(yv);
   auto mul = [&](LV* a, int64_t c) { return B.CreateMul(a, c64(c), "", false, true); };
   auto add = [&](LV* a, LV* b) { return B.CreateAdd(a, b, "", false, true); };
-  auto scratch = [&](int64_t n) {
-    auto* a = llvm::cast<llvm::AllocaInst>(entryAlloca(llvm::ArrayType::get(f32, uint64_t(n))));
-    a->setAlignment(llvm::Align(64));
-    return B.CreateConstInBoundsGEP2_64(a->getAllocatedType(), a, 0, 0);
-  };
   const llvm::Align va(size_t(W) * 4);
-  LV* buf = scratch(bufN);
-  LV* carry = scratch(carryN);
+  LV* buf = alignedScratch(bufN);
+  LV* carry = alignedScratch(carryN);
   LV* rows = rowsOf(kg_->batched.count(xv) > 0, xs[0]);
 
   // Work items: (channel vectors [ov0, ov0+nb), input channels [c0, c0+ncc),
@@ -342,6 +338,17 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
   auto carryAt = [&](const Kind& kd, LV* it) {
     return B.CreateInBoundsGEP(f32, carry,
                                mul(add(c64(kd.base), mul(it, kd.nb * kd.ncc * w.kw)), W));
+  };
+  // body(kind, item, its carry, its accumulator count) for each of this
+  // task's items, kind by kind, in item order
+  auto eachItem = [&](const char* name,
+                      const std::function<void(const Kind&, const ItemAt&, LV*, int)>& body) {
+    for (const Kind& kd : kinds) {
+      auto [lo, hi] = range(kd);
+      const int nacc = kd.nb * kd.ncc * int(w.kw);
+      forLoop(
+          lo, hi, 1, [&](LV* it) { body(kd, decode(kd, it), carryAt(kd, it), nacc); }, name);
+    }
   };
 
   ifThen(B.CreateICmpSGT(t1, t0), [&] {
@@ -412,99 +419,77 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
                     },
                     "tp");
                 // every item of this task over the block
-                for (const Kind& kd : kinds) {
-                  auto [lo, hi] = range(kd);
-                  const int nacc = kd.nb * kd.ncc * int(w.kw);
-                  forLoop(
-                      lo, hi, 1,
-                      [&](LV* it) {
-                        ItemAt at = decode(kd, it);
-                        LV* cp = carryAt(kd, it);
-                        std::vector<LV*> init(static_cast<size_t>(nacc));
-                        for (int a = 0; a < nacc; ++a)
-                          init[size_t(a)] = B.CreateAlignedLoad(
-                              vf, B.CreateConstInBoundsGEP1_64(f32, cp, uint64_t(a * W)), va);
-                        // x[n, c0, i·dh, 0]
-                        LV* xbase = mul(add(mul(add(mul(n, C), at.c0), H), mul(at.i, w.dh)), Wd);
-                        LV* dyb = B.CreateInBoundsGEP(f32, buf, mul(at.ov0, W));
-                        std::vector<LV*> acc = phiLoop(
-                            c64(0), rr, 1, init,
-                            [&](LV* oy, const std::vector<LV*>& in) {
-                              LV* xrow = add(xbase, mul(add(r0, oy), w.sh * Wd));
-                              LV* erow = mul(oy, Wo);
-                              return phiLoop(
-                                  c64(0), c64(Wo), 1, in,
-                                  [&](LV* ox, const std::vector<LV*>& a0) {
-                                    std::vector<LV*> a = a0;
-                                    LV* xp = B.CreateGEP(f32, xb, add(xrow, mul(ox, w.sw)));
-                                    LV* dp = B.CreateInBoundsGEP(f32, dyb, mul(add(erow, ox), Op));
-                                    std::vector<LV*> dy(static_cast<size_t>(kd.nb));
-                                    for (int b = 0; b < kd.nb; ++b)
-                                      dy[size_t(b)] = B.CreateAlignedLoad(
-                                          vf,
-                                          B.CreateConstInBoundsGEP1_64(f32, dp, uint64_t(b * W)),
-                                          va);
-                                    for (int c = 0; c < kd.ncc; ++c)
-                                      for (int64_t j = 0; j < w.kw; ++j) {
-                                        LV* x = splat(B.CreateLoad(
-                                            f32, B.CreateConstGEP1_64(
-                                                     f32, xp, uint64_t(c * H * Wd + j * w.dw))));
-                                        for (int b = 0; b < kd.nb; ++b) {
-                                          LV*& ac = a[size_t((b * kd.ncc + c) * w.kw + j)];
-                                          ac = fma(dy[size_t(b)], x, ac);
-                                        }
-                                      }
-                                    return a;
-                                  },
-                                  "ox");
+                eachItem("it", [&](const Kind& kd, const ItemAt& at, LV* cp, int nacc) {
+                  std::vector<LV*> init(static_cast<size_t>(nacc));
+                  for (int a = 0; a < nacc; ++a)
+                    init[size_t(a)] = B.CreateAlignedLoad(
+                        vf, B.CreateConstInBoundsGEP1_64(f32, cp, uint64_t(a * W)), va);
+                  // x[n, c0, i·dh, 0]
+                  LV* xbase = mul(add(mul(add(mul(n, C), at.c0), H), mul(at.i, w.dh)), Wd);
+                  LV* dyb = B.CreateInBoundsGEP(f32, buf, mul(at.ov0, W));
+                  std::vector<LV*> acc = phiLoop(
+                      c64(0), rr, 1, init,
+                      [&](LV* oy, const std::vector<LV*>& in) {
+                        LV* xrow = add(xbase, mul(add(r0, oy), w.sh * Wd));
+                        LV* erow = mul(oy, Wo);
+                        return phiLoop(
+                            c64(0), c64(Wo), 1, in,
+                            [&](LV* ox, const std::vector<LV*>& a0) {
+                              std::vector<LV*> a = a0;
+                              LV* xp = B.CreateGEP(f32, xb, add(xrow, mul(ox, w.sw)));
+                              LV* dp = B.CreateInBoundsGEP(f32, dyb, mul(add(erow, ox), Op));
+                              std::vector<LV*> dy(static_cast<size_t>(kd.nb));
+                              for (int b = 0; b < kd.nb; ++b)
+                                dy[size_t(b)] = B.CreateAlignedLoad(
+                                    vf, B.CreateConstInBoundsGEP1_64(f32, dp, uint64_t(b * W)), va);
+                              for (int c = 0; c < kd.ncc; ++c)
+                                for (int64_t j = 0; j < w.kw; ++j) {
+                                  LV* x = splat(B.CreateLoad(
+                                      f32, B.CreateConstGEP1_64(f32, xp,
+                                                                uint64_t(c * H * Wd + j * w.dw))));
+                                  for (int b = 0; b < kd.nb; ++b) {
+                                    LV*& ac = a[size_t((b * kd.ncc + c) * w.kw + j)];
+                                    ac = fma(dy[size_t(b)], x, ac);
+                                  }
+                                }
+                              return a;
                             },
-                            "oy");
-                        for (int a = 0; a < nacc; ++a)
-                          B.CreateAlignedStore(
-                              acc[size_t(a)],
-                              B.CreateConstInBoundsGEP1_64(f32, cp, uint64_t(a * W)), va);
+                            "ox");
                       },
-                      "it");
-                }
+                      "oy");
+                  for (int a = 0; a < nacc; ++a)
+                    B.CreateAlignedStore(
+                        acc[size_t(a)], B.CreateConstInBoundsGEP1_64(f32, cp, uint64_t(a * W)), va);
+                });
               },
               "rb");
         },
         "n");
     // The sums through the epilogue (the fused update), one weight at a
     // time: dw[o, c, i, j] is element (o, (c·kh + i)·kw + j) of [O, C·kh·kw].
-    for (const Kind& kd : kinds) {
-      auto [lo, hi] = range(kd);
-      const int nacc = kd.nb * kd.ncc * int(w.kw);
+    eachItem("wt", [&](const Kind& kd, const ItemAt& at, LV* cp, int nacc) {
       forLoop(
-          lo, hi, 1,
-          [&](LV* it) {
-            ItemAt at = decode(kd, it);
-            LV* cp = carryAt(kd, it);
+          c64(0), c64(nacc), 1,
+          [&](LV* a) {
+            LV* j = B.CreateSRem(a, c64(w.kw));
+            LV* r = B.CreateSDiv(a, c64(w.kw));
+            LV* c = add(at.c0, B.CreateSRem(r, c64(kd.ncc)));
+            LV* b = B.CreateSDiv(r, c64(kd.ncc));
+            LV* col = add(mul(add(mul(c, w.kh), at.i), w.kw), j);
+            LV* o0 = mul(add(at.ov0, b), W);
             forLoop(
-                c64(0), c64(nacc), 1,
-                [&](LV* a) {
-                  LV* j = B.CreateSRem(a, c64(w.kw));
-                  LV* r = B.CreateSDiv(a, c64(w.kw));
-                  LV* c = add(at.c0, B.CreateSRem(r, c64(kd.ncc)));
-                  LV* b = B.CreateSDiv(r, c64(kd.ncc));
-                  LV* col = add(mul(add(mul(c, w.kh), at.i), w.kw), j);
-                  LV* o0 = mul(add(at.ov0, b), W);
-                  forLoop(
-                      c64(0), c64(W), 1,
-                      [&](LV* l) {
-                        LV* o = add(o0, l);
-                        ifThen(B.CreateICmpSLT(o, c64(O)), [&] {
-                          LV* v =
-                              B.CreateLoad(f32, B.CreateInBoundsGEP(f32, cp, add(mul(a, W), l)));
-                          windowOut(k, splat(v), o, col, 1);
-                        });
-                      },
-                      "wl");
+                c64(0), c64(W), 1,
+                [&](LV* l) {
+                  LV* o = add(o0, l);
+                  ifThen(B.CreateICmpSLT(o, c64(O)), [&] {
+                    LV* v = B.CreateLoad(f32, B.CreateInBoundsGEP(f32, cp, add(mul(a, W), l)));
+                    windowOut(k, splat(v), o, col, 1);
+                  });
                 },
-                "wa");
+                "wl");
           },
-          "wt");
-    }
+          "wa");
+    });
   });
   return true;
 }

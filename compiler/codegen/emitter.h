@@ -89,6 +89,9 @@ private:
 
   /// Scalars carried across loops: allocas in the entry block, which mem2reg turns into registers.
   LV* entryAlloca(Type* t);
+  /// A 64-byte-aligned stack array of `floats` floats (an entry-block
+  /// alloca): the blocks that register-blocked kernels stage in L1.
+  LV* alignedScratch(int64_t floats);
   /// Float `index` of update op u's per-step scalar slot (step_scalars.h), loaded
   /// in the entry block: the slot is written before the step, so the load is
   /// loop-invariant even where stores into the arena would keep LICM from hoisting it.

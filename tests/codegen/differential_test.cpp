@@ -86,6 +86,20 @@ void checkTrain(const std::string& path, const TrainCase& tc, const std::string&
   }
 }
 
+/// The fusion report (`--stage kernels`) of model source `src` compiled for
+/// `batch` rows on one thread.
+std::string kernelReport(const std::string& name, const std::string& src, int64_t batch) {
+  ModelSpec spec = specFromText(name, src);
+  BuildOptions opts;
+  opts.batch = batch;
+  auto train = buildTrainGraph(spec, opts);
+  std::string err;
+  auto prog = Program::compile({train.get()}, JitOptions{"", 1, false}, err);
+  INFO(name << ": " << err);
+  REQUIRE(prog);
+  return prog->kernelsText();
+}
+
 } // namespace
 
 TEST_CASE("train trajectories match the interpreter on every model", "[codegen][differential]") {
@@ -139,14 +153,7 @@ TEST_CASE("dX GEMMs that transpose W into their packed panels match the interpre
                           "model = Sequential(Linear(24, 320), ReLU(), Linear(320, 48), ReLU(),\n"
                           "                   Linear(48, 10), LogSoftmax(dim=1))\n"
                           "loss = NLLLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 16\n";
-  ModelSpec spec = specFromText("packT.nn", src);
-  BuildOptions opts;
-  opts.batch = 16;
-  auto train = buildTrainGraph(spec, opts);
-  std::string err;
-  auto prog = Program::compile({train.get()}, JitOptions{"", 1, false}, err);
-  REQUIRE(prog);
-  const std::string kernels = prog->kernelsText();
+  const std::string kernels = kernelReport("packT.nn", src, 16);
   INFO(kernels);
   CHECK(kernels.find("linear2_wT") == std::string::npos);
   CHECK(kernels.find("linear2_dX") != std::string::npos);
@@ -315,14 +322,7 @@ TEST_CASE("fused CNN backward epilogues and dy loads match the interpreter",
   for (const auto& [name, src] : {std::pair{"fused_chans.nn", chans}, {"fused_rows.nn", rows}}) {
     // Both fusions are made: the conv input gradient's kernel carries the
     // relu_grad, the pool gradient computes the multiply in its loads.
-    ModelSpec spec = specFromText(name, src);
-    BuildOptions opts;
-    opts.batch = 3;
-    auto train = buildTrainGraph(spec, opts);
-    std::string err;
-    auto prog = Program::compile({train.get()}, JitOptions{"", 1, false}, err);
-    REQUIRE(prog);
-    const std::string kernels = prog->kernelsText();
+    const std::string kernels = kernelReport(name, src, 3);
     INFO(kernels);
     const size_t dx = kernels.find("= conv2d_input_grad");
     REQUIRE(dx != std::string::npos);

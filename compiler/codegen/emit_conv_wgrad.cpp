@@ -37,6 +37,14 @@ namespace descent::emit_detail {
 
 namespace {
 
+/// Whether every tap of every output position of an [Ho, Wo] output reads
+/// inside the [H, Wd] input: no padding is read, so both kernels here need
+/// no bounds checks and the runs of x are the same for every tap.
+bool readsNoPadding(const Window2d& w, int64_t H, int64_t Wd, int64_t Ho, int64_t Wo) {
+  return w.pt == 0 && w.pl == 0 && (Ho - 1) * w.sh + (w.kh - 1) * w.dh < H &&
+         (Wo - 1) * w.sw + (w.kw - 1) * w.dw < Wd;
+}
+
 /// One run of lanes of an x vector that are contiguous in memory: lanes
 /// [l0, l1) read x at (off - l0) + lane, off relative to the tap's origin.
 struct Run {
@@ -54,11 +62,7 @@ bool Emitter::emitConvWeightGradFlat(const Kernel& k) {
   const Window2d w = convWindow(op->attrs, ws[2], ws[3]);
   const int64_t C = xs[1], H = xs[2], Wd = xs[3], O = ys[1], Ho = ys[2], Wo = ys[3];
   const int64_t G = w.groups, cg = C / G, og = O / G, P = Ho * Wo, taps = w.kh * w.kw;
-  if (w.sw != 1 || P == 0) return false;
-  // Every tap must read inside the input: no padding is read.
-  if (w.pt != 0 || w.pl != 0 || (Ho - 1) * w.sh + (w.kh - 1) * w.dh >= H ||
-      (Wo - 1) + (w.kw - 1) * w.dw >= Wd)
-    return false;
+  if (w.sw != 1 || P == 0 || !readsNoPadding(w, H, Wd, Ho, Wo)) return false;
   const int64_t vecs = (P + W - 1) / W;
   // The rule: the flat plane must use more lanes than the rows do (a row
   // that is a multiple of W loses nothing there and needs no merged loads).
@@ -223,10 +227,7 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
   const Window2d w = convWindow(op->attrs, ws[2], ws[3]);
   const int64_t C = xs[1], H = xs[2], Wd = xs[3], O = ys[1], Ho = ys[2], Wo = ys[3];
   const int64_t P = Ho * Wo, taps = w.kh * w.kw;
-  if (w.groups != 1 || P == 0 || O == 0 || C == 0) return false;
-  // Every tap must read inside the input: no padding is read.
-  if (w.pt != 0 || w.pl != 0 || (Ho - 1) * w.sh + (w.kh - 1) * w.dh >= H ||
-      (Wo - 1) * w.sw + (w.kw - 1) * w.dw >= Wd)
+  if (w.groups != 1 || P == 0 || O == 0 || C == 0 || !readsNoPadding(w, H, Wd, Ho, Wo))
     return false;
   const int regs = W >= 16 ? 32 : 16;
   // channels padded to whole vectors; lanes filled: O of Op here, Wo of the

@@ -227,12 +227,12 @@ private:
 
   void emitTranspose(const Kernel& k);
 
-  /// Tile shape of the micro-kernel for a GEMM with `nvec` column vectors.
   /// panel[prow + i][v·W + l] = W[j0 + v·W + l][kc + i] for the NV column
   /// vectors of a tile: W x W blocks of W's rows (ldb apart) transposed in
   /// registers into a packed B panel of row stride NR (dX of a wide layer).
   void packTransposed(const GemmInfo& g, LV* src, llvm::Align al, LV* j0, LV* kc, LV* panel,
                       LV* prow, int NV, int64_t NR);
+  /// The micro-kernel's tile (rows, column vectors) for a GEMM with N columns.
   std::pair<int, int> tileShape(int64_t N);
 
   /// A(i, k) as a float scalar (with the normalize folded into the load).

@@ -63,8 +63,8 @@ double kernelFlops(const Kernel& k, int64_t n) {
   if (k.kind == KernelKind::Gemm)
     return 2.0 * double(k.gemm.m_batched ? n : k.gemm.M) * double(k.gemm.N) *
            double(k.gemm.k_batched ? n : k.gemm.K);
-  const Op* op = k.ops.empty() ? nullptr : k.ops[0];
-  if (k.kind != KernelKind::Window ||
+  const Op* op = anchorOp(k);
+  if (k.kind != KernelKind::Window || !op ||
       (op->kind != OpKind::Conv2d && op->kind != OpKind::Conv2dInputGrad &&
        op->kind != OpKind::Conv2dWeightGrad))
     return 0;
@@ -77,8 +77,9 @@ double kernelFlops(const Kernel& k, int64_t n) {
 /// Elements of kernel `k`'s first op's largest operand or result (at the
 /// static batch): the size of an element-wise or pooling kernel's work.
 double kernelElements(const Kernel& k) {
-  if (k.ops.empty()) return 0;
-  const Op* op = k.ops[0];
+  if (k.kind == KernelKind::ColumnSum) return double(k.rows * k.cols); // what it sums
+  const Op* op = anchorOp(k);
+  if (!op) return 0;
   double most = op->result ? double(op->result->type.numel()) : 0;
   for (const Value* v : op->operands)
     most = std::max(most, double(v->type.numel()));
@@ -93,8 +94,11 @@ int chunksFor(const Kernel& k, int threads, bool split_all, int64_t batch) {
   const double flops = kernelFlops(k, batch);
   if (flops >= kManyPiecesFlops) return threads * kPiecesPerThread;
   if (flops >= kSplitFlops) return threads;
-  const bool elementwise =
-      k.kind == KernelKind::Map || (k.kind == KernelKind::Window && flops == 0);
+  // (a weight gradient's chunk sum; the bias gradients' column sums keep
+  // their one piece, so the MLPs' schedules do not change)
+  const bool elementwise = k.kind == KernelKind::Map ||
+                           (k.kind == KernelKind::ColumnSum && k.partials >= 0) ||
+                           (k.kind == KernelKind::Window && flops == 0);
   return elementwise && kernelElements(k) >= kSplitElements ? threads * kPiecesPerThread : 1;
 }
 

@@ -237,13 +237,28 @@ void Emitter::emitColumnSum(const Kernel& k) {
   const Op* sr = k.ops[0];
   const Value* src = sr->operands[0];
   LV* rows = rowsOf(k.rows_batched, k.rows);
+  // A sliced weight gradient sums its chunks' partials [chunks, weights]:
+  // as many rows as the run's n samples make chunks.
+  LV* partials = k.partials >= 0 ? bufBase(k.partials) : nullptr;
+  if (partials) {
+    LV* n = rowsOf(kg_->batched.count(src) > 0, src->type.shape[0]);
+    rows = B.CreateSDiv(B.CreateAdd(n, c64(k.chunk_rows - 1)), c64(k.chunk_rows));
+  }
+  const llvm::Align palign(uint64_t(std::gcd(std::gcd(k.cols * 4, int64_t(W) * 4), int64_t(64))));
+  auto load = [&](LV* r, LV* col, int64_t valid) {
+    if (!partials) return loadOperand(src, ElemCtx{r, col, valid});
+    return loadVec(partials, B.CreateAdd(B.CreateMul(r, c64(k.cols)), col), palign, valid);
+  };
   int64_t nvec = (k.cols + W - 1) / W;
   auto [vb, ve] = split(c64(nvec));
   forColumnVectors(vb, ve, k.cols, [&](LV* col, int64_t valid) {
     // Sum over rows in row order: the same for every partition.
-    LV* acc = phiLoop(c64(0), rows, 1, {vcf(0)}, [&](LV* r, const std::vector<LV*>& a) {
-      return std::vector<LV*>{B.CreateFAdd(a[0], loadOperand(src, ElemCtx{r, col, valid}))};
-    }, "cs")[0];
+    LV* acc = phiLoop(
+        c64(0), rows, 1, {vcf(0)},
+        [&](LV* r, const std::vector<LV*>& a) {
+          return std::vector<LV*>{B.CreateFAdd(a[0], load(r, col, valid))};
+        },
+        "cs")[0];
     epilogue(k, {{sr->result, acc}}, ElemCtx{c64(0), col, valid}, 1);
   });
 }

@@ -1,5 +1,8 @@
 // LLVM IR emission of the conv2d weight gradient (emitter.h), two schemes
 // that emitConvWeightGrad (emit_window.cpp) tries before its row kernel.
+// Each runs over one WgradSlice: the whole batch with the items split over
+// the tasks, or, for a sliced weight gradient, one chunk of samples with
+// every item, its sums going to the chunk's row of the partials.
 //
 // Channel vectors (emitConvWeightGradChannels): dW as a GEMM,
 // dw[o, (c,i,j)] = Σ_n Σ_p dyᵀ[p][o] · x[n, c, tap(p, i, j)], with vectors
@@ -54,8 +57,8 @@ struct Run {
 
 } // namespace
 
-bool Emitter::emitConvWeightGradFlat(const Kernel& k) {
-  const Op* op = k.ops[0];
+bool Emitter::emitConvWeightGradFlat(const Kernel& k, const WgradSlice& sl) {
+  const Op* op = anchorOp(k);
   const Value* xv = op->operands[0];
   const Value* yv = op->operands[1];
   const Shape &xs = xv->type.shape, &ws = op->result->type.shape, &ys = yv->type.shape;
@@ -118,7 +121,6 @@ bool Emitter::emitConvWeightGradFlat(const Kernel& k) {
   LV *xb = bufBase(xv), *yb = bufBase(yv);
   auto mul = [&](LV* a, int64_t c) { return B.CreateMul(a, c64(c), "", false, true); };
   auto add = [&](LV* a, LV* b) { return B.CreateAdd(a, b, "", false, true); };
-  LV* rows = rowsOf(kg_->batched.count(xv) > 0, xs[0]);
 
   // Work item: channels [o0, o0+nb) x input channel c x taps [q0, q0+nq)
   // (q = i·kw + j), summed over n then the plane's vectors in order, then
@@ -133,7 +135,7 @@ bool Emitter::emitConvWeightGradFlat(const Kernel& k) {
     }
     std::vector<LV*> init(size_t(nb * nq), vcf(0));
     std::vector<LV*> acc = phiLoop(
-        c64(0), rows, 1, init,
+        sl.n0, sl.n1, 1, init,
         [&](LV* n, const std::vector<LV*>& in) {
           std::vector<LV*> a = in;
           LV* xplane = mul(add(mul(n, C), ca), H * Wd);
@@ -185,7 +187,7 @@ bool Emitter::emitConvWeightGradFlat(const Kernel& k) {
           LV* sum = hsum(B.CreateLoad(vf, B.CreateInBoundsGEP(arrTy, park, {c64(0), a})));
           LV *b = B.CreateSDiv(a, c64(nq)), *t = B.CreateSRem(a, c64(nq));
           // dw[o, c, i, j] as element (o, c·kh·kw + q) of the [O, cg·kh·kw] view
-          windowOut(k, splat(sum), add(o0, b), add(add(mul(c, taps), q0), t), 1);
+          wgradOut(k, sl, sum, add(o0, b), add(add(mul(c, taps), q0), t));
         },
         "wt");
   };
@@ -196,7 +198,7 @@ bool Emitter::emitConvWeightGradFlat(const Kernel& k) {
     if (!nblk || !ngrp || !nb || !nq) return;
     // tap group fastest, then the input channel: x's plane and the block's
     // dy planes stay in cache between consecutive items
-    auto [t0, t1] = split(c64(G * nblk * cg * ngrp));
+    auto [t0, t1] = wgradItems(sl, c64(G * nblk * cg * ngrp));
     forLoop(
         t0, t1, 1,
         [&](LV* it) {
@@ -219,8 +221,8 @@ bool Emitter::emitConvWeightGradFlat(const Kernel& k) {
   return true;
 }
 
-bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
-  const Op* op = k.ops[0];
+bool Emitter::emitConvWeightGradChannels(const Kernel& k, const WgradSlice& sl) {
+  const Op* op = anchorOp(k);
   const Value* xv = op->operands[0];
   const Value* yv = op->operands[1];
   const Shape &xs = xv->type.shape, &ws = op->result->type.shape, &ys = yv->type.shape;
@@ -287,7 +289,6 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
   const llvm::Align va(size_t(W) * 4);
   LV* buf = alignedScratch(bufN);
   LV* carry = alignedScratch(carryN);
-  LV* rows = rowsOf(kg_->batched.count(xv) > 0, xs[0]);
 
   // Work items: (channel vectors [ov0, ov0+nb), input channels [c0, c0+ncc),
   // tap row i) in four kinds (full and tail blocks of each), numbered in a
@@ -316,7 +317,7 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
     addKind(ro ? 1 : 0, int(ro), rc ? 1 : 0, int(rc), fo * ob, fc * nc);
   }
   const int64_t total = kinds.back().item0 + kinds.back().count;
-  auto [t0, t1] = split(c64(total));
+  auto [t0, t1] = wgradItems(sl, c64(total));
   // this task's items of kind kd: [lo, hi) of its numbering
   auto range = [&](const Kind& kd) {
     auto clampTo = [&](LV* v) {
@@ -368,7 +369,7 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
     }
     LV* fullHi = B.CreateSelect(B.CreateICmpSLT(ovhi, c64(O / W)), ovhi, c64(O / W));
     forLoop(
-        c64(0), rows, 1,
+        sl.n0, sl.n1, 1,
         [&](LV* n) {
           forLoop(
               c64(0), c64((Ho + R - 1) / R), 1,
@@ -478,13 +479,28 @@ bool Emitter::emitConvWeightGradChannels(const Kernel& k) {
             LV* b = B.CreateSDiv(r, c64(kd.ncc));
             LV* col = add(mul(add(mul(c, w.kh), at.i), w.kw), j);
             LV* o0 = mul(add(at.ov0, b), W);
+            if (sl.partials) {
+              // a chunk's partial sums: the vector's channels scattered to
+              // their rows of [O, C·kh·kw] (no update to run per weight)
+              std::vector<Constant*> lanes;
+              for (int l = 0; l < W; ++l)
+                lanes.push_back(ConstantInt::get(i64, l));
+              LV* o = B.CreateAdd(B.CreateVectorSplat(W, o0), llvm::ConstantVector::get(lanes));
+              LV* idx = B.CreateAdd(B.CreateMul(o, B.CreateVectorSplat(W, c64(C * taps))),
+                                    B.CreateVectorSplat(W, col));
+              B.CreateMaskedScatter(
+                  B.CreateAlignedLoad(vf, B.CreateInBoundsGEP(f32, cp, mul(a, W)), va),
+                  B.CreateGEP(f32, sl.partials, idx), llvm::Align(4),
+                  B.CreateICmpSLT(o, B.CreateVectorSplat(W, c64(O))));
+              return;
+            }
             forLoop(
                 c64(0), c64(W), 1,
                 [&](LV* l) {
                   LV* o = add(o0, l);
                   ifThen(B.CreateICmpSLT(o, c64(O)), [&] {
                     LV* v = B.CreateLoad(f32, B.CreateInBoundsGEP(f32, cp, add(mul(a, W), l)));
-                    windowOut(k, splat(v), o, col, 1);
+                    wgradOut(k, sl, v, o, col);
                   });
                 },
                 "wl");

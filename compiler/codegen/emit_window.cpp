@@ -255,9 +255,41 @@ void Emitter::emitConvGather(const Kernel& k) {
       "n");
 }
 
+void Emitter::wgradOut(const Kernel& k, const WgradSlice& s, LV* sum, LV* row, LV* col) {
+  if (!s.partials) return windowOut(k, splat(sum), row, col, 1);
+  const Value* res = anchorOp(k)->result;
+  const int64_t ld = matrixShape(res->type).second;
+  B.CreateStore(sum,
+                B.CreateInBoundsGEP(f32, s.partials, B.CreateAdd(B.CreateMul(row, c64(ld)), col)));
+}
+
 void Emitter::emitConvWeightGrad(const Kernel& k) {
-  if (emitConvWeightGradChannels(k) || emitConvWeightGradFlat(k)) return;
-  const Op* op = k.ops[0];
+  const Op* op = anchorOp(k);
+  const Value* xv = op->operands[0];
+  LV* rows = rowsOf(kg_->batched.count(xv) > 0, xv->type.shape[0]);
+  auto scheme = [&](const WgradSlice& s) {
+    if (!emitConvWeightGradChannels(k, s) && !emitConvWeightGradFlat(k, s))
+      convWeightGradRows(k, s);
+  };
+  if (!k.partials_of) return scheme({c64(0), rows});
+  // Sliced: this task's chunks of samples, each summed over its samples in
+  // order by every work item into its row of the partials (the ColumnSum
+  // kernel after this one adds the rows in chunk order).
+  auto [q0, q1] = split(B.CreateSDiv(B.CreateAdd(rows, c64(k.chunk_rows - 1)), c64(k.chunk_rows)));
+  LV* base = bufBase(k.partials);
+  forLoop(
+      q0, q1, 1,
+      [&](LV* q) {
+        LV* n0 = B.CreateMul(q, c64(k.chunk_rows));
+        LV* n1 = B.CreateAdd(n0, c64(k.chunk_rows));
+        n1 = B.CreateSelect(B.CreateICmpSLT(n1, rows), n1, rows);
+        scheme({n0, n1, B.CreateInBoundsGEP(f32, base, B.CreateMul(q, c64(k.cols)))});
+      },
+      "chunk");
+}
+
+void Emitter::convWeightGradRows(const Kernel& k, const WgradSlice& s) {
+  const Op* op = anchorOp(k);
   // dw[o,c,i,j] = Σ_n,oy,ox dy[n,o,oy,ox] · x[n,c, oy·sh - pt + i·dh, ox - pl + j·dw]
   const Value* xv = op->operands[0];
   const Value* yv = op->operands[1];
@@ -274,7 +306,6 @@ void Emitter::emitConvWeightGrad(const Kernel& k) {
   const int ob = int(std::max<int64_t>(1, std::min<int64_t>({og, 8, (regs - 1 - tb) / tb})));
   auto mul = [&](LV* a, int64_t c) { return B.CreateMul(a, c64(c), "", false, true); };
   auto add = [&](LV* a, LV* b) { return B.CreateAdd(a, b, "", false, true); };
-  LV* rows = rowsOf(kg_->batched.count(xv) > 0, xs[0]);
   // The run [ilo, ihi) of output-row vectors that read no padding and no
   // lane past Wo at any tap column: a loop without masks on wide rows.
   auto interior = [&](int64_t v) {
@@ -293,7 +324,7 @@ void Emitter::emitConvWeightGrad(const Kernel& k) {
         a = entryAlloca(vf);
         B.CreateStore(vcf(0), a);
       }
-      forLoop(c64(0), rows, 1, [&](LV* n) {
+      forLoop(s.n0, s.n1, 1, [&](LV* n) {
         forLoop(c64(0), c64(Ho), 1, [&](LV* oy) {
           LV* iy = add(B.CreateSub(mul(oy, w.sh), c64(w.pt)), mul(i, w.dh));
           ifThen(B.CreateAnd(B.CreateICmpSGE(iy, c64(0)), B.CreateICmpSLT(iy, c64(H))), [&] {
@@ -367,7 +398,7 @@ void Emitter::emitConvWeightGrad(const Kernel& k) {
             LV *b = B.CreateSDiv(a, c64(nt)), *t = B.CreateSRem(a, c64(nt));
             // dw[o, c, i, j] as element (o, (c·kh + i)·kw + j) of the [O, cg·kh·kw] view
             LV* col = add(add(mul(add(mul(c, w.kh), i), w.kw), c64(j0)), t);
-            windowOut(k, splat(sum), add(o0, b), col, 1);
+            wgradOut(k, s, sum, add(o0, b), col);
           },
           "wt");
     }
@@ -376,7 +407,7 @@ void Emitter::emitConvWeightGrad(const Kernel& k) {
   // block of each group; each weight is summed by one item in one order.
   const int64_t full = og / ob, tail = og % ob;
   auto items = [&](int64_t nblk, int nb) {
-    auto [t0, t1] = split(c64(G * nblk * cg * w.kh));
+    auto [t0, t1] = wgradItems(s, c64(G * nblk * cg * w.kh));
     forLoop(t0, t1, 1, [&](LV* t) {
       LV* i = B.CreateSRem(t, c64(w.kh));
       LV* r = B.CreateSDiv(t, c64(w.kh));
@@ -417,6 +448,7 @@ void Emitter::windowTaps(const Window2d& w, int64_t H, int64_t Wd, LV* oy, LV* o
 }
 
 void Emitter::emitWindow(const Kernel& k) {
+  if (k.partials_of) return emitConvWeightGrad(k); // (fuse.cpp slices stride-1 widths only)
   if (emitBatchNorm(k) || emitPool(k)) return;
   const Op* op = k.ops[0];
   const Value* res = op->result;

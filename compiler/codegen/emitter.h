@@ -342,22 +342,41 @@ private:
   /// (nothing emitted) for the other shapes.
   bool emitConvChannels(const Kernel& k);
 
+  /// What one loop nest of a conv2d_weight_grad kernel sums: samples [n0,
+  /// n1), the work items (this task's share, or all of them when the tasks
+  /// split the chunks of a sliced weight gradient) and where each finished
+  /// sum goes (the epilogue, or row `partials` of the chunk's partial sums).
+  struct WgradSlice {
+    LV *n0, *n1;
+    LV* partials = nullptr; ///< float* to the chunk's row of Kernel::partials; null: windowOut
+  };
+  /// This task's items of the `count` a scheme numbers.
+  std::pair<LV*, LV*> wgradItems(const WgradSlice& s, LV* count) {
+    return s.partials ? std::pair<LV*, LV*>{c64(0), count} : split(count);
+  }
+  /// The finished sum (a scalar) of dw element (row, col) of the [O, cg·kh·kw] view.
+  void wgradOut(const Kernel& k, const WgradSlice& s, LV* sum, LV* row, LV* col);
+
   /// conv2d_weight_grad with stride 1 along the width: a block of output
   /// channels x a row of taps per work item, summed over the batch, the
   /// output rows and the row's vectors (the unmasked middle ones a loop) in
   /// vector lanes, then across the lanes, in a fixed order; work items split
-  /// over the tasks (the same bits on any thread count).
+  /// over the tasks (the same bits on any thread count). A sliced weight
+  /// gradient (Kernel::partials_of) runs a scheme per chunk of samples, the
+  /// tasks splitting the chunks.
   void emitConvWeightGrad(const Kernel& k);
+  /// The row-vector scheme above, for one slice.
+  void convWeightGradRows(const Kernel& k, const WgradSlice& s);
   /// The same over dy's flat output plane (emit_conv_wgrad.cpp), when no tap
   /// reads padding and the plane uses more lanes than the rows; false when
   /// it does not apply (nothing emitted).
-  bool emitConvWeightGradFlat(const Kernel& k);
+  bool emitConvWeightGradFlat(const Kernel& k, const WgradSlice& s);
   /// The same as a register-blocked GEMM with vectors along the output
   /// channels (emit_conv_wgrad.cpp): dy transposed per block of positions
   /// into an L1 buffer, x broadcast, the partial sums carried on the stack
   /// between blocks. One group, no padding read, channels filling the lanes
   /// better than the output rows; false when it does not apply.
-  bool emitConvWeightGradChannels(const Kernel& k);
+  bool emitConvWeightGradChannels(const Kernel& k, const WgradSlice& s);
 
   // --- CrossEntropyLoss/NLLLoss(weight=, ignore_index=) ------------------------------------------
 

@@ -55,6 +55,30 @@ const char* updateName(OpKind k) {
   }
 }
 
+/// Batch slicing of conv weight gradients (Kernel::partials): up to this
+/// many chunks of samples, so that on 2 threads x 4 pieces each piece sums
+/// one chunk, the samples whose dy its thread computed (LeNet-5's conv
+/// dW kernels took ~150 and ~190 us per thread on 2 threads against 183 and
+/// 212 us on one while each task read the whole batch; docs/performance.md).
+constexpr int64_t kMaxWeightGradChunks = 8;
+
+/// The partial sums of a sliced weight gradient stay below this (chunks x
+/// weights x 4 bytes: mnist_cnn's conv2 576 KB); wider layers use fewer
+/// chunks, and none under two.
+constexpr int64_t kMaxPartialBytes = 8 << 20;
+
+/// Samples per chunk of conv2d_weight_grad `op` on a batch of `batch`, or 0
+/// when it is not sliced (fewer than two chunks).
+int64_t weightGradChunkRows(const Op* op, int64_t batch) {
+  // (the scalar loop nest of width strides, emit_window.cpp, sums on task 0)
+  if (op->attrs.getInt("stride_w", 1) != 1) return 0;
+  const int64_t numel = op->result->type.numel();
+  const int64_t most = std::min({kMaxWeightGradChunks, batch, kMaxPartialBytes / (4 * numel)});
+  if (most < 2) return 0;
+  const int64_t rows = (batch + most - 1) / most;
+  return sampleChunks(batch, rows) >= 2 ? rows : 0;
+}
+
 // What kind of kernel an op needs comes from its traits (compiler/ir/ops.def).
 bool isElementwise(OpKind k) { return hasTrait(k, optrait::Elementwise); }
 bool isUpdate(OpKind k) { return hasTrait(k, optrait::Update); }
@@ -274,6 +298,11 @@ private:
       role = fmt::format("{}_{}", layerOf(sink->operands[0]),
                          op->kind == OpKind::ChannelSum ? "db" : "dW") +
              "_" + updateName(sink->kind);
+    if (op->kind == OpKind::Conv2dWeightGrad)
+      if (int64_t rows = weightGradChunkRows(op, kg_.batch)) {
+        slicedWeightGrad(op, sink, role, rows);
+        return;
+      }
     Kernel& k = open(KernelKind::Window, role, op);
     take(k, op);
     std::tie(k.rows, k.cols) = matrixShape(res->type);
@@ -301,6 +330,51 @@ private:
                                       it->second->result->type.str()));
       }
       fuseReluGrad(k, op);
+    }
+    for (const Op* u : users_.count(res) ? users_.at(res) : std::vector<const Op*>{})
+      if (isUpdate(u->kind) && u->operands[1] == res && !done_.count(u))
+        k.notes.push_back(fmt::format("%{} stored: {} of %{} runs in its own kernel", res->name,
+                                      opName(u->kind), u->operands[0]->name));
+    noteUpdateAfterAllGradients(k, res);
+  }
+
+  /// conv2d_weight_grad `op` summed per chunk of `chunk_rows` samples
+  /// (Kernel::partials): a partials kernel split over the chunks, then the
+  /// kernel computing `op` by adding the chunks in order, which takes the
+  /// update `sink` if there is one.
+  void slicedWeightGrad(const Op* op, const Op* sink, const std::string& role, int64_t chunk_rows) {
+    const Value* res = op->result;
+    const int64_t numel = res->type.numel(), chunks = sampleChunks(kg_.batch, chunk_rows);
+    const int partials = newBuffer(res->name + "_partials", chunks * numel * 4);
+    {
+      Kernel& a = open(KernelKind::Window,
+                       (sink ? layerOf(sink->operands[0]) + "_dW" : role) + "_partials", op);
+      a.partials_of = op;
+      a.partials = partials;
+      a.chunk_rows = chunk_rows;
+      a.rows = chunks;
+      a.cols = numel;
+      a.notes.push_back(fmt::format("%{} summed per chunk of {} samples into %{} [{}, {}]: each "
+                                    "task sums the samples it computed dy for",
+                                    res->name, chunk_rows, kg_.buffers[size_t(partials)].name,
+                                    chunks, numel));
+    }
+    Kernel& k = open(KernelKind::ColumnSum, role, op);
+    take(k, op);
+    k.partials = partials;
+    k.chunk_rows = chunk_rows;
+    k.rows = chunks;
+    k.cols = numel;
+    k.notes.push_back(fmt::format("%{} = the sum of the chunks of %{}, in chunk order: the same "
+                                  "bits on any thread count",
+                                  res->name, kg_.buffers[size_t(partials)].name));
+    if (sink) {
+      take(k, sink);
+      k.sink = sink;
+      k.notes.push_back(
+          fmt::format("{} of %{} applied per weight after the sum: no gradient buffer",
+                      opName(sink->kind), sink->operands[0]->name));
+      return;
     }
     for (const Op* u : users_.count(res) ? users_.at(res) : std::vector<const Op*>{})
       if (isUpdate(u->kind) && u->operands[1] == res && !done_.count(u))
@@ -754,9 +828,19 @@ private:
         }
         k.reads.push_back(bufferFor(v));
       };
+      // A sliced weight gradient: the partials kernel reads x and dy, the
+      // kernel after it the partial sums.
+      if (k.partials_of) {
+        for (const Value* o : k.partials_of->operands)
+          read(o);
+        k.writes.push_back(k.partials);
+      } else if (k.partials >= 0) {
+        k.reads.push_back(k.partials);
+      }
       for (const Op* op : k.ops) {
         for (size_t oi = 0; oi < op->operands.size(); ++oi) {
           const Value* o = op->operands[oi];
+          if (k.partials >= 0 && op == k.ops.front()) continue; // reads the partials
           // dX reads the transposed copy of W, not W (added below).
           if (k.kind == KernelKind::Gemm && op == k.gemm.matmul && oi == 1 && k.gemm.b_buffer >= 0) continue;
           if (!inside.count(o)) read(o);

@@ -19,7 +19,8 @@ namespace descent {
 enum class KernelKind {
   Gemm,           ///< C = op(A)·op(B) with a register-blocked micro-kernel; fused epilogue
   Map,            ///< elementwise chain over [rows, cols] (rows = n when batched)
-  ColumnSum,      ///< sum_rows over the batch, in row order per column (+ fused update)
+  ColumnSum,      ///< sum_rows over the batch, in row order per column (+ fused update); or a
+                  ///< conv weight gradient's per-chunk partial sums added in chunk order
   Transpose,      ///< copies a [R,C] tensor to [C,R] (the B operand of dX = dY·Wᵀ)
   RowSoftmaxLoss, ///< log_softmax + nll_loss + log_softmax_nll_grad (+ count_correct) per row
   RowOp,          ///< softmax / log_softmax / softmax_grad / log_softmax_grad, one row at a time
@@ -89,6 +90,11 @@ inline bool convInputGradTakesEpilogue(const Op* op) {
   return op->kind == OpKind::Conv2dInputGrad && op->attrs.getInt("stride_w", 1) == 1;
 }
 
+/// The chunks of a batch-sliced weight gradient on n samples.
+inline int64_t sampleChunks(int64_t n, int64_t chunk_rows) {
+  return (n + chunk_rows - 1) / chunk_rows;
+}
+
 /// One kernel: the graph ops it computes, in order. `ops` lists every fused
 /// op; the kind-specific anchor decides the loop structure.
 struct Kernel {
@@ -105,8 +111,26 @@ struct Kernel {
   int transpose_src = -1, transpose_dst = -1; ///< Transpose only
   int64_t t_rows = 0, t_cols = 0;             ///< Transpose only: source shape
   bool parallel = true;           ///< false: only task 0 works (ordered reductions)
+  /// A conv2d_weight_grad summed per chunk of samples (batch slicing: each
+  /// task sums the weight gradient over its own samples, which it computed
+  /// the dy of, instead of reading the whole batch for a slice of the
+  /// weights). Two kernels: a Window kernel with no ops whose `partials_of`
+  /// is the op writes the sums of chunk q (samples [q·chunk_rows, ...), in
+  /// order) to row q of buffer `partials` [chunks, weights]; then the
+  /// ColumnSum kernel computing the op adds those rows in chunk order (and
+  /// runs the update). The chunks depend on the batch, never on the tasks.
+  const Op* partials_of = nullptr; ///< the partials kernel only
+  int partials = -1;               ///< both kernels: the [chunks, weights] buffer
+  int64_t chunk_rows = 0;          ///< both kernels: samples per chunk
   std::vector<std::string> notes; ///< fusion decisions worth printing
 };
+
+/// The op kernel `k`'s loops are built around: its first op, or the weight
+/// gradient whose per-chunk partial sums a partials kernel writes (it
+/// computes no op itself: the ColumnSum kernel after it does).
+inline const Op* anchorOp(const Kernel& k) {
+  return k.partials_of ? k.partials_of : k.ops.empty() ? nullptr : k.ops.front();
+}
 
 /// A fusion that was considered and refused, with the reason.
 struct FusionRefusal {

@@ -66,6 +66,7 @@ std::string printKernelGraph(const KernelGraph& kg) {
               ? fmt::format("  folded   {}   (into the A loads: {})\n", shortOp(file, op),
                             op->operands[0]->type.dtype == DType::U8 ? "256-entry table" : "affine")
               : fmt::format("  folded   {}   (into the dy loads)\n", shortOp(file, op));
+    if (k.partials_of) s += fmt::format("  partials {}\n", shortOp(file, k.partials_of));
     for (const Op* op : k.ops)
       s += fmt::format("  {} {}\n", op == k.sink ? "epilogue" : "op      ", shortOp(file, op));
     s += fmt::format("  reads    {}\n  writes   {}\n", bufferList(kg, k.reads),

@@ -241,6 +241,10 @@ private:
       checkTranspose(k);
       return;
     }
+    if (k.partials_of) {
+      checkPartials(ki);
+      return;
+    }
     if (k.ops.empty()) {
       fail("{}: a {} kernel with no ops", k.name, kernelKindName(k.kind));
       return;
@@ -277,6 +281,10 @@ private:
       checkGemm(ki);
       break;
     case KernelKind::ColumnSum:
+      if (k.partials >= 0) {
+        checkPartialsSum(ki);
+        break;
+      }
       if (anchor->kind != OpKind::SumRows) {
         fail("{}: a column_sum kernel starts with {}, not sum_rows", k.name, describe(anchor));
         break;
@@ -505,6 +513,70 @@ private:
       fail("{}: does not list %{} in its reads and %{} in its writes", k.name, src.name, dst.name);
   }
 
+  /// A partials kernel (Kernel::partials_of): a conv2d_weight_grad summed
+  /// per chunk of samples into its partials buffer, which a later ColumnSum
+  /// kernel computing the op adds up.
+  void checkPartials(int ki) {
+    const Kernel& k = kernel(ki);
+    const Op* op = k.partials_of;
+    if (!k.ops.empty()) fail("{}: a partials kernel computes ops", k.name);
+    if (k.kind != KernelKind::Window || op->kind != OpKind::Conv2dWeightGrad) {
+      fail("{}: a {} kernel writes partial sums of {}, but only window kernels of "
+           "conv2d_weight_grad do",
+           k.name, kernelKindName(k.kind), describe(op));
+      return;
+    }
+    if (!graph_ops_.count(op)) {
+      fail("{}: writes partial sums of an op that is not in graph @{}", k.name, kg_.graph->name());
+      return;
+    }
+    const int64_t numel = op->result->type.numel();
+    if (k.chunk_rows < 1 || k.rows != sampleChunks(kg_.batch, k.chunk_rows) || k.rows < 2 ||
+        k.cols != numel)
+      fail("{}: {} chunks of {} samples x {} weights, but a batch of {} and %{} {} make {} x {}",
+           k.name, k.rows, k.chunk_rows, k.cols, kg_.batch, op->result->name,
+           op->result->type.str(), k.chunk_rows < 1 ? 0 : sampleChunks(kg_.batch, k.chunk_rows),
+           numel);
+    if (!valid(k.partials)) {
+      fail("{}: partials buffer {} out of range", k.name, k.partials);
+      return;
+    }
+    const Buffer& buf = buffer(k.partials);
+    if (buf.value || buf.persistent || buf.bytes < k.rows * k.cols * 4)
+      fail("{}: partials buffer %{} must be scratch of {} bytes or more", k.name, buf.name,
+           k.rows * k.cols * 4);
+    if (!lists(k.writes, k.partials)) fail("{}: does not list %{} in its writes", k.name, buf.name);
+    if (k.sink || !k.stores.empty()) fail("{}: a partials kernel stores no value", k.name);
+    for (const Value* o : op->operands)
+      checkOperand(ki, op, o, {}, false);
+    auto it = kernel_of_.find(op);
+    const Kernel* sum = it == kernel_of_.end() ? nullptr : &kernel(it->second);
+    if (!sum || it->second < ki || sum->kind != KernelKind::ColumnSum ||
+        sum->partials != k.partials || sum->chunk_rows != k.chunk_rows)
+      fail("{}: the partial sums of {} are not added up by a later column_sum kernel over %{}",
+           k.name, describe(op), buf.name);
+  }
+
+  /// The ColumnSum kernel computing a conv2d_weight_grad from the partials
+  /// an earlier kernel wrote (checkPartials checks that kernel).
+  void checkPartialsSum(int ki) {
+    const Kernel& k = kernel(ki);
+    const Op* anchor = k.ops.front();
+    bool summed = false;
+    for (int p = 0; p < ki; ++p)
+      summed |= kernel(p).partials_of == anchor && kernel(p).partials == k.partials;
+    if (anchor->kind != OpKind::Conv2dWeightGrad || !summed)
+      fail("{}: sums partials %{} into {}, which no earlier partials kernel wrote", k.name,
+           valid(k.partials) ? buffer(k.partials).name : "?", describe(anchor));
+    if (k.rows != sampleChunks(kg_.batch, std::max<int64_t>(1, k.chunk_rows)) ||
+        k.cols != anchor->result->type.numel())
+      fail("{}: iteration space [{},{}] but %{} is summed from chunks of {} samples of {} weights",
+           k.name, k.rows, k.cols, anchor->result->name, k.chunk_rows,
+           anchor->result->type.numel());
+    if (valid(k.partials) && !lists(k.reads, k.partials))
+      fail("{}: does not list %{} in its reads", k.name, buffer(k.partials).name);
+  }
+
   // --- order --------------------------------------------------------------------------------
 
   /// Checks that operand `o` of an op in kernel `ki` is available there:
@@ -569,6 +641,8 @@ private:
       for (const Op* op : k.ops) {
         if (!graph_ops_.count(op)) continue;
         for (size_t oi = 0; oi < op->operands.size(); ++oi) {
+          // a weight gradient summed from partials reads them, not x and dy
+          if (k.partials >= 0 && op == k.ops.front()) continue;
           bool via_copy = k.kind == KernelKind::Gemm && op == k.gemm.matmul && oi == 1 &&
                           op->attrs.getBool("transpose_b");
           checkOperand(int(i), op, op->operands[oi], inside, via_copy);

@@ -270,6 +270,14 @@ TEST_CASE("convolution and pooling kernels with odd shapes match the interpreter
       "  Linear(1008, 3))\n"
       "loss = CrossEntropyLoss()\noptimizer = Adam(lr=0.01)\nbatch = 3\n";
   for (int threads : {1, 2}) {
+    // Every weight gradient above (batches 2-5) is sliced into chunks of one
+    // sample (fuse.cpp); a batch of 10 makes 5 chunks of 2, and 7 rows a
+    // short last chunk, in the three stride-1 schemes.
+    SECTION("weight gradients in chunks of 2 samples, threads " + std::to_string(threads)) {
+      checkTrain("chan_dw.nn", {10, {10, 7}, threads, ""}, chanDw);
+      checkTrain("flat_conv.nn", {10, {7, 10}, threads, "x86-64-v3"}, flat);
+      checkTrain("wide_conv.nn", {10, {9}, threads, ""}, wide);
+    }
     SECTION("channel-vector weight gradients, threads " + std::to_string(threads)) {
       checkTrain("chan_dw.nn", {3, {3, 2, 3}, threads, ""}, chanDw);
       checkTrain("chan_dw.nn", {3, {3, 2, 3}, threads, "x86-64-v3"}, chanDw);

@@ -327,3 +327,29 @@ TEST_CASE("kernel verifier: views (flatten, reshape_as) alias their root's buffe
     CHECK(p.rejects("k0_linear1_fwd_line3: reads %f, which is folded, without folding it"));
   }
 }
+
+TEST_CASE("kernel verifier: a sliced weight gradient's partials and their sum",
+          "[passes][verifier]") {
+  Planned p("fuse_sliced_weight_grad.ir");
+  const int a = p.kernel("w_dW_partials"), s = p.kernel("w_dW_sgd");
+  REQUIRE(s == a + 1);
+  SECTION("the sum before its partials") {
+    std::swap(p.kg.kernels[size_t(a)], p.kg.kernels[size_t(s)]);
+    CHECK(p.rejects("are not added up by a later column_sum kernel over %dw_partials"));
+    CHECK(p.rejects("which no earlier partials kernel wrote"));
+  }
+  SECTION("the sum reading another buffer") {
+    p.kg.kernels[size_t(s)].partials = p.buffer("c");
+    CHECK(p.rejects("sums partials %c into conv2d_weight_grad %dw"));
+    CHECK(p.rejects("are not added up by a later column_sum kernel"));
+  }
+  SECTION("chunks that do not cover the batch") {
+    p.kg.kernels[size_t(a)].chunk_rows = 2;
+    CHECK(p.rejects("5 chunks of 2 samples x 54 weights, but a batch of 5"));
+  }
+  SECTION("a partials kernel that does not list x") {
+    auto& r = p.kg.kernels[size_t(a)].reads;
+    r.erase(r.begin());
+    CHECK(p.rejects("reads %x but the kernel does not list its buffer in its reads"));
+  }
+}

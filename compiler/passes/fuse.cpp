@@ -331,6 +331,12 @@ private:
       }
       fuseReluGrad(k, op);
     }
+    noteStoredGradient(k, res);
+  }
+
+  /// Notes on a gradient `res` that kernel `k` stores: the updates that
+  /// read it run in kernels of their own.
+  void noteStoredGradient(Kernel& k, const Value* res) {
     for (const Op* u : users_.count(res) ? users_.at(res) : std::vector<const Op*>{})
       if (isUpdate(u->kind) && u->operands[1] == res && !done_.count(u))
         k.notes.push_back(fmt::format("%{} stored: {} of %{} runs in its own kernel", res->name,
@@ -376,11 +382,7 @@ private:
                       opName(sink->kind), sink->operands[0]->name));
       return;
     }
-    for (const Op* u : users_.count(res) ? users_.at(res) : std::vector<const Op*>{})
-      if (isUpdate(u->kind) && u->operands[1] == res && !done_.count(u))
-        k.notes.push_back(fmt::format("%{} stored: {} of %{} runs in its own kernel", res->name,
-                                      opName(u->kind), u->operands[0]->name));
-    noteUpdateAfterAllGradients(k, res);
+    noteStoredGradient(k, res);
   }
 
   /// The input gradient's elementwise consumers (relu_grad of the layer

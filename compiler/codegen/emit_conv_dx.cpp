@@ -22,10 +22,11 @@
 //
 // Applies to one group, stride 1 along the width (any stride along the
 // height, dilation, padding), when the vector operations it issues (the
-// GEMM's O·⌈Ho·Wo/W⌉ per tap row and the col2im loads) are at most 80% of
-// the row kernel's, and T fits in half of L1. Measured on LeNet-5's conv2 dX
-// (see emitConvInputGradFlat); conv1's input gradient is not computed, and
-// mnist_cnn's conv2 dX keeps the channel-vector kernel (tried first).
+// GEMM's O·⌈Ho·Wo/W⌉ per tap row and the col2im loads) are fewer than the
+// row kernel's FMAs, and T fits in half of L1 (measurements at the rule in
+// emitConvInputGradFlat). LeNet-5's conv2 dX: 413 -> 257 us on 1 thread
+// (42% -> 68% of the FMA peak); its conv1's input gradient is not computed,
+// and mnist_cnn's conv2 dX keeps the channel-vector kernel (tried first).
 #include "compiler/codegen/emitter.h"
 #include "compiler/ir/window_attrs.h"
 #include "compiler/support/window2d.h"
@@ -59,10 +60,18 @@ bool Emitter::emitConvInputGradFlat(const Kernel& k) {
     }
   // The rule, in vector operations per input channel and tap column: the row
   // kernel's FMAs O·pairs·rv against the GEMM's O·nv·kh and the col2im's
-  // pairs·rv loads and adds. LeNet-5's conv2 dX: 122 against 160 on AVX-512
-  // (413 -> see docs) and 228 against 320 on AVX2.
+  // pairs·rv loads and adds; fewer is enough. Measured 1 thread, batch 64,
+  // old -> new us (2026-11-29), AVX-512 / AVX2 (x86-64-v3):
+  //   LeNet-5 conv2 dX, 6x14x14 <- 16x10x10, 5x5 (ratio 0.76 / 0.71):
+  //     413 -> 257 / 572 -> 434
+  //   6x14x14 <- 12x12x12, 3x3 (0.83): 137..192 -> 91..99 / 188 -> 160
+  //   6x26x26 <- 16x24x24, 3x3 (0.81): 709 -> 543 / 967 -> 929
+  //   6x16x16 <- 16x14x14, 3x3 (0.99 / 0.96): 214 -> 165..205 / 294 -> 290
+  // The row kernel is load-bound on such shapes (a broadcast per channel
+  // and tap next to each row vector), which the count leaves out. The
+  // col2im is unrolled: at most 2048 of its loads per channel (JIT time).
   const int64_t rowOps = O * pairs * rv, flatOps = O * nv * w.kh + pairs * rv;
-  if (5 * flatOps > 4 * rowOps) return false;
+  if (flatOps >= rowOps || pairs * w.kw * rv > 2048) return false;
 
   // The GEMM's register tile: mt taps x nb plane vectors, the fewest issue
   // slots per dy channel (max(mt·nb FMAs, nb loads + mt broadcasts) + 1 of

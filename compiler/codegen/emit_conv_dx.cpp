@@ -15,7 +15,9 @@
 //  2. col2im in registers: each dx row of channel c is the sum, over the tap
 //     rows i whose dy row exists and the tap columns j in order, of T[i,j]'s
 //     row read at the column shift of j (masked loads, masks fixed at compile
-//     time); the finished row goes through the epilogue (windowOut) once.
+//     time; LLVM makes them a load and an AND on the stack buffer: keeping
+//     them masked, or masking the add instead, measured no faster); the
+//     finished row goes through the epilogue (windowOut) once.
 // Every dx element is Σ_i Σ_j (Σ_o ascending) in a fixed order, and each
 // sample is computed by one task: the same bits on any thread count (not the
 // row kernel's bits: it sums o inside the taps).

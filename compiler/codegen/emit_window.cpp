@@ -82,7 +82,7 @@ std::pair<LV*, LV*> Emitter::convTapRow(bool fwd, const Window2d& w, LV* r, LV* 
 }
 
 void Emitter::emitConvGather(const Kernel& k) {
-  if (emitConvChannels(k)) return;
+  if (emitConvChannels(k) || emitConvInputGradFlat(k)) return;
   const Op* op = k.ops[0];
   const bool fwd = op->kind == OpKind::Conv2d;
   // out [B,P,Ho,Wo] = Σ_q,i,j w · in [B,Q,Hi,Wi]: the forward (P = out

@@ -341,6 +341,13 @@ private:
   /// each row transposed in registers to NCHW before the epilogue. False
   /// (nothing emitted) for the other shapes.
   bool emitConvChannels(const Kernel& k);
+  /// conv2d_input_grad over dy's flat plane, one group, stride 1 along the
+  /// width, for narrow planes with few input channels (emit_conv_dx.cpp): per
+  /// sample and input channel a GEMM of the taps x the plane (K = dy's
+  /// channels) into an L1 stack buffer, then each dx row summed from it in
+  /// registers (col2im) and stored through the epilogue. False (nothing
+  /// emitted) where its rule does not pick it.
+  bool emitConvInputGradFlat(const Kernel& k);
 
   /// What one loop nest of a conv2d_weight_grad kernel sums: samples [n0,
   /// n1), the work items (this task's share, or all of them when the tasks

@@ -350,6 +350,64 @@ TEST_CASE("fused CNN backward epilogues and dy loads match the interpreter",
   }
 }
 
+TEST_CASE("conv input gradients over the flat plane match the interpreter",
+          "[codegen][differential][conv]") {
+  // emit_conv_dx.cpp: dx as a GEMM of the taps x dy's flat plane per
+  // sample and input channel, then col2im in registers. LeNet-5's conv2
+  // shape (16 channels of 10x10, 6 of 14x14; relu_grad fused) on AVX-512
+  // and AVX2 (100 positions: a partial last vector on both); on AVX-512
+  // only (the rule keeps the row kernel on AVX2, the channel-vector kernel
+  // takes 12 channels of 8x7 there): 12 channels of 8x7 (a half last
+  // vector), padding 2 with a 5x5 kernel and a Tanh gradient (a 9x6 plane),
+  // and stride 2 along the height with dilation and padding (5x9) with no
+  // epilogue (a 1x1 conv without activation below). AVX2 runs them too.
+  const std::string lenet =
+      "input x: f32[1, 18, 18]\ntarget y: class[3]\n"
+      "model = Sequential(\n"
+      "  Conv2d(1, 6, kernel_size=5), ReLU(),\n"
+      "  Conv2d(6, 16, kernel_size=5), ReLU(), MaxPool2d(2), Flatten(), Linear(400, 3))\n"
+      "loss = CrossEntropyLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 3\n";
+  const std::string odd =
+      "input x: f32[2, 11, 9]\ntarget y: class[3]\n"
+      "model = Sequential(\n"
+      "  Conv2d(2, 5, 3, padding=1), ReLU(),\n"
+      "  Conv2d(5, 12, kernel_size=(4, 3)), ReLU(), Flatten(), Linear(672, 3))\n"
+      "loss = CrossEntropyLoss()\noptimizer = Adam(lr=0.01)\nbatch = 3\n";
+  const std::string padded =
+      "input x: f32[3, 9, 6]\ntarget y: class[3]\n"
+      "model = Sequential(\n"
+      "  Conv2d(3, 3, 3, padding=1), Tanh(),\n"
+      "  Conv2d(3, 8, 5, padding=2), ReLU(), Flatten(), Linear(432, 3))\n"
+      "loss = CrossEntropyLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 3\n";
+  const std::string strided =
+      "input x: f32[4, 12, 7]\ntarget y: class[3]\n"
+      "model = Sequential(\n"
+      "  Conv2d(4, 4, 1),\n"
+      "  Conv2d(4, 16, 3, stride=(2, 1), padding=(1, 2), dilation=(2, 1)), ReLU(),\n"
+      "  Flatten(), Linear(720, 3))\n"
+      "loss = CrossEntropyLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 3\n";
+  {
+    // the relu_grad of the layer below rides in the input gradient's epilogue
+    const std::string kernels = kernelReport("flat_dx_lenet.nn", lenet, 3);
+    INFO(kernels);
+    const size_t dx = kernels.find("= conv2d_input_grad");
+    REQUIRE(dx != std::string::npos);
+    const size_t next = kernels.find('\n', dx);
+    CHECK(kernels.substr(next, kernels.find('\n', next + 1) - next).find("= relu_grad") !=
+          std::string::npos);
+  }
+  for (int threads : {1, 2}) {
+    SECTION("flat plane input gradients, threads " + std::to_string(threads)) {
+      checkTrain("flat_dx_lenet.nn", {3, {3, 2, 3}, threads, ""}, lenet);
+      checkTrain("flat_dx_lenet.nn", {3, {3, 2, 3}, threads, "x86-64-v3"}, lenet);
+      checkTrain("flat_dx_odd.nn", {3, {3, 1, 2}, threads, ""}, odd);
+      checkTrain("flat_dx_odd.nn", {3, {3, 1, 2}, threads, "x86-64-v3"}, odd);
+      checkTrain("flat_dx_padded.nn", {3, {3, 2}, threads, ""}, padded);
+      checkTrain("flat_dx_strided.nn", {3, {3, 2}, threads, ""}, strided);
+    }
+  }
+}
+
 TEST_CASE("gradients match the interpreter on every model", "[codegen][differential]") {
   for (const std::string& path : jitModelFiles()) {
     SECTION(path) {

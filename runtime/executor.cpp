@@ -46,6 +46,15 @@ constexpr double kSplitFlops = 1e6;
 /// other thread waited (docs/performance.md, "CNNs").
 constexpr double kSplitElements = 65536;
 
+/// A transposed copy of W for dX (a Transpose kernel) is split over the
+/// threads from this many elements on: the dW kernel before it updated W's
+/// columns in halves, one per thread, and the copy splits W's columns the
+/// same way, so each thread reads the lines it wrote instead of the caller
+/// pulling the other core's half (LeNet-5's linear7 [400,120]: 10.6 us on
+/// one thread, 25 us on the caller of two). The notebook model's copies
+/// ([128,64] and [64,10]) stay on the caller.
+constexpr double kSplitTransposeElements = 32768;
+
 /// From this many FLOPs on a split kernel is cut into kPiecesPerThread pieces
 /// per thread; below it into one piece per thread (a piece of a 1 MFLOP GEMM
 /// is already only ~5 us of work).
@@ -94,6 +103,8 @@ int chunksFor(const Kernel& k, int threads, bool split_all, int64_t batch) {
   const double flops = kernelFlops(k, batch);
   if (flops >= kManyPiecesFlops) return threads * kPiecesPerThread;
   if (flops >= kSplitFlops) return threads;
+  if (k.kind == KernelKind::Transpose)
+    return double(k.t_rows * k.t_cols) >= kSplitTransposeElements ? threads : 1;
   // (a weight gradient's chunk sum; the bias gradients' column sums keep
   // their one piece, so the MLPs' schedules do not change)
   const bool elementwise = k.kind == KernelKind::Map ||

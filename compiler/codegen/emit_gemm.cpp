@@ -45,14 +45,19 @@ void transposeRegs(llvm::IRBuilder<>& B, std::vector<LV*>& v) {
 }
 
 void Emitter::emitTranspose(const Kernel& k) {
-  // dst[c, r] = src[r, c] for src [R, C]. Tasks split dst rows in blocks of
-  // W columns of src (a copy: any split gives the same bits). Full W x W
-  // blocks are transposed in registers (W vector loads, log2(W) shuffle
-  // stages, W vector stores); the ragged edges are copied element by element.
+  // dst[c, r] = src[r, c] for src [R, C]. Tasks split src's columns in
+  // blocks of W (dst's rows), or its rows where they are not whole cache
+  // lines (splitsRows: the dW GEMM before it updated W by rows then, and
+  // each task reads the rows its thread wrote); a copy, so any split gives
+  // the same bits. Full W x W blocks are transposed in registers (W vector
+  // loads, log2(W) shuffle stages, W vector stores); the ragged edges are
+  // copied element by element.
   const int64_t R = k.t_rows, Cn = k.t_cols;
   const int64_t fullR = R / W, fullC = Cn / W;
   LV* src = bufBase(k.transpose_src);
   LV* dst = bufBase(k.transpose_dst);
+  auto smin = [&](LV* a, LV* b) { return B.CreateSelect(B.CreateICmpSLT(a, b), a, b); };
+  auto smax = [&](LV* a, LV* b) { return B.CreateSelect(B.CreateICmpSGT(a, b), a, b); };
   auto scalarCopy = [&](LV* cb, LV* ce, LV* rb, LV* re) {
     forLoop(
         cb, ce, 1,
@@ -71,18 +76,24 @@ void Emitter::emitTranspose(const Kernel& k) {
         },
         "tc");
   };
-  auto [bb, be] = split(c64((Cn + W - 1) / W));
-  // Full column blocks of this task: [bb, min(be, fullC)).
-  LV* fe = B.CreateSelect(B.CreateICmpSLT(be, c64(fullC)), be, c64(fullC));
+  // This task's blocks: rows [rb0, rb1) x columns [cb0, cb1) of W x W blocks.
+  LV *rb0 = c64(0), *rb1 = c64((R + W - 1) / W), *cb0 = c64(0), *cb1 = c64((Cn + W - 1) / W);
+  if (splitsRows(Cn))
+    std::tie(rb0, rb1) = split(rb1);
+  else
+    std::tie(cb0, cb1) = split(cb1);
+  // Full blocks: [rb0, min(rb1, fullR)) x [cb0, min(cb1, fullC)).
+  LV* rfe = smin(rb1, c64(fullR));
+  LV* cfe = smin(cb1, c64(fullC));
   if (fullR > 0 && fullC > 0) {
     llvm::Align sal(uint64_t(std::gcd(std::gcd(Cn * 4, int64_t(W) * 4), int64_t(64))));
     llvm::Align dal(uint64_t(std::gcd(std::gcd(R * 4, int64_t(W) * 4), int64_t(64))));
     forLoop(
-        bb, fe, 1,
+        cb0, cfe, 1,
         [&](LV* cblk) {
           LV* c0 = B.CreateMul(cblk, c64(W));
           forLoop(
-              c64(0), c64(fullR), 1,
+              rb0, rfe, 1,
               [&](LV* rblk) {
                 LV* r0 = B.CreateMul(rblk, c64(W));
                 std::vector<LV*> v(W);
@@ -95,15 +106,24 @@ void Emitter::emitTranspose(const Kernel& k) {
                            dal, W);
               },
               "trb");
-          if (R % W) scalarCopy(c0, B.CreateAdd(c0, c64(W)), c64(fullR * W), c64(R));
         },
         "tcb");
-  } else if (fullC > 0) {
-    scalarCopy(B.CreateMul(bb, c64(W)), B.CreateMul(fe, c64(W)), c64(0), c64(R));
   }
-  if (Cn % W) // the last, partial column block
-    ifThen(B.CreateAnd(B.CreateICmpSLE(bb, c64(fullC)), B.CreateICmpSGT(be, c64(fullC))),
-           [&] { scalarCopy(c64(fullC * W), c64(Cn), c64(0), c64(R)); });
+  // The ragged edges of the task's rectangle, element by element: its rows
+  // past the full blocks (all its columns), then its columns past them
+  // (the rows of its full blocks).
+  LV* r0 = B.CreateMul(rb0, c64(W));
+  LV* r1 = smin(B.CreateMul(rb1, c64(W)), c64(R));
+  LV* c0 = B.CreateMul(cb0, c64(W));
+  LV* c1 = smin(B.CreateMul(cb1, c64(W)), c64(Cn));
+  LV* rFull = smax(r0, B.CreateMul(rfe, c64(W)));
+  LV* cFull = smax(c0, B.CreateMul(cfe, c64(W)));
+  if (fullR == 0 || fullC == 0) {
+    scalarCopy(c0, c1, r0, r1);
+    return;
+  }
+  if (R % W) scalarCopy(c0, c1, rFull, r1);
+  if (Cn % W) scalarCopy(cFull, c1, r0, smin(rFull, r1));
 }
 
 void Emitter::packTransposed(const GemmInfo& g, LV* src, llvm::Align al, LV* j0, LV* kc, LV* panel,
@@ -339,7 +359,8 @@ void Emitter::emitGemm(const Kernel& k) {
   LV* Mv = rowsOf(g.m_batched, g.M);
   LV* Kv = g.k_batched ? nArg : c64(g.K);
   LV* nRT = B.CreateSDiv(B.CreateAdd(Mv, c64(MR - 1)), c64(MR));
-  // Tiles are numbered column-tile-major so a task's tiles share B panels.
+  // Tiles are numbered column-tile-major so a task's tiles share B panels
+  // (row-major where C's rows are not whole cache lines, below).
   // Each C element is one dot product in K order: any tile split gives the
   // same bits, so results do not depend on the thread count.
   auto [tb, te] = split(B.CreateMul(nRT, c64(nCT)));
@@ -359,6 +380,10 @@ void Emitter::emitGemm(const Kernel& k) {
   const bool pack = g.tb || (remCols == 0 && g.ldb >= 256 && g.K * NR * 4 <= kMaxPanelBytes);
   if (g.tb && (remCols != 0 || g.K % W != 0 || g.K * NR * 4 > kMaxPanelBytes))
     throw std::logic_error("emitGemm: " + k.name + " cannot pack its transposed B");
+  // Rows of C that are not whole lines: tiles numbered row-major, so that
+  // tasks share no line of C (splitsRows; an unpacked B has no panel to
+  // share).
+  const bool rowMajor = !pack && nCT > 1 && splitsRows(g.N);
   LV* panel = nullptr;
   if (pack) {
     llvm::IRBuilder<> eb(&F->getEntryBlock(), F->getEntryBlock().begin());
@@ -369,8 +394,8 @@ void Emitter::emitGemm(const Kernel& k) {
   forLoop(
       tb, te, 1,
       [&](LV* t) {
-        LV* ct = B.CreateSDiv(t, nRT);
-        LV* rt = B.CreateSRem(t, nRT);
+        LV* ct = rowMajor ? B.CreateSRem(t, c64(nCT)) : B.CreateSDiv(t, nRT);
+        LV* rt = rowMajor ? B.CreateSDiv(t, c64(nCT)) : B.CreateSRem(t, nRT);
         LV* i0 = B.CreateMul(rt, c64(MR));
         LV* j0 = B.CreateMul(ct, c64(NR));
         if (pack) {

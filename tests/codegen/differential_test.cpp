@@ -168,6 +168,31 @@ TEST_CASE("dX GEMMs that transpose W into their packed panels match the interpre
   }
 }
 
+TEST_CASE("GEMM tiles and transposed copies split by rows match the interpreter",
+          "[codegen][differential]") {
+  // Rows of 100 floats are not whole cache lines (splitsRows): the GEMMs
+  // writing [n,100] and [40,100] (forward, dX, dW) number their tiles
+  // row-major, and the transposed copies of W2 [40,100] (full 16 x 16
+  // blocks, 8 ragged rows, 4 ragged columns) and W3 [100,10] (no full
+  // block) split W's rows. split_all and 2 threads cut every one of them.
+  const std::string src = "input x: f32[24]\ntarget y: class[10]\n"
+                          "model = Sequential(Linear(24, 40), ReLU(), Linear(40, 100), Tanh(),\n"
+                          "                   Linear(100, 10), LogSoftmax(dim=1))\n"
+                          "loss = NLLLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 16\n";
+  const std::string kernels = kernelReport("rows.nn", src, 16);
+  INFO(kernels);
+  CHECK(kernels.find("linear2_wT") != std::string::npos);
+  CHECK(kernels.find("linear4_wT") != std::string::npos);
+  for (int threads : {1, 2}) {
+    SECTION("host, threads " + std::to_string(threads)) {
+      checkTrain("rows.nn", {16, {16, 9, 16}, threads, ""}, src);
+    }
+    SECTION("avx2, threads " + std::to_string(threads)) {
+      checkTrain("rows.nn", {16, {16, 9, 16}, threads, "x86-64-v3"}, src);
+    }
+  }
+}
+
 TEST_CASE("K-blocked GEMMs match the interpreter", "[codegen][differential]") {
   // Forward GEMMs with K > 128 and wide or huge B run K-blocked (emitGemm:
   // 128-row packed panels, partial sums carried between blocks):

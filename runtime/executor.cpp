@@ -47,12 +47,12 @@ constexpr double kSplitFlops = 1e6;
 constexpr double kSplitElements = 65536;
 
 /// A transposed copy of W for dX (a Transpose kernel) is split over the
-/// threads from this many elements on: the dW kernel before it updated W's
-/// columns in halves, one per thread, and the copy splits W's columns the
-/// same way, so each thread reads the lines it wrote instead of the caller
-/// pulling the other core's half (LeNet-5's linear7 [400,120]: 10.6 us on
-/// one thread, 25 us on the caller of two). The notebook model's copies
-/// ([128,64] and [64,10]) stay on the caller.
+/// threads from this many elements on: the dW kernel before it updated W in
+/// halves, one per thread, and the copy splits W the same way (by rows or
+/// by columns, splitsRows), so each thread reads the lines it wrote instead
+/// of the caller pulling the other core's half (LeNet-5's linear7 [400,120]:
+/// 10.6 us on one thread, 25 us on the caller of two). The notebook model's
+/// copies ([128,64] and [64,10]) stay on the caller.
 constexpr double kSplitTransposeElements = 32768;
 
 /// From this many FLOPs on a split kernel is cut into kPiecesPerThread pieces

@@ -43,8 +43,12 @@ constexpr double kSplitFlops = 1e6;
 /// cross-core wait and the operands moving between cores than they gain,
 /// while LeNet-5's [64,6,28,28] pooling gradient and ReLU gradient (301 K
 /// elements, 120-250 us on one thread) ran alone on the caller while the
-/// other thread waited (docs/performance.md, "CNNs").
-constexpr double kSplitElements = 65536;
+/// other thread waited (docs/performance.md, "CNNs"). From 64 K down to
+/// 32 K: LeNet-5's input normalize ([64,1,28,28], 50 K elements, 12.5 us
+/// alone on the caller) splits too, 831 -> 819 us per 2-thread step
+/// (2026-11-29, fourth session; mnist_cnn unchanged, the notebook model has
+/// no kernel of this size).
+constexpr double kSplitElements = 32768;
 
 /// A transposed copy of W for dX (a Transpose kernel) is split over the
 /// threads from this many elements on: the dW kernel before it updated W in

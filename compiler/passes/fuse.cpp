@@ -352,14 +352,17 @@ private:
     const Value* res = op->result;
     const int64_t numel = res->type.numel(), chunks = sampleChunks(kg_.batch, chunk_rows);
     const int partials = newBuffer(res->name + "_partials", chunks * numel * 4);
+    auto sliced = [&](Kernel& k) {
+      k.partials = partials;
+      k.chunk_rows = chunk_rows;
+      k.rows = chunks;
+      k.cols = numel;
+    };
     {
       Kernel& a = open(KernelKind::Window,
                        (sink ? layerOf(sink->operands[0]) + "_dW" : role) + "_partials", op);
       a.partials_of = op;
-      a.partials = partials;
-      a.chunk_rows = chunk_rows;
-      a.rows = chunks;
-      a.cols = numel;
+      sliced(a);
       a.notes.push_back(fmt::format("%{} summed per chunk of {} samples into %{} [{}, {}]: each "
                                     "task sums the samples it computed dy for",
                                     res->name, chunk_rows, kg_.buffers[size_t(partials)].name,
@@ -367,10 +370,7 @@ private:
     }
     Kernel& k = open(KernelKind::ColumnSum, role, op);
     take(k, op);
-    k.partials = partials;
-    k.chunk_rows = chunk_rows;
-    k.rows = chunks;
-    k.cols = numel;
+    sliced(k);
     k.notes.push_back(fmt::format("%{} = the sum of the chunks of %{}, in chunk order: the same "
                                   "bits on any thread count",
                                   res->name, kg_.buffers[size_t(partials)].name));

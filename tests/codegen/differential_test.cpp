@@ -100,6 +100,19 @@ std::string kernelReport(const std::string& name, const std::string& src, int64_
   return prog->kernelsText();
 }
 
+/// checkTrain of `src` at batch 16 (runs of 16, 9 and 16 rows) on 1 and 2
+/// threads, on the host and on AVX2 (x86-64-v3), each a section.
+void checkTrainEverywhere(const std::string& path, const std::string& src) {
+  for (int threads : {1, 2}) {
+    SECTION("host, threads " + std::to_string(threads)) {
+      checkTrain(path, {16, {16, 9, 16}, threads, ""}, src);
+    }
+    SECTION("avx2, threads " + std::to_string(threads)) {
+      checkTrain(path, {16, {16, 9, 16}, threads, "x86-64-v3"}, src);
+    }
+  }
+}
+
 } // namespace
 
 TEST_CASE("train trajectories match the interpreter on every model", "[codegen][differential]") {
@@ -134,12 +147,7 @@ TEST_CASE("register-blocked W transposes with ragged edges match the interpreter
                           "model = Sequential(Linear(24, 40), ReLU(), Linear(40, 20), ReLU(),\n"
                           "                   Linear(20, 10), LogSoftmax(dim=1))\n"
                           "loss = NLLLoss()\noptimizer = SGD(lr=0.05)\nbatch = 16\n";
-  for (int threads : {1, 2}) {
-    SECTION("host, threads " + std::to_string(threads)) { checkTrain("ragged.nn", {16, {16, 9, 16}, threads, ""}, src); }
-    SECTION("avx2, threads " + std::to_string(threads)) {
-      checkTrain("ragged.nn", {16, {16, 9, 16}, threads, "x86-64-v3"}, src);
-    }
-  }
+  checkTrainEverywhere("ragged.nn", src);
 }
 
 TEST_CASE("dX GEMMs that transpose W into their packed panels match the interpreter",
@@ -158,14 +166,7 @@ TEST_CASE("dX GEMMs that transpose W into their packed panels match the interpre
   CHECK(kernels.find("linear2_wT") == std::string::npos);
   CHECK(kernels.find("linear2_dX") != std::string::npos);
   CHECK(kernels.find("linear4_wT") != std::string::npos);
-  for (int threads : {1, 2}) {
-    SECTION("host, threads " + std::to_string(threads)) {
-      checkTrain("packT.nn", {16, {16, 9, 16}, threads, ""}, src);
-    }
-    SECTION("avx2, threads " + std::to_string(threads)) {
-      checkTrain("packT.nn", {16, {16, 9, 16}, threads, "x86-64-v3"}, src);
-    }
-  }
+  checkTrainEverywhere("packT.nn", src);
 }
 
 TEST_CASE("GEMM tiles and transposed copies split by rows match the interpreter",
@@ -183,14 +184,7 @@ TEST_CASE("GEMM tiles and transposed copies split by rows match the interpreter"
   INFO(kernels);
   CHECK(kernels.find("linear2_wT") != std::string::npos);
   CHECK(kernels.find("linear4_wT") != std::string::npos);
-  for (int threads : {1, 2}) {
-    SECTION("host, threads " + std::to_string(threads)) {
-      checkTrain("rows.nn", {16, {16, 9, 16}, threads, ""}, src);
-    }
-    SECTION("avx2, threads " + std::to_string(threads)) {
-      checkTrain("rows.nn", {16, {16, 9, 16}, threads, "x86-64-v3"}, src);
-    }
-  }
+  checkTrainEverywhere("rows.nn", src);
 }
 
 TEST_CASE("K-blocked GEMMs match the interpreter", "[codegen][differential]") {
@@ -206,14 +200,7 @@ TEST_CASE("K-blocked GEMMs match the interpreter", "[codegen][differential]") {
                           "                   Linear(300, 320), Tanh(), Linear(320, 144), ReLU(),\n"
                           "                   Linear(144, 10), LogSoftmax(dim=1))\n"
                           "loss = NLLLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 16\n";
-  for (int threads : {1, 2}) {
-    SECTION("host, threads " + std::to_string(threads)) {
-      checkTrain("kblock.nn", {16, {16, 9, 16}, threads, ""}, src);
-    }
-    SECTION("avx2, threads " + std::to_string(threads)) {
-      checkTrain("kblock.nn", {16, {16, 9, 16}, threads, "x86-64-v3"}, src);
-    }
-  }
+  checkTrainEverywhere("kblock.nn", src);
 }
 
 TEST_CASE("convolution and pooling kernels with odd shapes match the interpreter",

@@ -4,6 +4,7 @@
 // and the register-transposing copy that gives dX its Wᵀ.
 #include "compiler/codegen/emitter.h"
 
+#include <functional>
 #include <numeric>
 #include <stdexcept>
 
@@ -260,11 +261,14 @@ static bool kBlocked(const GemmInfo& g, int64_t MR, int64_t NR) {
 }
 
 void Emitter::emitGemmKBlocked(const Kernel& k, int MR, int NV) {
-  // Loop order: column tile, K block, row tile. Each (column tile, K block)
+  // Loop order: K block, column tile, row tile (see kOuter below). Each (K block, column tile)
   // packs its kKBlock x NR panel of B into the stack (32 KiB at NR = 64: it
   // stays in L1 while every row tile of the task reads it) and each row tile
   // runs its chains over that block, its mr x nv sums carried in a stack
-  // array between blocks. Every C element is still one fmuladd chain in
+  // array between blocks (one slot per tile of the task). With the K blocks
+  // outermost, a task's column tiles read each block of A's rows while it is
+  // still in L1/L2: A is streamed once, not once per column tile (mnist_cnn's
+  // Linear(9216, 128): A is 2.4 MB). Every C element is still one fmuladd chain in
   // k = 0..K-1 order (the carry stores and reloads floats exactly), so the
   // bits are those of the unblocked kernel. Tasks own the same tiles as in
   // emitGemm: tile t is (column tile t / nRT, row tile t % nRT).
@@ -273,6 +277,11 @@ void Emitter::emitGemmKBlocked(const Kernel& k, int MR, int NV) {
   const int64_t nCT = g.N / NR;
   const int64_t nKB = (g.K + kKBlock - 1) / kKBlock;
   const int64_t lastLen = g.K - (nKB - 1) * kKBlock;
+  const int64_t staticRT = (g.M + MR - 1) / MR;
+  // K blocks outermost when the carry of all of C fits kMaxCarryBytes (it
+  // does at batch 64: mnist_cnn's 32 KiB, wide_mlp's 256 KiB); column tiles
+  // outermost otherwise (larger batches), one column tile's carry reused.
+  const bool kOuter = staticRT * MR * g.N * 4 <= kMaxCarryBytes;
   if (g.tb && (g.K % W != 0 || kKBlock % W != 0))
     throw std::logic_error("emitGemm: " + k.name + " cannot pack its transposed B");
   LV* Mv = rowsOf(g.m_batched, g.M);
@@ -285,7 +294,7 @@ void Emitter::emitGemmKBlocked(const Kernel& k, int MR, int NV) {
     auto* a = eb.CreateAlloca(f32, c64(kKBlock * NR));
     a->setAlignment(llvm::Align(64));
     panel = a;
-    auto* c = eb.CreateAlloca(f32, c64((g.M + MR - 1) / MR * MR * NR));
+    auto* c = eb.CreateAlloca(f32, c64(staticRT * MR * NR * (kOuter ? nCT : 1)));
     c->setAlignment(llvm::Align(64));
     carry = c;
   }
@@ -294,57 +303,60 @@ void Emitter::emitGemmKBlocked(const Kernel& k, int MR, int NV) {
   LV* ctB = B.CreateSDiv(tb, nRT);
   LV* ctE = B.CreateSelect(B.CreateICmpSLT(tb, te),
                            B.CreateSDiv(B.CreateAdd(te, B.CreateSub(nRT, c64(1))), nRT), ctB);
-  forLoop(
-      ctB, ctE, 1,
-      [&](LV* ct) {
-        LV* base = B.CreateMul(ct, nRT);
-        LV* rtB = smax(B.CreateSub(tb, base), c64(0));
-        LV* rtE = smin(B.CreateSub(te, base), nRT);
-        LV* j0 = B.CreateMul(ct, c64(NR));
-        forLoop(
-            c64(0), c64(nKB), 1,
-            [&](LV* kb) {
-              LV* k0 = B.CreateMul(kb, c64(kKBlock));
-              LV* isLast = B.CreateICmpEQ(kb, c64(nKB - 1));
-              LV* klen = B.CreateSelect(isLast, c64(lastLen), c64(kKBlock));
-              LV* src = bufBase(g.b_buffer);
-              llvm::Align al = bAlign(g);
-              if (g.tb) {
-                // panel[kk - k0][v*W + i] = W[j0 + v*W + i][kk], W x W blocks.
-                forLoop(
-                    c64(0), B.CreateSDiv(klen, c64(W)), 1,
-                    [&](LV* wb) {
-                      LV* kr = B.CreateMul(wb, c64(W)); // panel row
-                      LV* kc = B.CreateAdd(k0, kr);     // W column
-                      packTransposed(g, src, al, j0, kc, panel, kr, NV, NR);
-                    },
-                    "kpackT");
-              } else {
-                forLoop(
-                    c64(0), klen, 1,
-                    [&](LV* kr) {
-                      LV* row = B.CreateMul(B.CreateAdd(k0, kr), c64(g.ldb));
-                      for (int v = 0; v < NV; ++v) {
-                        LV* x = loadVec(src, B.CreateAdd(row, B.CreateAdd(j0, c64(v * W))), al, W);
-                        storeVec(x, panel, B.CreateAdd(B.CreateMul(kr, c64(NR)), c64(v * W)),
-                                 llvm::Align(64), W);
-                      }
-                    },
-                    "kpack");
-              }
-              KBlock blk{k0, nullptr, B.CreateICmpEQ(kb, c64(0)), isLast};
-              forLoop(
-                  rtB, rtE, 1,
-                  [&](LV* rt) {
-                    LV* i0 = B.CreateMul(rt, c64(MR));
-                    blk.carry = B.CreateInBoundsGEP(f32, carry, B.CreateMul(rt, c64(MR * NR)));
-                    microKernel(k, i0, j0, MR, NV, W, klen, Mv, panel, NR, &blk);
-                  },
-                  "krow");
-            },
-            "kblk");
-      },
-      "kcol");
+  // One (K block, column tile) step: pack the panel, run the task's row tiles.
+  auto block = [&](LV* kb, LV* ct) {
+    LV* k0 = B.CreateMul(kb, c64(kKBlock));
+    LV* isLast = B.CreateICmpEQ(kb, c64(nKB - 1));
+    LV* klen = B.CreateSelect(isLast, c64(lastLen), c64(kKBlock));
+    LV* base = B.CreateMul(ct, nRT);
+    LV* rtB = smax(B.CreateSub(tb, base), c64(0));
+    LV* rtE = smin(B.CreateSub(te, base), nRT);
+    LV* j0 = B.CreateMul(ct, c64(NR));
+    LV* carryCT =
+        kOuter ? B.CreateInBoundsGEP(f32, carry,
+                                     B.CreateMul(B.CreateSub(ct, ctB), c64(staticRT * MR * NR)))
+               : carry;
+    LV* src = bufBase(g.b_buffer);
+    llvm::Align al = bAlign(g);
+    if (g.tb) {
+      // panel[kk - k0][v*W + i] = W[j0 + v*W + i][kk], W x W blocks.
+      forLoop(
+          c64(0), B.CreateSDiv(klen, c64(W)), 1,
+          [&](LV* wb) {
+            LV* kr = B.CreateMul(wb, c64(W)); // panel row
+            LV* kc = B.CreateAdd(k0, kr);     // W column
+            packTransposed(g, src, al, j0, kc, panel, kr, NV, NR);
+          },
+          "kpackT");
+    } else {
+      forLoop(
+          c64(0), klen, 1,
+          [&](LV* kr) {
+            LV* row = B.CreateMul(B.CreateAdd(k0, kr), c64(g.ldb));
+            for (int v = 0; v < NV; ++v) {
+              LV* x = loadVec(src, B.CreateAdd(row, B.CreateAdd(j0, c64(v * W))), al, W);
+              storeVec(x, panel, B.CreateAdd(B.CreateMul(kr, c64(NR)), c64(v * W)), llvm::Align(64),
+                       W);
+            }
+          },
+          "kpack");
+    }
+    KBlock blk{k0, nullptr, B.CreateICmpEQ(kb, c64(0)), isLast};
+    forLoop(
+        rtB, rtE, 1,
+        [&](LV* rt) {
+          LV* i0 = B.CreateMul(rt, c64(MR));
+          blk.carry = B.CreateInBoundsGEP(f32, carryCT, B.CreateMul(rt, c64(MR * NR)));
+          microKernel(k, i0, j0, MR, NV, W, klen, Mv, panel, NR, &blk);
+        },
+        "krow");
+  };
+  auto kLoop = [&](const std::function<void(LV*)>& f) { forLoop(c64(0), c64(nKB), 1, f, "kblk"); };
+  auto ctLoop = [&](const std::function<void(LV*)>& f) { forLoop(ctB, ctE, 1, f, "kcol"); };
+  if (kOuter)
+    kLoop([&](LV* kb) { ctLoop([&](LV* ct) { block(kb, ct); }); });
+  else
+    ctLoop([&](LV* ct) { kLoop([&](LV* kb) { block(kb, ct); }); });
 }
 
 void Emitter::emitGemm(const Kernel& k) {
@@ -382,8 +394,12 @@ void Emitter::emitGemm(const Kernel& k) {
     throw std::logic_error("emitGemm: " + k.name + " cannot pack its transposed B");
   // Rows of C that are not whole lines: tiles numbered row-major, so that
   // tasks share no line of C (splitsRows; an unpacked B has no panel to
-  // share).
-  const bool rowMajor = !pack && nCT > 1 && splitsRows(g.N);
+  // share). So are the tiles of a dW GEMM whose C is larger than L2
+  // (mnist_cnn's Linear(9216, 128): 4.7 MB, and the optimizer's state
+  // beside it): a tile's A columns (Xᵀ rows) are read from memory by the
+  // next column tile while still in L1, not again after all of C's rows.
+  const bool rowMajor =
+      !pack && nCT > 1 && (splitsRows(g.N) || (g.k_batched && g.M * g.N * 4 > (2 << 20)));
   LV* panel = nullptr;
   if (pack) {
     llvm::IRBuilder<> eb(&F->getEntryBlock(), F->getEntryBlock().begin());

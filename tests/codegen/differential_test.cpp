@@ -203,6 +203,22 @@ TEST_CASE("K-blocked GEMMs match the interpreter", "[codegen][differential]") {
   checkTrainEverywhere("kblock.nn", src);
 }
 
+TEST_CASE("GEMMs over weights larger than L2 match the interpreter", "[codegen][differential]") {
+  // Linear(4160, 128)'s W is 2.13 MB: its forward runs K-blocked (33 blocks,
+  // the last of 64 rows) in one piece per thread, K blocks outermost so each
+  // piece's column tiles share every block of A (kStreamedWeightBytes,
+  // emitGemmKBlocked), and its dW + SGD numbers its tiles row-major (C
+  // larger than L2). Linear(200, 4160)'s forward (ldb 4160) carries more
+  // than kMaxCarryBytes for all of C, so its column tiles stay outermost.
+  // Ragged batches and 2 threads included.
+  const std::string src =
+      "input x: f32[200]\ntarget y: class[10]\n"
+      "model = Sequential(Linear(200, 4160), ReLU(), Linear(4160, 128), ReLU(),\n"
+      "                   Linear(128, 10), LogSoftmax(dim=1))\n"
+      "loss = NLLLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 16\n";
+  checkTrainEverywhere("bigw.nn", src);
+}
+
 TEST_CASE("convolution and pooling kernels with odd shapes match the interpreter",
           "[codegen][differential][conv]") {
   // The vectorized direct convolutions (stride 1 along the width) and the

@@ -70,14 +70,6 @@ constexpr double kManyPiecesFlops = 4e6;
 /// waiting for all of it (see docs/performance.md, "Two threads").
 constexpr int kPiecesPerThread = 4;
 
-/// A GEMM whose B (its weights, K x N) is larger than this streams B from
-/// beyond L2 every step (mnist_cnn's Linear(9216, 128): 4.7 MB), and every
-/// piece reads the whole K x 64 panel of each column tile it touches. It is
-/// cut into no more pieces than it has 64-column panels, so no panel is read
-/// twice: cut into 8 pieces, the layer's 2 panels were read 4 times each and
-/// its forward took 1415 us per 2-thread step; in 2 pieces, 948 us.
-constexpr double kStreamedWeightBytes = 2 << 20;
-
 /// FLOPs of one run of kernel `k` on `n` rows: a GEMM's 2·M·N·K, a
 /// convolution's (or gradient's) 2·B·O·Ho·Wo·(C/groups)·kh·kw; 0 for others.
 double kernelFlops(const Kernel& k, int64_t n) {
@@ -113,8 +105,14 @@ int chunksFor(const Kernel& k, int threads, bool split_all, int64_t batch) {
   if (threads > 1 && split_all) return threads;
   if (threads <= 1 || !k.parallel) return 1;
   const double flops = kernelFlops(k, batch);
-  if (k.kind == KernelKind::Gemm && !k.gemm.k_batched &&
-      4.0 * double(k.gemm.K) * double(k.gemm.N) > kStreamedWeightBytes && flops >= kSplitFlops)
+  // A GEMM whose B (its weights, K x N) is streamed from beyond L2 every
+  // step (kStreamedBytes; mnist_cnn's Linear(9216, 128): 4.7 MB), where each
+  // piece packs the K x 64 panels of the column tiles it touches, is cut
+  // into no more pieces than it has panels, so no panel is read twice: in 8
+  // pieces that layer's 2 panels were read 4 times each and its forward
+  // took 1415 us per 2-thread step; in 2 pieces, 948 us.
+  if (k.kind == KernelKind::Gemm && !k.gemm.k_batched && 4 * k.gemm.K * k.gemm.N > kStreamedBytes &&
+      flops >= kSplitFlops)
     return threads * int(std::clamp<int64_t>(k.gemm.N / 64 / threads, 1, kPiecesPerThread));
   if (flops >= kManyPiecesFlops) return threads * kPiecesPerThread;
   if (flops >= kSplitFlops) return threads;

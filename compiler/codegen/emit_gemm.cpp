@@ -261,17 +261,18 @@ static bool kBlocked(const GemmInfo& g, int64_t MR, int64_t NR) {
 }
 
 void Emitter::emitGemmKBlocked(const Kernel& k, int MR, int NV) {
-  // Loop order: K block, column tile, row tile (see kOuter below). Each (K block, column tile)
-  // packs its kKBlock x NR panel of B into the stack (32 KiB at NR = 64: it
-  // stays in L1 while every row tile of the task reads it) and each row tile
-  // runs its chains over that block, its mr x nv sums carried in a stack
-  // array between blocks (one slot per tile of the task). With the K blocks
-  // outermost, a task's column tiles read each block of A's rows while it is
-  // still in L1/L2: A is streamed once, not once per column tile (mnist_cnn's
-  // Linear(9216, 128): A is 2.4 MB). Every C element is still one fmuladd chain in
-  // k = 0..K-1 order (the carry stores and reloads floats exactly), so the
-  // bits are those of the unblocked kernel. Tasks own the same tiles as in
-  // emitGemm: tile t is (column tile t / nRT, row tile t % nRT).
+  // Loop order: K block, column tile, row tile (see kOuter below). Each
+  // (K block, column tile) packs its kKBlock x NR panel of B into the stack
+  // (32 KiB at NR = 64: it stays in L1 while every row tile of the task
+  // reads it) and each row tile runs its chains over that block, its
+  // mr x nv sums carried in a stack array between blocks (one slot per tile
+  // of the task). With the K blocks outermost, a task's column tiles read
+  // each block of A's rows while it is still in L1/L2: A is streamed once,
+  // not once per column tile (mnist_cnn's Linear(9216, 128): A is 2.4 MB).
+  // Every C element is still one fmuladd chain in k = 0..K-1 order (the
+  // carry stores and reloads floats exactly), so the bits are those of the
+  // unblocked kernel. Tasks own the same tiles as in emitGemm: tile t is
+  // (column tile t / nRT, row tile t % nRT).
   const GemmInfo& g = k.gemm;
   const int64_t NR = int64_t(NV) * W;
   const int64_t nCT = g.N / NR;
@@ -395,11 +396,11 @@ void Emitter::emitGemm(const Kernel& k) {
   // Rows of C that are not whole lines: tiles numbered row-major, so that
   // tasks share no line of C (splitsRows; an unpacked B has no panel to
   // share). So are the tiles of a dW GEMM whose C is larger than L2
-  // (mnist_cnn's Linear(9216, 128): 4.7 MB, and the optimizer's state
+  // (kStreamedBytes; mnist_cnn's Linear(9216, 128): 4.7 MB, and the optimizer's state
   // beside it): a tile's A columns (Xᵀ rows) are read from memory by the
   // next column tile while still in L1, not again after all of C's rows.
   const bool rowMajor =
-      !pack && nCT > 1 && (splitsRows(g.N) || (g.k_batched && g.M * g.N * 4 > (2 << 20)));
+      !pack && nCT > 1 && (splitsRows(g.N) || (g.k_batched && g.M * g.N * 4 > kStreamedBytes));
   LV* panel = nullptr;
   if (pack) {
     llvm::IRBuilder<> eb(&F->getEntryBlock(), F->getEntryBlock().begin());

@@ -81,6 +81,12 @@ inline bool packsTransposedB(int64_t N, int64_t K) {
   return N % 64 == 0 && N >= 256 && K % 16 == 0 && K * 64 * 4 <= 512 * 1024;
 }
 
+/// Bytes beyond which a weight matrix (or a dW GEMM's C) does not stay in
+/// one core's L2 between steps (2 MB here) and is streamed from L3 or
+/// memory: the GEMMs then avoid reading it, or what they pair it with,
+/// twice (runtime/executor.cpp's piece count, emitGemm's tile order).
+inline constexpr int64_t kStreamedBytes = int64_t(2) << 20;
+
 /// Whether the tasks of a kernel writing [rows, cols] f32 split its rows
 /// rather than its columns: rows that are not whole 64-byte lines (LeNet-5's
 /// 120 and 84 features) would put a cache line of every row in two tasks at

@@ -206,7 +206,7 @@ TEST_CASE("K-blocked GEMMs match the interpreter", "[codegen][differential]") {
 TEST_CASE("GEMMs over weights larger than L2 match the interpreter", "[codegen][differential]") {
   // Linear(4160, 128)'s W is 2.13 MB: its forward runs K-blocked (33 blocks,
   // the last of 64 rows) in one piece per thread, K blocks outermost so each
-  // piece's column tiles share every block of A (kStreamedWeightBytes,
+  // piece's column tiles share every block of A (kStreamedBytes,
   // emitGemmKBlocked), and its dW + SGD numbers its tiles row-major (C
   // larger than L2). Linear(200, 4160)'s forward (ldb 4160) carries more
   // than kMaxCarryBytes for all of C, so its column tiles stay outermost.

@@ -100,6 +100,15 @@ std::string kernelReport(const std::string& name, const std::string& src, int64_
   return prog->kernelsText();
 }
 
+/// A classifier of `inputs` features into 10 classes through `layers` (a
+/// Sequential's arguments), NLLLoss and SGD with momentum, batch 16: the
+/// GEMM tests' models.
+std::string gemmModel(int64_t inputs, const std::string& layers) {
+  return "input x: f32[" + std::to_string(inputs) + "]\ntarget y: class[10]\n" +
+         "model = Sequential(" + layers + ", LogSoftmax(dim=1))\n" +
+         "loss = NLLLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 16\n";
+}
+
 /// checkTrain of `src` at batch 16 (runs of 16, 9 and 16 rows) on 1 and 2
 /// threads, on the host and on AVX2 (x86-64-v3), each a section.
 void checkTrainEverywhere(const std::string& path, const std::string& src) {
@@ -157,10 +166,8 @@ TEST_CASE("dX GEMMs that transpose W into their packed panels match the interpre
   // of 16 for AVX2, 3 or 6 register-transposed K blocks each; no wT kernel.
   // Linear(48, 10)'s dX (K = 10) keeps its transpose kernel. Remainder rows
   // and 2 threads (tasks starting mid-column repack the panel) included.
-  const std::string src = "input x: f32[24]\ntarget y: class[10]\n"
-                          "model = Sequential(Linear(24, 320), ReLU(), Linear(320, 48), ReLU(),\n"
-                          "                   Linear(48, 10), LogSoftmax(dim=1))\n"
-                          "loss = NLLLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 16\n";
+  const std::string src =
+      gemmModel(24, "Linear(24, 320), ReLU(), Linear(320, 48), ReLU(), Linear(48, 10)");
   const std::string kernels = kernelReport("packT.nn", src, 16);
   INFO(kernels);
   CHECK(kernels.find("linear2_wT") == std::string::npos);
@@ -176,10 +183,8 @@ TEST_CASE("GEMM tiles and transposed copies split by rows match the interpreter"
   // row-major, and the transposed copies of W2 [40,100] (full 16 x 16
   // blocks, 8 ragged rows, 4 ragged columns) and W3 [100,10] (no full
   // block) split W's rows. split_all and 2 threads cut every one of them.
-  const std::string src = "input x: f32[24]\ntarget y: class[10]\n"
-                          "model = Sequential(Linear(24, 40), ReLU(), Linear(40, 100), Tanh(),\n"
-                          "                   Linear(100, 10), LogSoftmax(dim=1))\n"
-                          "loss = NLLLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 16\n";
+  const std::string src =
+      gemmModel(24, "Linear(24, 40), ReLU(), Linear(40, 100), Tanh(), Linear(100, 10)");
   const std::string kernels = kernelReport("rows.nn", src, 16);
   INFO(kernels);
   CHECK(kernels.find("linear2_wT") != std::string::npos);
@@ -195,11 +200,9 @@ TEST_CASE("K-blocked GEMMs match the interpreter", "[codegen][differential]") {
   // the dX of Linear(320, 144) (Wᵀ packed from W: blocks of 128 and 16).
   // Ragged batches (9 rows: clamped rows in the last row tile) and 2
   // threads (tasks starting mid-column) included.
-  const std::string src = "input x: f32[2100]\ntarget y: class[10]\n"
-                          "model = Sequential(Linear(2100, 64), ReLU(), Linear(64, 300), ReLU(),\n"
-                          "                   Linear(300, 320), Tanh(), Linear(320, 144), ReLU(),\n"
-                          "                   Linear(144, 10), LogSoftmax(dim=1))\n"
-                          "loss = NLLLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 16\n";
+  const std::string src = gemmModel(2100, "Linear(2100, 64), ReLU(), Linear(64, 300), ReLU(), "
+                                          "Linear(300, 320), Tanh(), Linear(320, 144), ReLU(), "
+                                          "Linear(144, 10)");
   checkTrainEverywhere("kblock.nn", src);
 }
 
@@ -212,10 +215,7 @@ TEST_CASE("GEMMs over weights larger than L2 match the interpreter", "[codegen][
   // than kMaxCarryBytes for all of C, so its column tiles stay outermost.
   // Ragged batches and 2 threads included.
   const std::string src =
-      "input x: f32[200]\ntarget y: class[10]\n"
-      "model = Sequential(Linear(200, 4160), ReLU(), Linear(4160, 128), ReLU(),\n"
-      "                   Linear(128, 10), LogSoftmax(dim=1))\n"
-      "loss = NLLLoss()\noptimizer = SGD(lr=0.05, momentum=0.9)\nbatch = 16\n";
+      gemmModel(200, "Linear(200, 4160), ReLU(), Linear(4160, 128), ReLU(), Linear(128, 10)");
   checkTrainEverywhere("bigw.nn", src);
 }
 

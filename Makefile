@@ -7,7 +7,7 @@ FUZZBUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 CMAKE_FLAGS = -G Ninja -DLLVM_DIR=/usr/lib/llvm-19/lib/cmake/llvm
 
-.PHONY: setup build test test-sanitize test-tsan demo aot-demo bench bench-cnn fuzz fuzz-smoke clean
+.PHONY: setup build test test-sanitize test-tsan demo aot-demo bench bench-cnn bench-halves fuzz fuzz-smoke clean
 
 setup:
 	@scripts/setup.sh
@@ -95,6 +95,14 @@ bench-cnn: setup build
 	  --train-samples 10000 --epochs 2
 	/usr/bin/python3 bench/compare_pytorch.py --descent $(BUILD)/descent --model models/mnist_cnn.nn \
 	  --train-samples 10000 --epochs 1
+
+# Why weights are stored in panels (compiler/passes/weight_panels.h): two
+# threads re-reading their halves of a [784,128] weight, row-major and in panels.
+bench-halves: setup
+	@mkdir -p $(BUILD)
+	c++ -std=c++20 -Wall -Wextra -O2 -march=native -pthread -o $(BUILD)/interleaved_halves \
+	  bench/interleaved_halves.cpp
+	$(BUILD)/interleaved_halves
 
 # libFuzzer targets (clang, ASan, UBSan): build/fuzz/fuzz_<target>; see docs/testing.md.
 $(FUZZBUILD)/build.ninja:

@@ -12,6 +12,7 @@
 #include "compiler/passes/fuse.h"
 #include "compiler/passes/kernel_verifier.h"
 #include "compiler/passes/plan_buffers.h"
+#include "compiler/passes/weight_panels.h"
 #include "runtime/thread_pool.h"
 
 #include <algorithm>
@@ -187,6 +188,40 @@ struct Program::Impl {
   std::atomic<int> sleepers{0};
   double compile_ms = 0;
 
+  /// A param or state the kernels keep in 64-column panels (Buffer::panels):
+  /// param() hands out a row-major copy and marks it dirty; the next run
+  /// first writes the dirty copies back into the arena. Callers therefore
+  /// call param() again after a run to read what the run did (they all do).
+  struct Panelled {
+    int64_t offset = 0, rows = 0, cols = 0;
+    std::vector<float> rowMajor;
+    bool dirty = false;
+  };
+  std::map<std::string, Panelled> panelled;
+
+  float* panelledCopy(Panelled& p) {
+    const float* a = reinterpret_cast<const float*>(arena.get() + p.offset);
+    if (!p.dirty)
+      for (int64_t r = 0; r < p.rows; ++r)
+        for (int64_t c = 0; c < p.cols; ++c)
+          p.rowMajor[size_t(r * p.cols + c)] =
+              a[((c / kPanelCols) * p.rows + r) * kPanelCols + c % kPanelCols];
+    p.dirty = true;
+    return p.rowMajor.data();
+  }
+
+  void writeBackPanelled() {
+    for (auto& [name, p] : panelled) {
+      if (!p.dirty) continue;
+      float* a = reinterpret_cast<float*>(arena.get() + p.offset);
+      for (int64_t r = 0; r < p.rows; ++r)
+        for (int64_t c = 0; c < p.cols; ++c)
+          a[((c / kPanelCols) * p.rows + r) * kPanelCols + c % kPanelCols] =
+              p.rowMajor[size_t(r * p.cols + c)];
+      p.dirty = false;
+    }
+  }
+
   double lr = 0, momentum = 0; ///< setHyper's values (from the update ops' attributes at first)
 
   void writeStepScalars(Entry& e, int64_t step) {
@@ -208,6 +243,7 @@ struct Program::Impl {
   void runKernels(size_t index, const void* x, const void* y, int64_t n, int64_t step, int32_t seed,
                   Profile* prof, int64_t first_row = 0) {
     Entry& e = entries[index];
+    writeBackPanelled();
     writeStepScalars(e, step);
     // The kernels' n: the shard's first row in the high 32 bits (Dropout
     // keys its masks by the global row; emit.cpp).
@@ -405,6 +441,32 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
     }
     impl->entries.push_back(std::move(e));
   }
+  // Weights in panels: a name qualifies when it does in every graph that
+  // has it (they share its memory).
+  if (options.weight_panels) {
+    std::map<std::string, bool> fits;
+    for (auto& e : impl->entries) {
+      chooseWeightPanels(*e.kg);
+      for (const Buffer& b : e.kg->buffers)
+        if (b.value && (b.value->kind == ValueKind::Param || b.value->kind == ValueKind::State)) {
+          auto [it, fresh] = fits.emplace(b.value->external_name, b.panels);
+          if (!fresh) it->second = it->second && b.panels;
+        }
+    }
+    for (auto& e : impl->entries)
+      for (Buffer& b : e.kg->buffers)
+        if (b.panels && !fits.at(b.value->external_name)) b.panels = false;
+    for (auto& [name, yes] : fits) {
+      if (!yes) continue;
+      for (auto& e : impl->entries)
+        for (const Buffer& b : e.kg->buffers)
+          if (b.panels && b.value->external_name == name) {
+            auto [rows, cols] = matrixShape(b.value->type);
+            impl->panelled[name] = {impl->param_offset.at(name), rows, cols,
+                                    std::vector<float>(size_t(rows * cols)), false};
+          }
+    }
+  }
   // Graph outputs (persistent per graph), then the shared scratch region.
   for (auto& e : impl->entries)
     for (Buffer& b : e.kg->buffers) {
@@ -530,6 +592,8 @@ Schedule Program::schedule() const {
 }
 
 float* Program::param(const std::string& name) {
+  if (auto p = impl_->panelled.find(name); p != impl_->panelled.end())
+    return impl_->panelledCopy(p->second);
   auto it = impl_->param_offset.find(name);
   return it == impl_->param_offset.end() ? nullptr : reinterpret_cast<float*>(impl_->arena.get() + it->second);
 }
@@ -590,6 +654,7 @@ int Program::threads() const { return impl_->pool->size(); }
 
 std::vector<KernelTiming> Program::profile(size_t index, const void* x, const void* y, int64_t n,
                                            int iterations, std::vector<double>* enter_us) {
+  impl_->writeBackPanelled(); // before the snapshot restored below
   std::vector<char> saved(impl_->arena.get(), impl_->arena.get() + impl_->persistent_bytes);
   const KernelGraph& kg = *impl_->entries.at(index).kg;
   const size_t nk = kg.kernels.size(), nt = size_t(impl_->pool->size());

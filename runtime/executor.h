@@ -22,6 +22,10 @@ struct JitOptions {
   /// Cut every kernel into `threads` pieces, not only the big GEMMs (tests use
   /// it to exercise every kernel's partitioning; slower on small kernels).
   bool split_all = false;
+  /// Store the weights that qualify in 64-column panels
+  /// (compiler/passes/weight_panels.h); param() still returns the IR
+  /// layout. Off for `descent compile`, whose library exposes the arena.
+  bool weight_panels = true;
 };
 
 /// Time spent in one kernel, averaged over profile() iterations.

@@ -281,6 +281,7 @@ int runCompile(const AotArgs& a) {
   JitOptions jo;
   jo.cpu = a.cpu;
   jo.threads = 1;
+  jo.weight_panels = false; // the library exposes its arena in the IR layout
   std::string error;
   auto program = Program::compile(graphs, jo, error);
   if (!program) throw DataError(fmt::format("{}: compilation failed: {}", spec.path, error));

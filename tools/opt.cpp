@@ -14,6 +14,7 @@
 #include "compiler/passes/kernel_verifier.h"
 #include "compiler/passes/plan_buffers.h"
 #include "compiler/passes/simplify.h"
+#include "compiler/passes/weight_panels.h"
 #include "runtime/atomic_file.h"
 #include "runtime/errors.h"
 #include "tools/commands.h"
@@ -30,7 +31,7 @@ namespace descent {
 namespace {
 
 bool isKernelPass(const std::string& p) {
-  return p == "fuse" || p == "plan-buffers";
+  return p == "fuse" || p == "plan-buffers" || p == "weight-panels";
 }
 
 /// Impossible orders are command-line misuse, reported before any work.
@@ -39,8 +40,8 @@ void checkOrder(const std::vector<std::string>& passes) {
   for (const std::string& p : passes) {
     if (p == "fuse" && fused)
       throw UsageError("--pass fuse given twice: the graph is fused already");
-    if (p == "plan-buffers" && !fused)
-      throw UsageError("--pass plan-buffers needs a kernel graph: put --pass fuse before it");
+    if ((p == "plan-buffers" || p == "weight-panels") && !fused)
+      throw UsageError(fmt::format("--pass {} needs a kernel graph: put --pass fuse before it", p));
     if (!isKernelPass(p) && fused)
       throw UsageError(fmt::format(
           "--pass {} works on the graph IR and cannot follow --pass fuse (put it before fuse)", p));
@@ -85,8 +86,8 @@ void kernelsVerified(const KernelGraph& kg, KernelStage stage, const std::string
 } // namespace
 
 const std::vector<std::string>& optPassNames() {
-  static const std::vector<std::string> names = {"simplify",  "cse",  "dce",
-                                                 "allreduce", "fuse", "plan-buffers"};
+  static const std::vector<std::string> names = {
+      "simplify", "cse", "dce", "allreduce", "fuse", "plan-buffers", "weight-panels"};
   return names;
 }
 
@@ -127,6 +128,12 @@ int runOpt(const std::string& file, const std::vector<std::string>& passes) {
       planBuffers(*kg);
       kernelsVerified(*kg, KernelStage::Planned, name, p);
       log += fmt::format("// plan-buffers: {} scratch bytes\n", kg->scratch_bytes);
+    } else if (p == "weight-panels") {
+      chooseWeightPanels(*kg);
+      int n = 0;
+      for (const Buffer& b : kg->buffers)
+        n += b.panels;
+      log += fmt::format("// weight-panels: {} weight(s) in 64-column panels\n", n);
     }
   }
   std::cout << log << (kg ? printKernelGraph(*kg) : printGraph(*g));

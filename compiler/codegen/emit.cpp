@@ -153,6 +153,15 @@ llvm::Align Emitter::vecAlign(const Value* v, int64_t ld) {
   return llvm::Align(uint64_t(a));
 }
 
+LV* Emitter::elemIndex(const Value* v, LV* row, LV* col) {
+  auto [rows, ld] = matrixShape(v->type);
+  if (!inPanels(v)) return B.CreateAdd(B.CreateMul(row, c64(ld)), col);
+  LV* panel = B.CreateLShr(col, c64(6));
+  LV* within = B.CreateAnd(col, c64(kPanelCols - 1));
+  return B.CreateAdd(B.CreateMul(B.CreateAdd(B.CreateMul(panel, c64(rows)), row), c64(kPanelCols)),
+                     within);
+}
+
 Constant* Emitter::laneMask(int64_t valid) {
   std::vector<Constant*> m;
   for (int i = 0; i < W; ++i) m.push_back(ConstantInt::get(i1, i < valid ? 1 : 0));
@@ -181,8 +190,9 @@ LV* Emitter::loadOperand(const Value* v, const ElemCtx& ctx) {
   if (v->type.rank() == 0) return splat(B.CreateAlignedLoad(f32, base, llvm::Align(4)));
   auto align = [&](int64_t ld) { return ctx.aligned ? vecAlign(v, ld) : llvm::Align(4); };
   if (v->type.rank() == 1) return loadVec(base, ctx.col, align(0), ctx.lanes_valid);
-  int64_t ld = matrixShape(v->type).second; // row stride: the elements per row, any rank
-  LV* index = B.CreateAdd(B.CreateMul(ctx.row, c64(ld)), ctx.col);
+  // the row stride: the elements per row, any rank (a panel's 64 in panels)
+  int64_t ld = inPanels(v) ? kPanelCols : matrixShape(v->type).second;
+  LV* index = elemIndex(v, ctx.row, ctx.col);
   if (v->type.dtype == DType::U8) {
     auto* vu8 = llvm::FixedVectorType::get(i8, W);
     LV* p = B.CreateInBoundsGEP(i8, base, index);
@@ -199,9 +209,8 @@ void Emitter::storeValue(const Value* v, LV* val, const ElemCtx& ctx) {
   LV* base = bufBase(v);
   auto align = [&](int64_t ld) { return ctx.aligned ? vecAlign(v, ld) : llvm::Align(4); };
   if (v->type.rank() <= 1) return storeVec(val, base, ctx.col, align(0), ctx.lanes_valid);
-  int64_t ld = matrixShape(v->type).second;
-  storeVec(val, base, B.CreateAdd(B.CreateMul(ctx.row, c64(ld)), ctx.col), align(ld),
-           ctx.lanes_valid);
+  int64_t ld = inPanels(v) ? kPanelCols : matrixShape(v->type).second;
+  storeVec(val, base, elemIndex(v, ctx.row, ctx.col), align(ld), ctx.lanes_valid);
 }
 
 void Emitter::forColumnVectors(LV* vbegin, LV* vend, int64_t cols, const std::function<void(LV* col, int64_t valid)>& body) {

@@ -186,9 +186,18 @@ void Emitter::microKernel(const Kernel& k, LV* i0, LV* j0, int mr, int nv, int64
   }
   const GemmInfo& g = k.gemm;
   LV* bbase = packed ? packed : bufBase(g.b_buffer);
-  const int64_t ldb = packed ? packed_ld : g.ldb;
+  int64_t ldb = packed ? packed_ld : g.ldb;
   LV* bcol = packed ? c64(0) : j0; // a packed panel starts at the tile's first column
   llvm::Align balign = packed ? llvm::Align(64) : bAlign(g);
+  if (!packed && kg_->buffers[size_t(g.b_buffer)].panels) {
+    // B stored in 64-column panels (weight_panels.h): the tile's columns
+    // are in panel j0/64, whose rows are 64 floats apart.
+    bbase = B.CreateInBoundsGEP(f32, bbase,
+                                B.CreateMul(B.CreateLShr(j0, c64(6)), c64(g.K * kPanelCols)));
+    bcol = B.CreateAnd(j0, c64(kPanelCols - 1));
+    ldb = kPanelCols;
+    balign = llvm::Align(uint64_t(std::gcd(int64_t(W) * 4, int64_t(64))));
+  }
   // The K loop: mr x nv accumulators in registers. A K block starts from
   // the sums the previous block stored (stored and reloaded floats: the same
   // bits) and reads its packed panel from row 0.
@@ -364,7 +373,11 @@ void Emitter::emitGemm(const Kernel& k) {
   const GemmInfo& g = k.gemm;
   auto [MR, NV] = tileShape(g.N);
   int64_t NR = int64_t(NV) * W;
-  if (kBlocked(g, MR, NR)) return emitGemmKBlocked(k, MR, NV);
+  if (kBlocked(g, MR, NR)) {
+    if (kg_->buffers[size_t(g.b_buffer)].panels)
+      throw std::logic_error("emitGemm: " + k.name + " K-blocks a B stored in panels");
+    return emitGemmKBlocked(k, MR, NV);
+  }
   int64_t fullCT = g.N / NR, remCols = g.N % NR;
   int64_t nCT = fullCT + (remCols ? 1 : 0);
   int remNV = int((remCols + W - 1) / W);
@@ -391,6 +404,8 @@ void Emitter::emitGemm(const Kernel& k) {
   // straight from W [N,K], W x W blocks transposed in registers, instead of
   // from a Wᵀ copy that a transpose kernel would write and this GEMM re-read.
   const bool pack = g.tb || (remCols == 0 && g.ldb >= 256 && g.K * NR * 4 <= kMaxPanelBytes);
+  if (kg_->buffers[size_t(g.b_buffer)].panels && (pack || kPanelCols % NR != 0))
+    throw std::logic_error("emitGemm: " + k.name + " reads a B in panels it would pack");
   if (g.tb && (remCols != 0 || g.K % W != 0 || g.K * NR * 4 > kMaxPanelBytes))
     throw std::logic_error("emitGemm: " + k.name + " cannot pack its transposed B");
   // Rows of C that are not whole lines: tiles numbered row-major, so that

@@ -132,6 +132,16 @@ private:
   /// Alignment of a W-float vector at element (row*ld + col) with col a multiple of W.
   llvm::Align vecAlign(const Value* v, int64_t ld);
 
+  /// Whether `v`'s memory is stored in 64-column panels (Buffer::panels).
+  bool inPanels(const Value* v) const {
+    auto it = kg_->buffer_of.find(v);
+    return it != kg_->buffer_of.end() && kg_->buffers[size_t(it->second)].panels;
+  }
+  /// Element index of (row, col) of matrix `v` ([rows, ld] as the kernels
+  /// see it): row*ld + col, or, stored in panels, ((col/64)*rows + row)*64 +
+  /// col%64 (a W-vector at a col that is a multiple of W stays in one panel).
+  LV* elemIndex(const Value* v, LV* row, LV* col);
+
   Constant* laneMask(int64_t valid);
 
   LV* loadVec(LV* base, LV* index, llvm::Align al, int64_t valid, LV* passthru = nullptr);

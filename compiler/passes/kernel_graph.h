@@ -52,7 +52,15 @@ struct Buffer {
   bool input = false;           ///< %x / %y: passed to the kernels by pointer, not in the arena
   int first_use = -1, last_use = -1; ///< kernel indices (lifetime for plan_buffers)
   int64_t offset = -1;          ///< byte offset in the arena (plan_buffers); -1 for inputs
+  /// A weight [K,N] stored as N/kPanelCols contiguous [K, kPanelCols] column
+  /// panels instead of row-major (weight_panels.h): element (k, n) at
+  /// ((n / 64) * K + k) * 64 + n % 64. Every kernel that touches it reads
+  /// and writes it through that formula; the program converts at its edge.
+  bool panels = false;
 };
+
+/// Columns of one panel of a weight stored in panels (Buffer::panels).
+inline constexpr int64_t kPanelCols = 64;
 
 /// GEMM parameters: C[M,N] = A'[M,K] · B'[K,N] where A' = ta ? Aᵀ : A and B'
 /// is read contiguously along N (b_buffer is a transposed copy when the graph

@@ -85,7 +85,8 @@ std::string printKernelGraph(const KernelGraph& kg) {
                        : b.first_use == b.last_use
                            ? fmt::format("kernel {}", b.first_use)
                            : fmt::format("kernels {}..{}", b.first_use, b.last_use);
-    s += fmt::format("  %{}[{}]: {} bytes, {}, {}\n", b.name, where(b), b.bytes, what, life);
+    s += fmt::format("  %{}[{}]: {} bytes, {}, {}{}\n", b.name, where(b), b.bytes, what, life,
+                     b.panels ? ", in 64-column panels" : "");
   }
   // Views (flatten, reshape_as): no kernel and no copy, another shape of
   // their root's memory. Graph order, so the text is stable.

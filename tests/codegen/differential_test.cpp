@@ -219,6 +219,63 @@ TEST_CASE("GEMMs over weights larger than L2 match the interpreter", "[codegen][
   checkTrainEverywhere("bigw.nn", src);
 }
 
+TEST_CASE("weights stored in 64-column panels match the interpreter", "[codegen][differential]") {
+  // The first layer's W of Linear(40, 192) (three panels) and its momentum
+  // buffer are kept in panels (compiler/passes/weight_panels.h): the forward
+  // reads B panel by panel, the dW + SGD epilogue updates W and the buffer
+  // through the panel index, and param() converts to and from row-major.
+  // On AVX2 a tile is 16 columns, a quarter of a panel. Ragged batches and 2
+  // threads (one panel each, then the third split) included.
+  const std::string src = gemmModel(40, "Linear(40, 192), ReLU(), Linear(192, 10)");
+  const std::string report = kernelReport("panels.nn", src, 16);
+  INFO(report);
+  // %w0 and %w0_buf, each once in the buffer list.
+  size_t marked = 0;
+  for (size_t at = report.find("in 64-column panels"); at != std::string::npos;
+       at = report.find("in 64-column panels", at + 1))
+    ++marked;
+  REQUIRE(marked == 2);
+  checkTrainEverywhere("panels.nn", src);
+}
+
+TEST_CASE("param() of a weight in panels reads and writes the row-major layout",
+          "[codegen][threads]") {
+  ModelSpec spec =
+      specFromText("panels.nn", gemmModel(40, "Linear(40, 128), ReLU(), Linear(128, 10)"));
+  BuildOptions opts;
+  opts.batch = 16;
+  auto train = buildTrainGraph(spec, opts);
+  std::string err;
+  JitOptions panels{"", 2, false}, rowMajor{"", 2, false};
+  rowMajor.weight_panels = false;
+  auto a = Program::compile({train.get()}, panels, err);
+  auto b = Program::compile({train.get()}, rowMajor, err);
+  REQUIRE(a);
+  REQUIRE(b);
+  REQUIRE(a->kernelsText().find("in 64-column panels") != std::string::npos);
+  REQUIRE(b->kernelsText().find("in 64-column panels") == std::string::npos);
+  InterpState<float> st;
+  st.params = randomParams(*train, 3);
+  for (size_t i = 0; i < st.params.size(); ++i)
+    for (Program* p : {a.get(), b.get()})
+      std::memcpy(p->param(train->params()[i]->external_name), st.params[i].data(),
+                  st.params[i].size() * 4);
+  // What was written reads back before any run (the copy is the caller's).
+  REQUIRE(std::memcmp(a->param("0.weight"), st.params[0].data(), st.params[0].size() * 4) == 0);
+  for (int step = 1; step <= 3; ++step) {
+    Batch batch = makeBatch(spec, 16, uint32_t(step));
+    for (Program* p : {a.get(), b.get()})
+      p->run(0, batch.x(false), batch.y(), 16, step, 0);
+    // Both layouts train to the same bits, read in the IR's layout.
+    for (const Value* v : train->params())
+      REQUIRE(std::memcmp(a->param(v->external_name), b->param(v->external_name),
+                          v->type.numel() * 4) == 0);
+    for (const Value* v : train->states())
+      REQUIRE(std::memcmp(a->state(v->external_name), b->state(v->external_name),
+                          v->type.numel() * 4) == 0);
+  }
+}
+
 TEST_CASE("convolution and pooling kernels with odd shapes match the interpreter",
           "[codegen][differential][conv]") {
   // The vectorized direct convolutions (stride 1 along the width) and the

@@ -8,6 +8,7 @@
 #include "compiler/passes/allreduce.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,6 +58,13 @@ public:
   /// One optimizer step on n <= batch rows; x is uint8 or float as the
   /// engine's input, y int32 labels or float targets. Returns the loss.
   virtual float trainStep(const void* x, const void* y, int64_t n, int64_t step, int32_t seed) = 0;
+  /// Work for the next trainStep to run alongside its kernels (the trainer
+  /// gathers the following batch): a thread that would otherwise wait runs
+  /// it, or the caller at the end of the step; either way it is finished
+  /// when trainStep returns. It must not throw and must not touch what the
+  /// step reads or writes. Engines without threads ignore it (the caller
+  /// sees that it did not run).
+  virtual void runAlongsideNextStep(std::function<void()> /*work*/) {}
   /// Data-parallel training: the next train steps' rows start at this row
   /// of the global batch (Dropout masks are keyed by the global row).
   virtual void setFirstRow(int64_t /*row*/) {}

@@ -241,7 +241,8 @@ struct Program::Impl {
   };
 
   void runKernels(size_t index, const void* x, const void* y, int64_t n, int64_t step, int32_t seed,
-                  Profile* prof, int64_t first_row = 0) {
+                  Profile* prof, int64_t first_row = 0,
+                  const std::function<void()>* alongside = nullptr) {
     Entry& e = entries[index];
     writeBackPanelled();
     writeStepScalars(e, step);
@@ -290,6 +291,16 @@ struct Program::Impl {
         --in_flight;
       }
     };
+    // The work to run alongside (Program::run): taken once, by a worker
+    // about to wait while the caller runs one-piece kernels (the notebook
+    // model's ~10 us between the layer-1 forward and dX), or else by
+    // whichever thread leaves the kernel loop first.
+    std::atomic<int> alongside_taken{alongside && *alongside ? 0 : 1};
+    auto runAlongside = [&] {
+      if (alongside_taken.load(std::memory_order_relaxed) == 0 &&
+          alongside_taken.exchange(1, std::memory_order_acq_rel) == 0)
+        (*alongside)();
+    };
     pool->run([&](int self, int) {
       Clock::time_point t0 = prof ? Clock::now() : Clock::time_point{};
       if (prof) prof->enter[size_t(self)] += us(t_start, t0);
@@ -325,6 +336,7 @@ struct Program::Impl {
           // Everything before kernel k must be complete (see above).
           std::atomic<int>& prev = done[k - 1].v;
           const int want = chunks[k - 1];
+          if (want == 1 && prev.load(std::memory_order_acquire) != want) runAlongside();
           spinThenWait(prev, sleepers,
                        [&] { return prev.load(std::memory_order_acquire) == want; });
           if (prof) {
@@ -359,6 +371,7 @@ struct Program::Impl {
         t0 = t1;
       }
       if (self == 0 && in_flight > 0) finishBefore(nk); // not reached: every sum has a reader
+      runAlongside();
     });
   }
 
@@ -607,9 +620,9 @@ float* Program::state(const std::string& name) { return param(name); }
 
 std::vector<std::string> Program::paramNames() const { return impl_->param_names; }
 
-void Program::run(size_t index, const void* x, const void* y, int64_t n, int64_t step,
-                  int32_t seed, int64_t first_row) {
-  impl_->runKernels(index, x, y, n, step, seed, nullptr, first_row);
+void Program::run(size_t index, const void* x, const void* y, int64_t n, int64_t step, int32_t seed,
+                  int64_t first_row, const std::function<void()>* alongside) {
+  impl_->runKernels(index, x, y, n, step, seed, nullptr, first_row, alongside);
 }
 
 void Program::setReducer(GradientReducer reducer) { impl_->reducer = std::move(reducer); }

@@ -9,6 +9,7 @@
 #include "compiler/passes/allreduce.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -96,8 +97,12 @@ public:
   /// targets [n, N]; step is 1-based; seed feeds Dropout. first_row:
   /// the rows' position in the global batch (a data-parallel shard), which
   /// keys the Dropout masks. Read outputs after.
+  /// `alongside` (optional): work run once during the step by a worker
+  /// that would otherwise wait while the caller runs one-piece kernels, or
+  /// by the caller at the end; finished when run returns (Engine::
+  /// runAlongsideNextStep).
   void run(size_t index, const void* x, const void* y, int64_t n, int64_t step, int32_t seed = 0,
-           int64_t first_row = 0);
+           int64_t first_row = 0, const std::function<void()>* alongside = nullptr);
   /// What the allreduce kernels of a data-parallel train step do (they run
   /// on the calling thread, between the kernels around them); a graph with
   /// allreduce ops cannot run without one.

@@ -33,9 +33,12 @@ public:
   float* state(const std::string& name) override { return program_->state(name); }
 
   float trainStep(const void* x, const void* y, int64_t n, int64_t step, int32_t seed) override {
-    program_->run(CompiledModel::kTrain, x, y, n, step, seed, first_row_);
+    std::function<void()> work = std::move(alongside_);
+    alongside_ = nullptr;
+    program_->run(CompiledModel::kTrain, x, y, n, step, seed, first_row_, work ? &work : nullptr);
     return program_->outputScalar(CompiledModel::kTrain, "loss");
   }
+  void runAlongsideNextStep(std::function<void()> work) override { alongside_ = std::move(work); }
 
   void setHyper(double lr, double momentum) override { program_->setHyper(lr, momentum); }
   void setFirstRow(int64_t row) override { first_row_ = row; }
@@ -67,6 +70,7 @@ private:
   CompiledModel model_;
   Program* program_ = nullptr;
   int64_t first_row_ = 0;
+  std::function<void()> alongside_; ///< runAlongsideNextStep's work, for the next trainStep
   std::vector<TensorInfo> params_, states_;
 };
 

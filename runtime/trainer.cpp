@@ -280,7 +280,10 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
     if (opts.print) opts.print(line);
   };
   std::vector<int64_t> idx(size_t(data.count));
-  BatchBuffers buf;
+  // buf: the batch the step reads; ahead: the next one, gathered during the
+  // step by a thread that would otherwise wait (Engine::runAlongsideNextStep).
+  BatchBuffers buf, ahead;
+  bool ahead_ready = false;
   Snapshot good;
   std::string metrics;
   if (opts.metrics_append && !opts.metrics_path.empty() &&
@@ -319,6 +322,7 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
 
     auto t0 = Clock::now();
     auto last_draw = t0;
+    ahead_ready = false; // (an interrupted run's; the shuffle changed)
     double& loss_sum = result.progress.epoch_loss_sum;
     int64_t& steps = result.progress.epoch_step;
     const int64_t first_step = steps;
@@ -345,10 +349,24 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
         opts.dp->setScale(float(scale));
         engine.setFirstRow(lo - b);
       }
-      gatherBatch(data, idx, lo, hi, buf);
+      if (ahead_ready)
+        std::swap(buf, ahead);
+      else
+        gatherBatch(data, idx, lo, hi, buf);
+      ahead_ready = false;
       if (end < data.count) {
         auto [next_lo, next_hi] = shard(end);
         prefetchBatch(data, idx, next_lo, next_hi);
+        // Gathering the next batch took ~8 us of the notebook model's
+        // 2-thread step on the caller while the worker spun; the worker waits
+        // about as long inside the step (docs/performance.md).
+        engine.runAlongsideNextStep([&, next_lo = next_lo, next_hi = next_hi] {
+          try {
+            gatherBatch(data, idx, next_lo, next_hi, ahead);
+            ahead_ready = true;
+          } catch (...) { // (out of memory: the caller gathers it again and reports it)
+          }
+        });
       }
       int64_t step = result.progress.step + 1;
       if (sched) lr = sched->lr();

@@ -12,6 +12,7 @@
 #include "compiler/support/window2d.h"
 
 #include <cstring>
+#include <functional>
 #include <limits>
 
 using namespace descent;
@@ -597,7 +598,14 @@ TEST_CASE("a train step is bitwise identical on 1, 2, 3 and 4 threads", "[codege
         int64_t n = s == 3 ? std::max<int64_t>(1, spec.batch - 5) : spec.batch; // a partial batch
         Batch b = makeBatch(spec, n, uint32_t(s));
         p1->run(0, b.x(u8), b.y(), n, s, 77);
-        for (const auto& px : others) px->run(0, b.x(u8), b.y(), n, s, 77);
+        // Work run alongside the step (the trainer's next-batch gather): once,
+        // finished when run returns, whichever thread takes it.
+        for (const auto& px : others) {
+          int ran = 0;
+          const std::function<void()> work = [&ran] { ++ran; };
+          px->run(0, b.x(u8), b.y(), n, s, 77, 0, &work);
+          REQUIRE(ran == 1);
+        }
         float l1 = p1->outputScalar(0, "loss");
         for (const auto& px : others) {
           float lx = px->outputScalar(0, "loss");

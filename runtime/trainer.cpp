@@ -357,9 +357,10 @@ TrainResult train(Engine& engine, const ModelSpec& spec, const Dataset& data, co
       if (end < data.count) {
         auto [next_lo, next_hi] = shard(end);
         prefetchBatch(data, idx, next_lo, next_hi);
-        // Gathering the next batch took ~8 us of the notebook model's
-        // 2-thread step on the caller while the worker spun; the worker waits
-        // about as long inside the step (docs/performance.md).
+        // Gathered here, on the caller, while the worker spun, the batch
+        // cost the notebook model's 2-thread epoch ~9%; the worker waits
+        // about as long inside the step (docs/performance.md, "sixth
+        // session: the interleaved halves of W"), so it gathers it there.
         engine.runAlongsideNextStep([&, next_lo = next_lo, next_hi = next_hi] {
           try {
             gatherBatch(data, idx, next_lo, next_hi, ahead);

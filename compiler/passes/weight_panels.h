@@ -6,7 +6,7 @@
 // 256 bytes, and each core's L2 streamer, following its own half down the
 // rows, prefetches the other core's lines: after the dW + update kernel
 // wrote W, the next forward found half of its own lines pulled away
-// (docs/performance.md, "Two threads: the interleaved halves of W"). In
+// (docs/performance.md, "sixth session: the interleaved halves of W"). In
 // panels each thread's share of W is one contiguous block.
 //
 // The layout changes no arithmetic (each element is the same chain), only

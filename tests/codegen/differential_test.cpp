@@ -177,6 +177,20 @@ TEST_CASE("dX GEMMs that transpose W into their packed panels match the interpre
   checkTrainEverywhere("packT.nn", src);
 }
 
+TEST_CASE("dX GEMMs that transpose a 128-input W into two panels match the interpreter",
+          "[codegen][differential]") {
+  // The notebook model's layer-1 shape class: Linear(128, 48)'s dX (N = 128
+  // inputs, K = 48) packs Wᵀ from W's rows in two column tiles (eight for
+  // AVX2), one per thread on 2 threads; no wT kernel.
+  const std::string src =
+      gemmModel(24, "Linear(24, 128), ReLU(), Linear(128, 48), ReLU(), Linear(48, 10)");
+  const std::string kernels = kernelReport("packT128.nn", src, 16);
+  INFO(kernels);
+  CHECK(kernels.find("linear2_wT") == std::string::npos);
+  CHECK(kernels.find("linear2_dX") != std::string::npos);
+  checkTrainEverywhere("packT128.nn", src);
+}
+
 TEST_CASE("GEMM tiles and transposed copies split by rows match the interpreter",
           "[codegen][differential]") {
   // Rows of 100 floats are not whole cache lines (splitsRows): the GEMMs

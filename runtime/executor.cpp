@@ -474,18 +474,16 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
         }
     }
     for (auto& e : impl->entries)
-      for (Buffer& b : e.kg->buffers)
-        if (b.panels && !fits.at(b.value->external_name)) b.panels = false;
-    for (auto& [name, yes] : fits) {
-      if (!yes) continue;
-      for (auto& e : impl->entries)
-        for (const Buffer& b : e.kg->buffers)
-          if (b.panels && b.value->external_name == name) {
-            auto [rows, cols] = matrixShape(b.value->type);
-            impl->panelled[name] = {impl->param_offset.at(name), rows, cols,
-                                    std::vector<float>(size_t(rows * cols)), false};
-          }
-    }
+      for (Buffer& b : e.kg->buffers) {
+        if (!b.panels) continue;
+        const std::string& name = b.value->external_name;
+        b.panels = fits.at(name);
+        if (b.panels && !impl->panelled.count(name)) {
+          auto [rows, cols] = matrixShape(b.value->type);
+          impl->panelled[name] = {impl->param_offset.at(name), rows, cols,
+                                  std::vector<float>(size_t(rows * cols)), false};
+        }
+      }
   }
   // Graph outputs (persistent per graph), then the shared scratch region.
   for (auto& e : impl->entries)

@@ -83,7 +83,10 @@ public:
   Program& operator=(const Program&) = delete;
 
   /// The param with this state_dict name (IR layout), or nullptr. Uninitialised
-  /// (zero) until the caller fills it.
+  /// (zero) until the caller fills it. For a weight the kernels keep in
+  /// panels (JitOptions::weight_panels) it is a row-major copy: what is
+  /// written through it reaches the kernels at the next run, and a run's
+  /// result is read by calling param() again after it.
   float* param(const std::string& external_name);
   /// Number of floats of a param or state tensor (0 when unknown).
   int64_t paramSize(const std::string& external_name) const;

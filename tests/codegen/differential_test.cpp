@@ -165,30 +165,23 @@ TEST_CASE("dX GEMMs that transpose W into their packed panels match the interpre
   // Linear(320, 48)'s dX (N = 320 inputs, K = 48 outputs) packs Wᵀ straight
   // from W [320,48] (packsTransposedB): 5 column tiles of 64 for AVX-512, 20
   // of 16 for AVX2, 3 or 6 register-transposed K blocks each; no wT kernel.
+  // Linear(128, 48), the notebook model's layer-1 shape class, does the same
+  // in two column tiles (eight for AVX2), one per thread on 2 threads.
   // Linear(48, 10)'s dX (K = 10) keeps its transpose kernel. Remainder rows
   // and 2 threads (tasks starting mid-column repack the panel) included.
-  const std::string src =
-      gemmModel(24, "Linear(24, 320), ReLU(), Linear(320, 48), ReLU(), Linear(48, 10)");
-  const std::string kernels = kernelReport("packT.nn", src, 16);
-  INFO(kernels);
-  CHECK(kernels.find("linear2_wT") == std::string::npos);
-  CHECK(kernels.find("linear2_dX") != std::string::npos);
-  CHECK(kernels.find("linear4_wT") != std::string::npos);
-  checkTrainEverywhere("packT.nn", src);
-}
-
-TEST_CASE("dX GEMMs that transpose a 128-input W into two panels match the interpreter",
-          "[codegen][differential]") {
-  // The notebook model's layer-1 shape class: Linear(128, 48)'s dX (N = 128
-  // inputs, K = 48) packs Wᵀ from W's rows in two column tiles (eight for
-  // AVX2), one per thread on 2 threads; no wT kernel.
-  const std::string src =
-      gemmModel(24, "Linear(24, 128), ReLU(), Linear(128, 48), ReLU(), Linear(48, 10)");
-  const std::string kernels = kernelReport("packT128.nn", src, 16);
-  INFO(kernels);
-  CHECK(kernels.find("linear2_wT") == std::string::npos);
-  CHECK(kernels.find("linear2_dX") != std::string::npos);
-  checkTrainEverywhere("packT128.nn", src);
+  for (const auto& [name, inputs] : {std::pair{"packT.nn", 320}, std::pair{"packT128.nn", 128}}) {
+    SECTION(name) {
+      const std::string n = std::to_string(inputs);
+      const std::string src = gemmModel(24, "Linear(24, " + n + "), ReLU(), Linear(" + n +
+                                                ", 48), ReLU(), Linear(48, 10)");
+      const std::string kernels = kernelReport(name, src, 16);
+      INFO(kernels);
+      CHECK(kernels.find("linear2_wT") == std::string::npos);
+      CHECK(kernels.find("linear2_dX") != std::string::npos);
+      CHECK(kernels.find("linear4_wT") != std::string::npos);
+      checkTrainEverywhere(name, src);
+    }
+  }
 }
 
 TEST_CASE("GEMM tiles and transposed copies split by rows match the interpreter",

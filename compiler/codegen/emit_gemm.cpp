@@ -129,11 +129,19 @@ void Emitter::emitTranspose(const Kernel& k) {
 
 void Emitter::packTransposed(const GemmInfo& g, LV* src, llvm::Align al, LV* j0, LV* kc, LV* panel,
                              LV* prow, int NV, int64_t NR) {
+  // W [N,K] row-major, or in 64-column panels (weight_panels.h): kc is a
+  // multiple of W, so the W floats of a row at kc lie in one panel.
+  const bool panels = kg_->buffers[size_t(g.b_buffer)].panels;
+  LV* panelBase = panels ? B.CreateMul(B.CreateLShr(kc, c64(6)), c64(g.N)) : nullptr;
+  LV* col = panels ? B.CreateAnd(kc, c64(kPanelCols - 1)) : kc;
+  const int64_t ld = panels ? kPanelCols : g.ldb;
   for (int v = 0; v < NV; ++v) {
     std::vector<LV*> x(W);
-    for (int i = 0; i < W; ++i)
-      x[i] = loadVec(src, B.CreateAdd(B.CreateMul(B.CreateAdd(j0, c64(v * W + i)), c64(g.ldb)), kc),
-                     al, W);
+    for (int i = 0; i < W; ++i) {
+      LV* row = B.CreateAdd(j0, c64(v * W + i));
+      if (panels) row = B.CreateAdd(panelBase, row);
+      x[i] = loadVec(src, B.CreateAdd(B.CreateMul(row, c64(ld)), col), al, W);
+    }
     transposeRegs(B, x);
     for (int i = 0; i < W; ++i)
       storeVec(x[i], panel,
@@ -294,6 +302,11 @@ void Emitter::emitGemmKBlocked(const Kernel& k, int MR, int NV) {
   const bool kOuter = staticRT * MR * g.N * 4 <= kMaxCarryBytes;
   if (g.tb && (g.K % W != 0 || kKBlock % W != 0))
     throw std::logic_error("emitGemm: " + k.name + " cannot pack its transposed B");
+  // A B stored in panels (weight_panels.h) is not copied: its K block of a
+  // column tile is already kKBlock contiguous rows of 64 floats.
+  const bool inPlace = !g.tb && kg_->buffers[size_t(g.b_buffer)].panels;
+  if (inPlace && kPanelCols % NR != 0)
+    throw std::logic_error("emitGemm: " + k.name + " has tiles across its B's panels");
   LV* Mv = rowsOf(g.m_batched, g.M);
   LV* nRT = B.CreateSDiv(B.CreateAdd(Mv, c64(MR - 1)), c64(MR));
   auto [tb, te] = split(B.CreateMul(nRT, c64(nCT)));
@@ -328,7 +341,15 @@ void Emitter::emitGemmKBlocked(const Kernel& k, int MR, int NV) {
                : carry;
     LV* src = bufBase(g.b_buffer);
     llvm::Align al = bAlign(g);
-    if (g.tb) {
+    LV* blockPanel = panel;
+    if (inPlace) {
+      // rows k0.. of panel j0/64, from column j0 % 64 (the tile's)
+      blockPanel = B.CreateInBoundsGEP(
+          f32, src,
+          B.CreateAdd(B.CreateMul(B.CreateAdd(B.CreateMul(B.CreateLShr(j0, c64(6)), c64(g.K)), k0),
+                                  c64(kPanelCols)),
+                      B.CreateAnd(j0, c64(kPanelCols - 1))));
+    } else if (g.tb) {
       // panel[kk - k0][v*W + i] = W[j0 + v*W + i][kk], W x W blocks.
       forLoop(
           c64(0), B.CreateSDiv(klen, c64(W)), 1,
@@ -357,7 +378,7 @@ void Emitter::emitGemmKBlocked(const Kernel& k, int MR, int NV) {
         [&](LV* rt) {
           LV* i0 = B.CreateMul(rt, c64(MR));
           blk.carry = B.CreateInBoundsGEP(f32, carryCT, B.CreateMul(rt, c64(MR * NR)));
-          microKernel(k, i0, j0, MR, NV, W, klen, Mv, panel, NR, &blk);
+          microKernel(k, i0, j0, MR, NV, W, klen, Mv, blockPanel, inPlace ? kPanelCols : NR, &blk);
         },
         "krow");
   };
@@ -373,11 +394,7 @@ void Emitter::emitGemm(const Kernel& k) {
   const GemmInfo& g = k.gemm;
   auto [MR, NV] = tileShape(g.N);
   int64_t NR = int64_t(NV) * W;
-  if (kBlocked(g, MR, NR)) {
-    if (kg_->buffers[size_t(g.b_buffer)].panels)
-      throw std::logic_error("emitGemm: " + k.name + " K-blocks a B stored in panels");
-    return emitGemmKBlocked(k, MR, NV);
-  }
+  if (kBlocked(g, MR, NR)) return emitGemmKBlocked(k, MR, NV);
   int64_t fullCT = g.N / NR, remCols = g.N % NR;
   int64_t nCT = fullCT + (remCols ? 1 : 0);
   int remNV = int((remCols + W - 1) / W);
@@ -403,9 +420,13 @@ void Emitter::emitGemm(const Kernel& k) {
   // g.tb (dX of a wide layer, see packsTransposedB): B' = Wᵀ is packed
   // straight from W [N,K], W x W blocks transposed in registers, instead of
   // from a Wᵀ copy that a transpose kernel would write and this GEMM re-read.
-  const bool pack = g.tb || (remCols == 0 && g.ldb >= 256 && g.K * NR * 4 <= kMaxPanelBytes);
-  if (kg_->buffers[size_t(g.b_buffer)].panels && (pack || kPanelCols % NR != 0))
-    throw std::logic_error("emitGemm: " + k.name + " reads a B in panels it would pack");
+  // A forward B stored in panels (weight_panels.h) is read in place: its
+  // column tile is already K contiguous rows of 64 floats.
+  const bool bPanels = kg_->buffers[size_t(g.b_buffer)].panels;
+  const bool pack =
+      g.tb || (!bPanels && remCols == 0 && g.ldb >= 256 && g.K * NR * 4 <= kMaxPanelBytes);
+  if (bPanels && !g.tb && (remCols != 0 || kPanelCols % NR != 0))
+    throw std::logic_error("emitGemm: " + k.name + " has tiles across its B's panels");
   if (g.tb && (remCols != 0 || g.K % W != 0 || g.K * NR * 4 > kMaxPanelBytes))
     throw std::logic_error("emitGemm: " + k.name + " cannot pack its transposed B");
   // Rows of C that are not whole lines: tiles numbered row-major, so that

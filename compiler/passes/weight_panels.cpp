@@ -1,6 +1,7 @@
 // Weight panels (see weight_panels.h): a param qualifies when every kernel
-// touching its buffer is a forward GEMM reading it as B or a dW GEMM
-// updating it in the epilogue, and its shape is one the GEMM reads unpacked.
+// touching its buffer is a GEMM reading it as B (the forward X·W, or dX
+// packing Wᵀ from it) or a dW GEMM updating it in the epilogue, and it is
+// two or more whole panels wide.
 #include "compiler/passes/weight_panels.h"
 
 #include <algorithm>
@@ -15,13 +16,11 @@ void chooseWeightPanels(KernelGraph& kg) {
     auto it = kg.buffer_of.find(v);
     return it == kg.buffer_of.end() ? -1 : it->second;
   };
-  // A weight the GEMM reads unpacked and not K-blocked (emitGemm: rows under
-  // 256 floats apart, a K x 64 panel of at most 512 KiB), in whole panels,
-  // and more than one of them (one panel is the row-major layout).
+  // Whole panels, and more than one (one panel is the row-major layout).
   auto shapeFits = [](const Value* v) {
     if (v->type.rank() != 2) return false;
-    const int64_t K = v->type.shape[0], N = v->type.shape[1];
-    return N % kPanelCols == 0 && N > kPanelCols && N < 256 && K * kPanelCols * 4 <= 512 * 1024;
+    const int64_t N = v->type.shape[1];
+    return N % kPanelCols == 0 && N > kPanelCols;
   };
   // Buffers of params (and their state) and the kernels allowed to touch them.
   std::map<int, std::vector<const Kernel*>> allowed;
@@ -29,7 +28,7 @@ void chooseWeightPanels(KernelGraph& kg) {
     if (k.kind != KernelKind::Gemm) continue;
     const GemmInfo& g = k.gemm;
     const Value* b = kg.buffers[size_t(g.b_buffer)].value;
-    if (b && b->kind == ValueKind::Param && !g.tb && !g.k_batched && g.a_buffer != g.b_buffer &&
+    if (b && b->kind == ValueKind::Param && !g.k_batched && g.a_buffer != g.b_buffer &&
         shapeFits(b))
       allowed[g.b_buffer].push_back(&k);
     if (k.sink && k.sink->operands[0]->kind == ValueKind::Param && shapeFits(k.sink->operands[0]))

@@ -9,6 +9,10 @@
 // (docs/performance.md, "sixth session: the interleaved halves of W"). In
 // panels each thread's share of W is one contiguous block.
 //
+// A panel is also what the GEMM used to copy each column tile of a wide B
+// into (rows 1 KB or more apart alias in L1), and, in memory, one
+// contiguous stream for the prefetchers: the forward reads it in place.
+//
 // The layout changes no arithmetic (each element is the same chain), only
 // addresses; checkpoints, init and the Program's param() accessor still
 // see the IR's row-major layout (runtime/executor.cpp converts).
@@ -20,12 +24,12 @@ namespace descent {
 
 /// Sets Buffer::panels on the params (and the optimizer state updated with
 /// them) that every kernel reads only as a GEMM's B operand (the forward
-/// X·W, not transposed) or updates in a dW GEMM's epilogue, and that are
-/// 128 or 192 columns wide (two or three panels, whole; wider weights are
-/// packed or K-blocked by the GEMM, which copies panels anyway) with at most
-/// 2048 rows (a panel of at most 512 KiB: the GEMM reads it unpacked).
-/// A weight that any other kernel touches (a transposed copy, a separate
-/// update after an allreduce or clipping, a view) stays row-major.
+/// X·W, or a dX GEMM packing Wᵀ from W's rows) or updates in a dW GEMM's
+/// epilogue, and that are two or more whole 64-column panels wide. The
+/// forward then reads B in place (a K-blocked one too: no copy into a stack
+/// panel), dX transposes from the panels. A weight that any other kernel
+/// touches (a transposed copy, a separate update after an allreduce or
+/// clipping, a view) stays row-major.
 void chooseWeightPanels(KernelGraph& kg);
 
 } // namespace descent

@@ -211,8 +211,7 @@ struct Program::Impl {
     if (!p.dirty)
       for (int64_t r = 0; r < p.rows; ++r)
         for (int64_t c = 0; c < p.cols; ++c)
-          p.rowMajor[size_t(r * p.cols + c)] =
-              a[((c / kPanelCols) * p.rows + r) * kPanelCols + c % kPanelCols];
+          p.rowMajor[size_t(r * p.cols + c)] = a[panelOffset(p.rows, r, c)];
     p.dirty = true;
     return p.rowMajor.data();
   }
@@ -223,8 +222,7 @@ struct Program::Impl {
       float* a = reinterpret_cast<float*>(arena.get() + p.offset);
       for (int64_t r = 0; r < p.rows; ++r)
         for (int64_t c = 0; c < p.cols; ++c)
-          a[((c / kPanelCols) * p.rows + r) * kPanelCols + c % kPanelCols] =
-              p.rowMajor[size_t(r * p.cols + c)];
+          a[panelOffset(p.rows, r, c)] = p.rowMajor[size_t(r * p.cols + c)];
       p.dirty = false;
     }
   }

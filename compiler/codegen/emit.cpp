@@ -153,13 +153,17 @@ llvm::Align Emitter::vecAlign(const Value* v, int64_t ld) {
   return llvm::Align(uint64_t(a));
 }
 
+LV* Emitter::panelIndex(int64_t rows, LV* row, LV* col) {
+  LV* panel = B.CreateUDiv(col, c64(kPanelCols));
+  LV* within = B.CreateURem(col, c64(kPanelCols));
+  return B.CreateAdd(B.CreateMul(B.CreateAdd(B.CreateMul(panel, c64(rows)), row), c64(kPanelCols)),
+                     within);
+}
+
 LV* Emitter::elemIndex(const Value* v, LV* row, LV* col) {
   auto [rows, ld] = matrixShape(v->type);
   if (!inPanels(v)) return B.CreateAdd(B.CreateMul(row, c64(ld)), col);
-  LV* panel = B.CreateLShr(col, c64(6));
-  LV* within = B.CreateAnd(col, c64(kPanelCols - 1));
-  return B.CreateAdd(B.CreateMul(B.CreateAdd(B.CreateMul(panel, c64(rows)), row), c64(kPanelCols)),
-                     within);
+  return panelIndex(rows, row, col);
 }
 
 Constant* Emitter::laneMask(int64_t valid) {

@@ -132,15 +132,13 @@ void Emitter::packTransposed(const GemmInfo& g, LV* src, llvm::Align al, LV* j0,
   // W [N,K] row-major, or in 64-column panels (weight_panels.h): kc is a
   // multiple of W, so the W floats of a row at kc lie in one panel.
   const bool panels = kg_->buffers[size_t(g.b_buffer)].panels;
-  LV* panelBase = panels ? B.CreateMul(B.CreateLShr(kc, c64(6)), c64(g.N)) : nullptr;
-  LV* col = panels ? B.CreateAnd(kc, c64(kPanelCols - 1)) : kc;
-  const int64_t ld = panels ? kPanelCols : g.ldb;
   for (int v = 0; v < NV; ++v) {
     std::vector<LV*> x(W);
     for (int i = 0; i < W; ++i) {
       LV* row = B.CreateAdd(j0, c64(v * W + i));
-      if (panels) row = B.CreateAdd(panelBase, row);
-      x[i] = loadVec(src, B.CreateAdd(B.CreateMul(row, c64(ld)), col), al, W);
+      x[i] = loadVec(
+          src, panels ? panelIndex(g.N, row, kc) : B.CreateAdd(B.CreateMul(row, c64(g.ldb)), kc),
+          al, W);
     }
     transposeRegs(B, x);
     for (int i = 0; i < W; ++i)
@@ -198,11 +196,10 @@ void Emitter::microKernel(const Kernel& k, LV* i0, LV* j0, int mr, int nv, int64
   LV* bcol = packed ? c64(0) : j0; // a packed panel starts at the tile's first column
   llvm::Align balign = packed ? llvm::Align(64) : bAlign(g);
   if (!packed && kg_->buffers[size_t(g.b_buffer)].panels) {
-    // B stored in 64-column panels (weight_panels.h): the tile's columns
-    // are in panel j0/64, whose rows are 64 floats apart.
-    bbase = B.CreateInBoundsGEP(f32, bbase,
-                                B.CreateMul(B.CreateLShr(j0, c64(6)), c64(g.K * kPanelCols)));
-    bcol = B.CreateAnd(j0, c64(kPanelCols - 1));
+    // B stored in 64-column panels (weight_panels.h): the tile starts at
+    // (0, j0) of its panel, whose rows are 64 floats apart.
+    bbase = B.CreateInBoundsGEP(f32, bbase, panelIndex(g.K, c64(0), j0));
+    bcol = c64(0);
     ldb = kPanelCols;
     balign = llvm::Align(uint64_t(std::gcd(int64_t(W) * 4, int64_t(64))));
   }
@@ -310,13 +307,15 @@ void Emitter::emitGemmKBlocked(const Kernel& k, int MR, int NV) {
   LV* Mv = rowsOf(g.m_batched, g.M);
   LV* nRT = B.CreateSDiv(B.CreateAdd(Mv, c64(MR - 1)), c64(MR));
   auto [tb, te] = split(B.CreateMul(nRT, c64(nCT)));
-  LV* panel;
+  LV* panel = nullptr; // (none when B is read in place)
   LV* carry;
   {
     llvm::IRBuilder<> eb(&F->getEntryBlock(), F->getEntryBlock().begin());
-    auto* a = eb.CreateAlloca(f32, c64(kKBlock * NR));
-    a->setAlignment(llvm::Align(64));
-    panel = a;
+    if (!inPlace) {
+      auto* a = eb.CreateAlloca(f32, c64(kKBlock * NR));
+      a->setAlignment(llvm::Align(64));
+      panel = a;
+    }
     auto* c = eb.CreateAlloca(f32, c64(staticRT * MR * NR * (kOuter ? nCT : 1)));
     c->setAlignment(llvm::Align(64));
     carry = c;
@@ -343,12 +342,8 @@ void Emitter::emitGemmKBlocked(const Kernel& k, int MR, int NV) {
     llvm::Align al = bAlign(g);
     LV* blockPanel = panel;
     if (inPlace) {
-      // rows k0.. of panel j0/64, from column j0 % 64 (the tile's)
-      blockPanel = B.CreateInBoundsGEP(
-          f32, src,
-          B.CreateAdd(B.CreateMul(B.CreateAdd(B.CreateMul(B.CreateLShr(j0, c64(6)), c64(g.K)), k0),
-                                  c64(kPanelCols)),
-                      B.CreateAnd(j0, c64(kPanelCols - 1))));
+      // the block's rows k0.. of the tile's panel, from its column j0
+      blockPanel = B.CreateInBoundsGEP(f32, src, panelIndex(g.K, k0, j0));
     } else if (g.tb) {
       // panel[kk - k0][v*W + i] = W[j0 + v*W + i][kk], W x W blocks.
       forLoop(

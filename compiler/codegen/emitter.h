@@ -138,9 +138,12 @@ private:
     return it != kg_->buffer_of.end() && kg_->buffers[size_t(it->second)].panels;
   }
   /// Element index of (row, col) of matrix `v` ([rows, ld] as the kernels
-  /// see it): row*ld + col, or, stored in panels, ((col/64)*rows + row)*64 +
-  /// col%64 (a W-vector at a col that is a multiple of W stays in one panel).
+  /// see it): row*ld + col, or panelIndex when stored in panels.
   LV* elemIndex(const Value* v, LV* row, LV* col);
+  /// Index of (row, col) of a [rows, N] weight stored in panels:
+  /// panelOffset (kernel_graph.h) in IR. A W-vector at a col that is a
+  /// multiple of W stays in one panel.
+  LV* panelIndex(int64_t rows, LV* row, LV* col);
 
   Constant* laneMask(int64_t valid);
 

@@ -62,6 +62,12 @@ struct Buffer {
 /// Columns of one panel of a weight stored in panels (Buffer::panels).
 inline constexpr int64_t kPanelCols = 64;
 
+/// Where element (r, c) of a [rows, N] weight stored in panels lives
+/// (Emitter::panelIndex emits the same formula).
+inline int64_t panelOffset(int64_t rows, int64_t r, int64_t c) {
+  return ((c / kPanelCols) * rows + r) * kPanelCols + c % kPanelCols;
+}
+
 /// GEMM parameters: C[M,N] = A'[M,K] · B'[K,N] where A' = ta ? Aᵀ : A and B'
 /// is read contiguously along N (b_buffer is a transposed copy when the graph
 /// asked for transpose_b).

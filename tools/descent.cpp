@@ -328,9 +328,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> opt_passes;
   opt->add_option("file", opt_file, "graph IR text (descent ir --stage graph|train), - for stdin")
       ->required();
-  opt->add_option(
-         "--pass", opt_passes,
-         "a pass to run, in order: simplify | cse | dce | fuse | plan-buffers | weight-panels")
+  opt->add_option("--pass", opt_passes,
+                  fmt::format("a pass to run, in order: {}", fmt::join(optPassNames(), " | ")))
       ->check(oneOf("--pass", optPassNames()))
       ->allow_extra_args(false);
 

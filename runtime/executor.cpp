@@ -425,7 +425,8 @@ std::unique_ptr<Program> Program::compile(const std::vector<const Graph*>& graph
     Impl::Entry e;
     e.owned = cloneGraph(*graphs[gi]);
     e.graph = e.owned.get();
-    e.kg = std::make_unique<KernelGraph>(fuseGraph(*e.graph, error));
+    e.kg = std::make_unique<KernelGraph>(
+        fuseGraph(*e.graph, error, FuseOptions{options.gemm_columns}));
     if (!error.empty()) {
       error = fmt::format("graph @{}: {}", graphs[gi]->name(), error);
       return nullptr;

@@ -27,6 +27,9 @@ struct JitOptions {
   /// (compiler/passes/weight_panels.h); param() still returns the IR
   /// layout. Off for `descent compile`, whose library exposes the arena.
   bool weight_panels = true;
+  /// Let GEMMs compute C in columns where it pays (FuseOptions::gemm_columns):
+  /// the same bits either way, which a test checks with it off.
+  bool gemm_columns = true;
 };
 
 /// Time spent in one kernel, averaged over profile() iterations.

@@ -387,6 +387,7 @@ void Emitter::emitGemmKBlocked(const Kernel& k, int MR, int NV) {
 
 void Emitter::emitGemm(const Kernel& k) {
   const GemmInfo& g = k.gemm;
+  if (g.columns) return emitGemmColumns(k);
   auto [MR, NV] = tileShape(g.N);
   int64_t NR = int64_t(NV) * W;
   if (kBlocked(g, MR, NR)) return emitGemmKBlocked(k, MR, NV);

@@ -7,6 +7,7 @@
 //   emit_elementwise.cpp  the vector backend of compiler/ir/op_math.h, loss
 //                         gradients, dropout masks, optimizer updates, epilogues;
 //   emit_gemm.cpp         the register-blocked GEMM micro-kernel and transposes;
+//   emit_gemm_columns.cpp the GEMM with vectors along M (narrow C, dX);
 //   emit_rows.cpp         row kernels: softmax, log_softmax + losses, losses;
 //   emit_window.cpp       convolutions; emit_pool.cpp pooling; emit_batchnorm.cpp.
 // Explicit <W x float> vectors and llvm.fmuladd throughout; every kernel takes
@@ -277,6 +278,9 @@ private:
   void emitGemmKBlocked(const Kernel& k, int MR, int NV);
 
   void emitGemm(const Kernel& k);
+  /// A GEMM in columns (GemmInfo::columns, emit_gemm_columns.cpp): vectors
+  /// along M, B broadcast, tiles transposed to rows for the epilogue.
+  void emitGemmColumns(const Kernel& k);
 
   /// Row maximum, sum of exp(x - max) and log of that sum over one row of `v`.
   struct RowStats {

@@ -85,7 +85,8 @@ bool isUpdate(OpKind k) { return hasTrait(k, optrait::Update); }
 
 class Fuser {
 public:
-  Fuser(const Graph& g, KernelGraph& kg, std::string& error) : g_(g), kg_(kg), error_(error) {}
+  Fuser(const Graph& g, KernelGraph& kg, std::string& error, const FuseOptions& options)
+      : g_(g), kg_(kg), error_(error), options_(options) {}
 
   void run() {
     kg_.graph = &g_;
@@ -452,7 +453,27 @@ private:
     else if (ta) role = "dW";
     else if (tb) role = "dX";
     else role = "fwd";
-    if (tb && !gi.k_batched && packsTransposedB(gi.N, gi.K)) {
+    gi.columns = options_.gemm_columns &&
+                 gemmInColumns(ta, tb, gi.M, gi.N, gi.K, gi.k_batched, gi.a_normalize != nullptr);
+    if (tb && gi.columns) {
+      // C in columns: W's rows are read in place, dY [M,K] is transposed
+      // instead, by a kernel of its own: its tasks split dY's columns as
+      // the producer's did (each reads what its thread wrote), and the GEMM's
+      // tasks then stream dYᵀ's rows, which the prefetchers follow. (Each
+      // task transposing all of dY itself read the other core's half by
+      // 16-row blocks: wide_mlp's dX 2 x 55 us on two threads.)
+      Kernel& t = open(KernelKind::Transpose, layer + "dYT", mm);
+      t.transpose_src = bufferFor(a);
+      t.t_rows = gi.M;
+      t.t_cols = gi.K;
+      t.transpose_dst = newBuffer(fmt::format("{}_T", a->name), gi.M * gi.K * 4);
+      t.notes.push_back(fmt::format("A of %{} in columns: dYᵀ, all {} rows (rows past n are never "
+                                    "stored from)",
+                                    mm->result->name, gi.M));
+      gi.at_buffer = t.transpose_dst;
+      gi.tb = true;
+      gi.ldb = b->type.shape[1];
+    } else if (tb && !gi.k_batched && packsTransposedB(gi.N, gi.K)) {
       // Wide layers: the GEMM transposes W's rows into its packed B panels.
       gi.tb = true;
       gi.ldb = b->type.shape[1];
@@ -475,6 +496,14 @@ private:
     Kernel& k = open(KernelKind::Gemm, layer + role, mm);
     take(k, mm);
     if (gi.a_normalize) k.folded.push_back(gi.a_normalize);
+    if (gi.columns)
+      k.notes.push_back(
+          tb ? fmt::format("C in columns: %{}'s rows read in place (no Wᵀ copy), "
+                           "%{}'s columns from its transposed copy",
+                           b->name, a->name)
+             : fmt::format("C in columns: {} columns leave vector lanes idle along N, and "
+                           "%{}'s rows are Aᵀ's",
+                           gi.N, a->name));
     k.gemm = gi;
     k.rows = gi.M;
     k.cols = gi.N;
@@ -867,6 +896,7 @@ private:
         k.writes.push_back(k.transpose_dst);
       }
       if (k.kind == KernelKind::Gemm && k.gemm.b_buffer >= 0) k.reads.push_back(k.gemm.b_buffer);
+      if (k.kind == KernelKind::Gemm && k.gemm.at_buffer >= 0) k.reads.push_back(k.gemm.at_buffer);
       if (k.kind == KernelKind::Gemm) {
         const Value* a = k.gemm.a_normalize ? k.gemm.a_normalize->operands[0]
                                             : viewRoot(k.gemm.matmul->operands[0]);
@@ -887,6 +917,7 @@ private:
   const Graph& g_;
   KernelGraph& kg_;
   std::string& error_;
+  const FuseOptions options_;
   std::unordered_map<const Value*, std::vector<const Op*>> users_;
   std::unordered_map<const Op*, int> pos_, kernel_of_;
   std::set<const Value*> outputs_;
@@ -898,9 +929,9 @@ private:
 
 } // namespace
 
-KernelGraph fuseGraph(const Graph& g, std::string& error) {
+KernelGraph fuseGraph(const Graph& g, std::string& error, const FuseOptions& options) {
   KernelGraph kg;
-  Fuser f(g, kg, error);
+  Fuser f(g, kg, error, options);
   f.run();
   if (!error.empty()) kg.kernels.clear();
   return kg;

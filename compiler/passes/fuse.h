@@ -16,6 +16,12 @@ namespace descent {
 /// Every fusion refused is recorded with its reason. Buffers are created but
 /// not placed (see planBuffers). On an unsupported graph returns an empty
 /// kernel list and sets `error`.
-KernelGraph fuseGraph(const Graph& g, std::string& error);
+/// Choices of the fuser that change no result, only speed (tests compare both).
+struct FuseOptions {
+  /// Let GEMMs compute C in columns where gemmInColumns (kernel_graph.h) picks it.
+  bool gemm_columns = true;
+};
+
+KernelGraph fuseGraph(const Graph& g, std::string& error, const FuseOptions& options = {});
 
 } // namespace descent

@@ -80,6 +80,11 @@ struct GemmInfo {
   /// B' = Bᵀ read straight from B [N,K] (ldb = K): the GEMM's panel packing
   /// transposes it (see packsTransposedB); otherwise b_buffer is a Wᵀ copy.
   bool tb = false;
+  /// C computed in columns (see gemmInColumns): vectors along M, B
+  /// broadcast, each tile transposed in registers before the epilogue.
+  bool columns = false;
+  /// Aᵀ [K,M] copied by an earlier transpose kernel (a dX in columns reads dYᵀ), or -1.
+  int at_buffer = -1;
   int a_buffer = -1, b_buffer = -1; ///< indices into KernelGraph::buffers
   int64_t lda = 0, ldb = 0;
   const Op* a_normalize = nullptr; ///< normalize folded into the A loads (u8 LUT or f32 affine)
@@ -96,6 +101,35 @@ struct GemmInfo {
 /// halves each thread updated itself (6.9 against 7.4 us on one thread).
 inline bool packsTransposedB(int64_t N, int64_t K) {
   return N % 64 == 0 && N >= 128 && K % 16 == 0 && K * 64 * 4 <= 512 * 1024;
+}
+
+/// Whether a GEMM computes C in columns (Emitter::emitGemmColumns): each
+/// vector holds 16 rows of one column of C (A's columns as vectors, B's
+/// elements broadcast), and each tile is transposed in registers before the
+/// epilogue, which sees rows as usual. Each C element is still one chain in
+/// k order, so the bits are those of the row-vector kernel. Two GEMMs gain:
+/// - dX = dY·Wᵀ (transpose_b): W [N,K] is read by rows, in place, and only
+///   dY [M,K], the batch's rows, is transposed (by a transpose kernel, each
+///   task the columns its producer wrote) instead of W. Transposing costs
+///   ~100 cycles per 16 x 16 block, so it pays from
+///   K = 128 (wide_mlp's 1024-wide dX 1015 -> 906 us, mnist_cnn's
+///   Linear(9216, 128) 1436 -> 1294 us on one thread), and from K = 32
+///   where the alternative is a separate Wᵀ copy (N not whole panels:
+///   LeNet-5's Linear(400, 120) copy + dX 47.1 -> 40.7 us); at K = 10 the
+///   tiles' transposes outweigh their 10 FMAs per column.
+/// - a dW with fewer than 16 columns (10 classes fill 10 of 16 lanes along
+///   N): Aᵀ is X, whose rows are A's columns already, so nothing is
+///   transposed but the tiles (wide_mlp's Linear(1024, 10) 26.5 -> 17.7 us).
+///   A forward with 10 columns would have to transpose X first, which cost
+///   as much as it saved (LeNet-5: 1.5 -> 2.4 us).
+/// It needs 32 rows or more (two vectors) and no normalize folded into A's
+/// loads; a dX also whole tiles of 32 rows (dYᵀ's rows are M floats long).
+inline bool gemmInColumns(bool ta, bool tb, int64_t M, int64_t N, int64_t K, bool k_batched,
+                          bool a_normalized) {
+  if (M < 32 || a_normalized) return false;
+  if (tb)
+    return !ta && !k_batched && M % 32 == 0 && K >= 32 && (K >= 128 || !packsTransposedB(N, K));
+  return ta && k_batched && N < 16;
 }
 
 /// Bytes beyond which a weight matrix (or a dW GEMM's C) does not stay in

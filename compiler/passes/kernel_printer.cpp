@@ -52,8 +52,10 @@ std::string printKernelGraph(const KernelGraph& kg) {
   for (const Kernel& k : kg.kernels) {
     s += fmt::format("\n{}: {}", k.name, kernelKindName(k.kind));
     if (k.kind == KernelKind::Gemm)
-      s += fmt::format(" M={}{} N={} K={}{} lda={} ldb={}", k.gemm.M, k.gemm.m_batched ? "(n)" : "",
-                       k.gemm.N, k.gemm.K, k.gemm.k_batched ? "(n)" : "", k.gemm.lda, k.gemm.ldb);
+      s += fmt::format(" M={}{} N={} K={}{} lda={} ldb={}{}", k.gemm.M,
+                       k.gemm.m_batched ? "(n)" : "", k.gemm.N, k.gemm.K,
+                       k.gemm.k_batched ? "(n)" : "", k.gemm.lda, k.gemm.ldb,
+                       k.gemm.columns ? " in columns" : "");
     else if (k.kind == KernelKind::Transpose)
       s += fmt::format(" [{},{}] -> [{},{}]", k.t_rows, k.t_cols, k.t_cols, k.t_rows);
     else

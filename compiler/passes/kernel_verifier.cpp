@@ -445,9 +445,32 @@ private:
         fail("{}: A buffer %{} has {} bytes, the GEMM reads {}", k.name, buffer(g.a_buffer).name,
              buffer(g.a_buffer).bytes, need);
     }
-    // B: read contiguously along N, so transpose_b reads a copy of B made by
-    // an earlier transpose kernel.
-    // B: read contiguously along N, or (g.tb) B [N,K] transposed into the panels.
+    if (g.columns && !gemmInColumns(ta, tb, M, N, K, g.k_batched, g.a_normalize != nullptr))
+      fail("{}: computes C in columns, which gemmInColumns rules out for M={} N={} K={}", k.name, M,
+           N, K);
+    // Aᵀ: a dX in columns reads dY's transposed copy, made by an earlier
+    // transpose kernel; nothing else has one.
+    if (g.columns && !ta) {
+      int t = -1;
+      for (int i = 0; i < ki; ++i)
+        if (kernel(i).kind == KernelKind::Transpose && kernel(i).transpose_dst == g.at_buffer)
+          t = i;
+      if (t < 0)
+        fail("{}: computes C in columns but its Aᵀ is not the copy made by an earlier transpose "
+             "kernel",
+             k.name);
+      else if (kernel(t).transpose_src != g.a_buffer || kernel(t).t_rows != M ||
+               kernel(t).t_cols != K)
+        fail("{}: its Aᵀ is {}'s copy of buffer {} [{},{}], not of A [{},{}]", k.name,
+             kernel(t).name, kernel(t).transpose_src, kernel(t).t_rows, kernel(t).t_cols, M, K);
+      else if (!lists(k.reads, g.at_buffer))
+        fail("{}: does not list its Aᵀ buffer in its reads", k.name);
+    } else if (g.at_buffer >= 0) {
+      fail("{}: reads a transposed A but does not compute a dX in columns", k.name);
+    }
+    // B: read contiguously along N, or (g.tb) B [N,K] read in place: by rows
+    // in columns mode, else transposed into the panels; otherwise
+    // transpose_b reads a copy of B made by an earlier transpose kernel.
     if (g.ldb < (g.tb ? K : N)) fail("{}: ldb={} < {}", k.name, g.ldb, g.tb ? K : N);
     if (!valid(g.b_buffer)) {
       fail("{}: B buffer {} out of range", k.name, g.b_buffer);
@@ -467,7 +490,7 @@ private:
     }
     if (g.tb) {
       if (g.b_buffer != bufferOf(b)) fail("{}: B buffer is not %{}'s", k.name, b->name);
-      if (g.ldb != b->type.shape[1] || !packsTransposedB(g.N, K))
+      if (g.ldb != b->type.shape[1] || !(g.columns || packsTransposedB(g.N, K)))
         fail("{}: reads B %{} {} transposed in its panels with ldb={}, N={}, K={}", k.name,
              b->name, b->type.str(), g.ldb, g.N, K);
       return;

@@ -200,6 +200,72 @@ TEST_CASE("GEMM tiles and transposed copies split by rows match the interpreter"
   checkTrainEverywhere("rows.nn", src);
 }
 
+TEST_CASE("GEMMs in columns match the interpreter and give the row kernels' bits",
+          "[codegen][differential]") {
+  // Batch 64 (whole 32-row tiles): the dX of Linear(256, 128) (K = 128,
+  // W [256,128] in panels, read by rows in place), of Linear(128, 120) and of
+  // Linear(120, 84) (Wᵀ copies otherwise) run in columns from dYᵀ copies, and
+  // so does the dW of Linear(84, 10) (84 rows: a last tile of 20, or of 4
+  // beyond 16 rows for AVX2). A ragged step (37 rows: tiles past n) and
+  // 1-3 threads, split_all. With gemm_columns off the same program runs
+  // rows everywhere: every param, state and loss must be bitwise the same.
+  const std::string src = gemmModel(24, "Linear(24, 256), ReLU(), Linear(256, 128), ReLU(), "
+                                        "Linear(128, 120), ReLU(), Linear(120, 84), Tanh(), "
+                                        "Linear(84, 10)");
+  const std::string kernels = kernelReport("columns.nn", src, 64);
+  INFO(kernels);
+  auto count = [&](const std::string& what) {
+    size_t c = 0;
+    for (size_t at = kernels.find(what); at != std::string::npos; at = kernels.find(what, at + 1))
+      ++c;
+    return c;
+  };
+  CHECK(count(" in columns\n") == 4); // the GEMM lines (notes say "C in columns:")
+  CHECK(count("_dYT_") == 3);
+  CHECK(count("linear8_wT") == 1); // K = 10: rows, from a Wᵀ copy
+  CHECK(count("in 64-column panels") >= 1);
+  ModelSpec spec = specFromText("columns.nn", src);
+  BuildOptions opts;
+  opts.batch = 64;
+  auto train = buildTrainGraph(spec, opts);
+  for (const std::string cpu : {"", "x86-64-v3"})
+    for (int threads : {1, 2, 3}) {
+      SECTION("cpu '" + cpu + "', threads " + std::to_string(threads)) {
+        checkTrain("columns.nn", {64, {64, 37, 64}, threads, cpu}, src);
+        std::string err;
+        JitOptions on{cpu, threads, true}, off = on;
+        off.gemm_columns = false;
+        auto a = Program::compile({train.get()}, on, err);
+        auto b = Program::compile({train.get()}, off, err);
+        INFO(err);
+        REQUIRE(a);
+        REQUIRE(b);
+        REQUIRE(b->kernelsText().find("in columns") == std::string::npos);
+        auto init = randomParams(*train, 11);
+        for (size_t i = 0; i < init.size(); ++i) {
+          std::memcpy(a->param(train->params()[i]->external_name), init[i].data(),
+                      init[i].size() * 4);
+          std::memcpy(b->param(train->params()[i]->external_name), init[i].data(),
+                      init[i].size() * 4);
+        }
+        for (int s = 1; s <= 3; ++s) {
+          const int64_t n = s == 2 ? 37 : 64;
+          Batch bt = makeBatch(spec, n, uint32_t(s));
+          a->run(0, bt.x(false), bt.y(), n, s, 5);
+          b->run(0, bt.x(false), bt.y(), n, s, 5);
+          const float la = a->outputScalar(0, "loss"), lb = b->outputScalar(0, "loss");
+          REQUIRE(std::memcmp(&la, &lb, 4) == 0);
+        }
+        for (const Value* p : train->params())
+          REQUIRE(std::memcmp(a->param(p->external_name), b->param(p->external_name),
+                              size_t(p->type.numel()) * 4) == 0);
+        for (const Value* st : train->states())
+          REQUIRE(std::memcmp(a->state(st->external_name), b->state(st->external_name),
+                              size_t(st->type.numel()) * 4) == 0);
+      }
+    }
+}
+
 TEST_CASE("K-blocked GEMMs match the interpreter", "[codegen][differential]") {
   // Forward GEMMs with K > 128 and wide or huge B run K-blocked (emitGemm:
   // 128-row packed panels, partial sums carried between blocks):

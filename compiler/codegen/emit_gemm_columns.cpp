@@ -11,6 +11,10 @@
 
 namespace descent::emit_detail {
 
+/// How many k ahead a dX in columns prefetches W's rows (~700 cycles at
+/// 24 FMAs per k, beyond a DRAM or L3 round trip).
+constexpr int64_t kPrefetchK = 64;
+
 void Emitter::emitGemmColumns(const Kernel& k) {
   const GemmInfo& g = k.gemm;
   // MV x NJ accumulators: 24 of 32 zmm (12 of 16 ymm), A's MV vectors beside
@@ -39,22 +43,23 @@ void Emitter::emitGemmColumns(const Kernel& k) {
   if (!g.ta && (g.at_buffer < 0 || g.M % TR != 0))
     throw std::logic_error("emitGemmColumns: " + k.name + " has no transposed A of whole tiles");
 
-  // B(kk, j0 + j) for the tile's columns: a pointer per k, constant offsets per j.
+  // B(kk, j0 + j) for the tile's columns: an index per k, constant offsets per j.
   const bool bPanels = kg_->buffers[size_t(g.b_buffer)].panels;
   if (bPanels && !g.tb) // (a dW's B is dY, never a weight)
     throw std::logic_error("emitGemmColumns: " + k.name + " reads a B in panels by rows");
   LV* bbase = bufBase(g.b_buffer);
-  auto bRow = [&](LV* kk, LV* j0) -> std::pair<LV*, int64_t> {
+  auto bIndex = [&](LV* kk, LV* j0) -> std::pair<LV*, int64_t> {
     if (g.tb) { // B(kk, j) = W[j][kk], W [N,K]
-      if (bPanels) return {B.CreateInBoundsGEP(f32, bbase, panelIndex(g.N, j0, kk)), kPanelCols};
-      return {B.CreateInBoundsGEP(f32, bbase, B.CreateAdd(B.CreateMul(j0, c64(g.ldb)), kk)), g.ldb};
+      if (bPanels) return {panelIndex(g.N, j0, kk), kPanelCols};
+      return {B.CreateAdd(B.CreateMul(j0, c64(g.ldb)), kk), g.ldb};
     }
-    return {B.CreateInBoundsGEP(f32, bbase, B.CreateAdd(B.CreateMul(kk, c64(g.ldb)), j0)), 1};
+    return {B.CreateAdd(B.CreateMul(kk, c64(g.ldb)), j0), 1};
   };
 
   // One tile at (i0, j0): mv vectors of rows (the last one `lastValid`
   // lanes: a dW's Xᵀ ends at M), nj columns.
   const bool guardRows = g.m_batched || g.M % TR != 0;
+  const bool prefetchW = g.tb && g.N * g.K * 4 >= kStreamedBytes;
   auto tile = [&](LV* i0, LV* j0, int mv, int64_t lastValid, int nj) {
     std::vector<LV*> init(size_t(mv * nj), vcf(0));
     std::vector<LV*> acc = phiLoop(
@@ -66,7 +71,31 @@ void Emitter::emitGemmColumns(const Kernel& k) {
           for (int v = 0; v < mv; ++v)
             avec[size_t(v)] = loadVec(at, B.CreateAdd(arow, c64(int64_t(v) * W)), aal,
                                       v == mv - 1 ? lastValid : W);
-          auto [brow, bstride] = bRow(kk, j0);
+          auto [bidx, bstride] = bIndex(kk, j0);
+          LV* brow = B.CreateInBoundsGEP(f32, bbase, bidx);
+          if (prefetchW) {
+            // Software prefetch of W, kPrefetchK columns ahead, one row of the
+            // tile per k in turn: a dX streams a W larger than L2 from L3 or
+            // memory once, and the hardware prefetchers lose it at every
+            // panel (256 KB apart on wide_mlp): 1024-wide dX 917 -> 859 us on
+            // one thread, 507 -> 443 us on two (reading one L2-resident
+            // panel instead: 805 us on one). A W that stays in L2 (LeNet-5's)
+            // gains nothing and pays the instructions. Short rows
+            // (K < 512) wrap to the next tile's rows (mnist_cnn's
+            // Linear(9216, 128): 1294 -> ~1160 us); on long rows the compare
+            // cost more than the prefetches past the row's end.
+            LV* kp = B.CreateAdd(kk, c64(kPrefetchK));
+            LV* jp = B.CreateAdd(j0, B.CreateURem(kk, c64(nj)));
+            if (g.K < 512) {
+              LV* wrap = B.CreateICmpSGE(kp, Kv);
+              kp = B.CreateSelect(wrap, B.CreateSub(kp, Kv), kp);
+              jp = B.CreateAdd(jp, B.CreateSelect(wrap, c64(nj), c64(0)));
+            }
+            // (not inbounds: the address may lie past W, and a prefetch never faults)
+            B.CreateIntrinsic(llvm::Intrinsic::prefetch, {ptr},
+                              {B.CreateGEP(f32, bbase, bIndex(kp, jp).first), c32(0), c32(3),
+                               c32(1)});
+          }
           for (int j = 0; j < nj; ++j) {
             LV* bj = splat(B.CreateAlignedLoad(
                 f32, B.CreateConstInBoundsGEP1_64(f32, brow, uint64_t(j * bstride)),

@@ -92,9 +92,9 @@ void Emitter::emitGemmColumns(const Kernel& k) {
               jp = B.CreateAdd(jp, B.CreateSelect(wrap, c64(nj), c64(0)));
             }
             // (not inbounds: the address may lie past W, and a prefetch never faults)
-            B.CreateIntrinsic(llvm::Intrinsic::prefetch, {ptr},
-                              {B.CreateGEP(f32, bbase, bIndex(kp, jp).first), c32(0), c32(3),
-                               c32(1)});
+            B.CreateIntrinsic(
+                llvm::Intrinsic::prefetch, {ptr},
+                {B.CreateGEP(f32, bbase, bIndex(kp, jp).first), c32(0), c32(3), c32(1)});
           }
           for (int j = 0; j < nj; ++j) {
             LV* bj = splat(B.CreateAlignedLoad(

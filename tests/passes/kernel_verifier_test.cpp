@@ -26,8 +26,11 @@ struct Planned {
   std::unique_ptr<Graph> g;
   KernelGraph kg;
 
-  explicit Planned(const std::string& file = "fuse_mlp.ir") {
-    g = parseIr(readText(sourceDir() + "/tests/passes/" + file));
+  explicit Planned(const std::string& file = "fuse_mlp.ir")
+      : Planned(parseIr(readText(sourceDir() + "/tests/passes/" + file))) {}
+
+  explicit Planned(std::unique_ptr<Graph> graph) {
+    g = std::move(graph);
     std::string err;
     kg = fuseGraph(*g, err);
     INFO(err);
@@ -225,6 +228,38 @@ TEST_CASE("kernel verifier: GEMM parameters against the operand shapes", "[passe
     Planned p;
     p.kg.kernels[size_t(p.kernel("linear0_fwd"))].gemm.a_normalize = nullptr;
     CHECK(p.rejects("lists normalize %n as folded but loads A without it"));
+  }
+}
+
+TEST_CASE("kernel verifier: GEMMs in columns and their transposed A", "[passes][verifier]") {
+  // LeNet-5 at batch 64: the dX of Linear(400, 120) runs in columns from
+  // its dYT copy, the dW of Linear(84, 10) in columns from X's rows.
+  const ModelSpec spec = descent::testsupport::loadRepoModel("models/lenet5.nn");
+  BuildOptions opts;
+  opts.batch = 64;
+  SECTION("a GEMM in columns that gemmInColumns rules out") {
+    Planned p(buildTrainGraph(spec, opts));
+    p.kg.kernels[size_t(p.kernel("linear7_fwd"))].gemm.columns = true;
+    CHECK(p.rejects("computes C in columns, which gemmInColumns rules out for M=64 N=120 K=400"));
+  }
+  SECTION("a dX in columns reading dY itself as its Aᵀ") {
+    Planned p(buildTrainGraph(spec, opts));
+    GemmInfo& g = p.kg.kernels[size_t(p.kernel("linear7_dX"))].gemm;
+    REQUIRE(g.columns);
+    g.at_buffer = g.a_buffer;
+    CHECK(p.rejects("its Aᵀ is not the copy made by an earlier transpose kernel"));
+  }
+  SECTION("a dX in columns reading another layer's dYᵀ") {
+    Planned p(buildTrainGraph(spec, opts));
+    p.kg.kernels[size_t(p.kernel("linear7_dX"))].gemm.at_buffer =
+        p.kg.kernels[size_t(p.kernel("linear9_dX"))].gemm.at_buffer;
+    CHECK(p.rejects("[64,84], not of A [64,120]"));
+  }
+  SECTION("a transposed A on a GEMM in rows") {
+    Planned p(buildTrainGraph(spec, opts));
+    p.kg.kernels[size_t(p.kernel("linear7_fwd"))].gemm.at_buffer =
+        p.kg.kernels[size_t(p.kernel("linear7_dX"))].gemm.at_buffer;
+    CHECK(p.rejects("reads a transposed A but does not compute a dX in columns"));
   }
 }
 

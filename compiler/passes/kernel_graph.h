@@ -111,12 +111,12 @@ inline bool packsTransposedB(int64_t N, int64_t K) {
 /// - dX = dY·Wᵀ (transpose_b): W [N,K] is read by rows, in place, and only
 ///   dY [M,K], the batch's rows, is transposed (by a transpose kernel, each
 ///   task the columns its producer wrote) instead of W. Transposing costs
-///   ~100 cycles per 16 x 16 block, so it pays from
-///   K = 128 (wide_mlp's 1024-wide dX 1015 -> 906 us, mnist_cnn's
-///   Linear(9216, 128) 1436 -> 1294 us on one thread), and from K = 32
-///   where the alternative is a separate Wᵀ copy (N not whole panels:
-///   LeNet-5's Linear(400, 120) copy + dX 47.1 -> 40.7 us); at K = 10 the
-///   tiles' transposes outweigh their 10 FMAs per column.
+///   ~100 cycles per 16 x 16 block, so it pays from K = 128 (one thread:
+///   wide_mlp's 1024-wide dX 994-1015 -> 859-894 us + 10 us of dYT, with W
+///   prefetched; mnist_cnn's Linear(9216, 128) 1436 -> 1294 us before the
+///   prefetch), and from K = 32 where the alternative is a separate Wᵀ copy
+///   (N not whole panels: LeNet-5's Linear(400, 120) copy + dX 47.1 -> 40.7
+///   us); at K = 10 the tiles' transposes outweigh their 10 FMAs per column.
 /// - a dW with fewer than 16 columns (10 classes fill 10 of 16 lanes along
 ///   N): Aᵀ is X, whose rows are A's columns already, so nothing is
 ///   transposed but the tiles (wide_mlp's Linear(1024, 10) 26.5 -> 17.7 us).

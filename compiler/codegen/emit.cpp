@@ -132,6 +132,21 @@ void Emitter::ifThen(LV* cond, const std::function<void()>& then) {
   B.SetInsertPoint(e);
 }
 
+void Emitter::ifThenElse(LV* cond, const std::function<void()>& then,
+                         const std::function<void()>& otherwise) {
+  BasicBlock* t = BasicBlock::Create(C, "then", F);
+  BasicBlock* e = BasicBlock::Create(C, "else", F);
+  BasicBlock* done = BasicBlock::Create(C, "endif", F);
+  B.CreateCondBr(cond, t, e);
+  B.SetInsertPoint(t);
+  then();
+  B.CreateBr(done);
+  B.SetInsertPoint(e);
+  otherwise();
+  B.CreateBr(done);
+  B.SetInsertPoint(done);
+}
+
 std::pair<LV*, LV*> Emitter::split(LV* count) {
   LV* t = B.CreateSExt(taskArg, i64);
   LV* nt = B.CreateSExt(ntasksArg, i64);

@@ -513,17 +513,9 @@ void Emitter::emitGemm(const Kernel& k) {
         } else if (fullCT == 0) {
           tileCols(remNV, remLast);
         } else {
-          BasicBlock* full = BasicBlock::Create(C, "fullcols", F);
-          BasicBlock* rem = BasicBlock::Create(C, "remcols", F);
-          BasicBlock* done = BasicBlock::Create(C, "colsdone", F);
-          B.CreateCondBr(B.CreateICmpSLT(ct, c64(fullCT)), full, rem);
-          B.SetInsertPoint(full);
-          tileCols(NV, W);
-          B.CreateBr(done);
-          B.SetInsertPoint(rem);
-          tileCols(remNV, remLast);
-          B.CreateBr(done);
-          B.SetInsertPoint(done);
+          ifThenElse(
+              B.CreateICmpSLT(ct, c64(fullCT)), [&] { tileCols(NV, W); },
+              [&] { tileCols(remNV, remLast); });
         }
       },
       "tile");

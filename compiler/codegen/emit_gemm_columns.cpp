@@ -133,17 +133,9 @@ void Emitter::emitGemmColumns(const Kernel& k) {
     if (!tailRows) return tile(i0, j0, MV, W, nj);
     const int tmv = int((tailRows + W - 1) / W);
     const int64_t tvalid = tailRows % W ? tailRows % W : W;
-    BasicBlock* full = BasicBlock::Create(C, "fullrows", F);
-    BasicBlock* rem = BasicBlock::Create(C, "remrows", F);
-    BasicBlock* done = BasicBlock::Create(C, "rowsdone", F);
-    B.CreateCondBr(B.CreateICmpSLT(rt, B.CreateSub(nRT, c64(1))), full, rem);
-    B.SetInsertPoint(full);
-    tile(i0, j0, MV, W, nj);
-    B.CreateBr(done);
-    B.SetInsertPoint(rem);
-    tile(i0, j0, tmv, tvalid, nj);
-    B.CreateBr(done);
-    B.SetInsertPoint(done);
+    ifThenElse(
+        B.CreateICmpSLT(rt, B.CreateSub(nRT, c64(1))), [&] { tile(i0, j0, MV, W, nj); },
+        [&] { tile(i0, j0, tmv, tvalid, nj); });
   };
   forLoop(
       tb, te, 1,
@@ -154,17 +146,9 @@ void Emitter::emitGemmColumns(const Kernel& k) {
         LV* j0 = B.CreateMul(ct, c64(NJ));
         if (!remCols) return rowTiles(rt, i0, j0, NJ);
         if (fullCT == 0) return rowTiles(rt, i0, j0, int(remCols));
-        BasicBlock* full = BasicBlock::Create(C, "fullcols", F);
-        BasicBlock* rem = BasicBlock::Create(C, "remcols", F);
-        BasicBlock* done = BasicBlock::Create(C, "colsdone", F);
-        B.CreateCondBr(B.CreateICmpSLT(ct, c64(fullCT)), full, rem);
-        B.SetInsertPoint(full);
-        rowTiles(rt, i0, j0, NJ);
-        B.CreateBr(done);
-        B.SetInsertPoint(rem);
-        rowTiles(rt, i0, j0, int(remCols));
-        B.CreateBr(done);
-        B.SetInsertPoint(done);
+        ifThenElse(
+            B.CreateICmpSLT(ct, c64(fullCT)), [&] { rowTiles(rt, i0, j0, NJ); },
+            [&] { rowTiles(rt, i0, j0, int(remCols)); });
       },
       "ctile");
 }

@@ -117,6 +117,9 @@ private:
 
   /// if (cond) then()
   void ifThen(LV* cond, const std::function<void()>& then);
+  /// if (cond) then() else otherwise()
+  void ifThenElse(LV* cond, const std::function<void()>& then,
+                  const std::function<void()>& otherwise);
 
   /// Rows of the kernel's iteration space: runtime n or a constant.
   LV* rowsOf(bool batched, int64_t rows) { return batched ? nArg : c64(rows); }

@@ -467,8 +467,8 @@ private:
       t.t_rows = gi.M;
       t.t_cols = gi.K;
       t.transpose_dst = newBuffer(fmt::format("{}_T", a->name), gi.M * gi.K * 4);
-      t.notes.push_back(fmt::format("A of %{} in columns: dYᵀ, all {} rows (rows past n are never "
-                                    "stored from)",
+      t.notes.push_back(fmt::format("A of %{} in columns: dYᵀ, all {} rows (rows past n are "
+                                    "computed on but never stored)",
                                     mm->result->name, gi.M));
       gi.at_buffer = t.transpose_dst;
       gi.tb = true;

@@ -77,8 +77,9 @@ struct GemmInfo {
   bool m_batched = false; ///< M is the runtime row count n (forward, dX)
   bool k_batched = false; ///< K is the runtime row count n (dW = Xᵀ·dY)
   bool ta = false;
-  /// B' = Bᵀ read straight from B [N,K] (ldb = K): the GEMM's panel packing
-  /// transposes it (see packsTransposedB); otherwise b_buffer is a Wᵀ copy.
+  /// B' = Bᵀ read straight from B [N,K] (ldb = K): a GEMM in columns
+  /// broadcasts B's rows, otherwise the panel packing transposes them (see
+  /// packsTransposedB). Without tb, a transpose_b GEMM reads a Wᵀ copy.
   bool tb = false;
   /// C computed in columns (see gemmInColumns): vectors along M, B
   /// broadcast, each tile transposed in registers before the epilogue.

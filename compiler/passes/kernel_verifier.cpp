@@ -451,10 +451,7 @@ private:
     // Aᵀ: a dX in columns reads dY's transposed copy, made by an earlier
     // transpose kernel; nothing else has one.
     if (g.columns && !ta) {
-      int t = -1;
-      for (int i = 0; i < ki; ++i)
-        if (kernel(i).kind == KernelKind::Transpose && kernel(i).transpose_dst == g.at_buffer)
-          t = i;
+      const int t = transposeWriting(g.at_buffer, ki);
       if (t < 0)
         fail("{}: computes C in columns but its Aᵀ is not the copy made by an earlier transpose "
              "kernel",
@@ -491,13 +488,12 @@ private:
     if (g.tb) {
       if (g.b_buffer != bufferOf(b)) fail("{}: B buffer is not %{}'s", k.name, b->name);
       if (g.ldb != b->type.shape[1] || !(g.columns || packsTransposedB(g.N, K)))
-        fail("{}: reads B %{} {} transposed in its panels with ldb={}, N={}, K={}", k.name,
-             b->name, b->type.str(), g.ldb, g.N, K);
+        fail("{}: reads B %{} {} by rows in place (ldb={}, N={}, K={}) but neither computes C in "
+             "columns nor packs Wᵀ (packsTransposedB)",
+             k.name, b->name, b->type.str(), g.ldb, g.N, K);
       return;
     }
-    int t = -1;
-    for (int i = 0; i < ki; ++i)
-      if (kernel(i).kind == KernelKind::Transpose && kernel(i).transpose_dst == g.b_buffer) t = i;
+    const int t = transposeWriting(g.b_buffer, ki);
     if (t < 0) {
       fail("{}: B of %{} (transpose_b) is not the copy made by an earlier transpose kernel", k.name,
            mm->result->name);
@@ -511,6 +507,14 @@ private:
     if (g.ldb != b->type.shape[0])
       fail("{}: ldb={} but the transposed B is [{},{}]", k.name, g.ldb, b->type.shape[1],
            b->type.shape[0]);
+  }
+
+  /// The last transpose kernel before kernel `before` that writes `buffer`, or -1.
+  int transposeWriting(int buffer, int before) {
+    int t = -1;
+    for (int i = 0; i < before; ++i)
+      if (kernel(i).kind == KernelKind::Transpose && kernel(i).transpose_dst == buffer) t = i;
+    return t;
   }
 
   void checkTranspose(const Kernel& k) {

@@ -255,6 +255,13 @@ TEST_CASE("kernel verifier: GEMMs in columns and their transposed A", "[passes][
         p.kg.kernels[size_t(p.kernel("linear9_dX"))].gemm.at_buffer;
     CHECK(p.rejects("[64,84], not of A [64,120]"));
   }
+  SECTION("a dX reading W by rows in place but in rows") {
+    Planned p(buildTrainGraph(spec, opts));
+    GemmInfo& g = p.kg.kernels[size_t(p.kernel("linear7_dX"))].gemm;
+    g.columns = false;
+    g.at_buffer = -1;
+    CHECK(p.rejects("neither computes C in columns nor packs Wᵀ (packsTransposedB)"));
+  }
   SECTION("a transposed A on a GEMM in rows") {
     Planned p(buildTrainGraph(spec, opts));
     p.kg.kernels[size_t(p.kernel("linear7_fwd"))].gemm.at_buffer =
